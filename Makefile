@@ -1,0 +1,48 @@
+# Two set-up commands: `make demo` and `make test`. Each builds what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+REFSTAGE := $(VENV)/bin/refstage
+# Databases the Python suite runs against: "sqlite", "postgresql" or both.
+TEST_DATABASES ?= sqlite
+POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-python test-lwc venv node clean bench lint-python
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: node_modules/.installed
+
+demo: venv
+	$(REFSTAGE) demo
+
+test: test-python test-lwc
+
+test-python: venv
+	@set -e; for db in $(TEST_DATABASES); do \
+	  if [ "$$db" = postgresql ]; then url="$(POSTGRES_TEST_URL)"; else url=""; fi; \
+	  echo "== Python suite on $$db"; \
+	  REFSTAGE_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS); \
+	done
+
+test-lwc: node
+	npm test
+
+bench: venv
+	$(REFSTAGE) bench
+
+clean:
+	rm -rf $(VENV) node_modules instance test-artifacts
