@@ -1,0 +1,42 @@
+"""Referral codes: short, unguessable, case-insensitive, no look-alike characters."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Callable
+
+# No 0/O, 1/I/L: a code read aloud or copied from paper survives.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 9
+BITS = CODE_LENGTH * math.log2(len(ALPHABET))  # ~44.6 bits
+MAX_ATTEMPTS = 10
+
+assert CODE_LENGTH <= 10 and BITS >= 40
+
+
+class CodeSpaceExhausted(RuntimeError):
+    pass
+
+
+def normalise_code(code: str) -> str:
+    """Codes compare case-insensitively and ignore spaces and dashes a person may type."""
+    return "".join(str(code).split()).upper().replace("-", "")
+
+
+def is_well_formed(code: str) -> bool:
+    text = normalise_code(code)
+    return len(text) == CODE_LENGTH and all(ch in ALPHABET for ch in text)
+
+
+def generate_code(is_taken: Callable[[str], bool], rand: Callable[[int], int] = secrets.randbelow) -> str:
+    """A fresh code not yet taken. The database's unique index stays the final guard."""
+    for _ in range(MAX_ATTEMPTS):
+        code = "".join(ALPHABET[rand(len(ALPHABET))] for _ in range(CODE_LENGTH))
+        if not is_taken(code):
+            return code
+    raise CodeSpaceExhausted("could not find a free referral code")
+
+
+def referral_link(base_url: str, code: str) -> str:
+    return f"{base_url.rstrip('/')}/r/{code}"
