@@ -1,0 +1,148 @@
+"""Deterministic fault injection.
+
+SPEC is a comma-separated list of `name:probability` items plus an optional `seed=N`:
+
+    429:0.1,503:0.05,drop_webhook:0.2,dup_webhook:0.2,seed=7
+
+* a three-digit status (`429`, `500`, `502`, `503`, `504`...): that share of API requests
+  (`/api/...`) is answered with that status and the documented error envelope before it
+  touches any data (a 429 also carries the `x-ratelimit-*` headers);
+* `drop_webhook`: that share of webhook deliveries is never sent (recorded as `dropped`);
+* `dup_webhook`: that share of webhook deliveries is sent twice (same `meta.id`);
+* `seed=N`: the random generator's seed (default 0), so a run is reproducible: the n-th request
+  always meets the same fate for the same SPEC.
+
+Besides the probabilistic faults the control API queues one-shot faults: a burst of N forced
+statuses for the next N API requests, and "drop/duplicate the next N webhook deliveries".
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FaultSpec:
+    statuses: dict[int, float] = field(default_factory=dict)
+    drop_webhook: float = 0.0
+    dup_webhook: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> "FaultSpec":
+        spec = cls()
+        if not text:
+            return spec
+        for raw in text.split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            if item.startswith("seed="):
+                spec.seed = int(item[5:])
+                continue
+            name, sep, prob = item.partition(":")
+            if not sep:
+                raise ValueError(f"fault item {item!r} is not name:probability")
+            p = float(prob)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"probability out of range in {item!r}")
+            if name == "drop_webhook":
+                spec.drop_webhook = p
+            elif name == "dup_webhook":
+                spec.dup_webhook = p
+            elif name.isdigit() and len(name) == 3 and 400 <= int(name) <= 599:
+                spec.statuses[int(name)] = p
+            else:
+                raise ValueError(f"unknown fault {name!r}")
+        if sum(spec.statuses.values()) > 1.0:
+            raise ValueError("status fault probabilities add up to more than 1")
+        return spec
+
+    def describe(self) -> str:
+        parts = [f"{k}:{v}" for k, v in sorted(self.statuses.items())]
+        if self.drop_webhook:
+            parts.append(f"drop_webhook:{self.drop_webhook}")
+        if self.dup_webhook:
+            parts.append(f"dup_webhook:{self.dup_webhook}")
+        parts.append(f"seed={self.seed}")
+        return ",".join(parts)
+
+
+class Faults:
+    def __init__(self, spec: FaultSpec | str | None = None) -> None:
+        self._lock = threading.Lock()
+        self.configure(spec)
+
+    def configure(self, spec: FaultSpec | str | None) -> None:
+        if not isinstance(spec, FaultSpec):
+            spec = FaultSpec.parse(spec)
+        with self._lock:
+            self.spec = spec
+            self._request_rng = random.Random(spec.seed)
+            self._webhook_rng = random.Random(spec.seed + 1)
+            self._bursts: deque[int] = deque()
+            self._drop_next = 0
+            self._dup_next = 0
+            self.injected: dict[str, int] = {}
+
+    def _count(self, key: str) -> None:
+        self.injected[key] = self.injected.get(key, 0) + 1
+
+    def burst(self, status: int, count: int) -> None:
+        with self._lock:
+            self._bursts.extend([int(status)] * int(count))
+
+    def drop_next(self, count: int) -> None:
+        with self._lock:
+            self._drop_next += int(count)
+
+    def duplicate_next(self, count: int) -> None:
+        with self._lock:
+            self._dup_next += int(count)
+
+    def request_fault(self) -> int | None:
+        """The status to answer this API request with instead of serving it, or None."""
+        with self._lock:
+            if self._bursts:
+                status = self._bursts.popleft()
+                self._count(str(status))
+                return status
+            if not self.spec.statuses:
+                return None
+            draw = self._request_rng.random()
+            acc = 0.0
+            for status, p in sorted(self.spec.statuses.items()):
+                acc += p
+                if draw < acc:
+                    self._count(str(status))
+                    return status
+            return None
+
+    def webhook_fate(self) -> str:
+        """'drop', 'dup' or 'send' for a delivery's first attempt."""
+        with self._lock:
+            if self._drop_next:
+                self._drop_next -= 1
+                self._count("drop_webhook")
+                return "drop"
+            if self._dup_next:
+                self._dup_next -= 1
+                self._count("dup_webhook")
+                return "dup"
+            draw = self._webhook_rng.random()
+            if draw < self.spec.drop_webhook:
+                self._count("drop_webhook")
+                return "drop"
+            if draw < self.spec.drop_webhook + self.spec.dup_webhook:
+                self._count("dup_webhook")
+                return "dup"
+            return "send"
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"spec": self.spec.describe(), "pending_bursts": list(self._bursts),
+                    "drop_next": self._drop_next, "duplicate_next": self._dup_next,
+                    "injected": dict(self.injected)}
