@@ -1,0 +1,378 @@
+"""SQLAlchemy tables. Constraints here back the domain's guarantees; the domain never imports this."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both SQLite (which stores naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+ID = String(36)
+Money = Numeric(18, 2)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    salesforce_user_id: Mapped[str | None] = mapped_column(String(18))
+    salesforce_org_id: Mapped[str | None] = mapped_column(String(18))
+    created_at: Mapped[dt.datetime]
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+
+class ConnectionRow(Base):
+    __tablename__ = "crm_connections"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "external_org_id"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # salesforce | pipedrive
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30))  # active | reconnect_required | disconnected
+    external_org_id: Mapped[str | None] = mapped_column(String(64))
+    instance_url: Mapped[str | None] = mapped_column(String(500))
+    login_host: Mapped[str | None] = mapped_column(String(500))
+    external_user_id: Mapped[str | None] = mapped_column(String(64))
+    external_username: Mapped[str | None] = mapped_column(String(254))
+    credentials: Mapped[str | None] = mapped_column(Text)  # encrypted JSON (tokens)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class ProgramRow(Base):
+    __tablename__ = "programs"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64))
+    connection_id: Mapped[str | None] = mapped_column(ForeignKey("crm_connections.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    enrolment: Mapped[dict[str, Any]]
+    rule: Mapped[dict[str, Any]]
+    reward_rules: Mapped[list[Any]]
+    review_policy: Mapped[dict[str, Any]]
+    holding_days: Mapped[int] = mapped_column(Integer, default=0)
+    owner_name: Mapped[str | None] = mapped_column(String(200))
+    owner_email: Mapped[str | None] = mapped_column(String(254))
+    routing: Mapped[dict[str, Any]]
+    landing: Mapped[dict[str, Any]]
+    allow_self_enrolment: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class AdvocateRow(Base):
+    __tablename__ = "advocates"
+    __table_args__ = (
+        Index("uq_advocates_program_crm", "program_id", "crm_object", "crm_id", unique=True,
+              sqlite_where=text("crm_id IS NOT NULL"), postgresql_where=text("crm_id IS NOT NULL")),
+        Index("uq_advocates_program_email", "program_id", "email", unique=True,
+              sqlite_where=text("crm_id IS NULL AND email IS NOT NULL"),
+              postgresql_where=text("crm_id IS NULL AND email IS NOT NULL")),
+        Index("ix_advocates_pending_link", "program_id", "link_written_at"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    source: Mapped[str] = mapped_column(String(40))
+    crm_object: Mapped[str | None] = mapped_column(String(40))
+    crm_id: Mapped[str | None] = mapped_column(String(40))
+    crm_contact_id: Mapped[str | None] = mapped_column(String(40))
+    crm_account_id: Mapped[str | None] = mapped_column(String(40))
+    link_written_at: Mapped[dt.datetime | None]
+    enrolled_at: Mapped[dt.datetime]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReferralRow(Base):
+    __tablename__ = "referrals"
+    __table_args__ = (
+        Index("uq_referrals_lead", "connection_id", "lead_id", unique=True,
+              sqlite_where=text("lead_id IS NOT NULL"), postgresql_where=text("lead_id IS NOT NULL")),
+        Index("uq_referrals_opportunity", "connection_id", "opportunity_id", unique=True,
+              sqlite_where=text("opportunity_id IS NOT NULL"), postgresql_where=text("opportunity_id IS NOT NULL")),
+        Index("uq_referrals_deal", "connection_id", "deal_id", unique=True,
+              sqlite_where=text("deal_id IS NOT NULL"), postgresql_where=text("deal_id IS NOT NULL")),
+        Index("uq_referrals_idempotency", "tenant_id", "idempotency_key", unique=True,
+              sqlite_where=text("idempotency_key IS NOT NULL"), postgresql_where=text("idempotency_key IS NOT NULL")),
+        Index("ix_referrals_tenant_status", "tenant_id", "status"),
+        Index("ix_referrals_advocate_captured", "advocate_id", "captured_at"),
+        Index("ix_referrals_contact", "connection_id", "contact_id"),
+        Index("ix_referrals_account", "connection_id", "account_id"),
+        Index("ix_referrals_person", "connection_id", "person_id"),
+        Index("ix_referrals_program_email", "program_id", "friend_canonical_email"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    advocate_id: Mapped[str] = mapped_column(ForeignKey("advocates.id", ondelete="CASCADE"))
+    connection_id: Mapped[str | None] = mapped_column(ForeignKey("crm_connections.id"))
+    friend_name: Mapped[str] = mapped_column(String(200))
+    friend_email: Mapped[str] = mapped_column(String(254))
+    friend_canonical_email: Mapped[str] = mapped_column(String(254))
+    friend_company: Mapped[str | None] = mapped_column(String(200))
+    friend_phone: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(30))
+    consent_at: Mapped[dt.datetime]
+    consent_version: Mapped[str] = mapped_column(String(40))
+    captured_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    lead_id: Mapped[str | None] = mapped_column(String(40))
+    contact_id: Mapped[str | None] = mapped_column(String(40))
+    account_id: Mapped[str | None] = mapped_column(String(40))
+    opportunity_id: Mapped[str | None] = mapped_column(String(40))
+    person_id: Mapped[str | None] = mapped_column(String(40))
+    deal_id: Mapped[str | None] = mapped_column(String(40))
+    crm_owner_id: Mapped[str | None] = mapped_column(String(40))
+    routed_at: Mapped[dt.datetime | None]
+    qualified_at: Mapped[dt.datetime | None]
+    rewarded_at: Mapped[dt.datetime | None]
+    last_observed_at: Mapped[dt.datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime]
+    # Optimistic locking: two workers moving the same referral cannot both win silently.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RewardRow(Base):
+    __tablename__ = "rewards"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "recipient", "rule_key", name="uq_rewards_identity"),
+        Index("ix_rewards_tenant_status", "tenant_id", "status"),
+        Index("ix_rewards_advocate_created", "advocate_id", "rule_key", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"))
+    advocate_id: Mapped[str | None] = mapped_column(ForeignKey("advocates.id"))
+    recipient: Mapped[str] = mapped_column(String(20))
+    rule_key: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    hold_until: Mapped[dt.datetime | None]
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(254))
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None]
+    issued_at: Mapped[dt.datetime | None]
+    payout_reference: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AuditRow(Base):
+    """Append-only: the migration adds triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_entity", "tenant_id", "entity_type", "entity_id"),
+        Index("ix_audit_tenant_at", "tenant_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(60))
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_label: Mapped[str] = mapped_column(String(254), default="")
+    at: Mapped[dt.datetime]
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CrmEventRow(Base):
+    """Durable inbox for pushed CRM changes (Outbound Messages, webhooks): deduped, then processed."""
+
+    __tablename__ = "crm_events"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "dedupe_key", name="uq_crm_events_dedupe"),
+        Index("ix_crm_events_pending", "processed_at", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[dt.datetime | None]
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[dt.datetime]
+    processed_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncRunRow(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_connection", "connection_id", "started_at"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))  # sync | enrol | route | writeback
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed | partial
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncStateRow(Base):
+    """Per connection and object: watermark and any in-flight Bulk job, so a restart resumes."""
+
+    __tablename__ = "sync_state"
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"), primary_key=True)
+    object_name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    watermark: Mapped[dt.datetime | None]
+    last_id: Mapped[str | None] = mapped_column(String(40))
+    checkpoint: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime]
+
+
+class RecordSyncRow(Base):
+    """Per-record sync log: what was written to or read from the CRM, and how it ended."""
+
+    __tablename__ = "record_sync_log"
+    __table_args__ = (
+        Index("ix_record_sync_entity", "tenant_id", "entity_type", "entity_id"),
+        Index("ix_record_sync_connection", "connection_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    operation: Mapped[str] = mapped_column(String(40))
+    crm_object: Mapped[str | None] = mapped_column(String(60))
+    crm_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # ok | retrying | failed
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime]
+
+
+class PendingWriteRow(Base):
+    """Entities whose CRM mirror is out of date. A write-back job drains it; re-queueing is harmless."""
+
+    __tablename__ = "pending_writes"
+    __table_args__ = (UniqueConstraint("connection_id", "entity_type", "entity_id", name="uq_pending_writes_entity"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    enqueued_at: Mapped[dt.datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class CrmRecordRow(Base):
+    """The latest known state of each CRM record linked to a referral: the rule's snapshot, and the
+    guard against out-of-order deliveries (an older change never overwrites a newer one)."""
+
+    __tablename__ = "crm_records"
+    __table_args__ = (UniqueConstraint("connection_id", "object_name", "crm_id", name="uq_crm_records_identity"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
+    object_name: Mapped[str] = mapped_column(String(60))
+    crm_id: Mapped[str] = mapped_column(String(40))
+    fields: Mapped[dict[str, Any]]
+    modified_at: Mapped[dt.datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime]

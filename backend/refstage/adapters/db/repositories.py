@@ -1,0 +1,569 @@
+"""Repositories: domain objects in, domain objects out. Every query is scoped to one tenant,
+except the few `Directory` look-ups that resolve which tenant a public code, key or hook belongs to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from refstage.adapters.db import models as m
+from refstage.domain.audit import Actor, ActorKind, AuditEntry
+from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
+from refstage.domain.errors import NotFound
+from refstage.domain.money import Money
+from refstage.domain.programs import EnrolmentSource, LandingPage, Owner, Program, ProgramStatus, Routing
+from refstage.domain.referrals import Advocate, AdvocateSource, CrmRefs, Referral, ReferralSource, ReferralStatus
+from refstage.domain.review import Flag, ReviewPolicy
+from refstage.domain.rewards import Recipient, Reward, RewardKind, RewardRule, RewardStatus
+from refstage.domain.rules import Rule
+from refstage.domain.tenants import Role, Tenant, User
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class _Scoped:
+    def __init__(self, session: Session, tenant_id: str):
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _one(self, row_type: type, entity_id: str) -> Any:
+        row = self.session.get(row_type, entity_id)
+        if row is None or row.tenant_id != self.tenant_id:
+            raise NotFound(f"{row_type.__tablename__[:-1]} {entity_id} not found")
+        return row
+
+
+# --- tenants and users --------------------------------------------------------------------------
+class TenantRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, tenant: Tenant) -> Tenant:
+        self.session.add(m.TenantRow(id=tenant.id, name=tenant.name, slug=tenant.slug, created_at=_now()))
+        self.session.flush()
+        return tenant
+
+    def get(self, tenant_id: str) -> Tenant:
+        row = self.session.get(m.TenantRow, tenant_id)
+        if row is None:
+            raise NotFound(f"tenant {tenant_id} not found")
+        return Tenant(row.id, row.name, row.slug)
+
+    def by_slug(self, slug: str) -> Tenant | None:
+        row = self.session.scalar(select(m.TenantRow).where(m.TenantRow.slug == slug))
+        return Tenant(row.id, row.name, row.slug) if row else None
+
+    def list(self) -> list[Tenant]:
+        return [Tenant(r.id, r.name, r.slug) for r in self.session.scalars(select(m.TenantRow).order_by(m.TenantRow.name))]
+
+
+def _user(row: m.UserRow) -> User:
+    return User(row.id, row.tenant_id, row.email, Role(row.role), row.password_hash, row.name, row.salesforce_user_id)
+
+
+class UserRepository(_Scoped):
+    def add(self, user: User, salesforce_org_id: str | None = None) -> User:
+        self.session.add(
+            m.UserRow(id=user.id, tenant_id=self.tenant_id, email=user.email, name=user.name, role=user.role.value,
+                      password_hash=user.password_hash, salesforce_user_id=user.salesforce_user_id,
+                      salesforce_org_id=salesforce_org_id, created_at=_now())
+        )
+        self.session.flush()
+        return user
+
+    def get(self, user_id: str) -> User:
+        return _user(self._one(m.UserRow, user_id))
+
+    def by_email(self, email: str) -> User | None:
+        row = self.session.scalar(select(m.UserRow).where(m.UserRow.tenant_id == self.tenant_id, m.UserRow.email == email.lower()))
+        return _user(row) if row else None
+
+    def list(self) -> list[User]:
+        rows = self.session.scalars(select(m.UserRow).where(m.UserRow.tenant_id == self.tenant_id).order_by(m.UserRow.email))
+        return [_user(r) for r in rows]
+
+
+class ApiKeyRepository(_Scoped):
+    def add(self, key_id: str, name: str, prefix: str, key_hash: str) -> None:
+        self.session.add(m.ApiKeyRow(id=key_id, tenant_id=self.tenant_id, name=name, prefix=prefix, key_hash=key_hash, created_at=_now()))
+        self.session.flush()
+
+    def list(self) -> list[dict[str, Any]]:
+        rows = self.session.scalars(select(m.ApiKeyRow).where(m.ApiKeyRow.tenant_id == self.tenant_id).order_by(m.ApiKeyRow.created_at))
+        return [{"id": r.id, "name": r.name, "prefix": r.prefix, "created_at": r.created_at, "revoked_at": r.revoked_at, "last_used_at": r.last_used_at} for r in rows]
+
+    def revoke(self, key_id: str) -> None:
+        row = self._one(m.ApiKeyRow, key_id)
+        row.revoked_at = row.revoked_at or _now()
+
+
+# --- connections ------------------------------------------------------------------------------------
+def _connection(row: m.ConnectionRow) -> CrmConnection:
+    return CrmConnection(
+        id=row.id, tenant_id=row.tenant_id, kind=CrmKind(row.kind), name=row.name, status=ConnectionStatus(row.status),
+        external_org_id=row.external_org_id, instance_url=row.instance_url, login_host=row.login_host,
+        external_user_id=row.external_user_id, external_username=row.external_username,
+        settings=dict(row.settings or {}), status_message=row.status_message, last_sync_at=row.last_sync_at,
+    )
+
+
+class ConnectionRepository(_Scoped):
+    def add(self, conn: CrmConnection) -> CrmConnection:
+        now = _now()
+        self.session.add(m.ConnectionRow(id=conn.id, tenant_id=self.tenant_id, kind=conn.kind.value, name=conn.name,
+                                         status=conn.status.value, settings=conn.settings, created_at=now, updated_at=now))
+        self.session.flush()
+        return self.save(conn)
+
+    def get(self, connection_id: str) -> CrmConnection:
+        return _connection(self._one(m.ConnectionRow, connection_id))
+
+    def list(self) -> list[CrmConnection]:
+        rows = self.session.scalars(select(m.ConnectionRow).where(m.ConnectionRow.tenant_id == self.tenant_id).order_by(m.ConnectionRow.created_at))
+        return [_connection(r) for r in rows]
+
+    def save(self, conn: CrmConnection) -> CrmConnection:
+        row = self._one(m.ConnectionRow, conn.id)
+        for name in ("name", "external_org_id", "instance_url", "login_host", "external_user_id", "external_username",
+                     "status_message", "last_sync_at"):
+            setattr(row, name, getattr(conn, name))
+        row.status = conn.status.value
+        row.settings = dict(conn.settings)
+        row.updated_at = _now()
+        self.session.flush()
+        return conn
+
+    def credentials(self, connection_id: str) -> str | None:
+        return self._one(m.ConnectionRow, connection_id).credentials
+
+    def store_credentials(self, connection_id: str, sealed: str | None) -> None:
+        row = self._one(m.ConnectionRow, connection_id)
+        row.credentials = sealed
+        row.updated_at = _now()
+        self.session.flush()
+
+
+# --- programs -----------------------------------------------------------------------------------------
+def _program(row: m.ProgramRow) -> Program:
+    return Program(
+        id=row.id, tenant_id=row.tenant_id, name=row.name, slug=row.slug, connection_id=row.connection_id,
+        enrolment=EnrolmentSource.from_dict(row.enrolment), rule=Rule.from_json(row.rule),
+        reward_rules=[RewardRule.from_dict(r) for r in row.reward_rules],
+        review_policy=ReviewPolicy.from_dict(row.review_policy), holding_days=row.holding_days,
+        owner=Owner(row.owner_name, row.owner_email) if row.owner_name and row.owner_email else None,
+        status=ProgramStatus(row.status), routing=Routing.from_dict(row.routing),
+        landing=LandingPage(**row.landing), allow_self_enrolment=row.allow_self_enrolment,
+    )
+
+
+class ProgramRepository(_Scoped):
+    def add(self, program: Program) -> Program:
+        now = _now()
+        row = m.ProgramRow(id=program.id, tenant_id=self.tenant_id, created_at=now, updated_at=now)
+        self._fill(row, program)
+        self.session.add(row)
+        self.session.flush()
+        return program
+
+    def _fill(self, row: m.ProgramRow, p: Program) -> None:
+        row.name, row.slug, row.connection_id, row.status = p.name, p.slug, p.connection_id, p.status.value
+        row.enrolment, row.rule = p.enrolment.to_dict(), p.rule.to_json()
+        row.reward_rules = [r.to_dict() for r in p.reward_rules]
+        row.review_policy = p.review_policy.to_dict()
+        row.holding_days = p.holding_days
+        row.owner_name, row.owner_email = (p.owner.name, p.owner.email) if p.owner else (None, None)
+        row.routing, row.landing = p.routing.to_dict(), p.landing.to_dict()
+        row.allow_self_enrolment = p.allow_self_enrolment
+        row.updated_at = _now()
+
+    def save(self, program: Program) -> Program:
+        self._fill(self._one(m.ProgramRow, program.id), program)
+        self.session.flush()
+        return program
+
+    def get(self, program_id: str) -> Program:
+        return _program(self._one(m.ProgramRow, program_id))
+
+    def by_slug(self, slug: str) -> Program | None:
+        row = self.session.scalar(select(m.ProgramRow).where(m.ProgramRow.tenant_id == self.tenant_id, m.ProgramRow.slug == slug))
+        return _program(row) if row else None
+
+    def list(self, connection_id: str | None = None, status: ProgramStatus | None = None) -> list[Program]:
+        q = select(m.ProgramRow).where(m.ProgramRow.tenant_id == self.tenant_id)
+        if connection_id:
+            q = q.where(m.ProgramRow.connection_id == connection_id)
+        if status:
+            q = q.where(m.ProgramRow.status == status.value)
+        return [_program(r) for r in self.session.scalars(q.order_by(m.ProgramRow.created_at))]
+
+
+# --- advocates ----------------------------------------------------------------------------------------
+def _advocate(row: m.AdvocateRow) -> Advocate:
+    return Advocate(
+        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, name=row.name, email=row.email, code=row.code,
+        source=AdvocateSource(row.source), crm_object=row.crm_object, crm_id=row.crm_id, crm_contact_id=row.crm_contact_id,
+        crm_account_id=row.crm_account_id, link_written_at=row.link_written_at, enrolled_at=row.enrolled_at, active=row.active,
+    )
+
+
+class AdvocateRepository(_Scoped):
+    def add(self, a: Advocate) -> Advocate:
+        self.session.add(m.AdvocateRow(
+            id=a.id, tenant_id=self.tenant_id, program_id=a.program_id, name=a.name, email=a.email, code=a.code,
+            source=a.source.value, crm_object=a.crm_object, crm_id=a.crm_id, crm_contact_id=a.crm_contact_id,
+            crm_account_id=a.crm_account_id, enrolled_at=a.enrolled_at or _now(), active=a.active))
+        self.session.flush()
+        return a
+
+    def add_many(self, advocates: Sequence[Advocate]) -> None:
+        """Bulk insert for enrolment at scale: one statement per chunk, no per-row flush."""
+        now = _now()
+        rows = [
+            {"id": a.id, "tenant_id": self.tenant_id, "program_id": a.program_id, "name": a.name, "email": a.email,
+             "code": a.code, "source": a.source.value, "crm_object": a.crm_object, "crm_id": a.crm_id,
+             "crm_contact_id": a.crm_contact_id, "crm_account_id": a.crm_account_id, "enrolled_at": a.enrolled_at or now,
+             "active": True, "link_written_at": None}
+            for a in advocates
+        ]
+        for start in range(0, len(rows), 5000):
+            self.session.execute(m.AdvocateRow.__table__.insert(), rows[start:start + 5000])
+
+    def save(self, a: Advocate) -> Advocate:
+        row = self._one(m.AdvocateRow, a.id)
+        row.name, row.email, row.active = a.name, a.email, a.active
+        row.crm_contact_id, row.crm_account_id, row.link_written_at = a.crm_contact_id, a.crm_account_id, a.link_written_at
+        self.session.flush()
+        return a
+
+    def get(self, advocate_id: str) -> Advocate:
+        return _advocate(self._one(m.AdvocateRow, advocate_id))
+
+    def by_crm_id(self, program_id: str, crm_object: str, crm_id: str) -> Advocate | None:
+        row = self.session.scalar(select(m.AdvocateRow).where(
+            m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id,
+            m.AdvocateRow.crm_object == crm_object, m.AdvocateRow.crm_id == crm_id))
+        return _advocate(row) if row else None
+
+    def existing_crm_ids(self, program_id: str, crm_object: str, crm_ids: Iterable[str]) -> set[str]:
+        ids = list(crm_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 900):
+            found.update(self.session.scalars(select(m.AdvocateRow.crm_id).where(
+                m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id,
+                m.AdvocateRow.crm_object == crm_object, m.AdvocateRow.crm_id.in_(ids[start:start + 900]))))
+        return found
+
+    def by_email(self, program_id: str, email: str) -> Advocate | None:
+        row = self.session.scalar(select(m.AdvocateRow).where(
+            m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id, m.AdvocateRow.email == email)
+            .order_by(m.AdvocateRow.enrolled_at).limit(1))
+        return _advocate(row) if row else None
+
+    def by_code(self, code: str) -> Advocate | None:
+        row = self.session.scalar(select(m.AdvocateRow).where(m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.code == code))
+        return _advocate(row) if row else None
+
+    def list(self, program_id: str | None = None, limit: int = 100, offset: int = 0) -> list[Advocate]:
+        q = select(m.AdvocateRow).where(m.AdvocateRow.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(m.AdvocateRow.program_id == program_id)
+        return [_advocate(r) for r in self.session.scalars(q.order_by(m.AdvocateRow.enrolled_at, m.AdvocateRow.id).limit(limit).offset(offset))]
+
+    def count(self, program_id: str | None = None) -> int:
+        q = select(func.count()).select_from(m.AdvocateRow).where(m.AdvocateRow.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(m.AdvocateRow.program_id == program_id)
+        return int(self.session.scalar(q) or 0)
+
+    def pending_links(self, program_id: str, limit: int) -> list[Advocate]:
+        rows = self.session.scalars(select(m.AdvocateRow).where(
+            m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id,
+            m.AdvocateRow.crm_id.is_not(None), m.AdvocateRow.link_written_at.is_(None)).order_by(m.AdvocateRow.id).limit(limit))
+        return [_advocate(r) for r in rows]
+
+    def mark_links_written(self, advocate_ids: Sequence[str], at: dt.datetime) -> None:
+        for start in range(0, len(advocate_ids), 900):
+            self.session.execute(update(m.AdvocateRow).where(
+                m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.id.in_(advocate_ids[start:start + 900])).values(link_written_at=at))
+
+
+# --- referrals ----------------------------------------------------------------------------------------
+_REF_FIELDS = ("lead_id", "contact_id", "account_id", "opportunity_id", "person_id", "deal_id")
+
+
+def _referral(row: m.ReferralRow) -> Referral:
+    return Referral(
+        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, advocate_id=row.advocate_id,
+        friend_name=row.friend_name, friend_email=row.friend_email, friend_company=row.friend_company,
+        friend_phone=row.friend_phone, source=ReferralSource(row.source), consent_at=row.consent_at,
+        consent_version=row.consent_version, captured_at=row.captured_at, status=ReferralStatus(row.status),
+        crm=CrmRefs(**{f: getattr(row, f) for f in _REF_FIELDS}, owner_id=row.crm_owner_id),
+        flags=[Flag.from_dict(f) for f in row.flags or []], routed_at=row.routed_at, qualified_at=row.qualified_at,
+        rewarded_at=row.rewarded_at, status_reason=row.status_reason, last_observed_at=row.last_observed_at,
+    )
+
+
+class ReferralRepository(_Scoped):
+    def add(self, r: Referral, connection_id: str | None, idempotency_key: str | None = None) -> Referral:
+        row = m.ReferralRow(id=r.id, tenant_id=self.tenant_id, connection_id=connection_id, idempotency_key=idempotency_key,
+                            friend_canonical_email=r.friend_canonical_email)
+        self._fill(row, r)
+        self.session.add(row)
+        self.session.flush()
+        return r
+
+    def _fill(self, row: m.ReferralRow, r: Referral) -> None:
+        for name in ("program_id", "advocate_id", "friend_name", "friend_email", "friend_company", "friend_phone",
+                     "consent_at", "consent_version", "captured_at", "routed_at", "qualified_at", "rewarded_at",
+                     "status_reason", "last_observed_at"):
+            setattr(row, name, getattr(r, name))
+        row.source, row.status = r.source.value, r.status.value
+        for name in _REF_FIELDS:
+            setattr(row, name, getattr(r.crm, name))
+        row.crm_owner_id = r.crm.owner_id
+        row.flags = [f.to_dict() for f in r.flags]
+        row.updated_at = _now()
+
+    def save(self, r: Referral) -> Referral:
+        self._fill(self._one(m.ReferralRow, r.id), r)
+        self.session.flush()
+        return r
+
+    def get(self, referral_id: str) -> Referral:
+        return _referral(self._one(m.ReferralRow, referral_id))
+
+    def connection_id(self, referral_id: str) -> str | None:
+        return self._one(m.ReferralRow, referral_id).connection_id
+
+    def by_idempotency_key(self, key: str) -> Referral | None:
+        row = self.session.scalar(select(m.ReferralRow).where(m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.idempotency_key == key))
+        return _referral(row) if row else None
+
+    def find_open_by_email(self, program_id: str, canonical: str) -> Referral | None:
+        row = self.session.scalar(select(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.program_id == program_id,
+            m.ReferralRow.friend_canonical_email == canonical,
+            m.ReferralRow.status.not_in(["rejected", "duplicate"])).order_by(m.ReferralRow.captured_at).limit(1))
+        return _referral(row) if row else None
+
+    def find_by_crm(self, connection_id: str, **ids: str | None) -> list[Referral]:
+        """Referrals linked to any of the given CRM ids (lead_id=..., opportunity_id=..., ...)."""
+        conds = [getattr(m.ReferralRow, k) == v for k, v in ids.items() if v and k in _REF_FIELDS]
+        if not conds:
+            return []
+        from sqlalchemy import or_
+
+        rows = self.session.scalars(select(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.connection_id == connection_id, or_(*conds)))
+        return [_referral(r) for r in rows]
+
+    def linked_ids(self, connection_id: str, field: str, values: Sequence[str]) -> dict[str, list[str]]:
+        """Map CRM id → referral ids for a batch of CRM ids (the sync's join)."""
+        column = getattr(m.ReferralRow, field)
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(values), 900):
+            for ref_id, crm_id in self.session.execute(select(m.ReferralRow.id, column).where(
+                    m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.connection_id == connection_id,
+                    column.in_(values[start:start + 900]))):
+                out.setdefault(crm_id, []).append(ref_id)
+        return out
+
+    def recent_capture_times(self, advocate_id: str, since: dt.datetime) -> list[dt.datetime]:
+        return list(self.session.scalars(select(m.ReferralRow.captured_at).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.advocate_id == advocate_id, m.ReferralRow.captured_at >= since)))
+
+    def qualified_count(self, advocate_id: str) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.advocate_id == advocate_id,
+            m.ReferralRow.qualified_at.is_not(None))) or 0)
+
+    def list(self, *, program_id: str | None = None, status: str | None = None, advocate_id: str | None = None,
+             limit: int = 100, offset: int = 0) -> list[Referral]:
+        q = select(m.ReferralRow).where(m.ReferralRow.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(m.ReferralRow.program_id == program_id)
+        if status:
+            q = q.where(m.ReferralRow.status == status)
+        if advocate_id:
+            q = q.where(m.ReferralRow.advocate_id == advocate_id)
+        rows = self.session.scalars(q.order_by(m.ReferralRow.captured_at.desc(), m.ReferralRow.id).limit(limit).offset(offset))
+        return [_referral(r) for r in rows]
+
+    def unrouted(self, limit: int = 100) -> list[Referral]:
+        rows = self.session.scalars(select(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.status == "captured").order_by(m.ReferralRow.captured_at).limit(limit))
+        return [_referral(r) for r in rows]
+
+
+# --- rewards ------------------------------------------------------------------------------------------
+def _reward(row: m.RewardRow) -> Reward:
+    return Reward(
+        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, referral_id=row.referral_id,
+        recipient=Recipient(row.recipient), rule_key=row.rule_key, kind=RewardKind(row.kind),
+        amount=Money(Decimal(row.amount), row.currency), status=RewardStatus(row.status), created_at=row.created_at,
+        advocate_id=row.advocate_id, hold_until=row.hold_until, flags=[Flag.from_dict(f) for f in row.flags or []],
+        decided_by=row.decided_by, decision_comment=row.decision_comment, decided_at=row.decided_at,
+        issued_at=row.issued_at, payout_reference=row.payout_reference,
+    )
+
+
+class RewardRepository(_Scoped):
+    def add(self, reward: Reward) -> bool:
+        """Insert unless a reward with the same identity exists. Returns whether it was inserted.
+
+        The unique constraint on (referral, recipient, rule) is the last word: a concurrent worker that
+        observed the same qualification gets False here, never a second reward."""
+        row = m.RewardRow(id=reward.id, tenant_id=self.tenant_id, created_at=reward.created_at, program_id=reward.program_id,
+                          referral_id=reward.referral_id, recipient=reward.recipient.value, rule_key=reward.rule_key,
+                          kind=reward.kind.value)
+        self._fill(row, reward)
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def _fill(self, row: m.RewardRow, r: Reward) -> None:
+        row.advocate_id, row.amount, row.currency, row.status = r.advocate_id, r.amount.amount, r.amount.currency, r.status.value
+        row.hold_until, row.flags = r.hold_until, [f.to_dict() for f in r.flags]
+        row.decided_by, row.decision_comment, row.decided_at = r.decided_by, r.decision_comment, r.decided_at
+        row.issued_at, row.payout_reference, row.updated_at = r.issued_at, r.payout_reference, _now()
+
+    def save(self, reward: Reward) -> Reward:
+        self._fill(self._one(m.RewardRow, reward.id), reward)
+        self.session.flush()
+        return reward
+
+    def get(self, reward_id: str) -> Reward:
+        return _reward(self._one(m.RewardRow, reward_id))
+
+    def for_referral(self, referral_id: str) -> list[Reward]:
+        rows = self.session.scalars(select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id == referral_id))
+        return [_reward(r) for r in rows]
+
+    def for_referrals(self, referral_ids: Sequence[str]) -> dict[str, list[Reward]]:
+        out: dict[str, list[Reward]] = {}
+        for start in range(0, len(referral_ids), 900):
+            for row in self.session.scalars(select(m.RewardRow).where(
+                    m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id.in_(referral_ids[start:start + 900]))):
+                out.setdefault(row.referral_id, []).append(_reward(row))
+        return out
+
+    def period_totals(self, advocate_id: str, rule_key: str, since: dt.datetime) -> tuple[dict[str, Decimal], int]:
+        rows = self.session.execute(select(m.RewardRow.currency, func.sum(m.RewardRow.amount), func.count()).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.advocate_id == advocate_id, m.RewardRow.rule_key == rule_key,
+            m.RewardRow.created_at >= since, m.RewardRow.status.not_in(["rejected", "cancelled"])).group_by(m.RewardRow.currency))
+        totals, count = {}, 0
+        for currency, total, n in rows:
+            totals[currency] = Decimal(total or 0)
+            count += int(n)
+        return totals, count
+
+    def list(self, *, status: str | None = None, program_id: str | None = None, referral_id: str | None = None,
+             limit: int = 100, offset: int = 0) -> list[Reward]:
+        q = select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id)
+        if status:
+            q = q.where(m.RewardRow.status == status)
+        if program_id:
+            q = q.where(m.RewardRow.program_id == program_id)
+        if referral_id:
+            q = q.where(m.RewardRow.referral_id == referral_id)
+        rows = self.session.scalars(q.order_by(m.RewardRow.created_at.desc(), m.RewardRow.id).limit(limit).offset(offset))
+        return [_reward(r) for r in rows]
+
+    def due_holds(self, now: dt.datetime, limit: int = 500) -> list[Reward]:
+        rows = self.session.scalars(select(m.RewardRow).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.status == "pending_hold", m.RewardRow.hold_until <= now)
+            .order_by(m.RewardRow.hold_until).limit(limit))
+        return [_reward(r) for r in rows]
+
+
+# --- audit --------------------------------------------------------------------------------------------
+class AuditRepository(_Scoped):
+    def append(self, entries: Iterable[AuditEntry]) -> None:
+        rows = [
+            {"tenant_id": self.tenant_id, "entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action,
+             "actor_kind": e.actor.kind.value, "actor_id": e.actor.id, "actor_label": e.actor.label, "at": e.at,
+             "before": e.before, "after": e.after, "reason": e.reason}
+            for e in entries
+        ]
+        if rows:
+            self.session.execute(m.AuditRow.__table__.insert(), rows)
+
+    def list(self, *, entity_type: str | None = None, entity_id: str | None = None, actor_kind: str | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 200, offset: int = 0) -> list[AuditEntry]:
+        q = select(m.AuditRow).where(m.AuditRow.tenant_id == self.tenant_id)
+        if entity_type:
+            q = q.where(m.AuditRow.entity_type == entity_type)
+        if entity_id:
+            q = q.where(m.AuditRow.entity_id == entity_id)
+        if actor_kind:
+            q = q.where(m.AuditRow.actor_kind == actor_kind)
+        if since:
+            q = q.where(m.AuditRow.at >= since)
+        if until:
+            q = q.where(m.AuditRow.at < until)
+        rows = self.session.scalars(q.order_by(m.AuditRow.id.desc()).limit(limit).offset(offset))
+        return [
+            AuditEntry(r.tenant_id, r.entity_type, r.entity_id, r.action, Actor(ActorKind(r.actor_kind), r.actor_id, r.actor_label),
+                       r.at, r.before, r.after, r.reason, r.id)
+            for r in rows
+        ]
+
+
+# --- cross-tenant resolution ----------------------------------------------------------------------------
+class Directory:
+    """The only look-ups that do not start from a tenant: they find which tenant a public input belongs to."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def tenant_for_code(self, code: str) -> str | None:
+        return self.session.scalar(select(m.AdvocateRow.tenant_id).where(m.AdvocateRow.code == code))
+
+    def codes_taken(self, codes: Sequence[str]) -> set[str]:
+        taken: set[str] = set()
+        for start in range(0, len(codes), 900):
+            taken.update(self.session.scalars(select(m.AdvocateRow.code).where(m.AdvocateRow.code.in_(codes[start:start + 900]))))
+        return taken
+
+    def code_taken(self, code: str) -> bool:
+        return self.session.scalar(select(m.AdvocateRow.id).where(m.AdvocateRow.code == code)) is not None
+
+    def api_key(self, prefix: str) -> tuple[str, str, str] | None:
+        """(tenant_id, key_id, key_hash) of an unrevoked key."""
+        row = self.session.scalar(select(m.ApiKeyRow).where(m.ApiKeyRow.prefix == prefix, m.ApiKeyRow.revoked_at.is_(None)))
+        return (row.tenant_id, row.id, row.key_hash) if row else None
+
+    def touch_api_key(self, key_id: str, at: dt.datetime) -> None:
+        self.session.execute(update(m.ApiKeyRow).where(m.ApiKeyRow.id == key_id).values(last_used_at=at))
+
+    def tenant_for_connection(self, connection_id: str) -> str | None:
+        return self.session.scalar(select(m.ConnectionRow.tenant_id).where(m.ConnectionRow.id == connection_id))
+
+    def active_connections(self) -> list[tuple[str, str]]:
+        """(tenant_id, connection_id) of every active connection, for the scheduler."""
+        return list(self.session.execute(select(m.ConnectionRow.tenant_id, m.ConnectionRow.id).where(m.ConnectionRow.status == "active")).tuples())
+
+    def tenants_with_due_holds(self, now: dt.datetime) -> list[str]:
+        return list(self.session.scalars(select(m.RewardRow.tenant_id).where(
+            m.RewardRow.status == "pending_hold", m.RewardRow.hold_until <= now).distinct()))
+
+    def tenant_for_user_email(self, email: str) -> list[tuple[str, str]]:
+        return list(self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(m.UserRow.email == email.lower())).tuples())
+
+    def users_for_salesforce_identity(self, org_id: str, user_id: str) -> list[tuple[str, str]]:
+        return list(self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(
+            m.UserRow.salesforce_org_id == org_id, m.UserRow.salesforce_user_id == user_id)).tuples())
+
+    def tenants_with_pending_work(self) -> list[str]:
+        q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
+        return list(self.session.scalars(q1))

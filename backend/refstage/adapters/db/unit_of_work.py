@@ -1,0 +1,82 @@
+"""Unit of work: one transaction, the tenant's repositories, and work to run after commit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from refstage.adapters.db import repositories as r
+from refstage.domain.audit import Actor, AuditEntry, Change
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    def __init__(self, session_factory: sessionmaker[Session], tenant_id: str | None = None):
+        self._factory = session_factory
+        self.tenant_id = tenant_id
+        self._after_commit: list[Callable[[], None]] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._factory()
+        self.tenants = r.TenantRepository(self.session)
+        self.directory = r.Directory(self.session)
+        if self.tenant_id:
+            self._scope(self.tenant_id)
+        return self
+
+    def _scope(self, tenant_id: str) -> None:
+        s = self.session
+        self.tenant_id = tenant_id
+        self.users = r.UserRepository(s, tenant_id)
+        self.api_keys = r.ApiKeyRepository(s, tenant_id)
+        self.connections = r.ConnectionRepository(s, tenant_id)
+        self.programs = r.ProgramRepository(s, tenant_id)
+        self.advocates = r.AdvocateRepository(s, tenant_id)
+        self.referrals = r.ReferralRepository(s, tenant_id)
+        self.rewards = r.RewardRepository(s, tenant_id)
+        self.audit = r.AuditRepository(s, tenant_id)
+
+    def scope(self, tenant_id: str) -> "UnitOfWork":
+        """Bind the tenant once it is known (after a Directory look-up)."""
+        self._scope(tenant_id)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.session.in_transaction():
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    def record(self, changes: list[Change], actor: Actor, default_id: str | None = None) -> None:
+        """Stamp entity changes with the actor and append them to the audit log."""
+        if not changes:
+            return
+        entries = [
+            AuditEntry(self.tenant_id or "", c.entity_type, c.entity_id or default_id or "", c.action, actor, c.at,
+                       c.before, c.after, c.reason)
+            for c in changes
+        ]
+        self.audit.append(entries)
+        changes.clear()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._after_commit.append(fn)
+
+    def commit(self) -> None:
+        self.session.commit()
+        pending, self._after_commit = self._after_commit, []
+        for fn in pending:
+            # Enqueueing follow-up work must not undo a commit; anything dropped here is picked
+            # up by the periodic sweeps (unrouted referrals, pending writes, due holds).
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                log.exception("after-commit hook failed; the periodic sweep will retry")
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._after_commit.clear()

@@ -1,0 +1,115 @@
+"""Configuration from the environment. One place, read once per process, passed explicitly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_ENVS = {"production", "prod"}
+
+
+class ConfigError(RuntimeError):
+    """The process cannot run safely with the configuration it was given."""
+
+
+def normalise_database_url(url: str) -> str:
+    # Heroku-style URLs say postgres://; SQLAlchemy wants a dialect and driver.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    instance_dir: Path
+    database_url: str
+    secret_key: str
+    encryption_keys: tuple[str, ...]
+    base_url: str
+    redis_url: str | None
+    queue_path: Path
+    generated_secrets: bool = False
+    sync_interval_seconds: int = 300
+    api_budget_fraction: float = 0.8
+    smtp_url: str | None = None
+    mail_from: str = "Refstage <no-reply@refstage.local>"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env in PRODUCTION_ENVS
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _local_secret(instance_dir: Path, name: str, factory) -> str:
+    """Dev/demo only: a secret generated once and kept in instance/, so restarts keep working."""
+    path = instance_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    value = factory()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env_vars = dict(os.environ if environ is None else environ)
+    env = env_vars.get("REFSTAGE_ENV", "development").lower()
+    instance_dir = Path(env_vars.get("REFSTAGE_INSTANCE_DIR", "instance")).resolve()
+    database_url = normalise_database_url(
+        env_vars.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'refstage.db'}"
+    )
+    secret_key = env_vars.get("SECRET_KEY", "")
+    keys = tuple(k.strip() for k in env_vars.get("REFSTAGE_ENCRYPTION_KEYS", "").split(",") if k.strip())
+    generated = False
+    if env in PRODUCTION_ENVS:
+        missing = [name for name, value in (("SECRET_KEY", secret_key), ("REFSTAGE_ENCRYPTION_KEYS", keys)) if not value]
+        if missing:
+            raise ConfigError(
+                f"refusing to start in production without {' and '.join(missing)}; "
+                "generate a key with `refstage db generate-key`"
+            )
+        if len(secret_key) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+    else:
+        if not secret_key:
+            secret_key = _local_secret(instance_dir, "secret_key", lambda: secrets.token_urlsafe(48))
+            generated = True
+        if not keys:
+            keys = (_local_secret(instance_dir, "encryption_key", lambda: Fernet.generate_key().decode()),)
+            generated = True
+    for key in keys:
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("REFSTAGE_ENCRYPTION_KEYS holds a key that is not a Fernet key") from exc
+    return Settings(
+        env=env,
+        instance_dir=instance_dir,
+        database_url=database_url,
+        secret_key=secret_key,
+        encryption_keys=keys,
+        base_url=env_vars.get("REFSTAGE_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        redis_url=env_vars.get("REDIS_URL") or None,
+        queue_path=Path(env_vars.get("REFSTAGE_QUEUE_PATH", str(instance_dir / "queue.db"))),
+        generated_secrets=generated,
+        sync_interval_seconds=int(env_vars.get("REFSTAGE_SYNC_INTERVAL", "300")),
+        api_budget_fraction=float(env_vars.get("REFSTAGE_API_BUDGET_FRACTION", "0.8")),
+        smtp_url=env_vars.get("REFSTAGE_SMTP_URL") or None,
+        mail_from=env_vars.get("REFSTAGE_MAIL_FROM", "Refstage <no-reply@refstage.local>"),
+    )

@@ -1,0 +1,145 @@
+"""Ports the services need from the outside world, in domain terms.
+
+The CRM port is implemented by `adapters.crm.salesforce` and `adapters.crm.pipedrive`; the domain
+never sees a SOQL string or a Pipedrive field hash.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from refstage.domain.programs import EnrolmentSource, Program
+from refstage.domain.referrals import Advocate, CrmRefs, Referral
+from refstage.domain.rewards import Reward
+from refstage.domain.rules import Rule
+
+
+class CrmError(Exception):
+    """A CRM call failed. `transient` says whether retrying later can help."""
+
+    def __init__(self, message: str, *, transient: bool, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+        self.status = status
+
+
+class ReconnectRequired(CrmError):
+    """The CRM refused our refresh token: a person must connect again."""
+
+    def __init__(self, message: str = "the CRM refused the stored credentials; reconnect required"):
+        super().__init__(message, transient=False, code="invalid_grant")
+
+
+class BudgetExhausted(CrmError):
+    """The API allowance we may spend is spent: stop, checkpoint, resume later."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True, code="REQUEST_LIMIT_EXCEEDED")
+
+
+@dataclass(frozen=True)
+class Milestone:
+    object: str  # Opportunity, Lead, Deal
+    field: str  # StageName, Status, stage_id
+    value: Any
+    label: str
+    is_won: bool = False
+    is_closed: bool = False
+    group: str | None = None  # e.g. Pipedrive pipeline name
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A CRM record that matches an enrolment source."""
+
+    crm_object: str
+    crm_id: str
+    name: str
+    email: str | None
+    contact_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AdvocateLink:
+    crm_object: str
+    crm_id: str
+    code: str
+    link: str
+    advocate_id: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    ok: list[str] = field(default_factory=list)  # our ids written
+    failed: dict[str, str] = field(default_factory=dict)  # our id -> CRM's own error text
+    api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class ExistingRecord:
+    object: str
+    id: str
+    email: str
+    account_id: str | None = None
+    is_customer: bool = False
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    refs: CrmRefs | None = None  # created or attached
+    existing: ExistingRecord | None = None  # found before creating
+    attached: bool = False
+
+
+@dataclass(frozen=True)
+class ChangedRecord:
+    object: str
+    id: str
+    fields: dict[str, Any]
+    modified_at: dt.datetime | None
+    deleted: bool = False
+
+
+@dataclass
+class ChangeBatch:
+    records: list[ChangedRecord]
+    cursor: dict[str, Any]
+    api_calls: int = 0
+    done: bool = True
+
+
+class CrmGateway(abc.ABC):
+    """One connected CRM org or company."""
+
+    kind: str
+
+    @abc.abstractmethod
+    def describe_milestones(self) -> list[Milestone]: ...
+
+    @abc.abstractmethod
+    def iter_enrolment_candidates(self, source: EnrolmentSource, since: dt.datetime | None) -> Iterator[Candidate]: ...
+
+    @abc.abstractmethod
+    def write_advocate_links(self, links: Sequence[AdvocateLink]) -> WriteResult: ...
+
+    @abc.abstractmethod
+    def find_existing(self, email: str) -> ExistingRecord | None: ...
+
+    @abc.abstractmethod
+    def route_referral(self, referral: Referral, advocate: Advocate, program: Program,
+                       attach_to: ExistingRecord | None) -> RouteResult: ...
+
+    @abc.abstractmethod
+    def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]: ...
+
+    @abc.abstractmethod
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult: ...
+
+    def count_matching(self, rule: Rule) -> int | None:
+        """How many open records satisfy the rule today (program editor preview); None if unknown."""
+        return None

@@ -1,0 +1,144 @@
+"""Program use cases: create, edit, go live, pause."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from refstage.domain.audit import Actor, AuditEntry
+from refstage.domain.errors import Conflict, DomainError, InvalidInput, RuleError
+from refstage.domain.programs import EnrolmentSource, LandingPage, Owner, Program, ProgramStatus, Routing
+from refstage.domain.review import ReviewPolicy
+from refstage.domain.rewards import RewardRule
+from refstage.domain.rules import Rule
+from refstage.services.runtime import Runtime
+
+_LANDING_FIELDS = set(LandingPage.__dataclass_fields__)
+
+
+def _build(rt: Runtime, tenant_id: str, data: Mapping[str, Any], program_id: str, status: ProgramStatus) -> Program:
+    """Turn editor/API input into a Program, collecting every field's error before raising."""
+    errors: dict[str, Any] = {}
+
+    def attempt(key: str, fn):
+        try:
+            return fn()
+        except RuleError as exc:
+            errors[key] = exc.errors or [str(exc)]
+        except InvalidInput as exc:
+            errors.update(exc.errors)
+        except (DomainError, TypeError, ValueError, KeyError) as exc:
+            errors[key] = [str(exc)]
+        return None
+
+    rule = attempt("rule", lambda: Rule.coerce(data.get("rule") or ""))
+    enrolment = attempt("enrolment", lambda: EnrolmentSource.from_dict(data.get("enrolment") or {}))
+    rewards = []
+    for i, raw in enumerate(data.get("reward_rules") or []):
+        rewards.append(attempt(f"reward_rules.{i}", lambda raw=raw: RewardRule.from_dict(raw)))
+    policy = attempt("review_policy", lambda: ReviewPolicy.from_dict(data.get("review_policy")))
+    routing = attempt("routing", lambda: Routing.from_dict(data.get("routing")))
+    landing_data = dict(data.get("landing") or {})
+    unknown = set(landing_data) - _LANDING_FIELDS
+    if unknown:
+        errors["landing"] = [f"unknown fields: {', '.join(sorted(unknown))}"]
+    landing = LandingPage(**{k: str(v) for k, v in landing_data.items() if k in _LANDING_FIELDS})
+    owner_data = data.get("owner")
+    owner = None
+    if owner_data:
+        if not isinstance(owner_data, Mapping) or not owner_data.get("name") or not owner_data.get("email"):
+            errors["owner"] = ["name and email of the person who answers for this program"]
+        else:
+            owner = Owner(str(owner_data["name"]).strip(), str(owner_data["email"]).strip().lower())
+    holding = data.get("holding_days", 0)
+    if not isinstance(holding, int) or isinstance(holding, bool):
+        errors["holding_days"] = ["a whole number of days"]
+        holding = 0
+    if errors:
+        raise InvalidInput(errors)
+    program = Program(
+        id=program_id, tenant_id=tenant_id, name=str(data.get("name") or "").strip(),
+        slug=str(data.get("slug") or "").strip().lower(), connection_id=data.get("connection_id") or None,
+        enrolment=enrolment, rule=rule, reward_rules=rewards, review_policy=policy, holding_days=holding,
+        owner=owner, status=status, routing=routing, landing=landing,
+        allow_self_enrolment=bool(data.get("allow_self_enrolment", False)),
+    )
+    program.validate()
+    return program
+
+
+def _check_connection(uow, program: Program) -> None:
+    if program.connection_id:
+        conn = uow.connections.get(program.connection_id)  # NotFound for another tenant's id
+        if program.enrolment.crm and program.enrolment.crm != conn.kind.value:
+            raise InvalidInput({"enrolment.kind": f"{program.enrolment.kind.value} does not fit a {conn.kind.value} connection"})
+
+
+def create_program(rt: Runtime, tenant_id: str, data: Mapping[str, Any], actor: Actor) -> Program:
+    program = _build(rt, tenant_id, data, rt.new_id(), ProgramStatus.DRAFT)
+    with rt.uow(tenant_id) as uow:
+        _check_connection(uow, program)
+        if uow.programs.by_slug(program.slug):
+            raise InvalidInput({"slug": "another program uses this slug"})
+        uow.programs.add(program)
+        uow.audit.append([AuditEntry(tenant_id, "program", program.id, "created", actor, rt.now(), None, _summary(program))])
+        uow.commit()
+    return program
+
+
+def update_program(rt: Runtime, tenant_id: str, program_id: str, data: Mapping[str, Any], actor: Actor) -> Program:
+    with rt.uow(tenant_id) as uow:
+        current = uow.programs.get(program_id)
+        merged = {**_as_input(current), **data}
+        program = _build(rt, tenant_id, merged, program_id, current.status)
+        _check_connection(uow, program)
+        other = uow.programs.by_slug(program.slug)
+        if other and other.id != program_id:
+            raise InvalidInput({"slug": "another program uses this slug"})
+        uow.programs.save(program)
+        uow.audit.append([AuditEntry(tenant_id, "program", program_id, "updated", actor, rt.now(), _summary(current), _summary(program))])
+        uow.commit()
+    return program
+
+
+def set_program_status(rt: Runtime, tenant_id: str, program_id: str, status: str, actor: Actor) -> Program:
+    try:
+        target = ProgramStatus(status)
+    except ValueError:
+        raise InvalidInput({"status": "draft, live or paused"}) from None
+    with rt.uow(tenant_id) as uow:
+        program = uow.programs.get(program_id)
+        program.set_status(target, rt.now())
+        uow.programs.save(program)
+        uow.record(program.changes, actor, program.id)
+        uow.commit()
+    return program
+
+
+def get_program(rt: Runtime, tenant_id: str, program_id: str) -> Program:
+    with rt.uow(tenant_id) as uow:
+        return uow.programs.get(program_id)
+
+
+def list_programs(rt: Runtime, tenant_id: str) -> list[Program]:
+    with rt.uow(tenant_id) as uow:
+        return uow.programs.list()
+
+
+def _as_input(p: Program) -> dict[str, Any]:
+    return {
+        "name": p.name, "slug": p.slug, "connection_id": p.connection_id, "enrolment": p.enrolment.to_dict(),
+        "rule": p.rule.to_json(), "reward_rules": [r.to_dict() for r in p.reward_rules],
+        "review_policy": p.review_policy.to_dict(), "holding_days": p.holding_days,
+        "owner": {"name": p.owner.name, "email": p.owner.email} if p.owner else None,
+        "routing": p.routing.to_dict(), "landing": p.landing.to_dict(), "allow_self_enrolment": p.allow_self_enrolment,
+    }
+
+
+program_as_dict = _as_input
+
+
+def _summary(p: Program) -> dict[str, Any]:
+    return {**_as_input(p), "status": p.status.value}
+
+
+__all__ = ["create_program", "update_program", "set_program_status", "get_program", "list_programs", "Conflict"]

@@ -1,0 +1,62 @@
+"""The dependencies every service receives: one object, built by `refstage.bootstrap`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from refstage.adapters.crypto import Vault
+from refstage.adapters.db.unit_of_work import UnitOfWork
+from refstage.config import Settings
+from refstage.domain.connections import CrmConnection
+from refstage.services.ports import CrmGateway
+
+
+class JobQueue(Protocol):
+    def enqueue(self, name: str, /, **kwargs: Any) -> None: ...
+
+
+class RecordingQueue:
+    """A queue that only records: for services run where no worker should act (tests, one-off CLI)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, dict[str, Any]]] = []
+
+    def enqueue(self, name: str, /, **kwargs: Any) -> None:
+        self.jobs.append((name, kwargs))
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    vault: Vault
+    jobs: JobQueue = field(default_factory=RecordingQueue)
+    clock: Callable[[], dt.datetime] = utcnow
+    new_id: Callable[[], str] = new_id
+    gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
+
+    def uow(self, tenant_id: str | None = None) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, tenant_id)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def gateway(self, connection: CrmConnection) -> CrmGateway:
+        if self.gateway_factory is None:
+            from refstage.adapters.crm.factory import gateway_for
+
+            return gateway_for(self, connection)
+        return self.gateway_factory(self, connection)
