@@ -229,7 +229,9 @@ class PipedriveEmulator:
         self.port = self._server.server_port
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         self.state.base_url = f"https://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="pipedrive-emulator",
+        server = self._server
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05),
+                                        name="pipedrive-emulator",
                                         daemon=True)
         self._thread.start()
         return self
