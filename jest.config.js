@@ -1,0 +1,19 @@
+'use strict';
+
+const { jestConfig } = require('@salesforce/sfdx-lwc-jest/config');
+
+// Components live in the `lwc` package directory itself (lwc/<bundle>/), which sfdx-lwc-jest does not
+// discover on its own: point Jest at it and map `c/<bundle>` imports explicitly.
+module.exports = {
+    ...jestConfig,
+    roots: ['<rootDir>/lwc'],
+    moduleNameMapper: {
+        '^c/(.+)$': '<rootDir>/lwc/$1/$1'
+    },
+    setupFilesAfterEnv: [...(jestConfig.setupFilesAfterEnv || []), '<rootDir>/scripts/jest/setup.js'],
+    testPathIgnorePatterns: [...(jestConfig.testPathIgnorePatterns || []), '/__tests__/data/'],
+    collectCoverageFrom: ['lwc/**/*.js', '!lwc/**/__tests__/**'],
+    coverageThreshold: {
+        global: { statements: 85, branches: 70, functions: 85, lines: 85 }
+    }
+};
