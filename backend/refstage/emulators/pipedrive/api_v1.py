@@ -24,10 +24,12 @@ def _v1_field(field: dict[str, Any]) -> dict[str, Any]:
 def _user_v1(user: dict[str, Any], me: bool = False) -> dict[str, Any]:
     out = {"id": user["id"], "name": user["name"], "email": user["email"],
            "default_currency": "USD", "locale": "en_US", "lang": 1, "active_flag": True,
-           "is_admin": user["is_admin"], "role_id": 1, "timezone_name": "Europe/Tallinn",
+           "is_admin": user["is_admin"], "role_id": 1, "phone": None, "activated": True,
+           "is_deleted": False, "timezone_name": "Europe/Tallinn",
            "timezone_offset": "+02:00", "icon_url": None, "is_you": me,
            "created": "2024-01-01 00:00:00", "modified": "2024-01-01 00:00:00",
-           "last_login": None, "has_created_company": user["id"] == 1, "access": []}
+           "last_login": "2026-01-01 09:00:00", "has_created_company": user["id"] == 1,
+           "access": [{"app": "sales", "admin": bool(user["is_admin"]), "permission_set_id": "1"}]}
     if me:
         out.update({"company_id": COMPANY_ID, "company_name": "Refstage Demo Company",
                     "company_domain": COMPANY_DOMAIN, "company_country": "EE",
