@@ -309,7 +309,8 @@ class SalesforceEmulator:
         return self
 
     def serve_forever(self) -> None:
-        self.start()
+        if self._server is None:
+            self.start()
         try:
             while self._thread and self._thread.is_alive():
                 time.sleep(0.5)
