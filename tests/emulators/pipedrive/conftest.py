@@ -35,7 +35,7 @@ NULLABLE_IN_PRACTICE = {
     "org_id", "person_id", "won_time", "lost_time", "close_time", "stage_change_time",
     "archive_time", "expected_close_date", "picture_id", "next_cursor", "organization", "address",
     "last_name", "deal", "person", "lead_id", "primary_email", "probability", "lost_reason",
-    "origin_id", "channel", "channel_id", "acv", "arr", "mrr", "days_to_rotten",
+    "origin_id", "channel", "channel_id", "acv", "arr", "mrr", "days_to_rotten", "icon_url",
 }
 
 KNOWN_SPEC_BUGS = """
