@@ -19,7 +19,6 @@ _COMMANDS = {
     "tenant": ("refstage.services.cli", "tenant"),
     "program": ("refstage.services.cli", "program"),
     "emulator": ("refstage.emulators.cli", "emulator"),
-    "bench": ("refstage.bench_cli", "bench"),
 }
 
 

@@ -1,0 +1,28 @@
+"""Composition root: settings → engine → runtime (→ queue). Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from refstage.adapters.crypto import Vault
+from refstage.adapters.db.database import make_engine, make_session_factory
+from refstage.config import Settings, load_settings
+from refstage.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def build_runtime(settings: Settings | None = None, *, queue: Any = None, engine: Any = None, **overrides: Any) -> Runtime:
+    settings = settings or load_settings()
+    if settings.generated_secrets:
+        log.warning("development secrets in use (generated under %s); set SECRET_KEY and "
+                    "REFSTAGE_ENCRYPTION_KEYS in production", settings.instance_dir)
+    engine = engine or make_engine(settings.database_url)
+    rt = Runtime(settings=settings, session_factory=make_session_factory(engine), vault=Vault(settings.encryption_keys), **overrides)
+    if queue is None:
+        from refstage.jobs.queue import HueyQueue, make_huey
+
+        queue = HueyQueue(make_huey(settings), rt)
+    rt.jobs = queue
+    return rt

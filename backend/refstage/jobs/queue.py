@@ -1,0 +1,44 @@
+"""The task queue: Huey, on SQLite by default (embedded, nothing to install), on Redis when REDIS_URL
+is set (many workers on many machines). Tasks are registered on an instance, never at import."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from refstage.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_huey(settings: Settings, *, immediate: bool = False, name: str = "refstage") -> Huey:
+    if settings.redis_url:
+        huey: Huey = RedisHuey(name, url=settings.redis_url, immediate=immediate, utc=True)
+    else:
+        settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(name, filename=str(settings.queue_path), immediate=immediate, utc=True, timeout=30)
+    return huey
+
+
+def backoff_delay(attempt: int, base: float = 5.0, cap: float = 900.0) -> float:
+    """Exponential backoff with full jitter: retries of many workers spread out instead of stampeding."""
+    return random.uniform(base / 2, min(cap, base * (2 ** attempt)))
+
+
+class HueyQueue:
+    """The services' JobQueue port, on Huey. Enqueue by task name; the task table is built once."""
+
+    def __init__(self, huey: Huey, runtime: Any):
+        from refstage.jobs.tasks import register_tasks
+
+        self.huey = huey
+        self.tasks = register_tasks(huey, runtime)
+
+    def enqueue(self, name: str, /, **kwargs: Any) -> None:
+        task = self.tasks.get(name)
+        if task is None:
+            raise KeyError(f"no task named {name!r}")
+        task(**kwargs)

@@ -1,0 +1,130 @@
+"""Background tasks. Each is a thin shell over one service call: retries, locks and scheduling live
+here, the logic lives in services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from huey import Huey, crontab
+from huey.exceptions import RetryTask, TaskLockedException
+
+from refstage.jobs.queue import backoff_delay
+from refstage.services.ports import CrmError
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 8
+
+
+def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
+    from refstage.services import referrals, rewards, sync
+
+    def retrying(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Transient CRM failures retry with backoff and jitter; permanent ones are logged for a person."""
+
+        def run(*args: Any, task: Any = None, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except CrmError as exc:
+                if exc.transient and task is not None and task.retries > 0:
+                    attempt = MAX_RETRIES - task.retries
+                    delay = backoff_delay(attempt)
+                    log.warning("%s: transient CRM failure (%s); retry %s in %.0fs", fn.__name__, exc, attempt + 1, delay)
+                    raise RetryTask(str(exc), delay=delay) from exc
+                log.error("%s: CRM failure, not retried: %s", fn.__name__, exc)
+                raise
+
+        run.__name__ = fn.__name__
+        return run
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="route_referral")
+    @retrying
+    def route_referral(tenant_id: str, referral_id: str, attach: bool = False) -> str:
+        return referrals.route_referral(rt, tenant_id, referral_id, attach=attach).value
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="sync_connection")
+    @retrying
+    def sync_connection(tenant_id: str, connection_id: str) -> dict[str, Any] | None:
+        try:
+            with huey.lock_task(f"sync:{connection_id}"):
+                return sync.run_sync(rt, tenant_id, connection_id).as_dict()
+        except TaskLockedException:
+            log.info("sync of %s already running; skipped", connection_id)
+            return None
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="process_events")
+    @retrying
+    def process_events(tenant_id: str, connection_id: str) -> int:
+        # Same lock as the sync: one writer per connection at a time keeps ordering simple.
+        try:
+            with huey.lock_task(f"sync:{connection_id}"):
+                processed = sync.drain_events(rt, tenant_id, connection_id)
+        except TaskLockedException:
+            raise RetryTask("connection busy", delay=1)
+        if processed:
+            write_back_task(tenant_id, connection_id)
+        return processed
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="write_back")
+    @retrying
+    def write_back_task(tenant_id: str, connection_id: str) -> int:
+        with rt.uow(tenant_id) as uow:
+            connection = uow.connections.get(connection_id)
+        if not connection.usable:
+            return 0
+        return sync.write_back(rt, tenant_id, connection)
+
+    @huey.task(name="notify")
+    def notify(tenant_id: str, event: str, entity_id: str) -> None:
+        from refstage.services import notifications
+
+        notifications.dispatch(rt, tenant_id, event, entity_id)
+
+    @huey.periodic_task(crontab(minute="*"), name="schedule_syncs")
+    def schedule_syncs() -> int:
+        """Every minute: queue a sync for each active connection whose interval has passed."""
+        import datetime as dt
+
+        now = rt.now()
+        queued = 0
+        with rt.uow() as uow:
+            pairs = uow.directory.active_connections()
+        for tenant_id, connection_id in pairs:
+            with rt.uow(tenant_id) as uow:
+                conn = uow.connections.get(connection_id)
+            interval = dt.timedelta(seconds=int(conn.settings.get("sync_interval_seconds", rt.settings.sync_interval_seconds)))
+            if conn.last_sync_at is None or now - conn.last_sync_at >= interval:
+                sync_connection(tenant_id, connection_id)
+                queued += 1
+        return queued
+
+    @huey.periodic_task(crontab(minute="*"), name="release_holds")
+    def release_holds() -> int:
+        with rt.uow() as uow:
+            tenants = uow.directory.tenants_with_due_holds(rt.now())
+        return sum(rewards.release_due_holds(rt, t) for t in tenants)
+
+    @huey.periodic_task(crontab(minute="*/5"), name="sweep_unrouted")
+    def sweep_unrouted() -> int:
+        """Safety net: a referral whose routing job was lost (crash between commit and enqueue) is routed."""
+        queued = 0
+        with rt.uow() as uow:
+            tenants = uow.directory.tenants_with_pending_work()
+        for tenant_id in tenants:
+            with rt.uow(tenant_id) as uow:
+                stuck = uow.referrals.unrouted(limit=500)
+            for referral in stuck:
+                route_referral(tenant_id, referral.id)
+                queued += 1
+        return queued
+
+    return {
+        "route_referral": route_referral,
+        "sync_connection": sync_connection,
+        "process_events": process_events,
+        "write_back": write_back_task,
+        "notify": notify,
+        "schedule_syncs": schedule_syncs,
+        "release_holds": release_holds,
+        "sweep_unrouted": sweep_unrouted,
+    }

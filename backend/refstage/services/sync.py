@@ -1,0 +1,182 @@
+"""One sync cycle for one connection: pull changes (only the fields live rules need), observe them,
+write back what changed. Also drains pushed events and pending write-backs. CRM-agnostic: the
+gateway does the talking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import delete, select, update
+
+from refstage.adapters.db import models as m
+from refstage.domain.audit import Actor
+from refstage.domain.connections import CrmConnection
+from refstage.domain.programs import ProgramStatus
+from refstage.services.ports import BudgetExhausted, ChangedRecord, CrmError, ReconnectRequired
+from refstage.services.qualification import ObserveStats, observe_crm_changes, referrals_needing_fields
+from refstage.services.referrals import mark_reconnect_required
+from refstage.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+CURSOR_KEY = "changes"
+
+
+@dataclass
+class SyncReport:
+    connection_id: str
+    status: str = "succeeded"
+    pulled: int = 0
+    api_calls: int = 0
+    written: int = 0
+    write_failures: int = 0
+    observe: ObserveStats = field(default_factory=ObserveStats)
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled, "api_calls": self.api_calls, "written": self.written,
+            "write_failures": self.write_failures, "qualified": self.observe.qualified,
+            "disqualified": self.observe.disqualified, "rewards_created": self.observe.rewards_created,
+            "rewards_changed": self.observe.rewards_changed, "stale": self.observe.stale,
+            "referrals_touched": self.observe.referrals_touched,
+        }
+
+
+def _load_cursor(uow, connection_id: str) -> dict[str, Any]:
+    row = uow.session.get(m.SyncStateRow, (connection_id, CURSOR_KEY))
+    return dict(row.checkpoint or {}) if row else {}
+
+
+def _save_cursor(uow, connection_id: str, cursor: dict[str, Any], now: dt.datetime) -> None:
+    row = uow.session.get(m.SyncStateRow, (connection_id, CURSOR_KEY))
+    if row is None:
+        row = m.SyncStateRow(connection_id=connection_id, object_name=CURSOR_KEY, tenant_id=uow.tenant_id, checkpoint={}, updated_at=now)
+        uow.session.add(row)
+    row.checkpoint = cursor
+    row.updated_at = now
+
+
+def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
+             on_progress: Callable[[SyncReport], None] | None = None) -> SyncReport:
+    report = SyncReport(connection_id)
+    started = rt.now()
+    run_id = rt.new_id()
+    with rt.uow(tenant_id) as uow:
+        connection = uow.connections.get(connection_id)
+        programs = [p for p in uow.programs.list(connection_id=connection_id) if p.status != ProgramStatus.DRAFT]
+        cursor = _load_cursor(uow, connection_id)
+        uow.session.add(m.SyncRunRow(id=run_id, tenant_id=tenant_id, connection_id=connection_id, kind="sync",
+                                     status="running", started_at=started, stats={}))
+        uow.commit()
+    try:
+        if not connection.usable:
+            raise CrmError(f"connection is {connection.status.value}", transient=False)
+        gateway = rt.gateway(connection)
+        fields = referrals_needing_fields(programs)
+        if fields:
+            for batch in gateway.iter_changes(fields, cursor):
+                report.api_calls += batch.api_calls
+                report.pulled += len(batch.records)
+                if batch.records:
+                    report.observe.add(observe_crm_changes(rt, tenant_id, connection_id, batch.records))
+                with rt.uow(tenant_id) as uow:
+                    _save_cursor(uow, connection_id, batch.cursor, rt.now())  # checkpoint after each batch
+                    uow.commit()
+                if on_progress:
+                    on_progress(report)
+        drain_events(rt, tenant_id, connection_id, report)
+        write_back(rt, tenant_id, connection, report, gateway)
+    except ReconnectRequired as exc:
+        mark_reconnect_required(rt, tenant_id, connection_id, "syncing")
+        report.status, report.error = "failed", str(exc)
+    except BudgetExhausted as exc:
+        report.status, report.error = "partial", str(exc)
+    except CrmError as exc:
+        report.status, report.error = "failed", str(exc)
+        if exc.transient:
+            _finish(rt, tenant_id, run_id, report, started, connection)
+            raise
+    _finish(rt, tenant_id, run_id, report, started, connection)
+    return report
+
+
+def _finish(rt: Runtime, tenant_id: str, run_id: str, report: SyncReport, started: dt.datetime, connection: CrmConnection) -> None:
+    finished = rt.now()
+    report.duration_s = (finished - started).total_seconds()
+    with rt.uow(tenant_id) as uow:
+        uow.session.execute(update(m.SyncRunRow).where(m.SyncRunRow.id == run_id).values(
+            status=report.status, finished_at=finished, stats=report.as_dict(), api_calls=report.api_calls, error=report.error))
+        if report.status == "succeeded":
+            conn = uow.connections.get(connection.id)
+            conn.last_sync_at = finished
+            if conn.status_message and conn.usable:
+                conn.status_message = None
+            uow.connections.save(conn)
+        uow.commit()
+
+
+def drain_events(rt: Runtime, tenant_id: str, connection_id: str, report: SyncReport | None = None, limit: int = 5000) -> int:
+    """Apply pushed changes from the durable inbox. A failure leaves them pending for the next drain."""
+    with rt.uow(tenant_id) as uow:
+        rows = list(uow.session.scalars(select(m.CrmEventRow).where(
+            m.CrmEventRow.tenant_id == tenant_id, m.CrmEventRow.connection_id == connection_id,
+            m.CrmEventRow.processed_at.is_(None)).order_by(m.CrmEventRow.changed_at, m.CrmEventRow.id).limit(limit)))
+        records = [ChangedRecord(r.object_type, r.object_id, dict(r.payload.get("fields") or {}), r.changed_at,
+                                 bool(r.payload.get("deleted"))) for r in rows]
+        ids = [r.id for r in rows]
+    if not ids:
+        return 0
+    stats = observe_crm_changes(rt, tenant_id, connection_id, records, Actor.sync(connection_id))
+    if report is not None:
+        report.observe.add(stats)
+    with rt.uow(tenant_id) as uow:
+        uow.session.execute(update(m.CrmEventRow).where(m.CrmEventRow.id.in_(ids)).values(processed_at=rt.now()))
+        uow.commit()
+    return len(ids)
+
+
+def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
+               gateway=None, limit: int = 100_000) -> int:
+    """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written."""
+    with rt.uow(tenant_id) as uow:
+        pending = list(uow.session.execute(select(m.PendingWriteRow.id, m.PendingWriteRow.entity_type, m.PendingWriteRow.entity_id,
+                                                  m.PendingWriteRow.enqueued_at).where(
+            m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == connection.id)
+            .order_by(m.PendingWriteRow.id).limit(limit)))
+        if not pending:
+            return 0
+        referral_ids = sorted({e for _, t, e, _ in pending if t == "referral"})
+        reward_ids = sorted({e for _, t, e, _ in pending if t == "reward"})
+        rewards = [uow.rewards.get(i) for i in reward_ids]
+        # A reward's mirror needs its referral's mirror to exist first (master-detail).
+        referral_ids = sorted(set(referral_ids) | {r.referral_id for r in rewards})
+        referrals = [uow.referrals.get(i) for i in referral_ids]
+        advocates = {a: uow.advocates.get(a) for a in {r.advocate_id for r in referrals}}
+        programs = {p: uow.programs.get(p) for p in {r.program_id for r in referrals}}
+        triples = [(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals]
+    gateway = gateway or rt.gateway(connection)
+    result = gateway.mirror(triples, rewards)
+    written = set(result.ok)
+    now = rt.now()
+    with rt.uow(tenant_id) as uow:
+        done = [pid for pid, _, entity_id, enq in pending if entity_id in written]
+        for start in range(0, len(done), 900):
+            # By row id: an entity re-queued meanwhile has a new row, which stays.
+            uow.session.execute(delete(m.PendingWriteRow).where(m.PendingWriteRow.id.in_(done[start:start + 900])))
+        failed = [(pid, entity_type, entity_id) for pid, entity_type, entity_id, _ in pending if entity_id in result.failed]
+        for pid, entity_type, entity_id in failed:
+            uow.session.execute(update(m.PendingWriteRow).where(m.PendingWriteRow.id == pid).values(
+                attempts=m.PendingWriteRow.attempts + 1, last_error=result.failed[entity_id][:2000]))
+            uow.session.add(m.RecordSyncRow(tenant_id=tenant_id, connection_id=connection.id, entity_type=entity_type,
+                                            entity_id=entity_id, operation="mirror", status="failed",
+                                            message=result.failed[entity_id][:2000], at=now))
+        uow.commit()
+    if report is not None:
+        report.written += len(done)
+        report.write_failures += len(failed)
+        report.api_calls += result.api_calls
+    return len(done)

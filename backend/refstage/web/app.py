@@ -1,0 +1,45 @@
+"""Flask app factory: the only place the web layer is assembled."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from refstage.config import Settings, load_settings
+from refstage.logs import configure_logging
+from refstage.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """defaults → environment → test overrides. Refuses to start in production without secrets."""
+    if runtime is None:
+        configure_logging()
+        from refstage.bootstrap import build_runtime
+
+        runtime = build_runtime(settings or load_settings())
+    settings = runtime.settings
+    app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["refstage"] = runtime
+
+    from refstage.web import api, errors, health
+
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    if settings.generated_secrets:
+        log.warning("running with generated development secrets from %s", settings.instance_dir)
+    return app

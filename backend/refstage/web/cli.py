@@ -1,0 +1,24 @@
+"""`refstage serve`: the web process for development and the demo (production uses gunicorn)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Apply migrations first.")
+def serve(host: str, port: int, migrate: bool) -> None:
+    """Serve the web app (pages, admin, API, OAuth callbacks, push receivers) with gunicorn."""
+    import os
+
+    from refstage.config import load_settings
+
+    settings = load_settings()
+    if migrate:
+        from refstage.adapters.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    os.execvp("gunicorn", ["gunicorn", "--bind", f"{host}:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+                           "--threads", "4", "--access-logfile", "-", "refstage.web.app:create_app()"])
