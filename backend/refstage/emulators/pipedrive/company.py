@@ -6,6 +6,7 @@ each create/change/delete is reported to the webhook dispatcher with the changed
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Callable
 
@@ -61,6 +62,15 @@ class ApiError(Exception):
 
 
 EventSink = Callable[..., None]
+
+
+def _atomic(method: Callable) -> Callable:
+    """Run a read-modify-write under the store's lock so concurrent requests cannot interleave."""
+    @functools.wraps(method)
+    def wrapper(self: "Company", *args: Any, **kwargs: Any) -> Any:
+        with self.store.lock:
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 def _is_int(value: Any) -> bool:
@@ -122,6 +132,7 @@ class Company:
     def custom_fields(self, entity: str) -> dict[str, dict[str, Any]]:
         return {f["key"]: f for f in self.fields(entity) if f.get("edit_flag")}
 
+    @_atomic
     def add_field(self, entity: str, name: str, field_type: str, options: list | None = None,
                   user_id: int = ADMIN_USER_ID, key: str | None = None,
                   standard: bool = False) -> dict[str, Any]:
@@ -214,6 +225,7 @@ class Company:
         return obj
 
     # -- organizations --------------------------------------------------------------------
+    @_atomic
     def create_org(self, body: dict[str, Any], source: str = "api",
                    user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _ORG_TYPES)
@@ -229,6 +241,7 @@ class Company:
         self._emit("create", "organization", self.render("organization", org), None, source, user_id)
         return self.render("organization", org)
 
+    @_atomic
     def update_org(self, org_id: int, body: dict[str, Any], source: str = "api",
                    user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _ORG_TYPES)
@@ -263,6 +276,7 @@ class Company:
             out[0]["primary"] = True
         return out
 
+    @_atomic
     def create_person(self, body: dict[str, Any], source: str = "api",
                       user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _PERSON_TYPES)
@@ -290,6 +304,7 @@ class Company:
         self._emit("create", "person", rendered, None, source, user_id)
         return rendered
 
+    @_atomic
     def update_person(self, person_id: int, body: dict[str, Any], source: str = "api",
                       user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _PERSON_TYPES)
@@ -352,6 +367,7 @@ class Company:
             deal["won_time"] = deal["lost_time"] = deal["close_time"] = None
             deal["lost_reason"] = None
 
+    @_atomic
     def create_deal(self, body: dict[str, Any], source: str = "api",
                     user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _DEAL_TYPES)
@@ -392,6 +408,7 @@ class Company:
         self._emit("create", "deal", rendered, None, source, user_id)
         return rendered
 
+    @_atomic
     def update_deal(self, deal_id: int, body: dict[str, Any], source: str = "api",
                     user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         _check_types(body, _DEAL_TYPES)
@@ -453,6 +470,7 @@ class Company:
             return rendered
         return self.render(kind, obj)
 
+    @_atomic
     def delete(self, kind: str, obj_id: int, source: str = "api",
                user_id: int = ADMIN_USER_ID) -> dict[str, Any]:
         obj = self.get_live(kind, obj_id)

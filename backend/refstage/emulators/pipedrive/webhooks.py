@@ -242,11 +242,14 @@ class WebhookManager:
         record["attempts"].append({"attempt": job["attempt"], "at": _iso_ms(started),
                                    "http_status": status, "ok": ok, "error": error,
                                    "duplicate": bool(job.get("duplicate"))})
-        hook["last_delivery_time"] = _iso_ms(now)
-        hook["last_http_status"] = status
+        # Lock order is store.lock -> _cond everywhere: touch the store before taking _cond.
+        with self.store.lock:
+            current = self.store.get("webhook", hook["id"])
+            if current is not None:
+                current["last_delivery_time"] = _iso_ms(now)
+                current["last_http_status"] = status
+                self.store.put("webhook", current)
         with self._cond:
-            if self.store.get("webhook", hook["id"]) is not None:
-                self.store.put("webhook", hook)
             state = self._state.setdefault(hook["id"], {"first_failures": 0, "banned_until": 0.0,
                                                         "last_success": now, "lost_in_ban": 0})
             if ok:
