@@ -405,6 +405,8 @@ class _Parser:
         if nxt[0] == "word" and nxt[1].lower() in FLAG_OPS and not fld:
             return {"object": obj, "field": nxt[1].lower(), "op": nxt[1].lower()}
         if not fld:
+            if nxt[0] == "word":
+                raise RuleError("cannot read rule", {"$": [f"unknown operator {nxt[1]!r} at position {nxt[2] + 1}: use is_won, is_closed or Object.Field == value"]})
             raise RuleError("cannot read rule", {"$": [f"expected Object.Field at position {tok[2] + 1}, found {tok[1]!r}"]})
         if nxt[0] == "op":
             return {"object": obj, "field": fld, "op": _OP_ALIASES[nxt[1]], "value": self._value()}
