@@ -44,6 +44,18 @@ def blueprint(state: "EmulatorState") -> Blueprint:
                     seed=state.seed_kind, clock=state.clock.iso(), clock_offset=state.clock.offset,
                     faults=state.faults.snapshot(), oauth=state.oauth.snapshot())
 
+    @bp.post("/apps")
+    def add_app() -> Response:
+        """Register another OAuth app, e.g. one without the admin scope."""
+        body = _body()
+        client_id, secret = body.get("client_id"), body.get("client_secret")
+        scopes = body.get("scopes", "base deals:full contacts:full search:read")
+        if not all(isinstance(v, str) and v for v in (client_id, secret, scopes)):
+            raise ApiError(400, "client_id, client_secret and scopes must be non-empty strings")
+        state.oauth.apps[client_id] = {"secret": secret, "scopes": scopes,
+                                       "name": body.get("name") or client_id}
+        return done(client_id=client_id, scopes=scopes)
+
     @bp.post("/reset")
     def reset() -> Response:
         body = _body()

@@ -77,12 +77,13 @@ class EmulatorState:
                  webhook_time_scale: float = 1.0, token_ttl: int = 3600,
                  daily_token_budget: int = 150_000, burst_limit: int = 80,
                  search_burst_limit: int = 10, api_token: str | None = None,
-                 db_path: str = ":memory:") -> None:
+                 db_path: str = ":memory:", webhook_timeout: float = 10.0) -> None:
         self.clock = Clock()
         self.store = Store(self.clock, db_path)
         self.faults = Faults(faults)
         self.limiter = RateLimiter(self.clock, daily_token_budget, burst_limit, search_burst_limit)
-        self.webhooks = WebhookManager(self.store, self.clock, self.faults, time_scale=webhook_time_scale)
+        self.webhooks = WebhookManager(self.store, self.clock, self.faults, time_scale=webhook_time_scale,
+                                       timeout=webhook_timeout)
         self.company = Company(self.store, self.clock, on_event=self.webhooks.on_event)
         self.oauth = oauth.OAuthState(self.clock, token_ttl=token_ttl)
         self.api_token = self.oauth.seed(api_token)
@@ -198,14 +199,14 @@ class PipedriveEmulator:
                  cert_dir: str | Path | None = None, webhook_time_scale: float = 1.0,
                  token_ttl: int = 3600, host: str = "127.0.0.1", api_token: str | None = None,
                  daily_token_budget: int = 150_000, burst_limit: int = 80,
-                 search_burst_limit: int = 10) -> None:
+                 search_burst_limit: int = 10, webhook_timeout: float = 10.0) -> None:
         self.host = host
         self.port = port
         self.certs = ensure_certificates(cert_dir)
         self.state = EmulatorState(seed=seed, faults=faults, webhook_time_scale=webhook_time_scale,
                                    token_ttl=token_ttl, daily_token_budget=daily_token_budget,
                                    burst_limit=burst_limit, search_burst_limit=search_burst_limit,
-                                   api_token=api_token)
+                                   api_token=api_token, webhook_timeout=webhook_timeout)
         self.app = create_app(self.state)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
