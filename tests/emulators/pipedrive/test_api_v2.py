@@ -167,3 +167,12 @@ def test_empty_seed(cert_dir, session_for):
         s = session_for(emu, emu.api_token)
         assert s.get("/api/v2/deals").json()["data"] == []
         assert len(s.get("/api/v2/stages").json()["data"]) == 5
+
+
+def test_pipeline_change_places_deal_in_first_stage(api):
+    deal = api.get("/api/v2/deals/1").json()["data"]
+    same = api.patch("/api/v2/deals/1", json={"pipeline_id": deal["pipeline_id"]}).json()["data"]
+    assert same["stage_id"] == deal["stage_id"]
+    moved = api.patch("/api/v2/deals/1", json={"pipeline_id": 2}).json()["data"]
+    assert moved["pipeline_id"] == 2 and moved["stage_id"] == 6
+    assert api.patch("/api/v2/deals/1", json={"pipeline_id": 1, "stage_id": 7}).status_code == 400

@@ -415,7 +415,8 @@ class Company:
         deal = self.get_live("deal", deal_id)
         now = self.clock.iso()
         previous: dict[str, Any] = {}
-        if "stage_id" in body or "pipeline_id" in body:
+        same_pipeline_only = ("stage_id" not in body and body.get("pipeline_id") == deal["pipeline_id"])
+        if ("stage_id" in body or "pipeline_id" in body) and not same_pipeline_only:
             pipeline_id, stage_id = self._placement(
                 body.get("pipeline_id") if "stage_id" not in body or body.get("pipeline_id") else None,
                 body.get("stage_id"))
