@@ -91,7 +91,11 @@ export default class ReferralAttribution extends LightningElement {
     rewardsError;
     stageValues;
 
-    @wire(getRecord, { recordId: '$recordId', fields: [STAGE_FIELD, IS_CLOSED_FIELD, IS_WON_FIELD, REFERRAL_FIELD], optionalFields: OPTIONAL_FIELDS })
+    @wire(getRecord, {
+        recordId: '$recordId',
+        fields: [STAGE_FIELD, IS_CLOSED_FIELD, IS_WON_FIELD, REFERRAL_FIELD],
+        optionalFields: OPTIONAL_FIELDS
+    })
     wiredOpportunity({ data, error }) {
         this.opportunity = data;
         this.opportunityError = error;
@@ -307,7 +311,9 @@ export default class ReferralAttribution extends LightningElement {
         }
         return this.rewards.records.map((record) => {
             const status = getFieldValue(record, REWARD_STATUS_FIELD);
-            const reason = getFieldDisplayValue(record, REWARD_REVIEW_REASON_FIELD) ?? getFieldValue(record, REWARD_REVIEW_REASON_FIELD);
+            const reason =
+                getFieldDisplayValue(record, REWARD_REVIEW_REASON_FIELD) ??
+                getFieldValue(record, REWARD_REVIEW_REASON_FIELD);
             const held = HELD_REWARD_STATUSES.includes(status);
             let badgeClass = 'slds-badge';
             if (status === 'issued' || status === 'approved') {
@@ -320,7 +326,9 @@ export default class ReferralAttribution extends LightningElement {
             return {
                 id: record.id,
                 name: getFieldValue(record, REWARD_NAME_FIELD),
-                recipient: getFieldDisplayValue(record, REWARD_RECIPIENT_FIELD) ?? getFieldValue(record, REWARD_RECIPIENT_FIELD),
+                recipient:
+                    getFieldDisplayValue(record, REWARD_RECIPIENT_FIELD) ??
+                    getFieldValue(record, REWARD_RECIPIENT_FIELD),
                 type: getFieldDisplayValue(record, REWARD_TYPE_FIELD) ?? getFieldValue(record, REWARD_TYPE_FIELD),
                 amount: getFieldValue(record, REWARD_AMOUNT_FIELD),
                 currency: getFieldValue(record, REWARD_CURRENCY_FIELD) || undefined,

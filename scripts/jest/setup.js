@@ -8,7 +8,10 @@
 const axe = require('axe-core');
 
 // jsdom has no layout engine or canvas: rules that need rendering cannot give a meaningful answer there.
-const RULES_NEEDING_LAYOUT = { 'color-contrast': { enabled: false }, 'scrollable-region-focusable': { enabled: false } };
+const RULES_NEEDING_LAYOUT = {
+    'color-contrast': { enabled: false },
+    'scrollable-region-focusable': { enabled: false }
+};
 
 expect.extend({
     async toBeAccessible(element) {

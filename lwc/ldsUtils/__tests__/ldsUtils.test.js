@@ -8,7 +8,10 @@ describe('c/ldsUtils', () => {
                 {
                     body: {
                         message: 'An error occurred',
-                        output: { errors: [{ message: 'Page error' }], fieldErrors: { Name: [{ message: 'Field error' }] } }
+                        output: {
+                            errors: [{ message: 'Page error' }],
+                            fieldErrors: { Name: [{ message: 'Field error' }] }
+                        }
                     }
                 },
                 { body: { message: 'Body message' } },
@@ -49,7 +52,12 @@ describe('c/ldsUtils', () => {
                 ['pending_hold', 'issued']
             );
             expect(totals).toEqual([
-                { key: 'pending_hold', label: 'Pending', count: 1, totals: [{ key: 'pending_hold-EUR', currency: 'EUR', amount: 20 }] },
+                {
+                    key: 'pending_hold',
+                    label: 'Pending',
+                    count: 1,
+                    totals: [{ key: 'pending_hold-EUR', currency: 'EUR', amount: 20 }]
+                },
                 {
                     key: 'issued',
                     label: 'Issued',
@@ -71,21 +79,41 @@ describe('c/ldsUtils', () => {
 });
 
 describe('toBeAccessible matcher', () => {
+    function render(parts) {
+        const container = document.createElement('div');
+        parts.forEach(([tag, attributes, content]) => {
+            const node = document.createElement(tag);
+            Object.entries(attributes).forEach(([name, value]) => node.setAttribute(name, value));
+            if (content) {
+                node.textContent = content;
+            }
+            container.appendChild(node);
+        });
+        document.body.appendChild(container);
+        return container;
+    }
+
     afterEach(() => {
-        document.body.innerHTML = '';
+        while (document.body.firstChild) {
+            document.body.removeChild(document.body.firstChild);
+        }
     });
 
     it('fails on markup with accessibility violations (axe runs in jsdom)', async () => {
-        const container = document.createElement('div');
-        container.innerHTML = '<img src="x.png"><button></button><a href="/x"></a>';
-        document.body.appendChild(container);
+        const container = render([
+            ['img', { src: 'x.png' }],
+            ['button', {}],
+            ['a', { href: '/x' }]
+        ]);
         await expect(container).not.toBeAccessible();
     });
 
     it('passes on accessible markup', async () => {
-        const container = document.createElement('div');
-        container.innerHTML = '<img src="x.png" alt="Logo"><button>Save</button><a href="/x">Details</a>';
-        document.body.appendChild(container);
+        const container = render([
+            ['img', { src: 'x.png', alt: 'Logo' }],
+            ['button', {}, 'Save'],
+            ['a', { href: '/x' }, 'Details']
+        ]);
         await expect(container).toBeAccessible();
     });
 });

@@ -47,7 +47,11 @@ describe('c-referral-attribution', () => {
             expect.arrayContaining(['StageName', 'IsClosed', 'IsWon', 'Referral__c'])
         );
         expect(config.optionalFields.map((f) => f.fieldApiName)).toEqual(
-            expect.arrayContaining(['Referral__r.Status__c', 'Referral__r.Advocate__r.Name', 'Referral__r.Program__r.Milestone_Value__c'])
+            expect.arrayContaining([
+                'Referral__r.Status__c',
+                'Referral__r.Advocate__r.Name',
+                'Referral__r.Program__r.Milestone_Value__c'
+            ])
         );
     });
 
@@ -140,7 +144,9 @@ describe('c-referral-attribution', () => {
 
             expect($('[data-id="milestone-value"]').textContent).toBe('Closed Won');
             expect($('[data-id="stage"]').textContent).toBe('Proposal/Price Quote');
-            expect($('[data-id="milestone-standing"]').textContent).toBe('2 stages to go before the program milestone.');
+            expect($('[data-id="milestone-standing"]').textContent).toBe(
+                '2 stages to go before the program milestone.'
+            );
             const progress = $('[data-id="milestone-progress"]');
             expect(progress.getAttribute('role')).toBe('progressbar');
             expect(progress.getAttribute('aria-valuenow')).toBe('78');
@@ -152,7 +158,9 @@ describe('c-referral-attribution', () => {
             const won = JSON.parse(JSON.stringify(mockAttributed));
             won.fields.StageName = { value: 'Closed Won', displayValue: 'Closed Won' };
             await renderPopulated(won);
-            expect($('[data-id="milestone-standing"]').textContent).toBe('This deal has reached the program milestone.');
+            expect($('[data-id="milestone-standing"]').textContent).toBe(
+                'This deal has reached the program milestone.'
+            );
 
             const lost = JSON.parse(JSON.stringify(mockAttributed));
             lost.fields.StageName = { value: 'Closed Lost', displayValue: 'Closed Lost' };
