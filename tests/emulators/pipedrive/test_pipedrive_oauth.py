@@ -80,18 +80,15 @@ def test_deny_bad_login_and_bad_redirect(emu, anon):
     assert anon.get("/oauth/authorize", params={"client_id": "who", "redirect_uri": REDIRECT}).status_code == 400
 
 
-def test_token_ttl_is_configurable(cert_dir, contract):
+def test_token_ttl_is_configurable(cert_dir, session_for):
     from refstage.emulators.pipedrive.server import PipedriveEmulator
 
-    from conftest import CheckedSession  # type: ignore[import-not-found]
-
     with PipedriveEmulator(port=0, seed="empty", cert_dir=cert_dir, token_ttl=5) as emu:
-        s = CheckedSession(contract, emu.base_url, emu.ca_path)
+        s = session_for(emu)
         got = _code(emu, s)
         r = s.post("/oauth/token", auth=CLIENT, data={"grant_type": "authorization_code",
                                                       "code": got["code"], "redirect_uri": REDIRECT})
         assert r.json()["expires_in"] == 5
-        s.close()
 
 
 def test_plain_requests_trust_only_the_local_ca(emu):
