@@ -41,7 +41,7 @@ class FakeCrm(CrmGateway):
             raise self.fail_next.pop(0)
 
     def touch(self, obj: str, crm_id: str, **fields: Any) -> ChangedRecord:
-        self.clock += dt.timedelta(seconds=1)
+        self.clock += dt.timedelta(minutes=11)  # past the overlap window, so incremental reads can be told apart
         rec = self.records.setdefault((obj, crm_id), {"Id": crm_id})
         rec.update(fields)
         self.modified[(obj, crm_id)] = self.clock
@@ -59,7 +59,8 @@ class FakeCrm(CrmGateway):
         self._maybe_fail()
         for (obj, crm_id), rec in sorted(self.records.items()):
             if obj == "Contact" and (since is None or self.modified[(obj, crm_id)] >= since):
-                yield Candidate("Contact", crm_id, rec.get("Name", ""), rec.get("Email"), contact_id=crm_id)
+                yield Candidate("Contact", crm_id, rec.get("Name", ""), rec.get("Email"), contact_id=crm_id,
+                                modified_at=self.modified[(obj, crm_id)])
 
     def write_advocate_links(self, links: Sequence[AdvocateLink]) -> WriteResult:
         self._maybe_fail()

@@ -18,6 +18,7 @@ from refstage.services.ports import AdvocateLink, Candidate
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
+OVERLAP = dt.timedelta(minutes=10)
 
 _SOURCE_FOR_OBJECT = {
     "Contact": AdvocateSource.SALESFORCE_CONTACT,
@@ -137,9 +138,11 @@ def run_enrolment(rt: Runtime, tenant_id: str, program_id: str, *, batch_size: i
         state_key = f"enrol:{program.id}"
         since = _enrol_watermark(uow, connection.id, state_key)
     gateway = rt.gateway(connection)
-    started = rt.now()
+    newest = since
     batch: list[Candidate] = []
     for candidate in gateway.iter_enrolment_candidates(program.enrolment, since):
+        if candidate.modified_at and (newest is None or candidate.modified_at > newest):
+            newest = candidate.modified_at
         batch.append(candidate)
         if len(batch) >= batch_size:
             enrol_candidates(rt, tenant_id, program, batch, progress)
@@ -148,10 +151,11 @@ def run_enrolment(rt: Runtime, tenant_id: str, program_id: str, *, batch_size: i
                 on_progress(progress)
     enrol_candidates(rt, tenant_id, program, batch, progress)
     write_pending_links(rt, tenant_id, program, gateway, progress, on_progress)
-    with rt.uow(tenant_id) as uow:
-        # Overlap: the next run re-reads from the start of this one; re-reads are harmless.
-        _set_enrol_watermark(uow, connection.id, state_key, started - dt.timedelta(minutes=10))
-        uow.commit()
+    if newest is not None and newest != since:
+        with rt.uow(tenant_id) as uow:
+            # The CRM's own clock, minus an overlap window: re-reads are harmless, gaps are not.
+            _set_enrol_watermark(uow, connection.id, state_key, newest - OVERLAP)
+            uow.commit()
     if on_progress:
         on_progress(progress)
     return progress

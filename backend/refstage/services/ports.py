@@ -62,6 +62,7 @@ class Candidate:
     email: str | None
     contact_id: str | None = None
     account_id: str | None = None
+    modified_at: dt.datetime | None = None  # CRM time; the enrolment watermark follows it, not our clock
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from refstage.adapters.db import models as m
@@ -67,9 +68,11 @@ def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records
             try:
                 total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor))
                 break
-            except StaleDataError:
-                # Another worker moved one of these referrals meanwhile: re-read and apply again.
-                log.info("concurrent update while observing changes; retrying chunk (attempt %s)", attempt + 1)
+            except (StaleDataError, IntegrityError) as exc:
+                # Another worker stored the same record or moved the same referral meanwhile:
+                # re-read and apply again; the second pass sees their work and adds nothing twice.
+                log.info("concurrent update while observing changes (%s); retrying chunk (attempt %s)",
+                         type(exc).__name__, attempt + 1)
         else:
             total.errors.append(f"gave up after {MAX_RETRIES} concurrent-update retries")
     return total
@@ -211,6 +214,11 @@ def _follow_conversion(uow, connection_id: str, referral: Referral, now: dt.date
     if row is None or not (row.fields or {}).get("IsConverted"):
         return
     refs = CrmRefs(**{col: (row.fields or {}).get(name) for name, col in CONVERSION_FIELDS.items()})
+    if refs.opportunity_id and refs.opportunity_id != referral.crm.opportunity_id:
+        holders = uow.referrals.find_by_crm(connection_id, opportunity_id=refs.opportunity_id)
+        if any(h.id != referral.id for h in holders):
+            # Two referred leads merged into one deal: the first referral keeps the attribution.
+            refs.opportunity_id = None
     referral.update_crm_refs(refs, now)
 
 

@@ -52,6 +52,7 @@ def blueprint(state: "EmulatorState") -> Blueprint:
         scopes = body.get("scopes", "base deals:full contacts:full search:read")
         if not all(isinstance(v, str) and v for v in (client_id, secret, scopes)):
             raise ApiError(400, "client_id, client_secret and scopes must be non-empty strings")
+        scopes = ",".join(x for x in scopes.replace(",", " ").split())
         state.oauth.apps[client_id] = {"secret": secret, "scopes": scopes,
                                        "name": body.get("name") or client_id}
         return done(client_id=client_id, scopes=scopes)

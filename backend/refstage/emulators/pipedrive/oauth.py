@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .store import Clock
 
 DEMO_CLIENT_ID = "refstage-demo"
 DEMO_CLIENT_SECRET = "refstage-demo-secret"
-DEMO_SCOPES = "base deals:full contacts:full search:read admin"
+DEMO_SCOPES = "base,deals:full,contacts:full,search:read,admin"  # Pipedrive answers comma-separated
 USER_PASSWORD = "demo"
 CODE_TTL = 300
 REDIRECT_HOSTS = {"127.0.0.1", "localhost"}
@@ -79,7 +80,7 @@ class OAuthState:
             if info["expires_at"] <= self.clock.ts():
                 return None, "Invalid token: access token has expired"
             return Principal("oauth", info["user_id"], "oauth:" + bearer[-12:],
-                             frozenset(info["scope"].split()), info["client_id"]), ""
+                             frozenset(_scopes(info["scope"])), info["client_id"]), ""
         if api_token:
             user_id = self.api_tokens.get(api_token)
             if user_id is None:
@@ -93,6 +94,10 @@ class OAuthState:
             return {"live_access_tokens": sum(1 for a in self.access.values() if a["expires_at"] > now),
                     "live_refresh_tokens": sum(1 for r in self.refresh.values() if not r["revoked"]),
                     "token_ttl": self.token_ttl}
+
+
+def _scopes(text: str) -> list[str]:
+    return [s for s in re.split(r"[,\s]+", text) if s]
 
 
 def _redirect_ok(uri: str | None) -> bool:
@@ -152,7 +157,7 @@ def blueprint(state: OAuthState, api_domain: Any) -> Blueprint:
             f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
             for k, v in (("client_id", client_id), ("redirect_uri", redirect_uri),
                          ("state", request.args.get("state", ""))))
-        scopes = "".join(f"<li>{html.escape(s)}</li>" for s in app["scopes"].split())
+        scopes = "".join(f"<li>{html.escape(s)}</li>" for s in _scopes(app["scopes"]))
         return _page("Authorize app", f"""
 <h1>{html.escape(app['name'])} wants to access your Pipedrive company</h1>
 <div class="scopes"><p>It asks for:</p><ul>{scopes}</ul></div>
