@@ -33,7 +33,7 @@ def test_full_flow_with_rotation_and_expiry(emu, anon, control):
     assert r.status_code == 200, r.text
     token = r.json()
     assert token["api_domain"] == emu.base_url and token["expires_in"] == 3600
-    assert token["token_type"] == "Bearer" and "deals:full" in token["scope"].split()
+    assert token["token_type"] == "Bearer" and "deals:full" in token["scope"].split(",")
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
     assert anon.get("/api/v2/deals", headers=bearer).status_code == 200
     me = anon.get("/api/v1/users/me", headers=bearer).json()["data"]
