@@ -176,3 +176,9 @@ def test_pipeline_change_places_deal_in_first_stage(api):
     moved = api.patch("/api/v2/deals/1", json={"pipeline_id": 2}).json()["data"]
     assert moved["pipeline_id"] == 2 and moved["stage_id"] == 6
     assert api.patch("/api/v2/deals/1", json={"pipeline_id": 1, "stage_id": 7}).status_code == 400
+
+
+def test_non_ascii_email_exact_search(api):
+    person = api.post("/api/v2/persons", json={"name": "Zoë Çelik", "emails": [{"value": "zoë@exämple.org", "label": "home"}]}).json()["data"]
+    found = api.get("/api/v2/persons/search", params={"term": "ZOË@exämple.org", "fields": "email", "exact_match": "true"}).json()
+    assert [i["item"]["id"] for i in found["data"]["items"]] == [person["id"]]

@@ -125,7 +125,7 @@ class Store:
             self.conn.execute(
                 f"INSERT OR REPLACE INTO objects (kind, id, {', '.join(_COLUMNS)}, data) "
                 f"VALUES (?, ?, {', '.join('?' for _ in _COLUMNS)}, ?)",
-                (kind, obj["id"], *cols, json.dumps(obj)),
+                (kind, obj["id"], *cols, json.dumps(obj, ensure_ascii=False)),
             )
             return obj
 

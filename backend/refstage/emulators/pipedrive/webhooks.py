@@ -33,6 +33,7 @@ BAN_AFTER_FAILURES = 10
 BAN_SECONDS = 30 * 60
 DELETE_AFTER_SECONDS = 3 * 86400
 TIMEOUT_SECONDS = 10.0
+MAX_DELIVERY_LOG = 10_000  # the control API keeps the most recent deliveries
 
 ACTIONS = {"create": "create", "change": "change", "delete": "delete", "*": "*",
            # v1 names, still accepted by POST /v1/webhooks
@@ -61,6 +62,7 @@ class WebhookManager:
         self._stopping = False
         self._state: dict[int, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self._delivery_ids = itertools.count(1)
         self._session = requests.Session()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pd-webhook")
         self._thread = threading.Thread(target=self._run, name="pd-webhook-scheduler", daemon=True)
@@ -128,6 +130,7 @@ class WebhookManager:
             self._heap.clear()
             self._state.clear()
             self.deliveries.clear()
+            self._delivery_ids = itertools.count(1)
 
     # -- events ---------------------------------------------------------------------------
     def on_event(self, *, action: str, entity: str, entity_id: Any, data: dict | None,
@@ -156,7 +159,7 @@ class WebhookManager:
                     "host": f"{COMPANY_DOMAIN}.pipedrive.com",
                 },
             }
-            record = {"delivery_id": len(self.deliveries) + 1, "webhook_id": hook["id"],
+            record = {"delivery_id": 0, "webhook_id": hook["id"],
                       "event_id": payload["meta"]["id"], "action": action, "entity": entity,
                       "entity_id": str(entity_id), "change_source": change_source,
                       "created_at": _iso_ms(now), "attempts": [], "state": "pending",
@@ -165,7 +168,9 @@ class WebhookManager:
                 state = self._state.setdefault(hook["id"], {"first_failures": 0, "banned_until": 0.0,
                                                             "last_success": now, "lost_in_ban": 0})
                 self.deliveries.append(record)
-                record["delivery_id"] = len(self.deliveries)
+                record["delivery_id"] = next(self._delivery_ids)
+                if len(self.deliveries) > MAX_DELIVERY_LOG:
+                    del self.deliveries[: len(self.deliveries) - MAX_DELIVERY_LOG]
                 if state["banned_until"] > now:
                     state["lost_in_ban"] += 1
                     record["state"] = "lost_banned"
