@@ -36,7 +36,7 @@ def pipedrive(port: int, host: str, seed: str, faults: str | None, cert_dir: str
     emu = PipedriveEmulator(port=port, host=host, seed=seed, faults=faults, cert_dir=cert_dir,
                             webhook_time_scale=webhook_time_scale, token_ttl=token_ttl,
                             daily_token_budget=daily_token_budget, burst_limit=burst_limit,
-                            api_token=api_token)
+                            api_token=api_token, access_log=True)
     emu.start()
     click.echo(f"Pipedrive emulator on {emu.base_url} (api_domain and OAuth host)")
     click.echo(f"  CA certificate : {emu.ca_path}")

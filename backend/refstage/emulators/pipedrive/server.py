@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from refstage.emulators.tls import ensure_certificates
 
@@ -192,6 +192,13 @@ def create_app(state: EmulatorState) -> Flask:
     return app
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request (the in-process runner is used by tests and benchmarks)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class PipedriveEmulator:
     """Run the emulator in a background thread over HTTPS."""
 
@@ -199,8 +206,10 @@ class PipedriveEmulator:
                  cert_dir: str | Path | None = None, webhook_time_scale: float = 1.0,
                  token_ttl: int = 3600, host: str = "127.0.0.1", api_token: str | None = None,
                  daily_token_budget: int = 150_000, burst_limit: int = 80,
-                 search_burst_limit: int = 10, webhook_timeout: float = 10.0) -> None:
+                 search_burst_limit: int = 10, webhook_timeout: float = 10.0,
+                 access_log: bool = False) -> None:
         self.host = host
+        self.access_log = access_log
         self.port = port
         self.certs = ensure_certificates(cert_dir)
         self.state = EmulatorState(seed=seed, faults=faults, webhook_time_scale=webhook_time_scale,
@@ -226,7 +235,8 @@ class PipedriveEmulator:
     def start(self) -> "PipedriveEmulator":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(self.certs.cert), str(self.certs.key))
-        self._server = make_server(self.host, self.port, self.app, threaded=True, ssl_context=ctx)
+        self._server = make_server(self.host, self.port, self.app, threaded=True, ssl_context=ctx,
+                                   request_handler=None if self.access_log else _QuietHandler)
         self.port = self._server.server_port
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         self.state.base_url = f"https://{host}:{self.port}"
