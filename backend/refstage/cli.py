@@ -38,3 +38,7 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="refstage")
 def main() -> None:
     """Refstage: referrals that count only when the CRM says so."""
+
+
+if __name__ == "__main__":
+    main()

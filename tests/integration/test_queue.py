@@ -1,0 +1,135 @@
+"""The task queue for real: Huey on SQLite (embedded default) and on Redis, with a worker process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import redis as redis_lib
+
+from refstage.domain.referrals import AdvocateSource, ReferralStatus
+from refstage.domain.rewards import RewardStatus
+from refstage.jobs.queue import HueyQueue, backoff_delay, make_huey
+from refstage.services import enrolment, programs, referrals, sync
+from refstage.services.ports import CrmError
+from tests.conftest import TEST_REDIS_URL
+from tests.integration.conftest import ADMIN
+
+REDIS_URL = TEST_REDIS_URL or "redis://127.0.0.1:6379/15"
+
+
+def _done(huey) -> None:
+    huey.storage.flush_all()
+    pool = getattr(getattr(huey.storage, "conn", None), "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+
+
+def _redis_available() -> bool:
+    try:
+        with redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=1) as client:
+            client.ping()
+        return True
+    except redis_lib.RedisError:
+        if TEST_REDIS_URL:  # CI named a Redis: it must be there
+            raise
+        return False
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def queue_settings(request, settings):
+    if request.param == "redis":
+        if not _redis_available():
+            pytest.skip("no Redis at " + REDIS_URL)
+        with redis_lib.Redis.from_url(REDIS_URL) as client:
+            client.flushdb()
+        return dataclasses.replace(settings, redis_url=REDIS_URL)
+    return settings
+
+
+def _referral(rt, world):
+    adv, _ = enrolment.enrol_advocate(rt, world.tenant.id, world.program.id, name="Ada", email="ada@customer.test",
+                                      source=AdvocateSource.API, actor=ADMIN)
+    return referrals.capture_referral(rt, adv.code, referrals.FriendInput("Fred", "fred@prospect.test", None, None, True))
+
+
+def test_transient_failure_is_retried_with_backoff(rt, world, queue_settings):
+    huey = make_huey(queue_settings, name=f"t{os.getpid()}")
+    rt.jobs = HueyQueue(huey, rt)
+    ref = _referral(rt, world)
+    world.crm.fail_next.append(CrmError("503 SERVER_UNAVAILABLE", transient=True))
+    task = huey.dequeue()
+    while task is not None and task.name != "route_referral":
+        task = huey.dequeue()  # the notify task of the capture
+    assert task is not None
+    huey.execute(task)  # fails, schedules a retry
+    scheduled = huey.scheduled()
+    assert [t.name for t in scheduled] == ["route_referral"] and scheduled[0].retries == task.retries
+    assert referrals.get_referral(rt, world.tenant.id, ref.id).status == ReferralStatus.CAPTURED
+    import datetime as dt
+
+    due = scheduled[0].eta + dt.timedelta(seconds=1)
+    assert scheduled[0].eta - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) >= dt.timedelta(seconds=2)  # backed off, not immediate
+    (retry,) = huey.read_schedule(due)
+    huey.execute(retry, timestamp=due)
+    assert referrals.get_referral(rt, world.tenant.id, ref.id).status == ReferralStatus.ROUTED
+    _done(huey)
+
+
+def test_backoff_grows_and_is_jittered():
+    delays = [backoff_delay(n) for n in range(8)]
+    assert all(2.5 <= d <= 900 for d in delays)
+    assert max(backoff_delay(7) for _ in range(50)) > max(backoff_delay(0) for _ in range(50))
+
+
+def test_lock_per_connection(rt, world, queue_settings):
+    huey = make_huey(queue_settings, name=f"lock{os.getpid()}")
+    queue = HueyQueue(huey, rt)
+    with huey.lock_task(f"sync:{world.connection.id}"):
+        assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is None  # skipped
+    result = queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id)
+    assert result is not None and "pulled" in result
+    _done(huey)
+
+
+def test_worker_process_runs_queued_work(rt, world, queue_settings, clock, tmp_path):
+    """`refstage worker` in its own process picks up a job from the queue and changes the database."""
+    programs.update_program(rt, world.tenant.id, world.program.id, {"holding_days": 1}, ADMIN)
+    ref = _referral(rt, world)
+    referrals.route_referral(rt, world.tenant.id, ref.id)
+    opp = world.crm.convert(world.crm.created_leads[0], amount=9000)
+    world.crm.touch("Opportunity", opp, StageName="Closed Won")
+    clock.advance(days=-2)  # qualified two days ago: the 1-day hold is over by real time
+    sync.run_sync(rt, world.tenant.id, world.connection.id)
+    with rt.uow(world.tenant.id) as uow:
+        assert {r.status for r in uow.rewards.for_referral(ref.id)} == {RewardStatus.PENDING_HOLD}
+
+    s = queue_settings
+    env = {**os.environ, "DATABASE_URL": s.database_url, "SECRET_KEY": s.secret_key,
+           "REFSTAGE_ENCRYPTION_KEYS": ",".join(s.encryption_keys), "REFSTAGE_INSTANCE_DIR": str(tmp_path),
+           "REFSTAGE_QUEUE_PATH": str(s.queue_path), "REFSTAGE_ENV": "test"}
+    env.pop("REDIS_URL", None)
+    if s.redis_url:
+        env["REDIS_URL"] = s.redis_url
+    huey = make_huey(s)
+    HueyQueue(huey, rt).tasks["release_holds"]()  # enqueue only: the worker process runs it
+    worker = subprocess.Popen([sys.executable, "-m", "refstage.cli", "worker", "--no-periodic", "-w", "1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with rt.uow(world.tenant.id) as uow:
+                statuses = {r.status for r in uow.rewards.for_referral(ref.id)}
+            if statuses == {RewardStatus.APPROVED}:
+                break
+            time.sleep(0.2)
+        assert statuses == {RewardStatus.APPROVED}, worker.stdout.read1().decode() if worker.poll() is not None else statuses
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        worker.stdout.close()
+        _done(huey)
