@@ -308,11 +308,12 @@ def deleted(org: Org, request: Request, version: str, sobject: str) -> Response:
 
 
 # ---------------------------------------------------------------------- collections
-def _rollback_results(results: list[dict]) -> list[dict]:
+def _rollback_results(results: list[dict], creating: bool) -> list[dict]:
     out = []
     for r in results:
         if r["success"]:
-            out.append({"id": r.get("id"), "success": False, "errors": [{
+            head = {} if creating else {"id": r.get("id")}
+            out.append({**head, "success": False, "errors": [{
                 "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                 "message": "Record rolled back because not all records were valid and the request was using "
                            "AllOrNone header", "fields": []}]})
@@ -321,7 +322,7 @@ def _rollback_results(results: list[dict]) -> list[dict]:
     return out
 
 
-def _run_collection(org: Org, all_or_none: bool, items: list[Any], op: Any) -> list[dict]:
+def _run_collection(org: Org, all_or_none: bool, items: list[Any], op: Any, creating: bool = False) -> list[dict]:
     store = org.store
     results: list[dict] = []
     with store.lock:
@@ -346,7 +347,7 @@ def _run_collection(org: Org, all_or_none: bool, items: list[Any], op: Any) -> l
             store.db.execute("ROLLBACK TO collection")
             store.db.execute("RELEASE collection")
             store.discard_notifications()
-            return _rollback_results(results)
+            return _rollback_results(results, creating)
         store.db.execute("RELEASE collection")
         store.flush_notifications()
     return results
@@ -398,7 +399,7 @@ def collections(org: Org, request: Request, version: str) -> Response:
             values = {k: v for k, v in rec.items() if k != "attributes"}
             auto_assign(org, request, obj, values)
             return {"id": org.store.insert(obj, values, user_id), "success": True, "errors": []}
-        return json_response(_run_collection(org, aon, records, op_create))
+        return json_response(_run_collection(org, aon, records, op_create, creating=True))
 
     def op_update(rec: dict) -> dict:
         obj = obj_of(rec)

@@ -28,7 +28,7 @@ from .store import Clock, Store
 
 log = logging.getLogger(__name__)
 
-API_VERSIONS = [f"{v}.0" for v in range(31, 65)]
+API_VERSIONS = [f"{v}.0" for v in range(31, 67)]
 DEFAULT_VERSION = "62.0"
 ORG_ID = ids.make_id("00D", 1)
 

@@ -154,7 +154,7 @@ class Query:
         where_sql = (" WHERE " + " AND ".join(where)) if where else ""
         if self.count_only:
             return f"SELECT count(*) FROM {self.from_sql}{where_sql}", list(self.params)
-        select = [c.sql for c in self.columns] + list(self.join_ids.values())
+        select = [c.sql for c in self.columns] + list(self.join_ids.values()) + ["t0.Id"]
         sql = f"SELECT {', '.join(select)} FROM {self.from_sql}{where_sql}"
         if self.order_sql:
             sql += " ORDER BY " + self.order_sql
@@ -176,10 +176,7 @@ class Query:
             return rec
         n = len(self.columns)
         join_vals = dict(zip(self.join_ids, row[n:]))
-        base_id = None
-        for c, v in zip(self.columns, row):
-            if c.field.name == "Id" and not c.path:
-                base_id = v
+        base_id = row[n + len(self.join_ids)]
         rec = {"attributes": {"type": self.obj.name, "url": f"{self.obj.url(version)}/{base_id}"}}
         if base_id is None:
             rec["attributes"].pop("url")
