@@ -35,9 +35,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         app.config.update(test_config)
     app.extensions["refstage"] = runtime
 
-    from refstage.web import api, errors, health
+    from refstage.web import api, csrf, errors, health
 
     errors.init_app(app)
+    csrf.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     if settings.generated_secrets:
