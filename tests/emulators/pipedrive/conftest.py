@@ -313,17 +313,3 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    long_mode = os.environ.get("REFSTAGE_LONG") == "1"
-    try:
-        long_mode = long_mode or bool(config.getoption("--long"))
-    except ValueError:
-        pass
-    if long_mode:
-        return
-    skip = pytest.mark.skip(reason="slow: run with --long or REFSTAGE_LONG=1")
-    for item in items:
-        if "slow" in item.keywords and "emulators/pipedrive" in str(item.fspath):
-            item.add_marker(skip)
