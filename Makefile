@@ -10,7 +10,7 @@ TEST_DATABASES ?= sqlite
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-python test-lwc venv node clean bench lint-python
+.PHONY: demo test test-python test-lwc venv node browser clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,17 @@ demo: venv
 
 test: test-python test-lwc
 
-test-python: venv
+# Browser tests drive Debian's Chromium through Playwright; no browser download. Installed when we
+# can (root with apt); without it the browser tests skip and say why.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will skip"; \
+	  else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi; \
+	fi
+
+test-python: venv node browser
 	@set -e; for db in $(TEST_DATABASES); do \
 	  if [ "$$db" = postgresql ]; then url="$(POSTGRES_TEST_URL)"; else url=""; fi; \
 	  echo "== Python suite on $$db"; \
