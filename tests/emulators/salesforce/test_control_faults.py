@@ -50,6 +50,8 @@ def test_convert_lead_creates_and_links_records(api, sf):
     assert con["AccountId"] == acc["Id"] and con["Email"] == "conny@convertible.example"
     assert opp["AccountId"] == acc["Id"] and opp["Name"] == "Convertible - first deal"
     assert opp["LeadSource"] == "Partner Referral" and opp["IsClosed"] is False
+    r = api.patch(f"sobjects/Lead/{lead}", json={"Title": "late edit"})
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     again = api.control("convert-lead", {"leadId": lead})
     assert again.status_code == 400 and again.json()[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     # into an existing account and contact, without an opportunity

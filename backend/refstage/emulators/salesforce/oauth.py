@@ -18,7 +18,6 @@ from werkzeug.wrappers import Request, Response
 
 from .errors import SFError, invalid_session
 from .server import json_response
-from .store import fmt_ms
 
 if TYPE_CHECKING:
     from .server import Org

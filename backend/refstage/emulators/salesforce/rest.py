@@ -16,7 +16,7 @@ from . import ids
 from .errors import SFError, not_found
 from .schema import SObject
 from .server import API_VERSIONS, json_response, version_label
-from .soql import Query, compile_soql
+from .soql import compile_soql
 from .store import fmt_dt, parse_datetime
 
 if TYPE_CHECKING:

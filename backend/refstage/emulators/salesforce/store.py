@@ -430,6 +430,8 @@ class Store:
             current = self.get(obj, rid)
             if current is None:
                 raise not_found()
+            if obj.name == "Lead" and current.get("IsConverted"):
+                raise SFError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
             rec = dict(current)
             rec.update(clean)
             stamp = self.clock.stamp()
