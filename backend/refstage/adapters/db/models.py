@@ -376,3 +376,105 @@ class CrmRecordRow(Base):
     modified_at: Mapped[dt.datetime | None]
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime]
+
+
+# --- public pages, notifications and outbound webhooks (migration 0002) ---------------------------
+class EmailTemplateRow(Base):
+    """A program's override of one notification email; the shipped default applies when absent."""
+
+    __tablename__ = "email_templates"
+    __table_args__ = (UniqueConstraint("program_id", "event", name="uq_email_templates_program_event"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime]
+
+
+class OutboxRow(Base):
+    """Every email Refstage sends: written first, then delivered over SMTP or kept here (no SMTP).
+    `dedupe_key` makes an event's email go out once however often its job runs."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_email_outbox_dedupe"),
+        Index("ix_email_outbox_tenant_created", "tenant_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    program_id: Mapped[str | None] = mapped_column(String(36))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # pending | sending | sent | stored | failed
+    transport: Mapped[str | None] = mapped_column(String(20))  # smtp | outbox
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+
+
+class WebhookEndpointRow(Base):
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str] = mapped_column(Text)  # sealed with the vault: needed in clear to sign
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint: its payload, attempts and outcome (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event", "entity_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20))  # pending | sending | delivered | retrying | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime]
+    delivered_at: Mapped[dt.datetime | None]
+
+
+class RateLimitRow(Base):
+    """Fixed-window counters shared by every web worker: key = scope, subject and window number."""
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class RejectedSubmissionRow(Base):
+    """Public form posts refused by the bot checks (honeypot, timing): kept for review, no referral made."""
+
+    __tablename__ = "rejected_submissions"
+    __table_args__ = (Index("ix_rejected_submissions_at", "tenant_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    form: Mapped[str] = mapped_column(String(30))  # referral | join | status
+    code: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(30))  # honeypot | too_fast | bad_timestamp
+    client: Mapped[str | None] = mapped_column(String(64))  # hashed IP
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[dt.datetime]
