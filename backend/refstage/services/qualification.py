@@ -19,7 +19,6 @@ from refstage.domain.programs import Program
 from refstage.domain.referrals import CrmRefs, Referral, ReferralStatus
 from refstage.domain.rewards import AdvocateHistory, RewardRule, RewardStatus, period_start
 from refstage.services.ports import ChangedRecord
-from refstage.services.referrals import queue_mirror
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -115,18 +114,45 @@ def _store_records(uow, connection_id: str, records: Sequence[ChangedRecord], no
     return fresh
 
 
-def _snapshot(uow, connection_id: str, referral: Referral) -> dict[str, dict[str, Any]]:
-    wanted = {obj: getattr(referral.crm, col) for obj, col in LINK_FIELD.items() if getattr(referral.crm, col)}
-    snapshot: dict[str, dict[str, Any]] = {}
-    for obj, crm_id in wanted.items():
-        row = uow.session.scalar(select(m.CrmRecordRow).where(
-            m.CrmRecordRow.connection_id == connection_id, m.CrmRecordRow.object_name == obj, m.CrmRecordRow.crm_id == crm_id))
-        if row is not None and not row.deleted:
-            snapshot[obj] = dict(row.fields or {})
-    return snapshot
+class _RecordCache:
+    """Latest CRM record states for a chunk's referrals, loaded with one query per object."""
+
+    def __init__(self, uow, connection_id: str):
+        self.uow, self.connection_id = uow, connection_id
+        self.rows: dict[tuple[str, str], m.CrmRecordRow] = {}
+
+    def load(self, wanted: dict[str, set[str]]) -> None:
+        for obj, ids in wanted.items():
+            missing = [i for i in ids if (obj, i) not in self.rows]
+            for start in range(0, len(missing), 900):
+                for row in self.uow.session.scalars(select(m.CrmRecordRow).where(
+                        m.CrmRecordRow.connection_id == self.connection_id, m.CrmRecordRow.object_name == obj,
+                        m.CrmRecordRow.crm_id.in_(missing[start:start + 900]))):
+                    self.rows[(obj, row.crm_id)] = row
+
+    def get(self, obj: str, crm_id: str | None) -> m.CrmRecordRow | None:
+        return self.rows.get((obj, crm_id)) if crm_id else None
+
+    def snapshot(self, referral: Referral) -> dict[str, dict[str, Any]]:
+        snapshot: dict[str, dict[str, Any]] = {}
+        for obj, col in LINK_FIELD.items():
+            row = self.get(obj, getattr(referral.crm, col))
+            if row is not None and not row.deleted:
+                snapshot[obj] = dict(row.fields or {})
+        return snapshot
 
 
-def _history(uow, rt: Runtime, referral: Referral, now: dt.datetime):
+def _wanted(referrals: Sequence[Referral]) -> dict[str, set[str]]:
+    wanted: dict[str, set[str]] = {}
+    for referral in referrals:
+        for obj, col in LINK_FIELD.items():
+            value = getattr(referral.crm, col)
+            if value:
+                wanted.setdefault(obj, set()).add(value)
+    return wanted
+
+
+def _history(uow, referral: Referral, now: dt.datetime):
     cache: dict[str, AdvocateHistory] = {}
     others = None
 
@@ -134,6 +160,8 @@ def _history(uow, rt: Runtime, referral: Referral, now: dt.datetime):
         nonlocal others
         if rule.key in cache:
             return cache[rule.key]
+        if rule.tier_at is None and rule.cap_period is None:
+            return AdvocateHistory(qualified_count=1)  # nothing in this rule depends on history
         if others is None:
             count = uow.referrals.qualified_count(referral.advocate_id)
             # Count this referral once, whether or not its qualification is stored yet.
@@ -164,20 +192,33 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
             if ids:
                 for ref_ids in uow.referrals.linked_ids(connection_id, col, ids).values():
                     touched.update(dict.fromkeys(ref_ids))
+        if not touched:
+            uow.commit()
+            return stats
+        chunk_referrals = uow.referrals.get_many(list(touched))
+        cache = _RecordCache(uow, connection_id)
+        cache.load(_wanted(chunk_referrals))
+        for referral in chunk_referrals:
+            _follow_conversion(uow, cache, connection_id, referral, now)
+        cache.load(_wanted(chunk_referrals))  # conversion may have linked an opportunity, account, contact
+        rewards_by_referral = uow.rewards.for_referrals([r.id for r in chunk_referrals])
+        newest = max((r.modified_at for r in fresh if r.modified_at), default=now)
         programs: dict[str, Program] = {}
-        for referral_id in touched:
-            referral = uow.referrals.get(referral_id)
+        for referral in chunk_referrals:
             program = programs.get(referral.program_id) or uow.programs.get(referral.program_id)
             programs[program.id] = program
-            _follow_conversion(uow, connection_id, referral, now)
-            snapshot = _snapshot(uow, connection_id, referral)
+            snapshot = cache.snapshot(referral)
             if not snapshot:
+                if referral.changes:  # refs followed a conversion; nothing else to decide yet
+                    uow.referrals.save(referral)
+                    uow.record(referral.changes, actor, referral.id)
                 continue
-            existing = {r.identity: r for r in uow.rewards.for_referral(referral.id)}
+            existing = {r.identity: r for r in rewards_by_referral.get(referral.id, [])}
             before = referral.status
-            outcome = qualification.observe(referral, program, snapshot, now, existing, _history(uow, rt, referral, now), rt.new_id)
-            referral.last_observed_at = max((r.modified_at for r in fresh if r.modified_at), default=now)
+            outcome = qualification.observe(referral, program, snapshot, now, existing, _history(uow, referral, now), rt.new_id)
+            referral.last_observed_at = newest
             uow.referrals.save(referral)
+            changed_refs = bool(referral.changes)
             uow.record(referral.changes, actor, referral.id)
             stats.referrals_touched += 1
             if referral.status == ReferralStatus.QUALIFIED and before != ReferralStatus.QUALIFIED:
@@ -189,28 +230,24 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
                 if uow.rewards.add(reward):
                     uow.record(reward.changes, actor, reward.id)
                     stats.rewards_created += 1
-                    queue_mirror(uow, connection_id, "reward", reward.id, now)
+                    uow.mark_stale(connection_id, "reward", reward.id, now)
                     if reward.status == RewardStatus.APPROVED:
                         notifications.append(("reward.approved", reward.id))
             for reward in outcome.changed_rewards:
                 uow.rewards.save(reward)
                 uow.record(reward.changes, actor, reward.id)
                 stats.rewards_changed += 1
-                queue_mirror(uow, connection_id, "reward", reward.id, now)
-            if outcome.referral_changed:
-                queue_mirror(uow, connection_id, "referral", referral.id, now)
+                uow.mark_stale(connection_id, "reward", reward.id, now)
+            if outcome.referral_changed or changed_refs:
+                uow.mark_stale(connection_id, "referral", referral.id, now)
         uow.commit()
     for event, entity_id in notifications:
         rt.jobs.enqueue("notify", tenant_id=tenant_id, event=event, entity_id=entity_id)
     return stats
 
 
-def _follow_conversion(uow, connection_id: str, referral: Referral, now: dt.datetime) -> None:
-    if not referral.crm.lead_id:
-        return
-    row = uow.session.scalar(select(m.CrmRecordRow).where(
-        m.CrmRecordRow.connection_id == connection_id, m.CrmRecordRow.object_name == "Lead",
-        m.CrmRecordRow.crm_id == referral.crm.lead_id))
+def _follow_conversion(uow, cache: _RecordCache, connection_id: str, referral: Referral, now: dt.datetime) -> None:
+    row = cache.get("Lead", referral.crm.lead_id)
     if row is None or not (row.fields or {}).get("IsConverted"):
         return
     refs = CrmRefs(**{col: (row.fields or {}).get(name) for name, col in CONVERSION_FIELDS.items()})

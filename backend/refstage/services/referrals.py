@@ -221,20 +221,7 @@ def _mark_conflict(rt: Runtime, tenant_id: str, referral_id: str, connection_id:
 
 
 def _queue_mirror(uow, connection_id: str, entity_type: str, entity_id: str, now: dt.datetime) -> None:
-    """Mark an entity's CRM mirror as stale; the write-back job drains these.
-
-    Re-marking replaces the row (new id), so a write-back that read the old row and finishes later
-    deletes only what it wrote, never a newer change."""
-    from sqlalchemy import delete
-
-    from refstage.adapters.db.models import PendingWriteRow
-
-    uow.session.execute(delete(PendingWriteRow).where(
-        PendingWriteRow.connection_id == connection_id, PendingWriteRow.entity_type == entity_type,
-        PendingWriteRow.entity_id == entity_id))
-    uow.session.add(PendingWriteRow(tenant_id=uow.tenant_id, connection_id=connection_id, entity_type=entity_type,
-                                    entity_id=entity_id, enqueued_at=now, attempts=0))
-    uow.session.flush()
+    uow.mark_stale(connection_id, entity_type, entity_id, now)
 
 
 queue_mirror = _queue_mirror

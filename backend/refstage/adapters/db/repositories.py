@@ -339,6 +339,13 @@ class ReferralRepository(_Scoped):
     def get(self, referral_id: str) -> Referral:
         return _referral(self._one(m.ReferralRow, referral_id))
 
+    def get_many(self, referral_ids: Sequence[str]) -> list[Referral]:
+        out: list[Referral] = []
+        for start in range(0, len(referral_ids), 900):
+            out.extend(_referral(r) for r in self.session.scalars(select(m.ReferralRow).where(
+                m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.id.in_(referral_ids[start:start + 900]))))
+        return out
+
     def connection_id(self, referral_id: str) -> str | None:
         return self._one(m.ReferralRow, referral_id).connection_id
 

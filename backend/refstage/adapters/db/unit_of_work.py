@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Callable
 
+from sqlalchemy import delete, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
+from refstage.adapters.db import models as m
 from refstage.adapters.db import repositories as r
 from refstage.domain.audit import Actor, AuditEntry, Change
 
@@ -18,6 +21,8 @@ class UnitOfWork:
         self._factory = session_factory
         self.tenant_id = tenant_id
         self._after_commit: list[Callable[[], None]] = []
+        self._audit: list[AuditEntry] = []
+        self._stale: dict[tuple[str, str, str], dt.datetime] = {}
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
@@ -52,21 +57,44 @@ class UnitOfWork:
             self.session.close()
 
     def record(self, changes: list[Change], actor: Actor, default_id: str | None = None) -> None:
-        """Stamp entity changes with the actor and append them to the audit log."""
+        """Stamp entity changes with the actor; they are appended to the audit log with the commit."""
         if not changes:
             return
-        entries = [
+        self._audit.extend(
             AuditEntry(self.tenant_id or "", c.entity_type, c.entity_id or default_id or "", c.action, actor, c.at,
                        c.before, c.after, c.reason)
             for c in changes
-        ]
-        self.audit.append(entries)
+        )
         changes.clear()
+
+    def mark_stale(self, connection_id: str, entity_type: str, entity_id: str, at: dt.datetime) -> None:
+        """The entity's CRM mirror is out of date; the write-back job drains these at its pace.
+
+        Re-marking replaces the queue row (new id), so a write-back that read the old row and finishes
+        later deletes only what it wrote, never a newer change."""
+        self._stale[(connection_id, entity_type, entity_id)] = at
+
+    def _flush_buffers(self) -> None:
+        if self._audit:
+            self.audit.append(self._audit)
+            self._audit = []
+        if self._stale:
+            keys = list(self._stale)
+            for start in range(0, len(keys), 300):
+                part = keys[start:start + 300]
+                self.session.execute(delete(m.PendingWriteRow).where(
+                    tuple_(m.PendingWriteRow.connection_id, m.PendingWriteRow.entity_type, m.PendingWriteRow.entity_id).in_(part)))
+            self.session.execute(m.PendingWriteRow.__table__.insert(), [
+                {"tenant_id": self.tenant_id, "connection_id": c, "entity_type": t, "entity_id": e, "enqueued_at": at, "attempts": 0}
+                for (c, t, e), at in self._stale.items()
+            ])
+            self._stale = {}
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
 
     def commit(self) -> None:
+        self._flush_buffers()
         self.session.commit()
         pending, self._after_commit = self._after_commit, []
         for fn in pending:
@@ -80,3 +108,5 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
         self._after_commit.clear()
+        self._audit = []
+        self._stale = {}
