@@ -1,0 +1,425 @@
+"""SalesforceGateway: the CRM port in Salesforce terms. Translation only — the rules, states and
+rewards stay in the domain; this module knows SOQL, sObjects and external ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from refstage.adapters.crm.salesforce import soql
+from refstage.adapters.crm.salesforce.auth import OAuthApp, TokenKeeper
+from refstage.adapters.crm.salesforce.bulk import BulkApi
+from refstage.adapters.crm.salesforce.client import ApiBudget, SalesforceSession
+from refstage.adapters.crm.salesforce.rest import COLLECTION_MAX, RestApi, result_error
+from refstage.adapters.crm.salesforce.sync import ChangeReader, parse_time
+from refstage.domain.connections import CrmConnection
+from refstage.domain.programs import EnrolmentKind, EnrolmentSource, Program
+from refstage.domain.referrals import Advocate, CrmRefs, Referral
+from refstage.domain.review import Reason
+from refstage.domain.rewards import Reward
+from refstage.domain.rules import Rule
+from refstage.services.ports import (
+    AdvocateLink,
+    Candidate,
+    ChangeBatch,
+    CrmError,
+    CrmGateway,
+    ExistingRecord,
+    Milestone,
+    RouteResult,
+    WriteResult,
+)
+
+log = logging.getLogger(__name__)
+
+EXTERNAL_ID = "Backend_Id__c"
+LEAD_EXTERNAL_ID = "Refstage_Referral_Id__c"
+REVIEW_REASONS = {r.value for r in Reason}
+CUSTOMER_TYPE_PREFIX = "Customer"
+
+
+def _split_name(name: str) -> tuple[str | None, str]:
+    parts = (name or "").strip().split()
+    if len(parts) <= 1:
+        return None, (parts[0] if parts else "Unknown")[:80]
+    return " ".join(parts[:-1])[:40], parts[-1][:80]
+
+
+def _dt(value: dt.datetime | None) -> str | None:
+    return soql.datetime_literal(value) if value else None
+
+
+def _date(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.timezone.utc).date().isoformat() if value else None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SalesforceGateway(CrmGateway):
+    kind = "salesforce"
+
+    def __init__(self, rt: Any, connection: CrmConnection, *, app: OAuthApp | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        s = connection.settings or {}
+        self.rt = rt
+        self.connection = connection
+        self.keeper = TokenKeeper(rt, connection, app)
+        run_limit = s.get("api_run_limit")
+        self.budget = ApiBudget(org_fraction=float(s.get("api_budget_fraction", rt.settings.api_budget_fraction)),
+                                run_limit=int(run_limit) if run_limit else None)
+        self.session = SalesforceSession(self.keeper, self.budget, retries=int(s.get("retries", 5)),
+                                         backoff=float(s.get("retry_backoff_seconds", 0.5)), sleep=sleep)
+        self.rest = RestApi(self.session)
+        self.bulk = BulkApi(self.rest, poll_seconds=float(s.get("bulk_poll_seconds", 0.5)))
+        self.bulk_read_threshold = int(s.get("bulk_read_threshold", 10_000))
+        self.bulk_write_threshold = int(s.get("bulk_write_threshold", 2_000))
+        self.page_size = int(s.get("page_size", 2000))
+        self._types: dict[str, dict[str, str]] = {}
+        self._link_targets: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @property
+    def api_calls(self) -> int:
+        return self.budget.calls
+
+    def types(self, sobject: str) -> dict[str, str]:
+        if sobject not in self._types:
+            described = self.rest.describe(sobject)
+            self._types[sobject] = {f["name"].lower(): f["type"] for f in described.get("fields", [])}
+        return self._types[sobject]
+
+    def check_limits(self) -> None:
+        """Read the org's allowance before a run, so the budget stops us before Salesforce does."""
+        daily = self.rest.limits().get("DailyApiRequests") or {}
+        if daily.get("Max"):
+            self.budget.used, self.budget.max = int(daily["Max"]) - int(daily.get("Remaining", 0)), int(daily["Max"])
+            self.budget.check()
+
+    # --- program editor ---------------------------------------------------------------------------
+    def describe_milestones(self) -> list[Milestone]:
+        out = []
+        for r in self.rest.query("SELECT ApiName, MasterLabel, IsWon, IsClosed, SortOrder FROM OpportunityStage "
+                                 "WHERE IsActive = true ORDER BY SortOrder"):
+            out.append(Milestone("Opportunity", "StageName", r["ApiName"], r["MasterLabel"], bool(r["IsWon"]), bool(r["IsClosed"])))
+        for r in self.rest.query("SELECT ApiName, MasterLabel, IsConverted, SortOrder FROM LeadStatus ORDER BY SortOrder"):
+            out.append(Milestone("Lead", "Status", r["ApiName"], r["MasterLabel"], bool(r["IsConverted"]), bool(r["IsConverted"])))
+        return out
+
+    def count_matching(self, rule: Rule) -> int | None:
+        objects = rule.objects()
+        if len(objects) != 1:
+            return None
+        (obj,) = objects
+        if obj not in ("Opportunity", "Lead", "Account", "Contact"):
+            return None
+        try:
+            where = self._rule_where(rule.to_json(), obj, self.types(obj))
+        except ValueError:
+            return None
+        return self.rest.count(soql.count(obj, [where]))
+
+    def _rule_where(self, node: dict[str, Any], obj: str, types: dict[str, str]) -> str:
+        for key, joiner in (("all", " AND "), ("any", " OR ")):
+            if key in node:
+                return "(" + joiner.join(self._rule_where(c, obj, types) for c in node[key]) + ")"
+        op = node["op"]
+        if op in ("is_won", "is_closed"):
+            flag = {"Opportunity": {"is_won": "IsWon", "is_closed": "IsClosed"}, "Lead": {"is_won": "IsConverted", "is_closed": "IsConverted"}}
+            name = flag.get(obj, {}).get(op)
+            if not name:
+                raise ValueError(f"{obj} has no {op} flag")
+            return f"{name} = true"
+        return soql.condition(node["field"], op, node.get("value"), types.get(node["field"].lower()))
+
+    # --- enrolment ---------------------------------------------------------------------------------
+    def _read(self, sobject: str, fields: list[str], where: list[str], since: dt.datetime | None) -> Iterator[dict[str, Any]]:
+        """Matching records, REST keyset pages for small sets and a Bulk 2.0 query for large ones."""
+        if since:
+            where = [*where, f"SystemModstamp >= {soql.datetime_literal(since)}"]
+        fields = list(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+        total = self.rest.count(soql.count(sobject, where))
+        if total > self.bulk_read_threshold:
+            for rows, _ in self.bulk.query_pages(sobject, soql.select(fields, sobject, where), {}, self.types(sobject),
+                                                 include_deleted=False):
+                yield from rows
+            return
+        pos: tuple[dt.datetime, str] | None = None
+        while True:
+            page_where = [*where, soql.after("SystemModstamp", pos[0], pos[1])] if pos else where
+            rows = self.rest.query(soql.select(fields, sobject, page_where, ["SystemModstamp ASC", "Id ASC"], self.page_size))
+            yield from rows
+            if len(rows) < self.page_size:
+                return
+            pos = (parse_time(rows[-1]["SystemModstamp"]), rows[-1]["Id"])
+
+    def iter_enrolment_candidates(self, source: EnrolmentSource, since: dt.datetime | None) -> Iterator[Candidate]:
+        kind = source.kind
+        if kind == EnrolmentKind.SALESFORCE_CONTACTS:
+            where = soql.where_all(source.conditions, self.types("Contact"))
+            for r in self._read("Contact", ["Name", "Email", "AccountId"], where, since):
+                yield Candidate("Contact", r["Id"], r.get("Name") or "", r.get("Email"), contact_id=r["Id"],
+                                account_id=r.get("AccountId"), modified_at=parse_time(r.get("SystemModstamp")))
+        elif kind == EnrolmentKind.SALESFORCE_LEADS:
+            where = ["IsConverted = false", *soql.where_all(source.conditions, self.types("Lead"))]
+            for r in self._read("Lead", ["Name", "Email"], where, since):
+                yield Candidate("Lead", r["Id"], r.get("Name") or "", r.get("Email"), modified_at=parse_time(r.get("SystemModstamp")))
+        elif kind == EnrolmentKind.SALESFORCE_ACCOUNTS:
+            yield from self._account_candidates(source)
+        elif kind == EnrolmentKind.SALESFORCE_CAMPAIGN_MEMBERS:
+            where = [soql.condition("CampaignId", "equals", soql.record_id(source.campaign_id or "")),
+                     *soql.where_all(source.conditions, self.types("CampaignMember"))]
+            for r in self._read("CampaignMember", ["Name", "ContactId", "LeadId", "Contact.Name", "Contact.Email",
+                                                   "Lead.Name", "Lead.Email"], where, since):
+                person = r.get("Contact") or r.get("Lead") or {}
+                target = ("Contact", r["ContactId"]) if r.get("ContactId") else ("Lead", r.get("LeadId"))
+                if not target[1]:
+                    continue
+                self._link_targets[("CampaignMember", r["Id"])] = target
+                yield Candidate("CampaignMember", r["Id"], person.get("Name") or r.get("Name") or "", person.get("Email"),
+                                contact_id=r.get("ContactId"), modified_at=parse_time(r.get("SystemModstamp")))
+        else:
+            raise CrmError(f"{kind.value} is not a Salesforce enrolment source", transient=False)
+
+    def _primary_contacts(self, account_where: list[str], account_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """An account's primary contact: its earliest-created Contact with an email address."""
+        sub = soql.select(["Id"], "Account", account_where) if account_ids is None else None
+        where = ["Email != null", f"AccountId IN ({sub})" if sub else f"AccountId IN {soql.id_list(account_ids or [])}"]
+        best: dict[str, dict[str, Any]] = {}
+        for r in self._read("Contact", ["Name", "Email", "AccountId", "CreatedDate"], where, None):
+            acc = r.get("AccountId")
+            if acc and (acc not in best or (r.get("CreatedDate") or "", r["Id"]) < (best[acc].get("CreatedDate") or "", best[acc]["Id"])):
+                best[acc] = r
+        return best
+
+    def _account_candidates(self, source: EnrolmentSource) -> Iterator[Candidate]:
+        account_where = soql.where_all(source.conditions, self.types("Account"))
+        for acc, r in sorted(self._primary_contacts(account_where).items()):
+            self._link_targets[("Account", acc)] = ("Contact", r["Id"])
+            yield Candidate("Account", acc, r.get("Name") or "", r.get("Email"), contact_id=r["Id"], account_id=acc,
+                            modified_at=parse_time(r.get("SystemModstamp")))
+
+    def _resolve_targets(self, links: Sequence[AdvocateLink]) -> None:
+        accounts = [l.crm_id for l in links if l.crm_object == "Account" and ("Account", l.crm_id) not in self._link_targets]
+        for chunk in _chunks(accounts, 200):
+            for acc, r in self._primary_contacts([], chunk).items():
+                self._link_targets[("Account", acc)] = ("Contact", r["Id"])
+        members = [l.crm_id for l in links if l.crm_object == "CampaignMember" and ("CampaignMember", l.crm_id) not in self._link_targets]
+        for chunk in _chunks(members, 200):
+            for r in self.rest.query(soql.select(["Id", "ContactId", "LeadId"], "CampaignMember", [f"Id IN {soql.id_list(chunk)}"])):
+                target = ("Contact", r["ContactId"]) if r.get("ContactId") else ("Lead", r.get("LeadId"))
+                if target[1]:
+                    self._link_targets[("CampaignMember", r["Id"])] = target
+
+    def write_advocate_links(self, links: Sequence[AdvocateLink]) -> WriteResult:
+        start = self.api_calls
+        self._resolve_targets(links)
+        by_object: dict[str, dict[str, dict[str, Any]]] = {}
+        owners: dict[tuple[str, str], list[str]] = {}
+        failed: dict[str, str] = {}
+        for link in links:
+            target = (link.crm_object, link.crm_id) if link.crm_object in ("Contact", "Lead") else \
+                self._link_targets.get((link.crm_object, link.crm_id))
+            if not target:
+                failed[link.advocate_id] = f"no Contact or Lead found for {link.crm_object} {link.crm_id}"
+                continue
+            by_object.setdefault(target[0], {})[target[1]] = {"Id": target[1], "Referral_Code__c": link.code,
+                                                              "Referral_Link__c": link.link}
+            owners.setdefault(target, []).append(link.advocate_id)
+        ok: list[str] = []
+        for obj, rows in by_object.items():
+            done, errors = self._write(obj, list(rows.values()), key="Id", external_id=None)
+            for rid in done:
+                ok.extend(owners[(obj, rid)])
+            for rid, message in errors.items():
+                for advocate_id in owners.get((obj, rid), []):
+                    failed[advocate_id] = message
+        return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
+
+    def _write(self, sobject: str, rows: list[dict[str, Any]], key: str, external_id: str | None) -> tuple[dict[str, str], dict[str, str]]:
+        """Update by Id (external_id None) or upsert on an external id: collections for small sets, Bulk 2.0
+        for large. Returns ({key: Salesforce id}, {key: Salesforce's error text}). Locked rows retry once."""
+        if not rows:
+            return {}, {}
+        if len(rows) > self.bulk_write_threshold:
+            return self.bulk.ingest(sobject, "upsert" if external_id else "update", rows, key, external_id)
+        ok: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        pending = rows
+        for attempt in range(2):
+            locked: list[dict[str, Any]] = []
+            for chunk in _chunks(pending, COLLECTION_MAX):
+                chunk = list(chunk)
+                results = self.rest.upsert_collection(sobject, external_id, chunk) if external_id else \
+                    self.rest.update_collection(sobject, chunk)
+                for row, result in zip(chunk, results):
+                    if result.get("success"):
+                        ok[row[key]] = result.get("id") or row.get("Id", "")
+                        failed.pop(row[key], None)
+                        continue
+                    code, message = result_error(result)
+                    failed[row[key]] = f"{code}: {message}" if code else message
+                    if code == "UNABLE_TO_LOCK_ROW":
+                        locked.append(row)
+            if not locked or attempt:
+                break
+            self.session.sleep(self.session._delay(0))
+            pending = locked
+        return ok, failed
+
+    # --- routing -------------------------------------------------------------------------------------
+    def find_existing(self, email: str) -> ExistingRecord | None:
+        email = email.strip().lower()
+        contacts = self.rest.query(soql.select(["Id", "Email", "AccountId", "Account.Type"], "Contact",
+                                               [soql.condition("Email", "equals", email)], ["CreatedDate ASC"], 5))
+        if contacts:
+            c = contacts[0]
+            return ExistingRecord("Contact", c["Id"], email, c.get("AccountId"), self._is_customer(c))
+        leads = self.rest.query(soql.select(["Id", "Email"], "Lead", [
+            soql.condition("Email", "equals", email), "IsConverted = false",
+            f"{LEAD_EXTERNAL_ID} = null"], ["CreatedDate ASC"], 5))
+        if leads:
+            return ExistingRecord("Lead", leads[0]["Id"], email)
+        return None
+
+    def _is_customer(self, contact: dict[str, Any]) -> bool:
+        """A customer: the Contact's Account has a Type starting "Customer", or a won opportunity."""
+        account_id = contact.get("AccountId")
+        if not account_id:
+            return False
+        prefixes = self.connection.settings.get("customer_account_types") or [CUSTOMER_TYPE_PREFIX]
+        account_type = (contact.get("Account") or {}).get("Type") or ""
+        if any(account_type.startswith(p) for p in prefixes):
+            return True
+        return self.rest.count(soql.count("Opportunity", [soql.condition("AccountId", "equals", soql.record_id(account_id)),
+                                                          "IsWon = true"])) > 0
+
+    def route_referral(self, referral: Referral, advocate: Advocate, program: Program,
+                       attach_to: ExistingRecord | None) -> RouteResult:
+        if attach_to is not None:
+            if attach_to.object == "Lead":
+                refs = CrmRefs(lead_id=attach_to.id)
+            else:
+                refs = CrmRefs(contact_id=attach_to.id, account_id=attach_to.account_id)
+            return RouteResult(refs=refs, existing=attach_to, attached=True)
+        first, last = _split_name(referral.friend_name)
+        data: dict[str, Any] = {
+            "FirstName": first, "LastName": last, "Email": referral.friend_email,
+            "Company": (referral.friend_company or "[not provided]")[:255], "Phone": referral.friend_phone,
+            "LeadSource": "Referral", "Referral_Code__c": advocate.code,
+            "Description": f"Referred by {advocate.name} ({program.name}, Refstage)"[:32000],
+        }
+        owner = program.routing.lead_owner_id or self.connection.settings.get("lead_owner_id")
+        rule = self.connection.settings.get("assignment_rule_id")
+        if owner:
+            data["OwnerId"] = owner
+            headers = {"Sforce-Auto-Assign": "FALSE"}
+        else:
+            headers = {"Sforce-Auto-Assign": rule or "TRUE"}
+        try:
+            lead_id, _created = self.rest.upsert("Lead", LEAD_EXTERNAL_ID, referral.id, data, headers)
+        except CrmError as exc:
+            if exc.code != "CANNOT_UPDATE_CONVERTED_LEAD":
+                raise
+            found = self.rest.query(soql.select(["Id"], "Lead", [soql.condition(LEAD_EXTERNAL_ID, "equals", referral.id)]))
+            if not found:
+                raise
+            lead_id = found[0]["Id"]
+        lead = self.rest.get("Lead", lead_id, ["OwnerId"])
+        return RouteResult(refs=CrmRefs(lead_id=lead_id, owner_id=lead.get("OwnerId")))
+
+    # --- sync ------------------------------------------------------------------------------------------
+    def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]:
+        reader = ChangeReader(self.rest, self.bulk, self.types, lambda: self.api_calls,
+                              bulk_threshold=self.bulk_read_threshold, page_size=self.page_size,
+                              first_sync_from=parse_time(self.connection.settings.get("sync_from")))
+        self.check_limits()
+        yield from reader.read(fields, cursor)
+
+    # --- write-back ------------------------------------------------------------------------------------
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult:
+        start = self.api_calls
+        failed: dict[str, str] = {}
+        programs = {p.id: p for _, _, p in referrals}
+        program_ids, program_errors = self._write("Referral_Program__c", [self._program_row(p) for p in programs.values()],
+                                                  EXTERNAL_ID, EXTERNAL_ID)
+        rows = []
+        for referral, advocate, program in referrals:
+            if program.id in program_errors:
+                failed[referral.id] = f"program mirror failed: {program_errors[program.id]}"
+                continue
+            rows.append(self._referral_row(referral, advocate, program_ids.get(program.id)))
+        referral_ids, referral_errors = self._write("Referral__c", rows, EXTERNAL_ID, EXTERNAL_ID)
+        failed.update(referral_errors)
+        reward_rows = []
+        for reward in rewards:
+            parent = referral_ids.get(reward.referral_id)
+            if not parent:
+                failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
+                continue
+            reward_rows.append(self._reward_row(reward, parent))
+        reward_ids, reward_errors = self._write("Referral_Reward__c", reward_rows, EXTERNAL_ID, EXTERNAL_ID)
+        failed.update(reward_errors)
+        self._link_records([(r, referral_ids[r.id]) for r, _, _ in referrals if r.id in referral_ids])
+        ok = [i for i in [*referral_ids, *reward_ids]]
+        return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
+
+    def _link_records(self, mirrored: list[tuple[Referral, str]]) -> None:
+        """Point the CRM records at their Referral__c, so reps see attribution on Lead, Opportunity and Account."""
+        by_object: dict[str, dict[str, dict[str, Any]]] = {}
+        for referral, sf_id in mirrored:
+            crm = referral.crm
+            converted = bool(crm.lead_id and (crm.contact_id or crm.opportunity_id))
+            for obj, rid in (("Lead", None if converted else crm.lead_id), ("Opportunity", crm.opportunity_id),
+                             ("Account", crm.account_id)):
+                if rid:
+                    by_object.setdefault(obj, {})[rid] = {"Id": rid, "Referral__c": sf_id}
+        for obj, rows in by_object.items():
+            _, errors = self._write(obj, list(rows.values()), key="Id", external_id=None)
+            for rid, message in list(errors.items())[:20]:
+                log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
+
+    @staticmethod
+    def _program_row(program: Program) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            EXTERNAL_ID: program.id, "Name": program.name[:80], "Status__c": program.status.value,
+            "Qualification_Summary__c": program.rule.describe()[:32000],
+            "Automation_Owner_Name__c": program.owner.name[:255] if program.owner else None,
+            "Automation_Owner_Email__c": program.owner.email if program.owner else None,
+        }
+        tree = program.rule.to_json()
+        first = tree if "object" in tree else next((c for c in tree.get("all", []) if "object" in c), None)
+        if first and first.get("object") in ("Opportunity", "Lead", "Account", "Contact"):
+            row.update({"Milestone_Object__c": first["object"], "Milestone_Field__c": first.get("field"),
+                        "Milestone_Value__c": None if first.get("value") is None else str(first["value"])[:255]})
+        return row
+
+    @staticmethod
+    def _referral_row(referral: Referral, advocate: Advocate, program_sf_id: str | None) -> dict[str, Any]:
+        advocate_contact = advocate.crm_contact_id or (advocate.crm_id if advocate.crm_object == "Contact" else None)
+        reason = next((f.reason.value for f in referral.flags if f.reason.value in REVIEW_REASONS), None)
+        if referral.status_reason in REVIEW_REASONS:
+            reason = referral.status_reason
+        return {
+            EXTERNAL_ID: referral.id, "Program__c": program_sf_id, "Advocate__c": advocate_contact,
+            "Referred_Lead__c": referral.crm.lead_id, "Referred_Contact__c": referral.crm.contact_id,
+            "Referred_Account__c": referral.crm.account_id, "Referred_Opportunity__c": referral.crm.opportunity_id,
+            "Friend_Name__c": referral.friend_name, "Friend_Email__c": referral.friend_email,
+            "Friend_Company__c": referral.friend_company, "Referral_Code__c": advocate.code,
+            "Status__c": referral.status.value, "Source__c": referral.source.value, "Review_Reason__c": reason,
+            "Captured_Date__c": _dt(referral.captured_at), "Routed_Date__c": _dt(referral.routed_at),
+            "Qualified_Date__c": _dt(referral.qualified_at), "Rewarded_Date__c": _dt(referral.rewarded_at),
+        }
+
+    @staticmethod
+    def _reward_row(reward: Reward, referral_sf_id: str) -> dict[str, Any]:
+        reason = next((f.reason.value for f in reward.flags if f.reason.value in REVIEW_REASONS), None)
+        return {
+            EXTERNAL_ID: reward.id, "Referral__c": referral_sf_id, "Recipient__c": reward.recipient.value,
+            "Amount__c": float(reward.amount.amount), "Currency_Code__c": reward.amount.currency,
+            "Type__c": reward.kind.value, "Status__c": reward.status.value, "Hold_Until__c": _date(reward.hold_until),
+            "Issued_Date__c": _date(reward.issued_at), "Review_Reason__c": reason,
+        }

@@ -1,0 +1,176 @@
+"""Connecting a tenant to a Salesforce org: start (authorize URL, state + PKCE kept server-side),
+finish (code → tokens sealed in the Vault, org/user/instance recorded), disconnect (revoke).
+
+The OAuth state is `<connection id>.<secret>`: the id finds the tenant, the secret (stored only as a
+hash, single-use, ten minutes) proves the callback belongs to the flow this tenant started. A callback
+can never touch another tenant's connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from refstage.domain.audit import Actor, AuditEntry
+from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
+from refstage.domain.errors import InvalidInput, NotFound
+from refstage.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+STATE_TTL = dt.timedelta(minutes=10)
+PENDING_KEY = "oauth_pending"
+
+
+@dataclass(frozen=True)
+class ConnectStart:
+    connection_id: str
+    authorize_url: str
+    state: str
+
+
+class ConnectFailed(InvalidInput):
+    def __init__(self, message: str):
+        super().__init__({"connection": message})
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _audit(uow, tenant_id: str, conn: CrmConnection, action: str, actor: Actor, at: dt.datetime,
+           before: dict | None, after: dict | None, reason: str | None = None) -> None:
+    uow.audit.append([AuditEntry(tenant_id, "connection", conn.id, action, actor, at, before, after, reason)])
+
+
+def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Salesforce", login_host: str = "production",
+                  connection_id: str | None = None) -> ConnectStart:
+    """A new connection (or a reconnect of an existing one): returns the URL to send the admin to."""
+    from refstage.adapters.crm.salesforce.auth import OAuthApp, authorize_url, login_host_url, pkce_pair
+
+    app = OAuthApp.from_settings(rt.settings)
+    try:
+        host = login_host_url(login_host)
+    except ValueError as exc:
+        raise InvalidInput({"login_host": str(exc)}) from None
+    now = rt.now()
+    secret = secrets.token_urlsafe(32)
+    verifier, _ = pkce_pair()
+    with rt.uow(tenant_id) as uow:
+        if connection_id:
+            conn = uow.connections.get(connection_id)
+            if conn.kind != CrmKind.SALESFORCE:
+                raise InvalidInput({"connection": "not a Salesforce connection"})
+        else:
+            clean = " ".join((name or "").split())[:200] or "Salesforce"
+            conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.SALESFORCE,
+                                                     name=clean, status=ConnectionStatus.PENDING))
+            _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": "salesforce", "name": clean})
+        conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), "verifier": verifier, "login_host": host,
+                                                    "expires": (now + STATE_TTL).isoformat(), "actor": actor.label})
+        uow.connections.save(conn)
+        uow.commit()
+    state = f"{conn.id}.{secret}"
+    return ConnectStart(conn.id, authorize_url(app, host, state, verifier), state)
+
+
+def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
+    """The OAuth callback: exchange the code (with the PKCE verifier), record the org, seal the tokens."""
+    from refstage.adapters.crm.salesforce.auth import OAuthApp, exchange_code, identity, org_and_user
+
+    connection_id, _, secret = (state or "").partition(".")
+    if not connection_id or not secret or not code:
+        raise ConnectFailed("the sign-in answer is incomplete; start connecting again")
+    with rt.uow() as uow:
+        tenant_id = uow.directory.tenant_for_connection(connection_id)
+    if tenant_id is None:
+        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        sealed = conn.settings.get(PENDING_KEY)
+    if not sealed:
+        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    pending = rt.vault.open(sealed)
+    if not hmac.compare_digest(pending["state_hash"], _hash(secret)) or \
+            dt.datetime.fromisoformat(pending["expires"]) < rt.now():
+        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    app = OAuthApp.from_settings(rt.settings)
+    token = exchange_code(app, pending["login_host"], code, pending["verifier"])
+    org_id, user_id = org_and_user(token["id"])
+    ident = identity(token)
+    now = rt.now()
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        if conn.settings.get(PENDING_KEY) != sealed:
+            raise ConnectFailed("this sign-in was already used; start connecting again")
+        if conn.external_org_id and conn.external_org_id[:15] != org_id[:15]:
+            raise ConnectFailed(f"this connection belongs to org {conn.external_org_id}; you signed in to {org_id}")
+        before = {"status": conn.status.value, "org": conn.external_org_id}
+        creds = {k: token.get(k) for k in ("access_token", "refresh_token", "instance_url", "id", "issued_at", "scope",
+                                           "token_type")}
+        conn.settings.pop(PENDING_KEY, None)
+        issued = int(token.get("issued_at") or 0)
+        if issued and "sync_from" not in conn.settings:
+            # Salesforce's clock at connect time: the first sync reads changes from here (minus the overlap).
+            conn.settings["sync_from"] = dt.datetime.fromtimestamp(issued / 1000, dt.timezone.utc).isoformat()
+        conn.external_org_id = ident.get("organization_id") or org_id
+        conn.external_user_id = ident.get("user_id") or user_id
+        conn.external_username = ident.get("username")
+        conn.instance_url = token.get("instance_url")
+        conn.login_host = pending["login_host"]
+        conn.status = ConnectionStatus.ACTIVE
+        conn.status_message = None
+        uow.connections.save(conn)
+        uow.connections.store_credentials(conn.id, rt.vault.seal(creds))
+        _audit(uow, tenant_id, conn, "connected", Actor.system(pending.get("actor") or "oauth"), now, before,
+               {"status": "active", "org": conn.external_org_id, "user": conn.external_username})
+        try:
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+            raise ConnectFailed(f"this workspace is already connected to org {org_id}") from None
+    return conn
+
+
+def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
+    """Revoke the tokens at Salesforce (best effort: a revoke that fails is logged) and forget them."""
+    from refstage.adapters.crm.salesforce.auth import LOGIN_HOSTS, OAuthApp, revoke
+
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        sealed = uow.connections.credentials(connection_id)
+    if sealed:
+        tokens = rt.vault.open(sealed)
+        token = tokens.get("refresh_token") or tokens.get("access_token")
+        if token and conn.kind == CrmKind.SALESFORCE:
+            if not revoke(OAuthApp.from_settings(rt.settings), conn.login_host or LOGIN_HOSTS["production"], token):
+                log.warning("Salesforce did not confirm revoking the tokens of connection %s", connection_id)
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        before = {"status": conn.status.value}
+        conn.status = ConnectionStatus.DISCONNECTED
+        conn.status_message = f"Disconnected by {actor.label or actor.kind.value}."
+        conn.settings.pop(PENDING_KEY, None)
+        uow.connections.save(conn)
+        uow.connections.store_credentials(conn.id, None)
+        _audit(uow, tenant_id, conn, "disconnected", actor, rt.now(), before, {"status": "disconnected"})
+        uow.commit()
+    return conn
+
+
+def list_connections(rt: Runtime, tenant_id: str) -> list[CrmConnection]:
+    with rt.uow(tenant_id) as uow:
+        return uow.connections.list()
+
+
+def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnection:
+    with rt.uow(tenant_id) as uow:
+        return uow.connections.get(connection_id)
+
+
+__all__ = ["start_connect", "finish_connect", "disconnect", "list_connections", "get_connection", "ConnectStart",
+           "ConnectFailed", "NotFound"]
