@@ -4,6 +4,7 @@ here, the logic lives in services."""
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any, Callable
 
 from huey import Huey, crontab
@@ -118,6 +119,40 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
                 queued += 1
         return queued
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="deliver_email")
+    def deliver_email(tenant_id: str, outbox_id: str, task: Any = None) -> str:
+        from refstage.services import notifications
+
+        status = notifications.deliver_email(rt, tenant_id, outbox_id)
+        if status == "retrying" and task is not None and task.retries > 0:
+            raise RetryTask(f"email {outbox_id} not delivered yet", delay=backoff_delay(MAX_RETRIES - task.retries))
+        return status
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="deliver_webhook")
+    def deliver_webhook(tenant_id: str, delivery_id: str, task: Any = None) -> str:
+        from refstage.services import webhooks
+
+        outcome = webhooks.deliver(rt, tenant_id, delivery_id)
+        if outcome.status == "retrying" and task is not None and task.retries > 0:
+            # The service chose the delay (exponential); a little jitter spreads many workers out.
+            raise RetryTask(f"webhook {delivery_id} not delivered yet", delay=(outcome.retry_in or 10) * random.uniform(1.0, 1.2))
+        return outcome.status
+
+    @huey.periodic_task(crontab(minute="*"), name="sweep_outbound")
+    def sweep_outbound() -> int:
+        """Safety net: emails and webhook deliveries whose job was lost (crash, restart) are queued again.
+        Claims are conditional updates, so a duplicate job never sends twice."""
+        from refstage.services import notifications, webhooks
+
+        queued = 0
+        for tenant_id, outbox_id in notifications.emails_due_for_retry(rt):
+            deliver_email(tenant_id, outbox_id)
+            queued += 1
+        for tenant_id, delivery_id in webhooks.due_deliveries(rt):
+            deliver_webhook(tenant_id, delivery_id)
+            queued += 1
+        return queued
+
     return {
         "route_referral": route_referral,
         "sync_connection": sync_connection,
@@ -127,4 +162,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "schedule_syncs": schedule_syncs,
         "release_holds": release_holds,
         "sweep_unrouted": sweep_unrouted,
+        "deliver_email": deliver_email,
+        "deliver_webhook": deliver_webhook,
+        "sweep_outbound": sweep_outbound,
     }
