@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(__import__("refstage.web.salesforce", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("refstage.web.pipedrive", fromlist=["bp"]).bp)
     if settings.generated_secrets:
         log.warning("running with generated development secrets from %s", settings.instance_dir)
     return app
