@@ -34,7 +34,6 @@ class Outcome:
     new_rewards: list[Reward] = field(default_factory=list)
     changed_rewards: list[Reward] = field(default_factory=list)
     referral_changed: bool = False
-    explanation: dict[str, Any] | None = None
 
 
 def _has_pipeline(referral: Referral, snapshot: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -55,9 +54,7 @@ def observe(
     outcome = Outcome()
     if referral.status not in OBSERVABLE:
         return outcome
-    explanation = program.rule.explain(snapshot)
-    outcome.explanation = explanation
-    met = explanation["passed"]
+    met = program.rule.evaluate(snapshot)
     before = len(referral.changes)
 
     if met:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from refstage.adapters.db import models as m
+from refstage.adapters.db.repositories import RecordState
 from refstage.domain import qualification
 from refstage.domain.audit import Actor
 from refstage.domain.money import Money
@@ -77,68 +78,53 @@ def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records
     return total
 
 
-def _store_records(uow, connection_id: str, records: Sequence[ChangedRecord], now: dt.datetime) -> list[ChangedRecord]:
-    """Keep the newest state per record; return the records that were news."""
-    keys = {(r.object, r.id) for r in records}
-    existing: dict[tuple[str, str], m.CrmRecordRow] = {}
-    by_object: dict[str, list[str]] = {}
-    for obj, crm_id in keys:
-        by_object.setdefault(obj, []).append(crm_id)
-    for obj, ids in by_object.items():
-        for start in range(0, len(ids), 900):
-            for row in uow.session.scalars(select(m.CrmRecordRow).where(
-                    m.CrmRecordRow.connection_id == connection_id, m.CrmRecordRow.object_name == obj,
-                    m.CrmRecordRow.crm_id.in_(ids[start:start + 900]))):
-                existing[(obj, row.crm_id)] = row
+def _store_records(uow, connection_id: str, records: Sequence[ChangedRecord], now: dt.datetime):
+    """Keep the newest state per record. Returns (records that were news, the record states)."""
+    wanted: dict[str, set[str]] = {}
+    for r in records:
+        wanted.setdefault(r.object, set()).add(r.id)
+    states = uow.crm_records.load(connection_id, wanted)
     fresh: list[ChangedRecord] = []
     for rec in records:
-        row = existing.get((rec.object, rec.id))
-        if row is not None and row.modified_at is not None and rec.modified_at is not None and rec.modified_at < row.modified_at:
-            continue  # an older state arriving late (out-of-order delivery): the newer one stands
-        if row is not None and rec.modified_at is not None and row.modified_at == rec.modified_at and row.fields == rec.fields \
-                and row.deleted == rec.deleted:
-            continue  # exact replay
-        if row is None:
-            row = m.CrmRecordRow(tenant_id=uow.tenant_id, connection_id=connection_id, object_name=rec.object, crm_id=rec.id,
-                                 fields={}, updated_at=now)
-            uow.session.add(row)
-            existing[(rec.object, rec.id)] = row
-        merged = dict(row.fields or {})
-        merged.update(rec.fields)
-        row.fields = merged
-        row.modified_at = rec.modified_at or row.modified_at
-        row.deleted = rec.deleted
-        row.updated_at = now
+        state = states.get((rec.object, rec.id))
+        if state is not None and state.modified_at is not None and rec.modified_at is not None:
+            if rec.modified_at < state.modified_at:
+                continue  # an older state arriving late (out-of-order delivery): the newer one stands
+            if rec.modified_at == state.modified_at and rec.deleted == state.deleted and all(
+                    state.fields.get(k) == v for k, v in rec.fields.items()):
+                continue  # exact replay
+        if state is None:
+            state = RecordState(None, rec.object, rec.id, {}, None, False)
+            states[(rec.object, rec.id)] = state
+        state.fields = {**state.fields, **rec.fields}
+        state.modified_at = rec.modified_at or state.modified_at
+        state.deleted = rec.deleted
+        state.dirty = True
         fresh.append(rec)
-    uow.session.flush()
-    return fresh
+    uow.crm_records.write(connection_id, [s for s in states.values() if s.dirty], now)
+    return fresh, states
 
 
 class _RecordCache:
     """Latest CRM record states for a chunk's referrals, loaded with one query per object."""
 
-    def __init__(self, uow, connection_id: str):
+    def __init__(self, uow, connection_id: str, states: dict):
         self.uow, self.connection_id = uow, connection_id
-        self.rows: dict[tuple[str, str], m.CrmRecordRow] = {}
+        self.rows = dict(states)
 
     def load(self, wanted: dict[str, set[str]]) -> None:
-        for obj, ids in wanted.items():
-            missing = [i for i in ids if (obj, i) not in self.rows]
-            for start in range(0, len(missing), 900):
-                for row in self.uow.session.scalars(select(m.CrmRecordRow).where(
-                        m.CrmRecordRow.connection_id == self.connection_id, m.CrmRecordRow.object_name == obj,
-                        m.CrmRecordRow.crm_id.in_(missing[start:start + 900]))):
-                    self.rows[(obj, row.crm_id)] = row
+        missing = {obj: [i for i in ids if (obj, i) not in self.rows] for obj, ids in wanted.items()}
+        self.rows.update(self.uow.crm_records.load(self.connection_id, {k: v for k, v in missing.items() if v}))
 
-    def get(self, obj: str, crm_id: str | None) -> m.CrmRecordRow | None:
+    def get(self, obj: str, crm_id: str | None):
         return self.rows.get((obj, crm_id)) if crm_id else None
 
     def snapshot(self, referral: Referral) -> dict[str, dict[str, Any]]:
         snapshot: dict[str, dict[str, Any]] = {}
         for obj, col in LINK_FIELD.items():
-            row = self.get(obj, getattr(referral.crm, col))
-            if row is not None and not row.deleted:
-                snapshot[obj] = dict(row.fields or {})
+            state = self.get(obj, getattr(referral.crm, col))
+            if state is not None and not state.deleted:
+                snapshot[obj] = dict(state.fields)
         return snapshot
 
 
@@ -152,7 +138,7 @@ def _wanted(referrals: Sequence[Referral]) -> dict[str, set[str]]:
     return wanted
 
 
-def _history(uow, referral: Referral, now: dt.datetime):
+def _history(uow, referral: Referral, chunk: Sequence[Referral], now: dt.datetime):
     cache: dict[str, AdvocateHistory] = {}
     others = None
 
@@ -163,12 +149,12 @@ def _history(uow, referral: Referral, now: dt.datetime):
         if rule.tier_at is None and rule.cap_period is None:
             return AdvocateHistory(qualified_count=1)  # nothing in this rule depends on history
         if others is None:
-            count = uow.referrals.qualified_count(referral.advocate_id)
-            # Count this referral once, whether or not its qualification is stored yet.
-            already = uow.session.scalar(select(m.ReferralRow.qualified_at).where(m.ReferralRow.id == referral.id)) is not None
-            others = count - (1 if already else 0)
+            # Stored qualifications outside this chunk, plus this chunk's (in memory, not yet written).
+            others = uow.referrals.qualified_count(referral.advocate_id, exclude=[r.id for r in chunk]) + sum(
+                1 for r in chunk if r.advocate_id == referral.advocate_id and r.id != referral.id and r.qualified_at)
         total, count = None, 0
         if rule.cap_period:
+            uow.flush_pending_rewards()
             totals, count = uow.rewards.period_totals(referral.advocate_id, rule.key, period_start(now, rule.cap_period))
             currency = (rule.cap_amount or rule.amount or Money.zero(rule.currency or "USD")).currency
             total = Money(totals.get(currency, 0), currency)
@@ -184,7 +170,7 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
     notifications: list[tuple[str, str]] = []
     with rt.uow(tenant_id) as uow:
         uow.connections.get(connection_id)  # the connection must be this tenant's
-        fresh = _store_records(uow, connection_id, records, now)
+        fresh, states = _store_records(uow, connection_id, records, now)
         stats.stale = len(records) - len(fresh)
         touched: dict[str, None] = {}
         for obj, col in LINK_FIELD.items():
@@ -195,30 +181,32 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
         if not touched:
             uow.commit()
             return stats
-        chunk_referrals = uow.referrals.get_many(list(touched))
-        cache = _RecordCache(uow, connection_id)
-        cache.load(_wanted(chunk_referrals))
-        for referral in chunk_referrals:
+        chunk = uow.referrals.get_many(list(touched))
+        cache = _RecordCache(uow, connection_id, states)
+        cache.load(_wanted(chunk))
+        for referral in chunk:
             _follow_conversion(uow, cache, connection_id, referral, now)
-        cache.load(_wanted(chunk_referrals))  # conversion may have linked an opportunity, account, contact
-        rewards_by_referral = uow.rewards.for_referrals([r.id for r in chunk_referrals])
+        cache.load(_wanted(chunk))  # conversion may have linked an opportunity, account, contact
+        rewards_by_referral = uow.rewards.for_referrals([r.id for r in chunk])
         newest = max((r.modified_at for r in fresh if r.modified_at), default=now)
         programs: dict[str, Program] = {}
-        for referral in chunk_referrals:
+        to_save: list[Referral] = []
+        for referral in chunk:
             program = programs.get(referral.program_id) or uow.programs.get(referral.program_id)
             programs[program.id] = program
             snapshot = cache.snapshot(referral)
             if not snapshot:
                 if referral.changes:  # refs followed a conversion; nothing else to decide yet
-                    uow.referrals.save(referral)
+                    to_save.append(referral)
                     uow.record(referral.changes, actor, referral.id)
+                    uow.mark_stale(connection_id, "referral", referral.id, now)
                 continue
             existing = {r.identity: r for r in rewards_by_referral.get(referral.id, [])}
             before = referral.status
-            outcome = qualification.observe(referral, program, snapshot, now, existing, _history(uow, referral, now), rt.new_id)
+            outcome = qualification.observe(referral, program, snapshot, now, existing, _history(uow, referral, chunk, now), rt.new_id)
             referral.last_observed_at = newest
-            uow.referrals.save(referral)
-            changed_refs = bool(referral.changes)
+            to_save.append(referral)
+            changed = bool(referral.changes)
             uow.record(referral.changes, actor, referral.id)
             stats.referrals_touched += 1
             if referral.status == ReferralStatus.QUALIFIED and before != ReferralStatus.QUALIFIED:
@@ -226,20 +214,21 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
                 notifications.append(("referral.qualified", referral.id))
             if referral.status == ReferralStatus.DISQUALIFIED and before != ReferralStatus.DISQUALIFIED:
                 stats.disqualified += 1
-            for reward in outcome.new_rewards:
-                if uow.rewards.add(reward):
-                    uow.record(reward.changes, actor, reward.id)
-                    stats.rewards_created += 1
-                    uow.mark_stale(connection_id, "reward", reward.id, now)
-                    if reward.status == RewardStatus.APPROVED:
-                        notifications.append(("reward.approved", reward.id))
+            uow.pending_rewards.extend(outcome.new_rewards)
             for reward in outcome.changed_rewards:
                 uow.rewards.save(reward)
                 uow.record(reward.changes, actor, reward.id)
                 stats.rewards_changed += 1
                 uow.mark_stale(connection_id, "reward", reward.id, now)
-            if outcome.referral_changed or changed_refs:
+            if changed:
                 uow.mark_stale(connection_id, "referral", referral.id, now)
+        uow.referrals.save_many(to_save)
+        for reward in uow.take_inserted_rewards():
+            uow.record(reward.changes, actor, reward.id)
+            stats.rewards_created += 1
+            uow.mark_stale(connection_id, "reward", reward.id, now)
+            if reward.status == RewardStatus.APPROVED:
+                notifications.append(("reward.approved", reward.id))
         uow.commit()
     for event, entity_id in notifications:
         rt.jobs.enqueue("notify", tenant_id=tenant_id, event=event, entity_id=entity_id)
@@ -247,10 +236,10 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
 
 
 def _follow_conversion(uow, cache: _RecordCache, connection_id: str, referral: Referral, now: dt.datetime) -> None:
-    row = cache.get("Lead", referral.crm.lead_id)
-    if row is None or not (row.fields or {}).get("IsConverted"):
+    state = cache.get("Lead", referral.crm.lead_id)
+    if state is None or not state.fields.get("IsConverted"):
         return
-    refs = CrmRefs(**{col: (row.fields or {}).get(name) for name, col in CONVERSION_FIELDS.items()})
+    refs = CrmRefs(**{col: state.fields.get(name) for name, col in CONVERSION_FIELDS.items()})
     if refs.opportunity_id and refs.opportunity_id != referral.crm.opportunity_id:
         holders = uow.referrals.find_by_crm(connection_id, opportunity_id=refs.opportunity_id)
         if any(h.id != referral.id for h in holders):

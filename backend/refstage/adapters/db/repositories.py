@@ -32,12 +32,19 @@ class _Scoped:
     def __init__(self, session: Session, tenant_id: str):
         self.session = session
         self.tenant_id = tenant_id
+        # The session's identity map holds rows weakly; keeping the rows we handed out as domain
+        # objects lets save() update them without reading them again.
+        self._rows: dict[Any, Any] = {}
+
+    def _keep(self, row: Any) -> Any:
+        self._rows[(type(row), row.id)] = row
+        return row
 
     def _one(self, row_type: type, entity_id: str) -> Any:
-        row = self.session.get(row_type, entity_id)
+        row = self._rows.get((row_type, entity_id)) or self.session.get(row_type, entity_id)
         if row is None or row.tenant_id != self.tenant_id:
             raise NotFound(f"{row_type.__tablename__[:-1]} {entity_id} not found")
-        return row
+        return self._keep(row)
 
 
 # --- tenants and users --------------------------------------------------------------------------
@@ -332,19 +339,54 @@ class ReferralRepository(_Scoped):
         row.updated_at = _now()
 
     def save(self, r: Referral) -> Referral:
+        """Updated in the session; written at the next flush or commit (with the version check)."""
         self._fill(self._one(m.ReferralRow, r.id), r)
-        self.session.flush()
         return r
 
     def get(self, referral_id: str) -> Referral:
         return _referral(self._one(m.ReferralRow, referral_id))
 
     def get_many(self, referral_ids: Sequence[str]) -> list[Referral]:
+        """Batch read for the sync path; pair with save_many (versions are remembered)."""
+        T = m.ReferralRow.__table__
         out: list[Referral] = []
+        self._versions: dict[str, int] = getattr(self, "_versions", {})
         for start in range(0, len(referral_ids), 900):
-            out.extend(_referral(r) for r in self.session.scalars(select(m.ReferralRow).where(
-                m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.id.in_(referral_ids[start:start + 900]))))
+            for row in self.session.execute(select(T).where(T.c.tenant_id == self.tenant_id, T.c.id.in_(referral_ids[start:start + 900]))):
+                out.append(_referral(_RowView(row._mapping)))
+                self._versions[row.id] = row.version
         return out
+
+    def save_many(self, referrals: Sequence[Referral]) -> None:
+        """Write referrals read with get_many in one executemany, checking each row's version:
+        if another worker changed one meanwhile, StaleDataError (the caller retries)."""
+        if not referrals:
+            return
+        from sqlalchemy import bindparam
+        from sqlalchemy.orm.exc import StaleDataError
+
+        T = m.ReferralRow.__table__
+        now = _now()
+        params = []
+        for r in referrals:
+            p = {"b_id": r.id, "b_version": self._versions[r.id]}
+            for name in ("status_reason", "routed_at", "qualified_at", "rewarded_at", "last_observed_at"):
+                p[name] = getattr(r, name)
+            p["status"] = r.status.value
+            for name in _REF_FIELDS:
+                p[name] = getattr(r.crm, name)
+            p["crm_owner_id"] = r.crm.owner_id
+            p["flags"] = [f.to_dict() for f in r.flags]
+            p["updated_at"] = now
+            params.append(p)
+        values = {k: bindparam(k) for k in params[0] if not k.startswith("b_")}
+        stmt = update(T).where(T.c.id == bindparam("b_id"), T.c.version == bindparam("b_version")).values(
+            version=T.c.version + 1, **values)
+        result = self.session.execute(stmt, params)
+        if result.rowcount != len(params):
+            raise StaleDataError(f"{len(params) - result.rowcount} referral(s) changed by another worker")
+        for r in referrals:
+            self._versions[r.id] += 1
 
     def connection_id(self, referral_id: str) -> str | None:
         return self._one(m.ReferralRow, referral_id).connection_id
@@ -386,10 +428,13 @@ class ReferralRepository(_Scoped):
         return list(self.session.scalars(select(m.ReferralRow.captured_at).where(
             m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.advocate_id == advocate_id, m.ReferralRow.captured_at >= since)))
 
-    def qualified_count(self, advocate_id: str) -> int:
-        return int(self.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
+    def qualified_count(self, advocate_id: str, exclude: Sequence[str] = ()) -> int:
+        q = select(func.count()).select_from(m.ReferralRow).where(
             m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.advocate_id == advocate_id,
-            m.ReferralRow.qualified_at.is_not(None))) or 0)
+            m.ReferralRow.qualified_at.is_not(None))
+        if exclude:
+            q = q.where(m.ReferralRow.id.not_in(list(exclude)))
+        return int(self.session.scalar(q) or 0)
 
     def list(self, *, program_id: str | None = None, status: str | None = None, advocate_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Referral]:
@@ -407,6 +452,21 @@ class ReferralRepository(_Scoped):
         rows = self.session.scalars(select(m.ReferralRow).where(
             m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.status == "captured").order_by(m.ReferralRow.captured_at).limit(limit))
         return [_referral(r) for r in rows]
+
+
+class _RowView:
+    """Attribute access over a Core row mapping, so the ORM-row converters work on both."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, mapping):
+        self._m = mapping
+
+    def __getattr__(self, name: str):
+        value = self._m[name]
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value
 
 
 # --- rewards ------------------------------------------------------------------------------------------
@@ -461,8 +521,30 @@ class RewardRepository(_Scoped):
         for start in range(0, len(referral_ids), 900):
             for row in self.session.scalars(select(m.RewardRow).where(
                     m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id.in_(referral_ids[start:start + 900]))):
-                out.setdefault(row.referral_id, []).append(_reward(row))
+                out.setdefault(row.referral_id, []).append(_reward(self._keep(row)))
         return out
+
+    def add_many(self, rewards: Sequence[Reward]) -> list[Reward]:
+        """Insert many; returns those inserted. One statement in the common case; if another worker
+        raced us to any identity, fall back to one savepoint per reward so the others still land."""
+        if not rewards:
+            return []
+        rows = []
+        for reward in rewards:
+            row = {"id": reward.id, "version": 1, "tenant_id": self.tenant_id, "created_at": reward.created_at,
+                   "program_id": reward.program_id, "referral_id": reward.referral_id, "recipient": reward.recipient.value,
+                   "rule_key": reward.rule_key, "kind": reward.kind.value, "advocate_id": reward.advocate_id,
+                   "amount": reward.amount.amount, "currency": reward.amount.currency, "status": reward.status.value,
+                   "hold_until": reward.hold_until, "flags": [f.to_dict() for f in reward.flags], "decided_by": reward.decided_by,
+                   "decision_comment": reward.decision_comment, "decided_at": reward.decided_at, "issued_at": reward.issued_at,
+                   "payout_reference": reward.payout_reference, "updated_at": _now()}
+            rows.append(row)
+        try:
+            with self.session.begin_nested():
+                self.session.execute(m.RewardRow.__table__.insert(), rows)
+            return list(rewards)
+        except IntegrityError:
+            return [r for r in rewards if self.add(r)]
 
     def period_totals(self, advocate_id: str, rule_key: str, since: dt.datetime) -> tuple[dict[str, Decimal], int]:
         rows = self.session.execute(select(m.RewardRow.currency, func.sum(m.RewardRow.amount), func.count()).where(
@@ -524,6 +606,50 @@ class AuditRepository(_Scoped):
                        r.at, r.before, r.after, r.reason, r.id)
             for r in rows
         ]
+
+
+# --- CRM record states -----------------------------------------------------------------------------
+class RecordState:
+    __slots__ = ("pk", "object", "crm_id", "fields", "modified_at", "deleted", "dirty")
+
+    def __init__(self, pk, obj, crm_id, fields, modified_at, deleted):
+        self.pk, self.object, self.crm_id = pk, obj, crm_id
+        self.fields, self.modified_at, self.deleted, self.dirty = fields, modified_at, deleted, False
+
+
+class CrmRecordRepository(_Scoped):
+    """Newest known state of CRM records, read and written in batches (Core statements, no ORM rows)."""
+
+    def load(self, connection_id: str, wanted: dict[str, Iterable[str]]) -> dict[tuple[str, str], RecordState]:
+        T = m.CrmRecordRow.__table__
+        out: dict[tuple[str, str], RecordState] = {}
+        for obj, ids in wanted.items():
+            ids = list(ids)
+            for start in range(0, len(ids), 900):
+                rows = self.session.execute(select(T.c.id, T.c.crm_id, T.c.fields, T.c.modified_at, T.c.deleted).where(
+                    T.c.tenant_id == self.tenant_id, T.c.connection_id == connection_id, T.c.object_name == obj,
+                    T.c.crm_id.in_(ids[start:start + 900])))
+                for pk, crm_id, fields, modified_at, deleted in rows:
+                    if modified_at is not None and modified_at.tzinfo is None:
+                        modified_at = modified_at.replace(tzinfo=dt.timezone.utc)
+                    out[(obj, crm_id)] = RecordState(pk, obj, crm_id, dict(fields or {}), modified_at, bool(deleted))
+        return out
+
+    def write(self, connection_id: str, states: Iterable[RecordState], now: dt.datetime) -> None:
+        new = [s for s in states if s.pk is None]
+        changed = [s for s in states if s.pk is not None and s.dirty]
+        T = m.CrmRecordRow.__table__
+        if new:
+            self.session.execute(m.CrmRecordRow.__table__.insert(), [
+                {"tenant_id": self.tenant_id, "connection_id": connection_id, "object_name": s.object, "crm_id": s.crm_id,
+                 "fields": s.fields, "modified_at": s.modified_at, "deleted": s.deleted, "updated_at": now} for s in new])
+        if changed:
+            from sqlalchemy import bindparam
+
+            self.session.execute(
+                update(T).where(T.c.id == bindparam("b_pk")).values(fields=bindparam("b_fields"), modified_at=bindparam("b_mod"),
+                                                                    deleted=bindparam("b_del"), updated_at=bindparam("b_now")),
+                [{"b_pk": s.pk, "b_fields": s.fields, "b_mod": s.modified_at, "b_del": s.deleted, "b_now": now} for s in changed])
 
 
 # --- cross-tenant resolution ----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._audit: list[AuditEntry] = []
         self._stale: dict[tuple[str, str, str], dt.datetime] = {}
+        self.pending_rewards: list = []
+        self._inserted_rewards: list = []
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
@@ -43,6 +45,7 @@ class UnitOfWork:
         self.referrals = r.ReferralRepository(s, tenant_id)
         self.rewards = r.RewardRepository(s, tenant_id)
         self.audit = r.AuditRepository(s, tenant_id)
+        self.crm_records = r.CrmRecordRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
@@ -73,6 +76,18 @@ class UnitOfWork:
         Re-marking replaces the queue row (new id), so a write-back that read the old row and finishes
         later deletes only what it wrote, never a newer change."""
         self._stale[(connection_id, entity_type, entity_id)] = at
+
+    def flush_pending_rewards(self) -> None:
+        """Insert the rewards gathered so far, at most once per identity (see RewardRepository.add_many)."""
+        if self.pending_rewards:
+            self.session.flush()
+            self._inserted_rewards.extend(self.rewards.add_many(self.pending_rewards))
+            self.pending_rewards = []
+
+    def take_inserted_rewards(self) -> list:
+        self.flush_pending_rewards()
+        inserted, self._inserted_rewards = self._inserted_rewards, []
+        return inserted
 
     def _flush_buffers(self) -> None:
         if self._audit:
@@ -110,3 +125,5 @@ class UnitOfWork:
         self._after_commit.clear()
         self._audit = []
         self._stale = {}
+        self.pending_rewards = []
+        self._inserted_rewards = []

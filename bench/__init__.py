@@ -1,0 +1,1 @@
+"""Benchmarks: run with `refstage bench` (or `--quick`). Results go to docs/benchmarks.md."""
