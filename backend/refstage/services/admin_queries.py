@@ -1,0 +1,399 @@
+"""Read models (and two small commands) for the admin console.
+
+Everything here is scoped to one tenant through `rt.uow(tenant_id)`; ids from another tenant raise
+NotFound exactly like the repositories do. The console calls the real use cases (programs, rewards,
+referrals, tenants, connections) for every change; this module only adds what those do not offer:
+joined lists for pages, the sync log, re-queueing failed record writes, and the milestone cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import delete, func, select
+
+from refstage.adapters.db import models as m
+from refstage.domain.audit import Actor, AuditEntry
+from refstage.domain.connections import CrmConnection
+from refstage.domain.errors import InvalidInput, NotFound, RuleError
+from refstage.domain.programs import Program
+from refstage.domain.referrals import Referral, ReferralStatus
+from refstage.domain.rewards import Reward, RewardStatus
+from refstage.domain.rules import Rule
+from refstage.services.ports import CrmError, Milestone
+from refstage.services.runtime import Runtime
+
+# --- review queue -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RewardItem:
+    reward: Reward
+    referral: Referral
+    program: Program
+    advocate_name: str
+    advocate_email: str | None
+    explanation: dict[str, Any] | None = None  # the program rule explained on the latest CRM snapshot
+
+
+@dataclass
+class DuplicateItem:
+    referral: Referral
+    program: Program
+    advocate_name: str
+    existing: dict[str, Any] = field(default_factory=dict)  # what routing found in the CRM
+
+
+def review_queue(rt: Runtime, tenant_id: str, program_id: str | None = None, limit: int = 200) -> tuple[list[RewardItem], list[DuplicateItem]]:
+    with rt.uow(tenant_id) as uow:
+        rewards = uow.rewards.list(status=RewardStatus.PENDING_REVIEW.value, program_id=program_id, limit=limit)
+        duplicates = uow.referrals.list(status=ReferralStatus.DUPLICATE.value, program_id=program_id, limit=limit)
+        programs = {p.id: p for p in uow.programs.list()}
+        advocates: dict[str, Any] = {}
+
+        def advocate(aid: str):
+            if aid not in advocates:
+                advocates[aid] = uow.advocates.get(aid)
+            return advocates[aid]
+
+        items = []
+        for reward in rewards:
+            referral = uow.referrals.get(reward.referral_id)
+            adv = advocate(referral.advocate_id)
+            explanation = None
+            connection_id = uow.referrals.connection_id(referral.id)
+            if connection_id:
+                snapshot = _snapshot(uow, connection_id, referral)
+                if snapshot:
+                    explanation = programs[reward.program_id].rule.explain(snapshot)
+            items.append(RewardItem(reward, referral, programs[reward.program_id], adv.name, adv.email, explanation))
+        dups = []
+        for referral in duplicates:
+            existing = _duplicate_evidence(uow, referral)
+            dups.append(DuplicateItem(referral, programs[referral.program_id], advocate(referral.advocate_id).name, existing))
+    return items, dups
+
+
+_LINKS = {"Lead": "lead_id", "Contact": "contact_id", "Account": "account_id", "Opportunity": "opportunity_id",
+          "Person": "person_id", "Deal": "deal_id"}
+
+
+def _snapshot(uow, connection_id: str, referral: Referral) -> dict[str, dict[str, Any]]:
+    """The latest stored CRM state of the records linked to a referral: what the rule was evaluated on."""
+    snapshot: dict[str, dict[str, Any]] = {}
+    for obj, col in _LINKS.items():
+        crm_id = getattr(referral.crm, col, None)
+        if not crm_id:
+            continue
+        row = uow.session.scalar(select(m.CrmRecordRow).where(
+            m.CrmRecordRow.tenant_id == uow.tenant_id, m.CrmRecordRow.connection_id == connection_id,
+            m.CrmRecordRow.object_name == obj, m.CrmRecordRow.crm_id == crm_id))
+        if row is not None and not row.deleted:
+            snapshot[obj] = dict(row.fields or {})
+    return snapshot
+
+
+def _duplicate_evidence(uow, referral: Referral) -> dict[str, Any]:
+    row = uow.session.scalar(select(m.AuditRow).where(
+        m.AuditRow.tenant_id == uow.tenant_id, m.AuditRow.entity_type == "referral", m.AuditRow.entity_id == referral.id,
+        m.AuditRow.action == "status:duplicate").order_by(m.AuditRow.id.desc()).limit(1))
+    if row is not None and row.after:
+        return dict(row.after.get("existing") or {})
+    return {}
+
+
+def count_pending_review(rt: Runtime, tenant_id: str) -> int:
+    with rt.uow(tenant_id) as uow:
+        rewards = uow.session.scalar(select(func.count()).select_from(m.RewardRow).where(
+            m.RewardRow.tenant_id == tenant_id, m.RewardRow.status == "pending_review")) or 0
+        dups = uow.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.status == "duplicate")) or 0
+    return int(rewards) + int(dups)
+
+
+# --- ledger -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LedgerRow:
+    reward: Reward
+    program_name: str
+    advocate_name: str
+    friend_name: str
+    friend_email: str
+
+
+def ledger(rt: Runtime, tenant_id: str, *, status: str | None = None, program_id: str | None = None,
+           limit: int = 500, offset: int = 0) -> list[LedgerRow]:
+    if status and status not in {s.value for s in RewardStatus}:
+        raise InvalidInput({"status": "unknown reward status"})
+    with rt.uow(tenant_id) as uow:
+        if program_id:
+            uow.programs.get(program_id)  # NotFound for another tenant's program
+        rewards = uow.rewards.list(status=status or None, program_id=program_id or None, limit=limit, offset=offset)
+        names = {p.id: p.name for p in uow.programs.list()}
+        referrals = {}
+        ids = sorted({r.referral_id for r in rewards})
+        for start in range(0, len(ids), 900):
+            for row in uow.session.execute(select(m.ReferralRow.id, m.ReferralRow.friend_name, m.ReferralRow.friend_email,
+                                                  m.AdvocateRow.name).join(m.AdvocateRow, m.AdvocateRow.id == m.ReferralRow.advocate_id)
+                                           .where(m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.id.in_(ids[start:start + 900]))):
+                referrals[row[0]] = row[1:]
+    out = []
+    for r in rewards:
+        friend_name, friend_email, advocate_name = referrals.get(r.referral_id, ("", "", ""))
+        out.append(LedgerRow(r, names.get(r.program_id, ""), advocate_name, friend_name, friend_email))
+    return out
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> str:
+    """Spreadsheet formula injection: a cell a spreadsheet would evaluate is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+LEDGER_COLUMNS = ("reward_id", "program", "advocate", "friend_name", "friend_email", "recipient", "rule_key", "kind",
+                  "amount", "currency", "status", "created_at", "decided_by", "decision_comment", "issued_at",
+                  "payout_reference", "referral_id")
+
+
+def ledger_csv(rows: Iterable[LedgerRow]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(LEDGER_COLUMNS)
+    for row in rows:
+        r = row.reward
+        writer.writerow([csv_safe(v) for v in (
+            r.id, row.program_name, row.advocate_name, row.friend_name, row.friend_email, r.recipient.value, r.rule_key,
+            r.kind.value, r.amount.amount, r.amount.currency, r.status.value, _iso(r.created_at), r.decided_by,
+            r.decision_comment, _iso(r.issued_at), r.payout_reference, r.referral_id)])
+    return buf.getvalue()
+
+
+def _iso(value: dt.datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+# --- connections and their sync log -------------------------------------------------------------------------
+
+
+@dataclass
+class ConnectionView:
+    connection: CrmConnection
+    pending_writes: int
+    failed_writes: int
+    last_run: dict[str, Any] | None
+
+
+def connections_overview(rt: Runtime, tenant_id: str) -> list[ConnectionView]:
+    with rt.uow(tenant_id) as uow:
+        out = []
+        for conn in uow.connections.list():
+            pending = uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow).where(
+                m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == conn.id)) or 0
+            failed = uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow).where(
+                m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == conn.id,
+                m.PendingWriteRow.attempts > 0)) or 0
+            runs = _runs(uow, tenant_id, conn.id, 1)
+            out.append(ConnectionView(conn, int(pending), int(failed), runs[0] if runs else None))
+    return out
+
+
+def _runs(uow, tenant_id: str, connection_id: str, limit: int) -> list[dict[str, Any]]:
+    rows = uow.session.scalars(select(m.SyncRunRow).where(
+        m.SyncRunRow.tenant_id == tenant_id, m.SyncRunRow.connection_id == connection_id)
+        .order_by(m.SyncRunRow.started_at.desc(), m.SyncRunRow.id).limit(limit))
+    return [{"id": r.id, "kind": r.kind, "status": r.status, "started_at": r.started_at, "finished_at": r.finished_at,
+             "stats": dict(r.stats or {}), "api_calls": r.api_calls, "error": r.error} for r in rows]
+
+
+@dataclass
+class SyncLog:
+    connection: CrmConnection
+    runs: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    pending: list[dict[str, Any]]
+
+
+def sync_log(rt: Runtime, tenant_id: str, connection_id: str, limit: int = 100) -> SyncLog:
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        runs = _runs(uow, tenant_id, connection_id, limit)
+        records = [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "operation": r.operation,
+                    "crm_object": r.crm_object, "crm_id": r.crm_id, "status": r.status, "message": r.message, "at": r.at}
+                   for r in uow.session.scalars(select(m.RecordSyncRow).where(
+                       m.RecordSyncRow.tenant_id == tenant_id, m.RecordSyncRow.connection_id == connection_id)
+                       .order_by(m.RecordSyncRow.at.desc(), m.RecordSyncRow.id.desc()).limit(limit))]
+        pending = [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "enqueued_at": r.enqueued_at,
+                    "attempts": r.attempts, "last_error": r.last_error}
+                   for r in uow.session.scalars(select(m.PendingWriteRow).where(
+                       m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == connection_id)
+                       .order_by(m.PendingWriteRow.attempts.desc(), m.PendingWriteRow.id).limit(limit))]
+    return SyncLog(conn, runs, records, pending)
+
+
+def retry_failed_writes(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor,
+                        pending_ids: Sequence[int] | None = None) -> int:
+    """Re-queue failed record writes (all, or the chosen ones) and ask the worker to write back now.
+
+    Re-queueing replaces the row with a fresh one (attempts 0), like `queue_mirror` does, so a
+    write-back already in flight deletes only the row it read."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        q = select(m.PendingWriteRow).where(m.PendingWriteRow.tenant_id == tenant_id,
+                                            m.PendingWriteRow.connection_id == connection_id, m.PendingWriteRow.attempts > 0)
+        if pending_ids is not None:
+            q = q.where(m.PendingWriteRow.id.in_(list(pending_ids)))
+        rows = list(uow.session.scalars(q))
+        now = rt.now()
+        for row in rows:
+            entity_type, entity_id = row.entity_type, row.entity_id
+            uow.session.execute(delete(m.PendingWriteRow).where(m.PendingWriteRow.id == row.id))
+            uow.session.add(m.PendingWriteRow(tenant_id=tenant_id, connection_id=connection_id, entity_type=entity_type,
+                                              entity_id=entity_id, enqueued_at=now, attempts=0))
+        if rows:
+            uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "writes_requeued", actor, now, None,
+                                         {"count": len(rows)})])
+        uow.commit()
+    if rows and conn.usable:
+        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)
+    return len(rows)
+
+
+def request_sync(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) -> None:
+    """"Sync now": the worker runs `sync_connection` under the per-connection lock."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        if not conn.usable:
+            raise InvalidInput({"connection": f"this connection is {conn.status.value.replace('_', ' ')}; connect it first"})
+        uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "sync_requested", actor, rt.now())])
+        uow.commit()
+    rt.jobs.enqueue("sync_connection", tenant_id=tenant_id, connection_id=connection_id)
+
+
+# --- milestones (cached briefly) ------------------------------------------------------------------------------
+
+_MILESTONE_TTL = 120.0
+_milestones: dict[tuple[str, str], tuple[float, list[Milestone]]] = {}
+_milestones_lock = threading.Lock()
+
+
+@dataclass
+class MilestoneChoice:
+    milestones: list[Milestone]
+    error: str | None = None
+    cached: bool = False
+
+
+def milestones(rt: Runtime, tenant_id: str, connection_id: str, refresh: bool = False) -> MilestoneChoice:
+    """The CRM's real stages and statuses for the picker. A CRM failure becomes a message, not an error page."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+    key = (tenant_id, connection_id)
+    now = time.monotonic()
+    with _milestones_lock:
+        hit = _milestones.get(key)
+    if hit and not refresh and now - hit[0] < _MILESTONE_TTL:
+        return MilestoneChoice(hit[1], cached=True)
+    if not conn.usable:
+        return MilestoneChoice([], f"the connection is {conn.status.value.replace('_', ' ')}; connect it to list its stages")
+    try:
+        found = list(rt.gateway(conn).describe_milestones())
+    except CrmError as exc:
+        return MilestoneChoice(hit[1] if hit else [], f"the CRM could not be read just now ({exc}); try again in a moment")
+    with _milestones_lock:
+        _milestones[key] = (now, found)
+    return MilestoneChoice(found)
+
+
+def clear_milestone_cache() -> None:
+    with _milestones_lock:
+        _milestones.clear()
+
+
+def rule_for_milestone(m_: Milestone) -> str:
+    """The rule text a picked milestone stands for."""
+    obj = m_.object
+    if obj == "Opportunity" and m_.is_won and m_.field == "StageName":
+        return f"Opportunity.StageName == {_lit(m_.value)}"
+    if obj == "Lead" and m_.is_won:
+        return "Lead is_won"
+    return f"{obj}.{m_.field} == {_lit(m_.value)}"
+
+
+def _lit(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def milestone_token(m_: Milestone) -> str:
+    return f"{m_.object}|{m_.field}|{m_.value}"
+
+
+def preview_count(rt: Runtime, tenant_id: str, connection_id: str | None, rule_text: str) -> tuple[int | None, str | None]:
+    """How many open CRM records satisfy the rule today: (count or None for unknown, error text)."""
+    try:
+        rule = Rule.coerce(rule_text)
+    except RuleError as exc:
+        return None, f"the rule cannot be read: {exc}"
+    if not connection_id:
+        return None, "no CRM connection chosen"
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+    if not conn.usable:
+        return None, f"the connection is {conn.status.value.replace('_', ' ')}"
+    try:
+        return rt.gateway(conn).count_matching(rule), None
+    except CrmError as exc:
+        return None, f"the CRM could not be asked ({exc})"
+
+
+# --- audit log, users, keys -----------------------------------------------------------------------------------
+
+
+def audit_log(rt: Runtime, tenant_id: str, *, entity_type: str | None = None, entity_id: str | None = None,
+              actor_kind: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+              limit: int = 200, offset: int = 0) -> list[AuditEntry]:
+    with rt.uow(tenant_id) as uow:
+        return uow.audit.list(entity_type=entity_type or None, entity_id=entity_id or None, actor_kind=actor_kind or None,
+                              since=since, until=until, limit=limit, offset=offset)
+
+
+def audit_entity_types(rt: Runtime, tenant_id: str) -> list[str]:
+    with rt.uow(tenant_id) as uow:
+        return sorted(uow.session.scalars(select(m.AuditRow.entity_type).where(m.AuditRow.tenant_id == tenant_id).distinct()))
+
+
+def users_and_keys(rt: Runtime, tenant_id: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    with rt.uow(tenant_id) as uow:
+        users = uow.users.list()
+        orgs = {uid: org for uid, org in uow.session.execute(select(m.UserRow.id, m.UserRow.salesforce_org_id).where(m.UserRow.tenant_id == tenant_id))}
+        for u in users:
+            u.salesforce_org_id = orgs.get(u.id)  # type: ignore[attr-defined]
+        return users, uow.api_keys.list()
+
+
+def get_user(rt: Runtime, tenant_id: str, user_id: str):
+    with rt.uow(tenant_id) as uow:
+        return uow.users.get(user_id)
+
+
+def referral_owners(rt: Runtime, tenant_id: str) -> list[str]:
+    """CRM owner ids seen on referrals, for the reports' owner filter."""
+    with rt.uow(tenant_id) as uow:
+        return sorted(o for o in uow.session.scalars(select(m.ReferralRow.crm_owner_id).where(
+            m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.crm_owner_id.is_not(None)).distinct()) if o)
+
+
+__all__ = ["review_queue", "ledger", "ledger_csv", "csv_safe", "connections_overview", "sync_log", "retry_failed_writes",
+           "request_sync", "milestones", "preview_count", "audit_log", "users_and_keys", "NotFound"]

@@ -1,0 +1,325 @@
+"""Sign-in for the admin console: local accounts and "Sign in with Salesforce" (OpenID Connect).
+
+- Local: `services.tenants.authenticate` (email + password). The session is cleared on sign-in
+  (no fixation) and on sign-out.
+- Salesforce: discovery at the login host's `/.well-known/openid-configuration`, authorization code
+  with state, nonce and PKCE; the RS256 `id_token` is verified against the provider's `jwks_uri`
+  (`/id/keys`), then `(organization_id, user_id)` is mapped to Refstage users an admin linked to
+  that identity (`Directory.users_for_salesforce_identity`). Nobody is created by signing in.
+- Roles: every view declares the roles it allows with `@requires(...)`; a view without a
+  declaration is refused, so a new route cannot be public by accident.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from functools import wraps
+from typing import Any, Callable
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from refstage.domain.errors import NotFound
+from refstage.domain.tenants import Role, User
+from refstage.services import tenants
+from refstage.services.runtime import Runtime
+from refstage.web.admin import bp
+from refstage.web.csrf import SESSION_KEY as CSRF_SESSION_KEY
+from refstage.web.csrf import check_csrf, csrf_token
+
+log = logging.getLogger(__name__)
+
+USER_KEY = "admin_user_id"
+TENANT_KEY = "admin_tenant_id"
+OIDC_KEY = "_admin_oidc"
+CHOICE_KEY = "_admin_sf_choices"
+HTTP_TIMEOUT = (10.0, 20.0)
+ALL = (Role.ADMIN.value, Role.REVIEWER.value)
+ADMIN = (Role.ADMIN.value,)
+
+
+def rt() -> Runtime:
+    return current_app.extensions["refstage"]
+
+
+def requires(*roles: str) -> Callable:
+    """Declare who may use a view. Checked in `_load_user` before the view runs."""
+
+    def deco(fn: Callable) -> Callable:
+        fn._admin_roles = frozenset(roles)  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def public(fn: Callable) -> Callable:
+    fn._admin_public = True  # type: ignore[attr-defined]
+    return fn
+
+
+def actor():
+    from refstage.domain.audit import Actor
+
+    user: User = g.admin_user
+    return Actor.person(user.id, user.email)
+
+
+def tenant_id() -> str:
+    return g.tenant_id
+
+
+@bp.before_request
+def _load_user():
+    if request.endpoint == "admin.static":
+        return None
+    if request.method == "POST":
+        check_csrf()
+    view = current_app.view_functions.get(request.endpoint or "")
+    g.admin_user = None
+    user_id, tid = session.get(USER_KEY), session.get(TENANT_KEY)
+    if user_id and tid:
+        try:
+            with rt().uow(tid) as uow:
+                g.admin_user = uow.users.get(user_id)
+                g.tenant = uow.tenants.get(tid)
+            g.tenant_id = tid
+        except NotFound:
+            session.clear()
+    if view is not None and getattr(view, "_admin_public", False):
+        return None
+    if g.admin_user is None:
+        return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+    roles = getattr(view, "_admin_roles", None)
+    if not roles or g.admin_user.role.value not in roles:
+        abort(403)
+    return None
+
+
+@bp.app_template_global("admin_can")
+def admin_can(*roles: str) -> bool:
+    user = getattr(g, "admin_user", None)
+    return bool(user and user.role.value in roles)
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("admin.home")
+
+
+def _sign_in(user: User) -> None:
+    session.clear()  # a fresh session: nothing from before sign-in survives (session fixation)
+    session[USER_KEY] = user.id
+    session[TENANT_KEY] = user.tenant_id
+    session.permanent = False
+    csrf_token()  # a new CSRF token for the new session
+    log.info("admin sign-in user=%s tenant=%s", user.id, user.tenant_id)
+
+
+def _login_host_default() -> str:
+    extra = dict(getattr(rt().settings, "extra", {}) or {})
+    return extra.get("salesforce_login_host") or "production"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    error = None
+    if request.method == "POST":
+        user = tenants.authenticate(rt(), request.form.get("email", ""), request.form.get("password", ""))
+        if user is None:
+            error = "That email and password do not match an account."
+        else:
+            _sign_in(user)
+            return redirect(_safe_next(request.form.get("next")))
+    return render_template("admin/login.html", error=error, next=request.values.get("next", ""),
+                           email=request.form.get("email", ""), login_host=_login_host_default()), (401 if error else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+@public
+def logout():
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("admin.login"))
+
+
+# --- Sign in with Salesforce (OpenID Connect) -------------------------------------------------------------------
+
+
+class OidcError(Exception):
+    pass
+
+
+def _oauth_app():
+    from refstage.adapters.crm.salesforce.auth import OAuthApp, login_host_url
+
+    return OAuthApp.from_settings(rt().settings), login_host_url
+
+
+def _discover(login_host: str) -> dict[str, Any]:
+    try:
+        resp = requests.get(login_host + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT)
+        resp.raise_for_status()
+        doc = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise OidcError(f"Salesforce could not be reached at {login_host}") from exc
+    for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not isinstance(doc.get(key), str) or not doc[key].startswith("https://"):
+            raise OidcError(f"the OpenID configuration at {login_host} has no usable {key}")
+    if "RS256" not in (doc.get("id_token_signing_alg_values_supported") or ["RS256"]):
+        raise OidcError("the provider does not sign id tokens with RS256")
+    return doc
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(64)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@bp.route("/login/salesforce", methods=["POST"])
+@public
+def login_salesforce():
+    try:
+        app, login_host_url = _oauth_app()
+        login_host = login_host_url(request.form.get("login_host") or _login_host_default())
+        doc = _discover(login_host)
+    except ValueError as exc:
+        return _oidc_failed(str(exc))
+    except OidcError as exc:
+        return _oidc_failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - CrmError "not configured" and the like become a message
+        return _oidc_failed(str(exc))
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    verifier, challenge = _pkce()
+    session[OIDC_KEY] = {"state": state, "nonce": nonce, "verifier": verifier, "login_host": login_host,
+                         "issuer": doc["issuer"], "token_endpoint": doc["token_endpoint"], "jwks_uri": doc["jwks_uri"],
+                         "next": _safe_next(request.form.get("next"))}
+    redirect_uri = url_for("admin.login_salesforce_callback", _external=True)
+    with OAuth2Session(app.client_id, redirect_uri=redirect_uri, scope="openid id") as client:
+        url, _ = client.create_authorization_url(doc["authorization_endpoint"], state=state, nonce=nonce,
+                                                 code_challenge=challenge, code_challenge_method="S256")
+    return redirect(url)
+
+
+def _oidc_failed(message: str, status: int = 400):
+    session.pop(OIDC_KEY, None)
+    log.warning("Salesforce sign-in failed: %s", message)
+    return render_template("admin/login.html", error=f"Salesforce sign-in failed: {message}", next="", email="",
+                           login_host=_login_host_default()), status
+
+
+def verify_id_token(id_token: str, *, jwks: dict[str, Any], issuer: str, client_id: str, nonce: str) -> dict[str, Any]:
+    """RS256 signature against the provider's keys, then iss, aud, exp/iat and nonce."""
+    try:
+        token = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256"])
+        registry = jwt.JWTClaimsRegistry(
+            leeway=120, iss={"essential": True, "value": issuer}, aud={"essential": True, "value": client_id},
+            exp={"essential": True}, nonce={"essential": True, "value": nonce},
+            organization_id={"essential": True}, user_id={"essential": True})
+        registry.validate(token.claims)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise OidcError(f"the identity token was refused ({exc.__class__.__name__})") from exc
+    return dict(token.claims)
+
+
+@bp.route("/login/salesforce/callback", methods=["GET"])
+@public
+def login_salesforce_callback():
+    pending = session.get(OIDC_KEY)
+    if not pending:
+        return _oidc_failed("the sign-in expired; start again")
+    sent_state = request.args.get("state", "")
+    if not hmac.compare_digest(str(pending["state"]), sent_state):
+        return _oidc_failed("the answer does not belong to this sign-in (state mismatch)")
+    if request.args.get("error"):
+        return _oidc_failed(request.args.get("error_description") or request.args["error"], 401)
+    code = request.args.get("code")
+    if not code:
+        return _oidc_failed("no authorization code in the answer")
+    try:
+        app, _ = _oauth_app()
+        redirect_uri = url_for("admin.login_salesforce_callback", _external=True)
+        with OAuth2Session(app.client_id, app.client_secret, redirect_uri=redirect_uri, scope="openid id",
+                           token_endpoint_auth_method="client_secret_post") as client:
+            token = client.fetch_token(pending["token_endpoint"], grant_type="authorization_code", code=code,
+                                       code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT)
+        if not token.get("id_token"):
+            raise OidcError("Salesforce returned no identity token (is the openid scope allowed?)")
+        jwks_resp = requests.get(pending["jwks_uri"], timeout=HTTP_TIMEOUT)
+        jwks_resp.raise_for_status()
+        claims = verify_id_token(token["id_token"], jwks=jwks_resp.json(), issuer=pending["issuer"],
+                                 client_id=app.client_id, nonce=pending["nonce"])
+    except OidcError as exc:
+        return _oidc_failed(str(exc), 401)
+    except (OAuthError, requests.RequestException, ValueError) as exc:
+        return _oidc_failed(f"the token exchange failed ({exc})", 401)
+    org_id, sf_user_id = str(claims["organization_id"]), str(claims["user_id"])
+    with rt().uow() as uow:
+        matches = uow.directory.users_for_salesforce_identity(org_id, sf_user_id)
+        # Salesforce ids come in 15- and 18-character forms: accept a link stored in either.
+        if not matches and len(org_id) == 18 and len(sf_user_id) == 18:
+            matches = uow.directory.users_for_salesforce_identity(org_id[:15], sf_user_id[:15])
+        choices = []
+        for tid, uid in matches:
+            user = uow.scope(tid).users.get(uid)
+            choices.append({"tenant_id": tid, "user_id": uid, "tenant": uow.tenants.get(tid).name, "email": user.email})
+    target = pending.get("next") or url_for("admin.home")
+    session.pop(OIDC_KEY, None)
+    if not choices:
+        return _oidc_failed(f"no Refstage account is linked to this Salesforce user ({claims.get('preferred_username') or sf_user_id}). "
+                            "Ask an admin to add you with your Salesforce user id.", 403)
+    if len(choices) == 1:
+        with rt().uow(choices[0]["tenant_id"]) as uow:
+            user = uow.users.get(choices[0]["user_id"])
+        _sign_in(user)
+        return redirect(target)
+    # Several workspaces trust this identity: let the person pick one (ids kept server-side in the session).
+    csrf = session.get(CSRF_SESSION_KEY)
+    session.clear()
+    if csrf:
+        session[CSRF_SESSION_KEY] = csrf
+    session[CHOICE_KEY] = {"choices": choices, "next": target}
+    return redirect(url_for("admin.login_choose"))
+
+
+@bp.route("/login/choose", methods=["GET", "POST"])
+@public
+def login_choose():
+    pending = session.get(CHOICE_KEY)
+    if not pending:
+        return redirect(url_for("admin.login"))
+    if request.method == "POST":
+        picked = request.form.get("tenant_id")
+        for choice in pending["choices"]:
+            if choice["tenant_id"] == picked:
+                with rt().uow(picked) as uow:
+                    user = uow.users.get(choice["user_id"])
+                _sign_in(user)
+                return redirect(pending["next"])
+        abort(400)
+    return render_template("admin/choose.html", choices=pending["choices"])
+
+
+@bp.route("/")
+@requires(*ALL)
+def home():
+    if g.admin_user.role == Role.ADMIN:
+        return redirect(url_for("admin.programs"))
+    return redirect(url_for("admin.review"))
+
+
+def back_or(default: str) -> str:
+    """A same-console return address from a form, or the default (never an open redirect)."""
+    target = request.form.get("back")
+    return target if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target else default

@@ -1,0 +1,80 @@
+"""Rewards ledger: filter by status and program, CSV export (formula-injection safe), mark as paid,
+and — when the webhooks service offers it — send a reward to the payout system."""
+
+from __future__ import annotations
+
+from flask import Response, flash, redirect, render_template, request, url_for
+
+from refstage.domain.errors import DomainError, InvalidInput
+from refstage.domain.rewards import RewardStatus
+from refstage.services import admin_queries, rewards
+from refstage.web.admin import bp
+from refstage.web.admin.auth import ADMIN, ALL, actor, back_or, requires, rt, tenant_id
+
+
+def payout_sender():
+    """`services.webhooks.send_payout(rt, tenant_id, reward_id, actor)` if the webhooks service has it."""
+    try:
+        from refstage.services import webhooks
+    except ImportError:
+        return None
+    return getattr(webhooks, "send_payout", None)
+
+
+def _filters():
+    status = request.args.get("status") or None
+    if status not in {s.value for s in RewardStatus}:
+        status = None
+    return status, request.args.get("program") or None
+
+
+@bp.route("/ledger")
+@requires(*ALL)
+def ledger():
+    status, program_id = _filters()
+    rows = admin_queries.ledger(rt(), tenant_id(), status=status, program_id=program_id)
+    with rt().uow(tenant_id()) as uow:
+        programs = uow.programs.list()
+    return render_template("admin/ledger.html", rows=rows, programs=programs, status=status or "", program_id=program_id or "",
+                           statuses=[s.value for s in RewardStatus], can_send=payout_sender() is not None)
+
+
+@bp.route("/ledger.csv")
+@requires(*ALL)
+def ledger_csv():
+    status, program_id = _filters()
+    rows = admin_queries.ledger(rt(), tenant_id(), status=status, program_id=program_id, limit=100_000)
+    body = admin_queries.ledger_csv(rows)
+    name = "rewards" + (f"-{status}" if status else "") + ".csv"
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                                         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@bp.route("/ledger/<reward_id>/paid", methods=["POST"])
+@requires(*ADMIN)
+def ledger_mark_paid(reward_id: str):
+    reference = request.form.get("payout_reference", "").strip()
+    try:
+        rewards.issue_reward(rt(), tenant_id(), reward_id, actor(), reference or None)
+        flash("Reward marked as paid." + (f" Reference {reference}." if reference else ""))
+    except InvalidInput as exc:
+        flash("; ".join(", ".join(map(str, v)) for v in exc.errors.values()), "error")
+    except DomainError as exc:
+        if exc.__class__.__name__ == "NotFound":
+            raise
+        flash(f"Cannot mark as paid: {exc}", "error")
+    return redirect(back_or(url_for("admin.ledger")))
+
+
+@bp.route("/ledger/<reward_id>/send", methods=["POST"])
+@requires(*ADMIN)
+def ledger_send(reward_id: str):
+    send = payout_sender()
+    if send is None:
+        flash("No payout webhook is configured in this build.", "error")
+        return redirect(url_for("admin.ledger"))
+    with rt().uow(tenant_id()) as uow:
+        uow.rewards.get(reward_id)  # 404 for another tenant's reward
+    send(rt(), tenant_id(), reward_id, actor())
+    flash("Sent to the payout system; the delivery log shows the answer.")
+    return redirect(back_or(url_for("admin.ledger")))
