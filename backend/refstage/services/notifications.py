@@ -154,24 +154,27 @@ def request_status_links(rt: Runtime, email: str) -> int:
         address = normalise_email(email)
     except InvalidInput:
         return 0
-    now = rt.now()
-    window = int(now.timestamp() // STATUS_LINK_WINDOW.total_seconds())
     with rt.uow() as uow:
         rows = uow.session.execute(select(m.AdvocateRow.tenant_id, m.AdvocateRow.id).where(
             m.AdvocateRow.email == address, m.AdvocateRow.active.is_(True)).limit(20)).all()
-    queued = 0
-    for tenant_id, advocate_id in rows:
-        with rt.uow(tenant_id) as uow:
-            advocate = uow.advocates.get(advocate_id)
-            program = uow.programs.get(advocate.program_id)
-            subject, body = _render(uow, program.id, STATUS_LINK, _advocate_vars(rt, program, advocate))
-            outbox_id = _store(uow, rt, _Draft(f"{STATUS_LINK}:{advocate_id}:{window}", STATUS_LINK, advocate_id,
-                                               program.id, address, subject, body))
-            uow.commit()
-        if outbox_id:
-            rt.jobs.enqueue("deliver_email", tenant_id=tenant_id, outbox_id=outbox_id)
-            queued += 1
-    return queued
+    return sum(1 for tenant_id, advocate_id in rows if send_status_link(rt, tenant_id, advocate_id))
+
+
+def send_status_link(rt: Runtime, tenant_id: str, advocate_id: str) -> bool:
+    """Queue an email with a fresh status link for one advocate; at most one per advocate per window."""
+    window = int(rt.now().timestamp() // STATUS_LINK_WINDOW.total_seconds())
+    with rt.uow(tenant_id) as uow:
+        advocate = uow.advocates.get(advocate_id)
+        if not advocate.email:
+            return False
+        program = uow.programs.get(advocate.program_id)
+        subject, body = _render(uow, program.id, STATUS_LINK, _advocate_vars(rt, program, advocate))
+        outbox_id = _store(uow, rt, _Draft(f"{STATUS_LINK}:{advocate_id}:{window}", STATUS_LINK, advocate_id,
+                                           program.id, advocate.email, subject, body))
+        uow.commit()
+    if outbox_id:
+        rt.jobs.enqueue("deliver_email", tenant_id=tenant_id, outbox_id=outbox_id)
+    return outbox_id is not None
 
 
 # --- templates ------------------------------------------------------------------------------------------

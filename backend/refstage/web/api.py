@@ -231,3 +231,114 @@ def audit_log():
                                  since=_date_arg("since"), until=_date_arg("until"), limit=limit, offset=offset)
     out = [schemas.AuditOutSchema().dump({**e.__dict__, "actor": {"kind": e.actor.kind.value, "id": e.actor.id, "label": e.actor.label}}) for e in entries]
     return jsonify({"data": out, "limit": limit, "offset": offset})
+
+
+# --- outbound webhooks ----------------------------------------------------------------------------------
+def _endpoint_out(e: dict[str, Any], secret: str | None = None) -> dict[str, Any]:
+    if secret is not None:
+        return schemas.WebhookEndpointCreatedSchema().dump({**e, "secret": secret})
+    return schemas.WebhookEndpointOutSchema().dump(e)
+
+
+def _delivery_out(d: dict[str, Any]) -> dict[str, Any]:
+    return schemas.WebhookDeliveryOutSchema().dump(d)
+
+
+@bp.get("/webhooks")
+@require_api_key
+def list_webhooks():
+    from refstage.services import webhooks
+
+    return jsonify({"data": [_endpoint_out(e) for e in webhooks.list_endpoints(rt(), g.tenant_id)]})
+
+
+@bp.post("/webhooks")
+@require_api_key
+def create_webhook():
+    from refstage.services import webhooks
+
+    data = schemas.WebhookEndpointInSchema().load(body())
+    endpoint, secret = webhooks.create_endpoint(rt(), g.tenant_id, data["url"], data.get("events"), g.actor,
+                                                data.get("description") or "")
+    return jsonify(_endpoint_out(endpoint, secret)), 201
+
+
+@bp.get("/webhooks/<endpoint_id>")
+@require_api_key
+def get_webhook(endpoint_id: str):
+    from refstage.services import webhooks
+
+    return jsonify(_endpoint_out(webhooks.get_endpoint(rt(), g.tenant_id, endpoint_id)))
+
+
+@bp.patch("/webhooks/<endpoint_id>")
+@require_api_key
+def patch_webhook(endpoint_id: str):
+    from refstage.services import webhooks
+
+    data = schemas.WebhookEndpointPatchSchema().load(body())
+    return jsonify(_endpoint_out(webhooks.update_endpoint(rt(), g.tenant_id, endpoint_id, data, g.actor)))
+
+
+@bp.delete("/webhooks/<endpoint_id>")
+@require_api_key
+def delete_webhook(endpoint_id: str):
+    from refstage.services import webhooks
+
+    webhooks.delete_endpoint(rt(), g.tenant_id, endpoint_id, g.actor)
+    return "", 204
+
+
+@bp.post("/webhooks/<endpoint_id>/rotate-secret")
+@require_api_key
+def rotate_webhook_secret(endpoint_id: str):
+    from refstage.services import webhooks
+
+    return jsonify({"secret": webhooks.rotate_secret(rt(), g.tenant_id, endpoint_id, g.actor)})
+
+
+@bp.post("/webhooks/<endpoint_id>/test")
+@require_api_key
+def test_webhook(endpoint_id: str):
+    from refstage.services import webhooks
+
+    return jsonify(_delivery_out(webhooks.send_test_event(rt(), g.tenant_id, endpoint_id, g.actor))), 202
+
+
+@bp.get("/webhook-deliveries")
+@require_api_key
+def list_webhook_deliveries():
+    from refstage.services import webhooks
+
+    limit, offset = page_args()
+    items = webhooks.list_deliveries(rt(), g.tenant_id, endpoint_id=request.args.get("endpoint_id"),
+                                     status=request.args.get("status"), event=request.args.get("event"), limit=limit, offset=offset)
+    return jsonify({"data": [_delivery_out(d) for d in items], "limit": limit, "offset": offset})
+
+
+@bp.get("/webhook-deliveries/<delivery_id>")
+@require_api_key
+def get_webhook_delivery(delivery_id: str):
+    from refstage.services import webhooks
+
+    return jsonify(_delivery_out(webhooks.get_delivery(rt(), g.tenant_id, delivery_id)))
+
+
+@bp.post("/webhook-deliveries/<delivery_id>/redeliver")
+@require_api_key
+def redeliver_webhook(delivery_id: str):
+    from refstage.services import webhooks
+
+    return jsonify(_delivery_out(webhooks.redeliver(rt(), g.tenant_id, delivery_id, g.actor))), 202
+
+
+# --- email outbox -------------------------------------------------------------------------------------------
+@bp.get("/emails")
+@require_api_key
+def list_emails():
+    from refstage.services import notifications
+
+    limit, offset = page_args()
+    items = notifications.list_outbox(rt(), g.tenant_id, event=request.args.get("event"), status=request.args.get("status"),
+                                      limit=limit, offset=offset)
+    return jsonify({"data": [schemas.EmailOutSchema().dump(e) for e in items], "limit": limit, "offset": offset})

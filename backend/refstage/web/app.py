@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     csrf.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    from refstage.web import openapi, public  # noqa: E402 - public pages, OpenAPI document and docs
+    app.register_blueprint(public.bp); app.register_blueprint(openapi.bp, url_prefix="/api")  # noqa: E702
     from refstage.web.admin import bp as admin_bp; app.register_blueprint(admin_bp)  # noqa: E702
     app.register_blueprint(__import__("refstage.web.salesforce", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("refstage.web.pipedrive", fromlist=["bp"]).bp)

@@ -149,3 +149,137 @@ class AuditOutSchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Dict(metadata={"description": "{code, message, fields?}"})
+
+
+# --- outbound webhooks and the email outbox -----------------------------------------------------------
+WEBHOOK_EVENT_NAMES = ["referral.captured", "referral.qualified", "reward.approved", "reward.issued"]
+
+
+class WebhookEndpointInSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000),
+                     metadata={"description": "where events are POSTed (https in production)"})
+    events = fields.List(fields.String(validate=validate.OneOf(WEBHOOK_EVENT_NAMES)), load_default=None,
+                         validate=validate.Length(min=1), metadata={"description": "events to receive; all when omitted"})
+    description = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class WebhookEndpointPatchSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    url = fields.Url(schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000))
+    events = fields.List(fields.String(validate=validate.OneOf(WEBHOOK_EVENT_NAMES)), validate=validate.Length(min=1))
+    description = fields.String(validate=validate.Length(max=200))
+    active = fields.Boolean()
+
+
+class WebhookEndpointOutSchema(Schema):
+    id = fields.String()
+    url = fields.String()
+    description = fields.String()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class WebhookEndpointCreatedSchema(WebhookEndpointOutSchema):
+    secret = fields.String(metadata={"description": "signing secret; shown only now (and on rotation)"})
+
+
+class WebhookSecretSchema(Schema):
+    secret = fields.String()
+
+
+class WebhookDeliveryOutSchema(Schema):
+    id = fields.String()
+    endpoint_id = fields.String()
+    event = fields.String()
+    entity_id = fields.String()
+    status = fields.String(metadata={"description": "pending | sending | delivered | retrying | failed"})
+    attempts = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    delivered_at = fields.DateTime(allow_none=True)
+    payload = fields.Dict()
+
+
+class EmailOutSchema(Schema):
+    id = fields.String()
+    event = fields.String()
+    entity_id = fields.String()
+    program_id = fields.String(allow_none=True)
+    to = fields.String()
+    subject = fields.String()
+    body = fields.String()
+    status = fields.String(metadata={"description": "pending | sending | sent | stored | retrying | failed"})
+    transport = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+
+
+# --- list envelopes (documentation of the responses) -----------------------------------------------------
+class _Page(Schema):
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class ProgramListSchema(Schema):
+    data = fields.List(fields.Nested(ProgramOutSchema))
+
+
+class AdvocateListSchema(_Page):
+    data = fields.List(fields.Nested(AdvocateOutSchema))
+
+
+class ReferralListSchema(_Page):
+    data = fields.List(fields.Nested(ReferralOutSchema))
+
+
+class ReferralDetailSchema(ReferralOutSchema):
+    rewards = fields.List(fields.Nested(RewardOutSchema))
+
+
+class RewardListSchema(_Page):
+    data = fields.List(fields.Nested(RewardOutSchema))
+
+
+class AuditListSchema(_Page):
+    data = fields.List(fields.Nested(AuditOutSchema))
+
+
+class WebhookEndpointListSchema(Schema):
+    data = fields.List(fields.Nested(WebhookEndpointOutSchema))
+
+
+class WebhookDeliveryListSchema(_Page):
+    data = fields.List(fields.Nested(WebhookDeliveryOutSchema))
+
+
+class EmailListSchema(_Page):
+    data = fields.List(fields.Nested(EmailOutSchema))
+
+
+class ReportRowSchema(Schema):
+    group = fields.String()
+    enrolments = fields.Integer()
+    captured = fields.Integer()
+    routed = fields.Integer()
+    qualified = fields.Integer()
+    qualification_rate = fields.Float(allow_none=True)
+    median_days_to_qualify = fields.Float(allow_none=True)
+    rewards_issued = fields.Integer()
+    rewards_sum = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "sum per currency"})
+
+
+class ReportSummarySchema(Schema):
+    group_by = fields.String()
+    period = fields.String()
+    rows = fields.List(fields.Nested(ReportRowSchema))
