@@ -57,32 +57,42 @@ class OrgAdmin:
 
     def __init__(self, emu: SalesforceEmulator) -> None:
         self.base = emu.base_url
+        self.s = requests.Session()
+        self._login()
+
+    def _login(self) -> None:
         token = requests.post(f"{self.base}/services/oauth2/token", data={
             "grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
             "username": ADMIN[0], "password": ADMIN[1]}, timeout=10).json()["access_token"]
-        self.s = requests.Session()
         self.s.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, url: str, **kw) -> requests.Response:
+        r = self.s.request(method, url, timeout=30, **kw)
+        if r.status_code == 401:  # the tests expire sessions on purpose
+            self._login()
+            r = self.s.request(method, url, timeout=30, **kw)
+        return r
 
     def query(self, soql: str) -> list[dict]:
         out, url = [], f"{self.base}/services/data/v{VERSION}/query"
-        r = self.s.get(url, params={"q": soql}, timeout=30).json()
+        r = self._call("GET", url, params={"q": soql}).json()
         out.extend(r.get("records", []))
         while not r.get("done", True):
-            r = self.s.get(self.base + r["nextRecordsUrl"], timeout=30).json()
+            r = self._call("GET", self.base + r["nextRecordsUrl"]).json()
             out.extend(r["records"])
         return out
 
     def count(self, soql: str) -> int:
-        return self.s.get(f"{self.base}/services/data/v{VERSION}/query", params={"q": soql}, timeout=30).json()["totalSize"]
+        return self._call("GET", f"{self.base}/services/data/v{VERSION}/query", params={"q": soql}).json()["totalSize"]
 
     def update(self, sobject: str, rows: list[dict]) -> None:
         for start in range(0, len(rows), 200):
             body = {"allOrNone": True, "records": [{"attributes": {"type": sobject}, **r} for r in rows[start:start + 200]]}
-            r = self.s.patch(f"{self.base}/services/data/v{VERSION}/composite/sobjects", json=body, timeout=30)
+            r = self._call("PATCH", f"{self.base}/services/data/v{VERSION}/composite/sobjects", json=body)
             assert r.status_code == 200 and all(x["success"] for x in r.json()), r.text
 
     def convert(self, lead_id: str) -> dict:
-        r = self.s.post(f"{self.base}/_emulator/convert-lead", json={"leadId": lead_id}, timeout=30)
+        r = self._call("POST", f"{self.base}/_emulator/convert-lead", json={"leadId": lead_id})
         assert r.status_code == 200, r.text
         return r.json()
 
