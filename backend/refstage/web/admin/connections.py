@@ -2,39 +2,60 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
 from refstage.services import admin_queries
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
 
-# The Salesforce connector's routes (web/salesforce.py) are owned by the connector; the console only
-# links to them when they are registered, and calls `services.connections` for disconnect.
-CONNECT_ENDPOINTS = ("salesforce.connect_start", "salesforce.connect", "salesforce.oauth_start")
+# Connecting, reconnecting and disconnecting are the Salesforce connector's use cases
+# (services.connections); the console only collects the admin's input and sends the browser to Salesforce.
 
 
-def connect_endpoint() -> str | None:
-    for name in CONNECT_ENDPOINTS:
-        if name in current_app.view_functions:
-            return name
-    return None
+def _connections_service():
+    try:
+        from refstage.services import connections as svc
+    except ImportError:  # pragma: no cover - a build without the connector
+        return None
+    return svc
 
 
 def _disconnect_service():
-    try:
-        from refstage.services import connections as svc  # built by the connector's engineer
-    except ImportError:
-        return None
-    return getattr(svc, "disconnect", None)
+    svc = _connections_service()
+    return getattr(svc, "disconnect", None) if svc else None
 
 
 @bp.route("/connections")
 @requires(*ADMIN)
 def connections():
     views = admin_queries.connections_overview(rt(), tenant_id())
-    return render_template("admin/connections.html", views=views, connect_endpoint=connect_endpoint(),
+    svc = _connections_service()
+    return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
                            can_disconnect=_disconnect_service() is not None)
+
+
+@bp.route("/connections/connect", methods=["POST"])
+@requires(*ADMIN)
+def connection_connect():
+    """Start the connector's OAuth flow (new connection, or reconnect with `connection_id`)."""
+    svc = _connections_service()
+    if svc is None or not hasattr(svc, "start_connect"):
+        flash("Connecting a CRM is not available in this build.", "error")
+        return redirect(url_for("admin.connections"))
+    from refstage.services.ports import CrmError
+
+    try:
+        started = svc.start_connect(rt(), tenant_id(), actor=actor(), name=request.form.get("name") or "Salesforce",
+                                    login_host=request.form.get("login_host") or "production",
+                                    connection_id=request.form.get("connection_id") or None)
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Cannot connect: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    return redirect(started.authorize_url)
 
 
 @bp.route("/connections/<connection_id>/sync", methods=["POST"])
@@ -57,7 +78,7 @@ def connection_disconnect(connection_id: str):
         return redirect(url_for("admin.connections"))
     with rt().uow(tenant_id()) as uow:
         uow.connections.get(connection_id)  # 404 for another tenant's connection
-    disconnect(rt(), tenant_id(), connection_id, actor())
+    disconnect(rt(), tenant_id(), connection_id, actor=actor())
     flash("Disconnected. Refstage no longer calls this CRM; its tokens were revoked.")
     return redirect(url_for("admin.connections"))
 

@@ -176,6 +176,7 @@ def raw_form_values(form: MultiDict) -> dict[str, Any]:
     """What was typed, re-shown as typed after an error (not what the service would normalise)."""
     values = data_to_form(form_to_data(form))
     values["rule"] = form.get("rule", "")
+    values["slug"] = form.get("slug", "")
     values["holding_days"] = form.get("holding_days", "")
     values["velocity_max"] = form.get("velocity_max", "")
     values["velocity_window_hours"] = form.get("velocity_window_hours", "")
