@@ -104,3 +104,21 @@ def test_policy_picks_the_strictest_action():
         ReviewPolicy.from_dict({"actions": {"nonsense": "block"}, "velocity_max": 0})
     assert set(info.value.errors) == {"actions.nonsense", "velocity_max"}
     assert ReviewPolicy.from_dict(policy.to_dict()) == policy
+
+
+def test_stored_forms_read_back_identically():
+    from refstage.domain.programs import EnrolmentSource
+    from refstage.domain.rules import Rule
+
+    for data in (
+        {"key": "pct", "recipient": "advocate", "kind": "percentage", "percent": "7.5", "amount_field": "Deal.value",
+         "currency": "EUR", "max_amount": {"amount": "300", "currency": "EUR"}, "cap_count": 3, "cap_period": "year"},
+        {"key": "t", "recipient": "advocate", "kind": "tier_bonus", "tier_at": 5, "amount": {"amount": "5", "currency": "USD"}},
+    ):
+        validated = RewardRule.from_dict(data)
+        assert RewardRule.from_stored(validated.to_dict()) == validated
+    source = EnrolmentSource.from_dict({"kind": "salesforce_contacts", "conditions": [
+        {"field": "Account.Type", "op": "in", "value": ["Customer", "Partner"]}, {"field": "Email", "op": "not_null"}]})
+    assert EnrolmentSource.from_stored(source.to_dict()) == source
+    rule = Rule.parse("Opportunity.StageName == 'Closed Won'")
+    assert Rule.from_stored(rule.to_json()) == rule

@@ -99,6 +99,14 @@ class EnrolmentSource:
             raise RuleError("invalid enrolment source", {"campaign_id": ["campaign members need a campaign id"]})
         return cls(kind, tuple(conditions), clean.get("campaign_id"))
 
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> "EnrolmentSource":
+        conditions = tuple(
+            FilterCondition(c["field"], c["op"], tuple(c["value"]) if isinstance(c.get("value"), list) else c.get("value"))
+            for c in data.get("conditions") or ()
+        )
+        return cls(EnrolmentKind(data["kind"]), conditions, data.get("campaign_id"))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind.value,

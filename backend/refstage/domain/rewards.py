@@ -138,6 +138,21 @@ class RewardRule:
             cap_period=CapPeriod(clean["cap_period"]) if clean.get("cap_period") else None,
         )
 
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> "RewardRule":
+        """Read back what to_dict() wrote (validated on the way in) without re-validating."""
+
+        def money(value: Any) -> Money | None:
+            return Money(Decimal(value["amount"]), value["currency"]) if value else None
+
+        return cls(
+            key=data["key"], recipient=Recipient(data["recipient"]), kind=RewardKind(data["kind"]),
+            amount=money(data.get("amount")), percent=Decimal(data["percent"]) if data.get("percent") is not None else None,
+            amount_field=data.get("amount_field"), max_amount=money(data.get("max_amount")), currency=data.get("currency"),
+            tier_at=data.get("tier_at"), cap_amount=money(data.get("cap_amount")), cap_count=data.get("cap_count"),
+            cap_period=CapPeriod(data["cap_period"]) if data.get("cap_period") else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "recipient": self.recipient.value, "kind": self.kind.value}
         for name in ("amount", "max_amount", "cap_amount"):

@@ -115,6 +115,11 @@ class Rule:
         return cls(_validate_node(data, "$", 0, [0]))
 
     @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> "Rule":
+        """A rule read back from our own storage, validated when it was written: skip re-validation."""
+        return cls(data)
+
+    @classmethod
     def parse(cls, text: str) -> "Rule":
         return cls.from_json(_Parser(text).parse())
 

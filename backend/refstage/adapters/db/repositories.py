@@ -161,8 +161,9 @@ class ConnectionRepository(_Scoped):
 def _program(row: m.ProgramRow) -> Program:
     return Program(
         id=row.id, tenant_id=row.tenant_id, name=row.name, slug=row.slug, connection_id=row.connection_id,
-        enrolment=EnrolmentSource.from_dict(row.enrolment), rule=Rule.from_json(row.rule),
-        reward_rules=[RewardRule.from_dict(r) for r in row.reward_rules],
+        # Validated when written; read back without re-validating (this is on the landing page's path).
+        enrolment=EnrolmentSource.from_stored(row.enrolment), rule=Rule.from_stored(row.rule),
+        reward_rules=[RewardRule.from_stored(r) for r in row.reward_rules],
         review_policy=ReviewPolicy.from_dict(row.review_policy), holding_days=row.holding_days,
         owner=Owner(row.owner_name, row.owner_email) if row.owner_name and row.owner_email else None,
         status=ProgramStatus(row.status), routing=Routing.from_dict(row.routing),

@@ -1,0 +1,87 @@
+"""Shared helpers: isolated instance folders, subprocess servers, machine description."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env(instance: Path, **extra: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({
+        "REFSTAGE_ENV": "bench", "REFSTAGE_INSTANCE_DIR": str(instance), "SECRET_KEY": "b" * 48,
+        "REFSTAGE_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "REFSTAGE_BENCH": "1",
+        "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    })
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def instance_dir(prefix: str):
+    with tempfile.TemporaryDirectory(prefix=f"refstage-bench-{prefix}-") as tmp:
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
+def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello"):
+    port = free_port()
+    gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
+    proc = subprocess.Popen([gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+                             "--worker-class", "gthread", "--keep-alive", "5", "--log-level", "warning", app],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + probe, timeout=2).status_code < 500:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn {app} did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.stderr.close()
+
+
+def machine() -> dict[str, str]:
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "memory": mem, "python": platform.python_version(),
+            "os": platform.platform()}

@@ -1,0 +1,68 @@
+"""Benchmark (e): public pages under load, side by side with a bare Flask "hello" under gunicorn."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from urllib.parse import urlencode
+
+import requests
+
+from bench.common import bench_env, gunicorn, instance_dir
+from bench.loadgen import closed_loop, open_loop
+
+
+def _seed(env: dict[str, str]) -> str:
+    """Migrate and seed the demo data in the benchmark's instance; return an advocate's code."""
+    out = subprocess.run([sys.executable, "-c", (
+        "from refstage.adapters.db.migrate import upgrade; from refstage.config import load_settings;"
+        "from refstage.bootstrap import build_runtime; from refstage.services.runtime import RecordingQueue;"
+        "from refstage.demo import seed; s=load_settings(); upgrade(s.database_url);"
+        "print(seed(build_runtime(s, queue=RecordingQueue()))['code'])")], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def run(quick: bool) -> dict:
+    duration = 5 if quick else 15
+    rate_duration = 5 if quick else 20
+    concurrency = 16
+    with instance_dir("pages") as inst:
+        env = bench_env(inst)
+        code = _seed(env)
+        results: dict = {"duration_s": duration, "concurrency": concurrency}
+        with gunicorn("bench.hello_app:app", env) as hello:
+            hello_req = lambda n: ("GET", "/hello", None, {})  # noqa: E731
+            closed_loop(hello, hello_req, concurrency=concurrency, duration=1)  # warm up
+            h = closed_loop(hello, hello_req, concurrency=concurrency, duration=duration)
+            h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
+        with gunicorn("bench.load_app:create()", env, probe=f"/r/{code}") as app:
+            landing_req = lambda n: ("GET", f"/r/{code}", None, {})  # noqa: E731
+            closed_loop(app, landing_req, concurrency=concurrency, duration=1)
+            land = closed_loop(app, landing_req, concurrency=concurrency, duration=duration)
+            land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
+            session = requests.Session()
+            page = session.get(f"{app}/r/{code}", timeout=10).text
+            fields = dict(re.findall(r'name="(csrf_token|form_ts|website)"[^>]*value="([^"]*)"', page))
+            fields.setdefault("website", "")
+            cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+            run_id = uuid.uuid4().hex[:8]
+
+            def submit(n: int):
+                body = urlencode({**fields, "name": f"Load Friend {n}", "email": f"load{run_id}-{n}@prospect.test",
+                                  "company": "Load Inc", "consent": "yes"}).encode()
+                return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+
+            form = closed_loop(app, submit, concurrency=concurrency, duration=duration, expect={303})
+            form300 = open_loop(app, lambda n: submit(10**6 + n), rate=300, duration=rate_duration, expect={303})
+    results.update({
+        "hello_rps": h.rps, "landing_rps": land.rps, "form_rps": form.rps,
+        "landing_ratio": land.rps / h.rps, "form_ratio": form.rps / h.rps,
+        "hello_p99_ms_at_300": h300.pct(99) * 1000, "landing_p99_ms_at_300": land300.pct(99) * 1000,
+        "form_p99_ms_at_300": form300.pct(99) * 1000,
+        "errors": {"hello": h.errors, "landing": land.errors, "form": form.errors, "landing300": land300.errors,
+                   "form300": form300.errors},
+        "statuses": {"form": form.statuses, "form300": form300.statuses},
+    })
+    return results
