@@ -433,9 +433,9 @@ def emails_due_for_retry(rt: Runtime, older_than: dt.timedelta = dt.timedelta(mi
     """(tenant_id, outbox_id) of emails whose delivery job was lost or is waiting: the sweep re-queues them."""
     cutoff = rt.now() - older_than
     with rt.uow() as uow:
-        return list(uow.session.execute(select(m.OutboxRow.tenant_id, m.OutboxRow.id).where(
+        return [tuple(r) for r in uow.session.execute(select(m.OutboxRow.tenant_id, m.OutboxRow.id).where(
             m.OutboxRow.status.in_(["pending", "retrying"]), m.OutboxRow.created_at <= cutoff)
-            .order_by(m.OutboxRow.created_at).limit(limit)).tuples())
+            .order_by(m.OutboxRow.created_at).limit(limit))]
 
 
 def list_outbox(rt: Runtime, tenant_id: str, *, event: str | None = None, status: str | None = None,

@@ -303,10 +303,10 @@ def due_deliveries(rt: Runtime, limit: int = 500) -> list[tuple[str, str]]:
     """(tenant_id, delivery_id) whose time has come and whose job may be lost: the periodic sweep."""
     now = rt.now()
     with rt.uow() as uow:
-        return list(uow.session.execute(select(m.WebhookDeliveryRow.tenant_id, m.WebhookDeliveryRow.id).where(
+        return [tuple(r) for r in uow.session.execute(select(m.WebhookDeliveryRow.tenant_id, m.WebhookDeliveryRow.id).where(
             m.WebhookDeliveryRow.status.in_(["pending", "retrying", "sending"]),
             m.WebhookDeliveryRow.next_attempt_at <= now - dt.timedelta(minutes=1))
-            .order_by(m.WebhookDeliveryRow.next_attempt_at).limit(limit)).tuples())
+            .order_by(m.WebhookDeliveryRow.next_attempt_at).limit(limit))]
 
 
 def _delivery_dict(r: m.WebhookDeliveryRow) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from refstage.domain.audit import Actor, ActorKind
 from refstage.domain.codes import normalise_code, referral_link
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import ProgramStatus
-from refstage.domain.referrals import AdvocateSource, ReferralSource
+from refstage.domain.referrals import AdvocateSource, ReferralSource, clean_text, normalise_email
 from refstage.services import enrolment, notifications, protection, referrals
 from refstage.services.runtime import Runtime
 from refstage.web.csrf import check_csrf
@@ -320,6 +320,14 @@ def join_submit(tenant_slug: str, program_slug: str):
         return page("public/joined.html", program=program, brand=brand(program.landing.brand_color), created=False)
     if reason is not None:
         return _join_page(tenant, program, values, notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE, status=422)
+    errors: dict[str, list[str]] = {}
+    for check in (lambda: clean_text(values["name"], "name", required=True, max_length=200), lambda: normalise_email(values["email"])):
+        try:
+            check()
+        except InvalidInput as exc:  # all field errors at once, not just the first
+            errors.update(field_errors(exc.errors))
+    if errors:
+        return _join_page(tenant, program, values, errors, status=422)
     try:
         advocate, created = enrolment.enrol_advocate(
             rt(), tenant.id, program.id, name=values["name"], email=values["email"], source=AdvocateSource.FORM,
@@ -360,8 +368,6 @@ def status_request_submit():
     if reason is not None:
         return page("public/status_request.html", 422, values={"email": email}, errors={},
                     notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE, form_ts=form_token("status", "-"))
-    from refstage.domain.referrals import normalise_email
-
     try:
         normalise_email(email)
     except InvalidInput as exc:
