@@ -324,7 +324,7 @@ class PipedriveGateway(CrmGateway):
         # 3. The note saying who referred them (once).
         notes = self.client.get("v1", "notes", deal_id=deal_id, limit=100) or []
         if not any(NOTE_MARKER in str(n.get("content") or "") and referral.id in str(n.get("content") or "") for n in notes):
-            self.client.post("v1", "notes", {"deal_id": deal_id, "pinned_to_deal_flag": True, "content": _note(referral, advocate, program)})
+            self.client.post("v1", "notes", {"deal_id": deal_id, "pinned_to_deal_flag": 1, "content": _note(referral, advocate, program)})
         owner = deal.get("owner_id")
         refs = CrmRefs(person_id=str(person_id), deal_id=str(deal_id), owner_id=str(owner) if owner else None)
         return RouteResult(refs=refs, existing=attach_to, attached=attach_to is not None)
