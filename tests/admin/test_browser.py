@@ -1,0 +1,157 @@
+"""The console in a real browser (Debian's Chromium through Playwright, app served by a real server
+thread): sign in, create a program by picking a stage, approve a reward in the review queue, see the
+report update; axe-core on the main pages. Screenshots go to test-artifacts/admin/."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from refstage.services.ports import Milestone
+from tests.admin.conftest import PASSWORD, SA_TUPLES, qualified_referral
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = ROOT / "test-artifacts" / "admin"
+
+pytestmark = [
+    pytest.mark.browser, SA_TUPLES,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): `make browser`"),
+]
+
+
+@pytest.fixture
+def server(app):
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def axe_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [v for v in result if v.get("impact") in ("serious", "critical")]
+
+
+def sign_in(page, server: str, email: str = "admin@acme.test") -> None:
+    page.goto(server + "/admin/login")
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/admin/programs")
+
+
+def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, server, rt, world, clock, people, needs_review):
+    world.crm.describe_milestones = lambda: [
+        Milestone("Opportunity", "StageName", "Prospecting", "Prospecting"),
+        Milestone("Opportunity", "StageName", "Negotiation/Review", "Negotiation/Review"),
+        Milestone("Opportunity", "StageName", "Closed Won", "Closed Won", True, True),
+    ]
+    world.crm.count_matching = lambda rule: 12
+    _, found = qualified_referral(rt, world, clock)
+    assert found["adv"].status.value == "pending_review", found
+
+    # 1. sign in
+    sign_in(page, server)
+    shot(page, "01-programs")
+
+    # 2. create a program, picking a stage from the CRM
+    page.get_by_role("link", name="New program").click()
+    page.locator("#name").fill("Partners")
+    page.locator("#slug").fill("partners")
+    page.locator("#connection_id").select_option(world.connection.id)
+    page.locator("#name").press("Enter")  # re-render with the connection's milestones (no JS needed)
+    page.locator("#milestone").select_option(label="Negotiation/Review")
+    assert page.locator("#rule").input_value() == "Opportunity.StageName == 'Negotiation/Review'"  # progressive JS
+    page.get_by_role("button", name="Preview").click()
+    assert "12 open opportunities would qualify under this rule today" in page.locator("#preview").inner_text()
+    page.locator("#name").fill("Partners")
+    page.locator("#owner_name").fill("Riley Ops")
+    page.locator("#owner_email").fill("riley@acme.test")
+    shot(page, "02-program-form")
+    page.get_by_role("button", name="Create program").click()
+    assert "created as a draft" in page.locator(".flash").first.inner_text()
+    page.get_by_role("button", name="Go live").click()
+    assert "is now live" in page.locator(".flash").first.inner_text()
+    from refstage.services import programs
+
+    created = next(p for p in programs.list_programs(rt, world.tenant.id) if p.slug == "partners")
+    assert created.status.value == "live" and created.rule.describe() == "Opportunity.StageName == 'Negotiation/Review'"
+
+    # 3. approve the reward waiting in the review queue
+    page.get_by_role("link", name="Review queue").click()
+    assert "over amount threshold" in page.content()
+    shot(page, "03-review-queue")
+    page.locator(f"#comment_{found['adv'].id}").fill("looked at the deal")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    assert "Reward approved." in page.locator(".flash").first.inner_text()
+    assert "Nothing waits for review." in page.content()
+
+    # 4. the report shows it once paid
+    page.get_by_role("link", name="Reports").click()
+    assert page.locator("#totals [data-metric=rewards_issued]").inner_text() == "0"
+    page.get_by_role("link", name="Rewards ledger").click()
+    page.locator("#status").select_option("approved")
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator("tr", has_text="adv")
+    row.get_by_placeholder("payout reference").fill("PAY-42")
+    row.get_by_role("button", name="Mark as paid").click()
+    assert "Reference PAY-42" in page.locator(".flash").first.inner_text()
+    page.get_by_role("link", name="Reports").click()
+    assert page.locator("#totals [data-metric=rewards_issued]").inner_text() == "1"
+    assert page.locator("svg#chart-rewards_issued rect").count() >= 1
+    shot(page, "04-reports")
+
+
+def test_main_admin_pages_have_no_serious_accessibility_violations(page, server, rt, world, clock, people, needs_review):
+    qualified_referral(rt, world, clock)
+    page.goto(server + "/admin/login")
+    problems = {"login": axe_violations(page)}
+    sign_in(page, server)
+    for name, path in (("programs", "/admin/programs"), ("program-form", f"/admin/programs/{world.program.id}"),
+                       ("new-program", "/admin/programs/new"), ("review", "/admin/review"), ("ledger", "/admin/ledger"),
+                       ("reports", "/admin/reports"), ("connections", "/admin/connections"),
+                       ("sync-log", f"/admin/connections/{world.connection.id}/log"), ("audit", "/admin/audit"),
+                       ("users", "/admin/users")):
+        page.goto(server + path)
+        problems[name] = axe_violations(page)
+        shot(page, f"axe-{name}")
+    found = {name: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in vs] for name, vs in problems.items() if vs}
+    (ARTIFACTS / "axe.json").write_text(json.dumps(found, indent=2))
+    assert not found, found
