@@ -19,6 +19,7 @@ _COMMANDS = {
     "tenant": ("refstage.services.cli", "tenant"),
     "program": ("refstage.services.cli", "program"),
     "emulator": ("refstage.emulators.cli", "emulator"),
+    "bench": ("refstage.bench_cli", "bench"),
     "connection": ("refstage.adapters.crm.salesforce.cli", "connection"),
 }
 

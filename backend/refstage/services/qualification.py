@@ -62,19 +62,25 @@ def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records
     actor = actor or Actor.sync(connection_id)
     total = ObserveStats()
     ordered = sorted(records, key=lambda r: (r.modified_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc), r.id))
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start:start + CHUNK]
-        for attempt in range(MAX_RETRIES):
-            try:
-                total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor))
-                break
-            except (StaleDataError, IntegrityError) as exc:
-                # Another worker stored the same record or moved the same referral meanwhile:
-                # re-read and apply again; the second pass sees their work and adds nothing twice.
-                log.info("concurrent update while observing changes (%s); retrying chunk (attempt %s)",
-                         type(exc).__name__, attempt + 1)
-        else:
-            total.errors.append(f"gave up after {MAX_RETRIES} concurrent-update retries")
+    # Leads first, in chunks of their own: a conversion links its opportunity, account and contact
+    # before records of those objects are matched to referrals.
+    leads = [r for r in ordered if r.object == "Lead"]
+    others = [r for r in ordered if r.object != "Lead"]
+    for group in (leads, others):
+        for start in range(0, len(group), CHUNK):
+            chunk = group[start:start + CHUNK]
+            for attempt in range(MAX_RETRIES):
+                try:
+                    total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor))
+                    break
+                except (StaleDataError, IntegrityError) as exc:
+                    # Another worker stored the same record or moved the same referral meanwhile:
+                    # re-read and apply again; the second pass sees their work and adds nothing twice.
+                    log.info("concurrent update while observing changes (%s); retrying chunk (attempt %s)",
+                             type(exc).__name__, attempt + 1)
+                    if attempt == MAX_RETRIES - 1:
+                        raise  # the caller's checkpoint does not move: these changes are read again
+
     return total
 
 
@@ -170,14 +176,19 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
     notifications: list[tuple[str, str]] = []
     with rt.uow(tenant_id) as uow:
         uow.connections.get(connection_id)  # the connection must be this tenant's
-        fresh, states = _store_records(uow, connection_id, records, now)
-        stats.stale = len(records) - len(fresh)
-        touched: dict[str, None] = {}
+        # Only records linked to a referral matter. An unlinked one (say, an opportunity whose lead's
+        # conversion we have not seen yet) is not kept: the poll re-reads it from its watermark.
+        linked: dict[str, dict[str, list[str]]] = {}
         for obj, col in LINK_FIELD.items():
-            ids = [r.id for r in fresh if r.object == obj]
+            ids = list({r.id for r in records if r.object == obj})
             if ids:
-                for ref_ids in uow.referrals.linked_ids(connection_id, col, ids).values():
-                    touched.update(dict.fromkeys(ref_ids))
+                linked[obj] = uow.referrals.linked_ids(connection_id, col, ids)
+        relevant = [r for r in records if r.id in linked.get(r.object, {})]
+        fresh, states = _store_records(uow, connection_id, relevant, now)
+        stats.stale = len(relevant) - len(fresh)
+        touched: dict[str, None] = {}
+        for rec in fresh:
+            touched.update(dict.fromkeys(linked[rec.object][rec.id]))
         if not touched:
             uow.commit()
             return stats

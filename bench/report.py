@@ -1,0 +1,77 @@
+"""Turn bench/results/*.json into docs/benchmarks.md: every figure, its target, the machine, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.common import ROOT
+
+# letter -> list of (label, result key, comparison, target, unit)
+TARGETS: dict[str, list[tuple[str, str, str, float | None, str]]] = {
+    "a": [("wall time", "wall_s", "<=", 60, "s"), ("Salesforce API calls", "api_calls", "<=", 30, ""),
+          ("peak RSS", "peak_rss_mb", "<=", 300, "MB"), ("speed-up vs naive", "speedup", ">=", 10, "×"),
+          ("API-call reduction vs naive", "api_reduction", ">=", 1000, "×"),
+          ("naive wall time", "naive_wall_s", None, None, "s"), ("naive API calls", "naive_api_calls", None, None, "")],
+    "b": [("API calls", "api_calls", "<=", 2, ""), ("our own time", "own_time_s", "<=", 0.3, "s")],
+    "c": [("wall time", "wall_s", "<=", 30, "s"), ("API calls", "api_calls", "<=", 10, "")],
+    "d": [("p50", "p50_s", None, None, "s"), ("p95", "p95_s", "<=", 5, "s")],
+    "e": [("landing page / hello throughput", "landing_ratio", ">=", 0.7, "×"),
+          ("form submission / hello throughput", "form_ratio", ">=", 0.7, "×"),
+          ("landing p99 at 300 req/s", "landing_p99_ms_at_300", "<", 25, "ms"),
+          ("form p99 at 300 req/s", "form_p99_ms_at_300", "<", 25, "ms"),
+          ("hello req/s", "hello_rps", None, None, ""), ("landing req/s", "landing_rps", None, None, ""),
+          ("form req/s", "form_rps", None, None, ""), ("hello p99 at 300 req/s", "hello_p99_ms_at_300", None, None, "ms")],
+    "f": [("cost growth 10k→1M (wall time per change, ratio)", "growth_ratio", "<=", 1.2, "×")],
+}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _verdict(value, op, target) -> str:
+    if op is None or value is None:
+        return ""
+    ok = {"<=": value <= target, "<": value < target, ">=": value >= target}[op]
+    return "met" if ok else "**missed**"
+
+
+def write_report(path: Path) -> None:
+    runs = {}
+    for name in ("quick", "full"):  # a full run's figure replaces a quick one
+        f = ROOT / "bench" / "results" / f"{name}.json"
+        if f.exists():
+            for key, value in json.loads(f.read_text()).items():
+                runs[key] = {**value, "mode": name}
+    lines = ["# Benchmarks", "",
+             "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
+             "Targets come from issue 8. Each section names the command and the machine that produced it.", ""]
+    from bench.run import BENCHMARKS
+
+    for key, (_, title) in BENCHMARKS.items():
+        lines += [f"## ({key}) {title}", ""]
+        run = runs.get(key)
+        if run is None:
+            lines += ["Not run yet.", ""]
+            continue
+        m = run.get("machine", {})
+        lines += [f"- Command: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took {run.get('seconds', 0):.0f} s",
+                  f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}", ""]
+        if "error" in run:
+            lines += ["The run failed:", "", "```", run["error"], "```", ""]
+            continue
+        result = run["result"]
+        lines += ["| figure | value | target | |", "|---|---|---|---|"]
+        for label, k, op, target, unit in TARGETS.get(key, []):
+            if k in result:
+                tgt = f"{op} {_fmt(target)} {unit}".strip() if op else ""
+                lines.append(f"| {label} | {_fmt(result[k])} {unit} | {tgt} | {_verdict(result[k], op, target)} |")
+        extra = {k: v for k, v in result.items() if k not in {t[1] for t in TARGETS.get(key, [])}}
+        if extra:
+            lines += ["", "<details><summary>all figures</summary>", "", "```json", json.dumps(extra, indent=1, default=str), "```",
+                      "", "</details>"]
+        lines.append("")
+    path.write_text("\n".join(lines))

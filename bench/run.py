@@ -1,0 +1,59 @@
+"""`refstage bench [--quick] [--only a,e]`: run the benchmarks side by side and write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.common import ROOT, machine
+
+# letter -> (module, title)
+BENCHMARKS = {
+    "a": ("bench.sync_big", "Big change set: 1,000,000 opportunities, 100,000 linked and changed"),
+    "b": ("bench.sync_quiet", "Quiet org: incremental sync with nothing changed"),
+    "c": ("bench.enrolment", "Enrolment: 100,000 contacts with code and link write-back"),
+    "d": ("bench.push_latency", "Push latency: Outbound Message / webhook to reward visible in the CRM"),
+    "e": ("bench.pages", "Public pages under load vs a bare Flask hello"),
+    "f": ("bench.scaling", "Scaling: the big change set at 10k, 100k and 1M"),
+}
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    only = None
+    for arg in argv:
+        if arg.startswith("--only="):
+            only = set(arg.split("=", 1)[1].split(","))
+    selected = [k for k in BENCHMARKS if only is None or k in only]
+    command = "refstage bench" + (" --quick" if quick else "") + (f" --only={','.join(sorted(only))}" if only else "")
+    results: dict[str, dict] = {}
+    for key in selected:
+        module_name, title = BENCHMARKS[key]
+        print(f"[{key}] {title} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            module = importlib.import_module(module_name)
+            results[key] = {"title": title, "result": module.run(quick), "seconds": time.perf_counter() - started}
+        except Exception as exc:  # noqa: BLE001 - a failed benchmark is reported, not hidden
+            results[key] = {"title": title, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(),
+                            "seconds": time.perf_counter() - started}
+        print(json.dumps(results[key].get("result") or results[key].get("error"), indent=1, default=str), flush=True)
+    out = ROOT / "bench" / "results" / ("quick.json" if quick else "full.json")
+    out.parent.mkdir(exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous.update({k: {**v, "command": command, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         "machine": machine()} for k, v in results.items()})
+    out.write_text(json.dumps(previous, indent=1, default=str))
+    from bench.report import write_report
+
+    write_report(ROOT / "docs" / "benchmarks.md")
+    return 1 if any("error" in v for v in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
