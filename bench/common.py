@@ -38,6 +38,12 @@ def bench_env(instance: Path, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def instance_dir(prefix: str):
+    keep = os.environ.get("REFSTAGE_BENCH_KEEP")  # keep logs and databases for a look afterwards
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix=f"refstage-bench-{prefix}-", dir=keep))
+        print(f"  (keeping {path})", flush=True)
+        yield path
+        return
     with tempfile.TemporaryDirectory(prefix=f"refstage-bench-{prefix}-") as tmp:
         yield Path(tmp)
 

@@ -3,11 +3,11 @@ admin client that changes org data the way reps would."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from refstage.emulators.salesforce import consent
 from refstage.emulators.salesforce.server import SalesforceEmulator
 
 CLIENT_ID = "refstage-demo"
@@ -17,39 +17,9 @@ REDIRECT = "http://127.0.0.1:5000/salesforce/oauth/callback"
 VERSION = "62.0"
 
 
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self.forms.append({"action": a.get("action"), "fields": {}})
-        elif tag == "input" and self.forms and a.get("name"):
-            self.forms[-1]["fields"][a["name"]] = a.get("value", "")
-
-
-def _form(html: str) -> dict:
-    parser = _Forms()
-    parser.feed(html)
-    assert parser.forms, html
-    return parser.forms[0]
-
-
 def browser_consent(authorize_url: str) -> str:
     """Log in and press Allow on the emulator's pages like a browser; return the redirect URL."""
-    base = "{0.scheme}://{0.netloc}".format(urlsplit(authorize_url))
-    s = requests.Session()
-    page = s.get(authorize_url, timeout=10)
-    assert page.status_code == 200, page.text
-    login = _form(page.text)
-    allow_page = s.post(base + login["action"], data={**login["fields"], "username": ADMIN[0], "pw": ADMIN[1]}, timeout=10)
-    assert allow_page.status_code == 200 and "Allow" in allow_page.text
-    allow = _form(allow_page.text)
-    r = s.post(base + allow["action"], data={**allow["fields"], "action": "allow"}, allow_redirects=False, timeout=10)
-    assert r.status_code == 302, r.text
-    return r.headers["Location"]
+    return consent.browser_consent(authorize_url, *ADMIN)
 
 
 class OrgAdmin:

@@ -1,0 +1,46 @@
+"""`python -m bench.measure OP ARGS_JSON`: one measured operation, printed as JSON on the last line."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    op, args = sys.argv[1], json.loads(sys.argv[2])
+    from refstage.bootstrap import build_runtime
+    from refstage.config import load_settings
+    from refstage.services.runtime import RecordingQueue
+
+    rt = build_runtime(load_settings(), queue=RecordingQueue())
+    baseline_rss = _peak_rss_mb()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    if op == "sync":
+        from refstage.services.sync import run_sync
+
+        report = run_sync(rt, args["tenant_id"], args["connection_id"])
+        result = {"status": report.status, "error": report.error, **report.as_dict(), "own_api_calls": report.api_calls}
+    elif op == "enrol":
+        from refstage.services.enrolment import run_enrolment
+
+        progress = run_enrolment(rt, args["tenant_id"], args["program_id"])
+        result = {"enrolled": progress.enrolled, "already": progress.already, "links_written": progress.links_written,
+                  "links_failed": progress.links_failed}
+    elif op == "naive":
+        from bench.naive import run_naive
+
+        result = run_naive(rt, **args)
+    else:
+        raise SystemExit(f"unknown op {op}")
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    print(json.dumps({**result, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline_rss}))
+
+
+if __name__ == "__main__":
+    main()

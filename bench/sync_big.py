@@ -1,0 +1,45 @@
+"""Benchmark (a): a big change set. The org holds N opportunities (1,000,000), 10 % of them linked to
+referrals, and all changed since the last sync. Refstage's sync (pull, qualify, reward, write-back) and a
+naive integration run on the same emulated org, side by side."""
+
+from __future__ import annotations
+
+from bench.backend_side import EPOCH, connect, env_for, measure, runtime
+from bench.common import instance_dir
+from bench.fixtures import PROGRAM, linked_referrals
+from bench.salesforce_org import emulated_org
+
+
+def big_change_set(total: int, linked: int, *, naive: bool = True) -> dict:
+    with instance_dir("sync") as inst, emulated_org(inst) as org:
+        seeded = org.control("POST", "/seed", json={"opportunities": total, "accounts": 1000, "seed": 7})
+        env = env_for(inst, org)
+        rt = runtime(env)
+        # The first sync reads from before the seed: every opportunity counts as changed.
+        tenant_id, connection_id, program_id = connect(rt, org, PROGRAM, {"sync_from": EPOCH})
+        opp_ids = org.query_ids(f"SELECT Id FROM Opportunity ORDER BY Id LIMIT {linked}")
+        linked_referrals(rt, tenant_id, connection_id, program_id, opp_ids)
+        # A rep closes the linked deals (a real change, through the API like any mass update).
+        org.bulk_update("Opportunity", ["Id", "StageName", "Amount"], [[i, "Closed Won", "9000"] for i in opp_ids])
+        org.control("POST", "/usage", json={"reset": True})
+        ours = measure("sync", env, tenant_id=tenant_id, connection_id=connection_id)
+        ours["api_calls"] = org.api_used()
+        mirrored = org.query_ids("SELECT Id FROM Referral_Reward__c LIMIT 1")
+        result = {"opportunities": total, "linked": linked, "seed_seconds": seeded.get("seconds"), "wall_s": ours["wall_s"],
+                  "api_calls": ours["api_calls"], "peak_rss_mb": ours["peak_rss_mb"], "cpu_s": ours["cpu_s"],
+                  "status": ours["status"], "pulled": ours["pulled"], "qualified": ours["qualified"],
+                  "rewards_created": ours["rewards_created"], "written": ours["written"],
+                  "rewards_visible_in_org": bool(mirrored)}
+        if naive:
+            org.control("POST", "/usage", json={"reset": True})
+            theirs = measure("naive", env, tenant_id=tenant_id, connection_id=connection_id, since=EPOCH, base=org.base)
+            theirs["api_calls"] = org.api_used()
+            result.update({"naive_wall_s": theirs["wall_s"], "naive_api_calls": theirs["api_calls"],
+                           "naive_peak_rss_mb": theirs["peak_rss_mb"], "naive_updated": theirs["updated"],
+                           "speedup": theirs["wall_s"] / ours["wall_s"],
+                           "api_reduction": theirs["api_calls"] / max(1, ours["api_calls"])})
+        return result
+
+
+def run(quick: bool) -> dict:
+    return big_change_set(100_000, 10_000) if quick else big_change_set(1_000_000, 100_000)
