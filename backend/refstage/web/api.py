@@ -19,6 +19,7 @@ from refstage.web import schemas
 from refstage.web.errors import error_response
 
 bp = Blueprint("api", __name__)
+MAX_OFFSET = 1_000_000
 
 
 def rt() -> Runtime:
@@ -55,6 +56,8 @@ def page_args() -> tuple[int, int]:
         offset = max(int(request.args.get("offset", 0)), 0)
     except ValueError:
         raise InvalidInput({"limit": "whole numbers for limit and offset"}) from None
+    if offset > MAX_OFFSET:  # found by the fuzzer: a huge offset overflowed the database's integer
+        raise InvalidInput({"offset": f"at most {MAX_OFFSET}"})
     return limit, offset
 
 

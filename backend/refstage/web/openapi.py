@@ -29,7 +29,7 @@ def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None
 
 
 PAGE = [_param("limit", schema={"type": "integer", "minimum": 1, "maximum": 500, "default": 100}),
-        _param("offset", schema={"type": "integer", "minimum": 0, "default": 0})]
+        _param("offset", schema={"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0})]
 
 
 def _op(summary: str, tag: str, ok: tuple[int, Any] | None, *, body: Any = None, params: list[dict[str, Any]] | None = None,
