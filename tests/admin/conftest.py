@@ -17,9 +17,6 @@ from tests.integration.conftest import ADMIN, PROGRAM, fake_crm, world  # noqa: 
 
 PASSWORD = "correct horse battery"
 
-# SQLAlchemy 2.1 deprecates Result.tuples(), which Directory look-ups (adapters/db/repositories.py,
-# not ours) and services.reports still call. Tolerated here until those modules drop it.
-SA_TUPLES = pytest.mark.filterwarnings("ignore:The Result.tuples:sqlalchemy.exc.SADeprecationWarning")
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.conftest import SA_TUPLES, csrf, post, sign_in
+from tests.admin.conftest import csrf, post, sign_in
 
-pytestmark = SA_TUPLES
 
 
 def test_login_page_and_redirect_when_signed_out(client, people):

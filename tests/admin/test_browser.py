@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from refstage.services.ports import Milestone
-from tests.admin.conftest import PASSWORD, SA_TUPLES, qualified_referral
+from tests.admin.conftest import PASSWORD, qualified_referral
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts" / "admin"
 
 pytestmark = [
-    pytest.mark.browser, SA_TUPLES,
+    pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): `make browser`"),
 ]
 

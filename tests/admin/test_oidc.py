@@ -14,9 +14,8 @@ import requests
 from refstage.emulators.salesforce.server import SalesforceEmulator
 from refstage.services import tenants
 from refstage.web.admin.auth import OidcError, verify_id_token
-from tests.admin.conftest import SA_TUPLES, csrf
+from tests.admin.conftest import csrf
 
-pytestmark = SA_TUPLES
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from refstage.services import programs
 from refstage.services.ports import CrmError, Milestone
-from tests.admin.conftest import SA_TUPLES, field_errors, post
+from tests.admin.conftest import field_errors, post
 
-pytestmark = SA_TUPLES
 
 
 def form(world, **over):

@@ -8,9 +8,8 @@ import re
 from refstage.adapters.db import models as m
 from refstage.domain.tenants import hash_api_key
 from refstage.services import reports, rewards, tenants
-from tests.admin.conftest import ADMIN, SA_TUPLES, post, qualified_referral, sign_in
+from tests.admin.conftest import ADMIN, post, qualified_referral, sign_in
 
-pytestmark = SA_TUPLES
 
 
 def _cells(html: str, metric: str) -> list[str]:

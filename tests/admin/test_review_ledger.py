@@ -8,9 +8,8 @@ import io
 from refstage.domain.referrals import AdvocateSource
 from refstage.services import admin_queries, enrolment, referrals, rewards
 from refstage.services.referrals import FriendInput
-from tests.admin.conftest import ADMIN, SA_TUPLES, post, qualified_referral
+from tests.admin.conftest import ADMIN, post, qualified_referral
 
-pytestmark = SA_TUPLES
 
 
 def _status(rt, world, reward_id):

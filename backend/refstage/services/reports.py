@@ -57,7 +57,7 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
             ref_q, adv_q, rew_q = ref_q.where(R.captured_at >= flt.since), adv_q.where(A.enrolled_at >= flt.since), rew_q.where(W.issued_at >= flt.since)
         if flt.until:
             ref_q, adv_q, rew_q = ref_q.where(R.captured_at < flt.until), adv_q.where(A.enrolled_at < flt.until), rew_q.where(W.issued_at < flt.until)
-        owners = dict(s.execute(select(R.id, R.crm_owner_id).where(R.tenant_id == tenant_id)).tuples().all()) if group_by == "owner" else {}
+        owners = dict(s.execute(select(R.id, R.crm_owner_id).where(R.tenant_id == tenant_id)).all()) if group_by == "owner" else {}
         rows: dict[str, dict[str, Any]] = {}
 
         def row(key: str | None) -> dict[str, Any]:
@@ -96,4 +96,4 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
 def count_referrals(rt: Runtime, tenant_id: str) -> dict[str, int]:
     with rt.uow(tenant_id) as uow:
         return dict(uow.session.execute(select(m.ReferralRow.status, func.count()).where(
-            m.ReferralRow.tenant_id == tenant_id).group_by(m.ReferralRow.status)).tuples().all())
+            m.ReferralRow.tenant_id == tenant_id).group_by(m.ReferralRow.status)).all())

@@ -685,18 +685,18 @@ class Directory:
 
     def active_connections(self) -> list[tuple[str, str]]:
         """(tenant_id, connection_id) of every active connection, for the scheduler."""
-        return list(self.session.execute(select(m.ConnectionRow.tenant_id, m.ConnectionRow.id).where(m.ConnectionRow.status == "active")).tuples())
+        return [tuple(row) for row in self.session.execute(select(m.ConnectionRow.tenant_id, m.ConnectionRow.id).where(m.ConnectionRow.status == "active"))]
 
     def tenants_with_due_holds(self, now: dt.datetime) -> list[str]:
         return list(self.session.scalars(select(m.RewardRow.tenant_id).where(
             m.RewardRow.status == "pending_hold", m.RewardRow.hold_until <= now).distinct()))
 
     def tenant_for_user_email(self, email: str) -> list[tuple[str, str]]:
-        return list(self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(m.UserRow.email == email.lower())).tuples())
+        return [tuple(row) for row in self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(m.UserRow.email == email.lower()))]
 
     def users_for_salesforce_identity(self, org_id: str, user_id: str) -> list[tuple[str, str]]:
-        return list(self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(
-            m.UserRow.salesforce_org_id == org_id, m.UserRow.salesforce_user_id == user_id)).tuples())
+        return [tuple(row) for row in self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(
+            m.UserRow.salesforce_org_id == org_id, m.UserRow.salesforce_user_id == user_id))]
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
