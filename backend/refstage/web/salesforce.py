@@ -14,12 +14,13 @@ from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as ET
 from defusedxml.common import DefusedXmlException
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from refstage.adapters.db import models as m
 from refstage.domain.connections import ConnectionStatus, CrmKind
+from refstage.domain.errors import InvalidInput
 from refstage.services import connections
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
@@ -53,12 +54,27 @@ def start_connect():
 def oauth_callback():
     """Salesforce redirects the admin's browser here. The state (bound server-side to one pending
     connection) is the credential; errors from Salesforce are shown, never retried."""
+    browser = request.accept_mimetypes.accept_html  # an admin's browser goes back to the console
+
+    def answer_error(code: str, message: str, status: int):
+        if browser:
+            flash(f"Salesforce connection failed: {message}", "error")
+            return redirect(url_for("admin.connections"), 303)
+        return jsonify({"error": code, "message": message}), status
+
     if request.args.get("error"):
-        return jsonify({"error": "salesforce_refused", "message": request.args.get("error_description") or request.args["error"]}), 400
+        return answer_error("salesforce_refused", request.args.get("error_description") or request.args["error"], 400)
     try:
         conn = connections.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""))
     except CrmError as exc:
-        return jsonify({"error": "salesforce_error", "message": str(exc)}), 502 if exc.transient else 400
+        return answer_error("salesforce_error", str(exc), 502 if exc.transient else 400)
+    except InvalidInput as exc:
+        if not browser:
+            raise
+        return answer_error("connect_failed", "; ".join(m for msgs in exc.errors.values() for m in msgs), 400)
+    if browser:
+        flash(f"Connected to Salesforce org {conn.external_org_id} as {conn.external_username}.")
+        return redirect(url_for("admin.connections"), 303)
     return jsonify({"connection_id": conn.id, "status": conn.status.value, "org_id": conn.external_org_id,
                     "username": conn.external_username, "instance_url": conn.instance_url})
 
