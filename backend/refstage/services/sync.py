@@ -139,6 +139,17 @@ def drain_events(rt: Runtime, tenant_id: str, connection_id: str, report: SyncRe
     return len(ids)
 
 
+def _referrals(uow, referral_ids: list[str]):
+    """Batch read, in the order asked; a missing one is NotFound as with get()."""
+    from refstage.domain.errors import NotFound
+
+    found = {r.id: r for r in uow.referrals.get_many(referral_ids)}
+    missing = [i for i in referral_ids if i not in found]
+    if missing:
+        raise NotFound(f"referral {missing[0]} not found")
+    return [found[i] for i in referral_ids]
+
+
 def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
                gateway=None, limit: int = 100_000) -> int:
     """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written."""
@@ -151,11 +162,11 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
             return 0
         referral_ids = sorted({e for _, t, e, _ in pending if t == "referral"})
         reward_ids = sorted({e for _, t, e, _ in pending if t == "reward"})
-        rewards = [uow.rewards.get(i) for i in reward_ids]
+        rewards = uow.rewards.get_many(reward_ids)
         # A reward's mirror needs its referral's mirror to exist first (master-detail).
         referral_ids = sorted(set(referral_ids) | {r.referral_id for r in rewards})
-        referrals = [uow.referrals.get(i) for i in referral_ids]
-        advocates = {a: uow.advocates.get(a) for a in {r.advocate_id for r in referrals}}
+        referrals = _referrals(uow, referral_ids)
+        advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
         programs = {p: uow.programs.get(p) for p in {r.program_id for r in referrals}}
         triples = [(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals]
     gateway = gateway or rt.gateway(connection)

@@ -253,6 +253,10 @@ class AdvocateRepository(_Scoped):
     def get(self, advocate_id: str) -> Advocate:
         return _advocate(self._one(m.AdvocateRow, advocate_id))
 
+    def get_many(self, advocate_ids: Sequence[str]) -> list[Advocate]:
+        """Read-only batch load (write-back): one query per 900 ids."""
+        return _read_many(self.session, m.AdvocateRow.__table__, self.tenant_id, advocate_ids, _advocate)
+
     def by_crm_id(self, program_id: str, crm_object: str, crm_id: str) -> Advocate | None:
         row = self.session.scalar(select(m.AdvocateRow).where(
             m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id,
@@ -470,6 +474,19 @@ class _RowView:
         return value
 
 
+def _read_many(session: Session, table: Any, tenant_id: str, ids: Sequence[str], convert) -> list[Any]:
+    """Read-only batch load by id (Core rows, no identity map): in the order asked; NotFound if one is missing."""
+    found: dict[str, Any] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 900):
+        for row in session.execute(select(table).where(table.c.tenant_id == tenant_id, table.c.id.in_(unique[start:start + 900]))):
+            found[row.id] = convert(_RowView(row._mapping))
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise NotFound(f"{table.name[:-1]} {missing[0]} not found")
+    return [found[i] for i in ids]
+
+
 # --- rewards ------------------------------------------------------------------------------------------
 def _reward(row: m.RewardRow) -> Reward:
     return Reward(
@@ -512,6 +529,10 @@ class RewardRepository(_Scoped):
 
     def get(self, reward_id: str) -> Reward:
         return _reward(self._one(m.RewardRow, reward_id))
+
+    def get_many(self, reward_ids: Sequence[str]) -> list[Reward]:
+        """Read-only batch load (write-back): one query per 900 ids."""
+        return _read_many(self.session, m.RewardRow.__table__, self.tenant_id, reward_ids, _reward)
 
     def for_referral(self, referral_id: str) -> list[Reward]:
         rows = self.session.scalars(select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id == referral_id))

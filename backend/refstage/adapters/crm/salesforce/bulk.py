@@ -7,16 +7,25 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from typing import Any, Iterator
+import tempfile
+import time
+from typing import Any, Callable, Iterator
 
 from simple_salesforce.bulk2 import Operation, SFBulk2Type
-from simple_salesforce.exceptions import SalesforceOperationError
 
 from refstage.adapters.crm.salesforce.rest import RestApi, translated
 from refstage.services.ports import CrmError
 
 log = logging.getLogger(__name__)
-PAGE = 10_000
+# Records per result call: one call per half million rows (Salesforce allows far more per page). The page is
+# spooled to a temporary file and handed on in sub-batches, so memory stays bounded by SUB_BATCH, not PAGE.
+PAGE = 500_000
+SUB_BATCH = 25_000
+# Job polls: the first after `poll_seconds`, then each gap POLL_GROWTH times the previous, at most POLL_MAX.
+POLL_GROWTH = 1.5
+POLL_MAX = 5.0
+POLL_TIMEOUT = 3600.0
+DONE_STATES = ("JobComplete", "Failed", "Aborted")
 NUMERIC = {"int", "double", "currency", "percent", "long"}
 
 
@@ -26,50 +35,74 @@ def _client(rest: RestApi, sobject: str):
     return SFBulk2Type(sobject, bulk2_url, headers, rest.session)._client
 
 
-def _wait(client, job_id: str, is_query: bool, poll: float) -> None:
-    try:
+def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Poll until the job is done, with growing gaps (a long job costs a few calls, not one per half second).
+    Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
+    delay, waited = poll, 0.0
+    while True:
+        sleep(delay)
+        waited += delay
         with translated():
-            client.wait_for_job(job_id, is_query, poll)
-    except SalesforceOperationError as exc:
-        raise CrmError(f"Bulk API job {job_id} did not complete: {exc}", transient=True, code="BULK_JOB_FAILED") from exc
+            info = client.get_job(job_id, is_query)
+        state = info.get("state")
+        if state in DONE_STATES:
+            if state != "JobComplete":
+                message = info.get("errorMessage") or info
+                raise CrmError(f"Bulk API job {job_id} did not complete: Job failure. Response content: {message}",
+                               transient=True, code="BULK_JOB_FAILED")
+            return info
+        if waited > POLL_TIMEOUT:
+            raise CrmError(f"Bulk API job {job_id} did not complete: Job timeout. Job status: {state}", transient=True,
+                           code="BULK_JOB_FAILED")
+        delay = min(POLL_MAX, max(delay * POLL_GROWTH, 0.05))
+
+
+def _typed(raw: dict[str, str], types: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key is None:
+            continue
+        converted: Any = value if value != "" else None
+        kind = types.get(key.lower())
+        if converted is not None and kind == "boolean":
+            converted = value.lower() == "true"
+        elif converted is not None and kind in NUMERIC:
+            try:
+                number = float(value)
+                converted = int(number) if kind == "int" and number.is_integer() else number
+            except ValueError:
+                pass
+        if "." not in key:
+            record[key] = converted
+            continue
+        target = record
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = converted
+    return record
 
 
 def typed_rows(text: str, types: dict[str, str]) -> list[dict[str, Any]]:
     """Bulk CSV → records shaped like REST's: typed values, None for empty, parent paths nested."""
-    rows = []
-    for raw in csv.DictReader(io.StringIO(text)):
-        record: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key is None:
-                continue
-            converted: Any = value if value != "" else None
-            kind = types.get(key.lower())
-            if converted is not None and kind == "boolean":
-                converted = value.lower() == "true"
-            elif converted is not None and kind in NUMERIC:
-                try:
-                    number = float(value)
-                    converted = int(number) if kind == "int" and number.is_integer() else number
-                except ValueError:
-                    pass
-            target = record
-            parts = key.split(".")
-            for part in parts[:-1]:
-                target = target.setdefault(part, {})
-            target[parts[-1]] = converted
-        rows.append(record)
-    return rows
+    return [_typed(raw, types) for raw in csv.DictReader(io.StringIO(text))]
 
 
 class BulkApi:
-    def __init__(self, rest: RestApi, poll_seconds: float = 0.5) -> None:
+    def __init__(self, rest: RestApi, poll_seconds: float = 0.5, page: int = PAGE, sub_batch: int = SUB_BATCH,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.rest = rest
         self.poll = poll_seconds
+        self.page = page
+        self.sub_batch = sub_batch
+        self.sleep = sleep
 
     def query_pages(self, sobject: str, soql: str, checkpoint: dict[str, Any], types: dict[str, str],
                     include_deleted: bool = True) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-        """Yield (records, checkpoint) per result page; `checkpoint` ({job, soql, locator}) resumes a job.
-        A new job is announced first with an empty page, so the caller can persist its id before waiting."""
+        """Yield (records, checkpoint) per sub-batch of a result page; `checkpoint` ({job, soql, locator})
+        resumes a job. A new job is announced first with an empty page, so the caller can persist its id
+        before waiting. A page's intermediate sub-batches carry the checkpoint from before the page (a
+        restart re-reads the page; re-observing a record state is harmless); its last carries the next locator."""
         client = _client(self.rest, sobject)
         job_id = checkpoint.get("job") if checkpoint.get("soql") == soql else None
         locator = checkpoint.get("locator") or ""
@@ -88,21 +121,46 @@ class BulkApi:
                 job = client.create_job(Operation.query_all if include_deleted else Operation.query, soql)
             job_id, locator = job["id"], ""
             yield [], {"job": job_id, "soql": soql, "locator": "", "done": False}
-        _wait(client, job_id, True, self.poll)
+        _wait(client, job_id, True, self.poll, self.sleep)
         while True:
-            with translated():
-                result = client.get_query_results(job_id, locator, PAGE)
-            locator = result["locator"] or ""
-            position = {"job": job_id, "soql": soql, "locator": locator, "done": not locator}
-            yield typed_rows(result["records"], types), position
+            before = {"job": job_id, "soql": soql, "locator": locator, "done": False}
+            params: dict[str, Any] = {"maxRecords": self.page}
+            if locator:
+                params["locator"] = locator
+            with tempfile.TemporaryFile() as spool:
+                # The whole page goes to disk first: the connection is not held open while we process it.
+                response = self.rest.call("GET", f"jobs/query/{job_id}/results", params=params, headers={"Accept": "text/csv"},
+                                          stream=True)
+                try:
+                    for block in response.iter_content(1 << 20):
+                        spool.write(block)
+                finally:
+                    response.close()
+                next_locator = response.headers.get("Sforce-Locator") or ""
+                if next_locator == "null":
+                    next_locator = ""
+                spool.seek(0)
+                text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+                reader = csv.DictReader(_no_nul(text))
+                batch: list[dict[str, Any]] = []
+                for raw in reader:
+                    batch.append(_typed(raw, types))
+                    if len(batch) >= self.sub_batch:
+                        yield batch, before
+                        batch = []
+                locator = next_locator
+                position = {"job": job_id, "soql": soql, "locator": locator, "done": not locator}
+                yield batch, position
             if not locator:
                 return
 
     def ingest(self, sobject: str, operation: str, rows: list[dict[str, Any]], key: str,
-               external_id_field: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+               external_id_field: str | None = None, want_ids: bool = True) -> tuple[dict[str, str], dict[str, str]]:
         """Upsert/update rows; returns ({key value: record id}, {key value: Salesforce's error}).
 
-        Re-running after a crash is harmless: upserts match on the external id, updates on Id."""
+        With `want_ids` False and a job that processed every row without a failure, the result files are
+        not downloaded (three calls saved) and the ids are returned as "". Re-running after a crash is
+        harmless: upserts match on the external id, updates on Id."""
         if not rows:
             return {}, {}
         client = _client(self.rest, sobject)
@@ -118,7 +176,11 @@ class BulkApi:
             job = client.create_job(op, external_id_field=external_id_field)
             client.upload_job_data(job["id"], buf.getvalue())
             client.close_job(job["id"])
-        _wait(client, job["id"], False, self.poll)
+        del buf
+        info = _wait(client, job["id"], False, self.poll, self.sleep)
+        if not want_ids and int(info.get("numberRecordsFailed") or 0) == 0 \
+                and int(info.get("numberRecordsProcessed") or 0) == len(rows):
+            return {r[key]: "" for r in rows}, {}
         with translated():
             ok_csv = client.get_ingest_results(job["id"], "successfulResults")
             failed_csv = client.get_ingest_results(job["id"], "failedResults")
@@ -128,3 +190,9 @@ class BulkApi:
         for r in csv.DictReader(io.StringIO(unprocessed_csv)):
             failed.setdefault(r.get(key, ""), "not processed by the Bulk API job")
         return ok, failed
+
+
+def _no_nul(lines: Iterator[str]) -> Iterator[str]:
+    """Salesforce CSV may carry NUL bytes (simple-salesforce filters them too); csv refuses them."""
+    for line in lines:
+        yield line.replace("\x00", "") if "\x00" in line else line

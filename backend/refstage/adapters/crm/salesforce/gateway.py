@@ -231,7 +231,7 @@ class SalesforceGateway(CrmGateway):
             owners.setdefault(target, []).append(link.advocate_id)
         ok: list[str] = []
         for obj, rows in by_object.items():
-            done, errors = self._write(obj, list(rows.values()), key="Id", external_id=None)
+            done, errors = self._write(obj, list(rows.values()), key="Id", external_id=None, want_ids=False)
             for rid in done:
                 ok.extend(owners[(obj, rid)])
             for rid, message in errors.items():
@@ -239,13 +239,18 @@ class SalesforceGateway(CrmGateway):
                     failed[advocate_id] = message
         return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
 
-    def _write(self, sobject: str, rows: list[dict[str, Any]], key: str, external_id: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    def _bulk_write(self, rows: Sequence[Any]) -> bool:
+        return len(rows) > self.bulk_write_threshold
+
+    def _write(self, sobject: str, rows: list[dict[str, Any]], key: str, external_id: str | None,
+               want_ids: bool = True) -> tuple[dict[str, str], dict[str, str]]:
         """Update by Id (external_id None) or upsert on an external id: collections for small sets, Bulk 2.0
-        for large. Returns ({key: Salesforce id}, {key: Salesforce's error text}). Locked rows retry once."""
+        for large. Returns ({key: Salesforce id}, {key: Salesforce's error text}). Locked rows retry once.
+        `want_ids` False lets a fully successful Bulk job skip its result downloads (ids are then "")."""
         if not rows:
             return {}, {}
-        if len(rows) > self.bulk_write_threshold:
-            return self.bulk.ingest(sobject, "upsert" if external_id else "update", rows, key, external_id)
+        if self._bulk_write(rows):
+            return self.bulk.ingest(sobject, "upsert" if external_id else "update", rows, key, external_id, want_ids=want_ids)
         ok: dict[str, str] = {}
         failed: dict[str, str] = {}
         pending = rows
@@ -336,7 +341,8 @@ class SalesforceGateway(CrmGateway):
         reader = ChangeReader(self.rest, self.bulk, self.types, lambda: self.api_calls,
                               bulk_threshold=self.bulk_read_threshold, page_size=self.page_size,
                               first_sync_from=parse_time(self.connection.settings.get("sync_from")))
-        self.check_limits()
+        # No `limits/` call: the org's usage arrives in the Sforce-Limit-Info header of the first answer, and
+        # the budget checks it before every further call.
         yield from reader.read(fields, cursor)
 
     # --- write-back ------------------------------------------------------------------------------------
@@ -352,33 +358,49 @@ class SalesforceGateway(CrmGateway):
                 failed[referral.id] = f"program mirror failed: {program_errors[program.id]}"
                 continue
             rows.append(self._referral_row(referral, advocate, program_ids.get(program.id)))
-        referral_ids, referral_errors = self._write("Referral__c", rows, EXTERNAL_ID, EXTERNAL_ID)
+        # Large follow-up writes (Bulk) point at their Referral__c by external id (`Referral__r.Backend_Id__c`),
+        # so they need no Salesforce ids; only small ones (sObject Collections) need them from this write.
+        links = self._link_rows([r for r, _, _ in referrals])
+        want_ids = 0 < len(rewards) <= self.bulk_write_threshold or any(0 < len(v) <= self.bulk_write_threshold
+                                                                        for v in links.values())
+        referral_ids, referral_errors = self._write("Referral__c", rows, EXTERNAL_ID, EXTERNAL_ID, want_ids=want_ids)
         failed.update(referral_errors)
+        by_reference = self._bulk_write(rewards)
         reward_rows = []
         for reward in rewards:
-            parent = referral_ids.get(reward.referral_id)
-            if not parent:
+            if reward.referral_id not in referral_ids:
                 failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
                 continue
-            reward_rows.append(self._reward_row(reward, parent))
-        reward_ids, reward_errors = self._write("Referral_Reward__c", reward_rows, EXTERNAL_ID, EXTERNAL_ID)
+            reward_rows.append(self._reward_row(reward, None if by_reference else referral_ids[reward.referral_id]))
+        reward_ids, reward_errors = self._write("Referral_Reward__c", reward_rows, EXTERNAL_ID, EXTERNAL_ID,
+                                                want_ids=False)
         failed.update(reward_errors)
-        self._link_records([(r, referral_ids[r.id]) for r, _, _ in referrals if r.id in referral_ids])
+        self._link_records(links, referral_ids)
         ok = [i for i in [*referral_ids, *reward_ids]]
         return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
 
-    def _link_records(self, mirrored: list[tuple[Referral, str]]) -> None:
-        """Point the CRM records at their Referral__c, so reps see attribution on Lead, Opportunity and Account."""
-        by_object: dict[str, dict[str, dict[str, Any]]] = {}
-        for referral, sf_id in mirrored:
+    @staticmethod
+    def _link_rows(referrals: Sequence[Referral]) -> dict[str, dict[str, str]]:
+        """{object: {record id: referral id}}: the Lead, Opportunity and Account each referral points at."""
+        by_object: dict[str, dict[str, str]] = {}
+        for referral in referrals:
             crm = referral.crm
             converted = bool(crm.lead_id and (crm.contact_id or crm.opportunity_id))
             for obj, rid in (("Lead", None if converted else crm.lead_id), ("Opportunity", crm.opportunity_id),
                              ("Account", crm.account_id)):
                 if rid:
-                    by_object.setdefault(obj, {})[rid] = {"Id": rid, "Referral__c": sf_id}
-        for obj, rows in by_object.items():
-            _, errors = self._write(obj, list(rows.values()), key="Id", external_id=None)
+                    by_object.setdefault(obj, {})[rid] = referral.id
+        return by_object
+
+    def _link_records(self, links: dict[str, dict[str, str]], referral_ids: dict[str, str]) -> None:
+        """Point the CRM records at their Referral__c, so reps see attribution on Lead, Opportunity and Account."""
+        for obj, targets in links.items():
+            mirrored = {rid: ref for rid, ref in targets.items() if ref in referral_ids}
+            if self._bulk_write(mirrored):
+                rows = [{"Id": rid, f"Referral__r.{EXTERNAL_ID}": ref} for rid, ref in mirrored.items()]
+            else:
+                rows = [{"Id": rid, "Referral__c": referral_ids[ref]} for rid, ref in mirrored.items() if referral_ids[ref]]
+            _, errors = self._write(obj, rows, key="Id", external_id=None, want_ids=False)
             for rid, message in list(errors.items())[:20]:
                 log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
 
@@ -415,10 +437,12 @@ class SalesforceGateway(CrmGateway):
         }
 
     @staticmethod
-    def _reward_row(reward: Reward, referral_sf_id: str) -> dict[str, Any]:
+    def _reward_row(reward: Reward, referral_sf_id: str | None) -> dict[str, Any]:
+        """The parent by Salesforce id, or (None: a Bulk write) by the referral's external id."""
         reason = next((f.reason.value for f in reward.flags if f.reason.value in REVIEW_REASONS), None)
+        parent = {"Referral__c": referral_sf_id} if referral_sf_id else {f"Referral__r.{EXTERNAL_ID}": reward.referral_id}
         return {
-            EXTERNAL_ID: reward.id, "Referral__c": referral_sf_id, "Recipient__c": reward.recipient.value,
+            EXTERNAL_ID: reward.id, **parent, "Recipient__c": reward.recipient.value,
             "Amount__c": float(reward.amount.amount), "Currency_Code__c": reward.amount.currency,
             "Type__c": reward.kind.value, "Status__c": reward.status.value, "Hold_Until__c": _date(reward.hold_until),
             "Issued_Date__c": _date(reward.issued_at), "Review_Reason__c": reason,

@@ -94,7 +94,11 @@ class ChangeReader:
                 run = {"lower": iso(lower), "pos": None, "high": state.get("watermark"), "fields": names,
                        "mode": "bulk" if total > self.bulk_threshold else "rest", "total": total}
                 state["run"] = run
-            if run["mode"] == "rest":
+            if run["mode"] == "rest" and run.get("total") == 0 and not run["pos"]:
+                # COUNT() said nothing changed: no query (a quiet org costs one call per object).
+                self._finish(state)
+                yield self._batch([], cursor, last)
+            elif run["mode"] == "rest":
                 yield from self._rest(obj, state, cursor, last)
             else:
                 yield from self._bulk(obj, state, cursor, last)
