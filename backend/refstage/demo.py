@@ -1,10 +1,16 @@
-"""`refstage demo`: the whole product on one machine, seeded, with embedded defaults (SQLite, Huey on
-SQLite). Processes run under honcho, like the Procfile in production."""
+"""`refstage demo`: the whole product on one machine — web, worker and both CRM emulators, connected
+and seeded — on embedded defaults (SQLite, Huey on SQLite). Web and worker run under honcho like the
+Procfile in production; the emulators run in this process. Each start begins from a fresh demo
+instance (instance/demo) unless --keep is given, so the CRMs and the backend always agree."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import click
 
@@ -14,29 +20,56 @@ DEMO_TENANT = "acme"
 DEMO_ADMIN = "admin@acme.test"
 DEMO_PASSWORD = "refstage-demo"
 SEED_ACTOR = Actor(ActorKind.SYSTEM, None, "demo seed")
+SF_PORT, PD_PORT = 8701, 8702
 
-DEMO_PROGRAM = {
+SALESFORCE_PROGRAM = {
     "name": "Customer referrals",
     "slug": "customers",
-    "enrolment": {"kind": "form"},
-    "rule": "Opportunity.StageName == 'Closed Won' AND Opportunity.Amount >= 5000",
+    "enrolment": {"kind": "salesforce_contacts", "conditions": [{"field": "Email", "op": "not_null"}]},
+    "rule": "Opportunity.StageName == 'Closed Won'",
     "reward_rules": [
         {"key": "advocate-bonus", "recipient": "advocate", "kind": "fixed", "amount": {"amount": "250", "currency": "USD"}},
         {"key": "friend-credit", "recipient": "friend", "kind": "fixed", "amount": {"amount": "100", "currency": "USD"}},
         {"key": "fifth-win", "recipient": "advocate", "kind": "tier_bonus", "tier_at": 5,
          "amount": {"amount": "500", "currency": "USD"}},
     ],
-    "review_policy": {"amount_threshold": {"amount": "1000", "currency": "USD"}},
+    # Advocate bonuses over 200 USD wait for a reviewer: the demo shows the review queue.
+    "review_policy": {"amount_threshold": {"amount": "200", "currency": "USD"}},
     "holding_days": 0,
     "owner": {"name": "Riley Revops", "email": "riley@acme.test"},
+    "routing": {"duplicate_policy": "review"},
     "allow_self_enrolment": True,
     "landing": {"headline": "Your friend thinks you'll love Acme Cloud",
                 "message": "Tell us a little about yourself and our team will reach out."},
 }
+PIPEDRIVE_PROGRAM = {
+    "name": "Partner referrals (Pipedrive)",
+    "slug": "partners",
+    "enrolment": {"kind": "pipedrive_persons"},
+    "rule": "Deal is_won",
+    "reward_rules": [{"key": "partner-bonus", "recipient": "advocate", "kind": "fixed",
+                      "amount": {"amount": "150", "currency": "EUR"}}],
+    "owner": {"name": "Riley Revops", "email": "riley@acme.test"},
+    "routing": {"duplicate_policy": "attach"},
+}
+OUTBOUND_FIELDS = {
+    "Opportunity": ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],
+    "Lead": ["Id", "Status", "IsConverted", "ConvertedOpportunityId", "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"],
+}
 
 
-def seed(rt) -> dict[str, str]:
-    """Idempotent: seeds only an empty database. Returns what to print."""
+def _connect_salesforce(rt, tenant_id: str, sf) -> str:
+    from refstage.emulators.salesforce.consent import browser_consent
+    from refstage.services import connections
+
+    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, name="Acme org (emulated)", login_host=sf.base_url)
+    location = browser_consent(started.authorize_url)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    return connections.finish_connect(rt, query["code"], query["state"]).id
+
+
+def seed(rt, sf=None, pd=None) -> dict[str, Any]:
+    """Idempotent on the tenant: seeds only an empty database. Returns what to print."""
     from refstage.domain.referrals import AdvocateSource
     from refstage.services import enrolment, programs, referrals, tenants
 
@@ -47,54 +80,134 @@ def seed(rt) -> dict[str, str]:
     tenant = tenants.create_tenant(rt, "Acme Cloud", DEMO_TENANT)
     tenants.add_user(rt, tenant.id, DEMO_ADMIN, "admin", DEMO_PASSWORD, name="Acme Admin")
     tenants.add_user(rt, tenant.id, "reviewer@acme.test", "reviewer", DEMO_PASSWORD, name="Acme Reviewer")
-    api_key = tenants.create_api_key(rt, tenant.id, "demo", SEED_ACTOR)
-    program = programs.create_program(rt, tenant.id, DEMO_PROGRAM, SEED_ACTOR)
-    programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
-    codes = []
-    for name, email in (("Dana Advocate", "dana@customer-one.test"), ("Sam Champion", "sam@customer-two.test"),
-                        ("Lee Partner", "lee@partner.test")):
-        advocate, _ = enrolment.enrol_advocate(rt, tenant.id, program.id, name=name, email=email,
+    info: dict[str, Any] = {"tenant_id": tenant.id, "api_key": tenants.create_api_key(rt, tenant.id, "demo", SEED_ACTOR)}
+
+    if sf is not None:
+        connection_id = _connect_salesforce(rt, tenant.id, sf)
+        program = programs.create_program(rt, tenant.id, {**SALESFORCE_PROGRAM, "connection_id": connection_id}, SEED_ACTOR)
+        programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
+        progress = enrolment.run_enrolment(rt, tenant.id, program.id)
+        # The push path: the org notifies the backend of stage and status changes within seconds.
+        hook = f"{rt.settings.base_url}/webhooks/salesforce/outbound-message/{connection_id}"
+        for obj, fields in OUTBOUND_FIELDS.items():
+            sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+        with rt.uow(tenant.id) as uow:
+            advocate = uow.advocates.list(program_id=program.id, limit=1)[0]
+        first = referrals.capture_referral(rt, advocate.code, referrals.FriendInput(
+            "Jordan Friend", "jordan@prospect-demo.test", "Prospect Inc", None, True))
+        info.update(salesforce_code=advocate.code, salesforce_advocate=advocate.name, enrolled=progress.enrolled,
+                    first_referral=first.id)
+    else:
+        program = programs.create_program(rt, tenant.id, {**SALESFORCE_PROGRAM, "enrolment": {"kind": "form"}}, SEED_ACTOR)
+        programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
+        advocate, _ = enrolment.enrol_advocate(rt, tenant.id, program.id, name="Dana Advocate", email="dana@customer-one.test",
                                                source=AdvocateSource.API, actor=SEED_ACTOR)
-        codes.append(advocate.code)
-    referrals.capture_referral(rt, codes[0], referrals.FriendInput("Jordan Friend", "jordan@prospect.test", "Prospect Inc", None, True))
-    return {"tenant_id": tenant.id, "api_key": api_key, "code": codes[0]}
+        info.update(salesforce_code=advocate.code, salesforce_advocate=advocate.name)
+
+    if pd is not None:
+        from refstage.services import pipedrive_connect
+
+        conn = pipedrive_connect.connect_api_token(rt, tenant.id, actor=SEED_ACTOR, api_token=pd.api_token,
+                                                   api_domain=pd.base_url, name="Acme Pipedrive (emulated)")
+        program = programs.create_program(rt, tenant.id, {**PIPEDRIVE_PROGRAM, "connection_id": conn.id}, SEED_ACTOR)
+        programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
+        enrolment.run_enrolment(rt, tenant.id, program.id)
+        with rt.uow(tenant.id) as uow:
+            partners = uow.advocates.list(program_id=program.id, limit=1)
+        if partners:
+            info.update(pipedrive_code=partners[0].code, pipedrive_advocate=partners[0].name)
+    return info
+
+
+def _fresh(instance: Path) -> None:
+    for name in ("refstage.db", "refstage.db-wal", "refstage.db-shm", "queue.db", "queue.db-wal", "queue.db-shm"):
+        (instance / name).unlink(missing_ok=True)
 
 
 @click.command()
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--seed-only", is_flag=True, help="Migrate and seed, then exit.")
-def demo(port: int, seed_only: bool) -> None:
-    """Migrate, seed and run web + worker locally (SQLite, embedded queue)."""
+@click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
+@click.option("--no-emulators", is_flag=True, help="Backend only: a form-enrolment program, no CRM.")
+@click.option("--seed-only", is_flag=True, help="Migrate and seed, then exit (emulators stop with it).")
+def demo(port: int, keep: bool, no_emulators: bool, seed_only: bool) -> None:
+    """Run the whole loop locally: web, worker, and the Salesforce and Pipedrive emulators, connected and seeded."""
+    instance = Path(os.environ.setdefault("REFSTAGE_INSTANCE_DIR", str(Path("instance") / "demo"))).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("REFSTAGE_ENV", "demo")
-    os.environ.setdefault("REFSTAGE_BASE_URL", f"http://127.0.0.1:{port}")
+    base = os.environ.setdefault("REFSTAGE_BASE_URL", f"http://127.0.0.1:{port}")
+    os.environ.setdefault("REFSTAGE_SYNC_INTERVAL", "60")
+    os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_ID", "refstage-demo")
+    os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_SECRET", "refstage-demo-secret")
+    os.environ.setdefault("REFSTAGE_SALESFORCE_REDIRECT_URI", f"{base}/salesforce/oauth/callback")
+    if not keep:
+        _fresh(instance)
+
     from refstage.adapters.db.migrate import upgrade
     from refstage.bootstrap import build_runtime
     from refstage.config import load_settings
+    from refstage.emulators.tls import ensure_certificates
+    from refstage.logs import configure_logging
 
+    configure_logging(json_output=False)
+    sf = pd = None
+    if not no_emulators:
+        from refstage.emulators.pipedrive.server import PipedriveEmulator
+        from refstage.emulators.salesforce.server import SalesforceEmulator
+
+        certs = ensure_certificates(instance.parent / "certs")
+        # Standard trust mechanisms, for us and for every child process: never verification off.
+        os.environ["REQUESTS_CA_BUNDLE"] = str(certs.ca)
+        os.environ["NODE_EXTRA_CA_CERTS"] = str(certs.ca)
+        try:
+            sf = SalesforceEmulator(port=SF_PORT, seed="demo", cert_dir=certs.ca.parent)
+            sf.start()
+            pd = PipedriveEmulator(port=PD_PORT, seed="demo", cert_dir=certs.ca.parent)
+            pd.start()
+        except OSError as exc:
+            raise click.ClickException(f"could not start the CRM emulators on ports {SF_PORT}/{PD_PORT}: {exc}") from exc
+        os.environ["REFSTAGE_DEMO_SALESFORCE_URL"] = sf.base_url
+        os.environ["REFSTAGE_DEMO_PIPEDRIVE_URL"] = pd.base_url
     settings = load_settings()
     upgrade(settings.database_url)
     rt = build_runtime(settings)
-    info = seed(rt)
-    base = settings.base_url
-    click.echo("\nRefstage demo\n=============")
-    click.echo(f"  API + health:   {base}/health")
-    click.echo(f"  Tenant:         {DEMO_TENANT}  (admin {DEMO_ADMIN} / {DEMO_PASSWORD})")
-    if "api_key" in info:
-        click.echo(f"  API key:        {info['api_key']}   (shown once; stored hashed)")
-        click.echo(f"  Referral link:  {base}/r/{info['code']}")
-        click.echo(f"  Try:            curl -H 'Authorization: Bearer {info['api_key']}' {base}/api/v1/referrals")
-    else:
-        click.echo("  (already seeded: create a new API key with `refstage tenant api-key acme demo`)")
-    click.echo(f"  Database:       {settings.database_url}\n")
+    info = seed(rt, sf, pd)
+    _banner(base, info, sf, pd)
     if seed_only:
+        for emu in (sf, pd):
+            if emu is not None:
+                emu.stop()
         return
     from honcho.manager import Manager
     from honcho.printer import Printer
 
     exe = os.path.join(os.path.dirname(sys.executable), "refstage")
-    env = dict(os.environ)
     manager = Manager(Printer(sys.stdout))
-    manager.add_process("web", f"{exe} serve --port {port} --no-migrate", env=env)
-    manager.add_process("worker", f"{exe} worker", env=env)
-    manager.loop()
+    manager.add_process("web", f"{exe} serve --port {port} --no-migrate", env=dict(os.environ))
+    manager.add_process("worker", f"{exe} worker", env=dict(os.environ))
+    try:
+        manager.loop()
+    finally:
+        for emu in (sf, pd):
+            if emu is not None:
+                emu.stop()
     sys.exit(manager.returncode)
+
+
+def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
+    echo = click.echo
+    echo("\nRefstage demo\n=============")
+    echo(f"  Admin console:   {base}/admin   (sign in: {DEMO_ADMIN} / {DEMO_PASSWORD}; reviewer@acme.test too)")
+    echo(f"  Referral link:   {base}/r/{info.get('salesforce_code', '?')}   ({info.get('salesforce_advocate', '')}, enrolled from Salesforce)")
+    if info.get("pipedrive_code"):
+        echo(f"  Partner link:    {base}/r/{info['pipedrive_code']}   ({info.get('pipedrive_advocate', '')}, from Pipedrive)")
+    echo(f"  Play the rep:    {base}/admin/demo   (convert the lead, close the opportunity, win the deal)")
+    echo(f"  API docs:        {base}/api/docs")
+    if info.get("api_key"):
+        echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
+    if sf is not None:
+        echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+    if pd is not None:
+        echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
+    echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")
+    echo("  on 'Play the rep', convert it and close the opportunity → the org pushes the change → the referral")
+    echo("  qualifies and the advocate's reward waits in the review queue → approve it → see Reports.\n")

@@ -12,6 +12,8 @@ import click
 def serve(host: str, port: int, migrate: bool) -> None:
     """Serve the web app (pages, admin, API, OAuth callbacks, push receivers) with gunicorn."""
     import os
+    import sys
+    from pathlib import Path
 
     from refstage.config import load_settings
 
@@ -20,5 +22,8 @@ def serve(host: str, port: int, migrate: bool) -> None:
         from refstage.adapters.db.migrate import upgrade
 
         upgrade(settings.database_url)
-    os.execvp("gunicorn", ["gunicorn", "--bind", f"{host}:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+    # The gunicorn beside this interpreter: the virtualenv's bin need not be on PATH.
+    sibling = Path(sys.executable).with_name("gunicorn")
+    gunicorn = str(sibling) if sibling.exists() else "gunicorn"
+    os.execvp(gunicorn, [gunicorn, "--bind", f"{host}:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
                            "--threads", "4", "--access-logfile", "-", "refstage.web.app:create_app()"])

@@ -15,6 +15,7 @@ _HERE = Path(__file__).resolve().parent
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder=str(_HERE.parent / "templates"),
                static_folder=str(_HERE / "static"), static_url_path="/static")
 
-from refstage.web.admin import auth, connections, errors, ledger, logs, programs, reports, review, users  # noqa: E402,F401
+from refstage.web.admin import (  # noqa: E402,F401
+    auth, connections, demo_tools, errors, ledger, logs, programs, reports, review, users)
 
 __all__ = ["bp"]
