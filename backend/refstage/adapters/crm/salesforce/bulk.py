@@ -24,6 +24,7 @@ SUB_BATCH = 25_000
 # Job polls: the first after `poll_seconds`, then each gap POLL_GROWTH times the previous, at most POLL_MAX.
 POLL_GROWTH = 1.5
 POLL_MAX = 5.0
+POLL_MAX_PROJECTED = 60.0
 POLL_TIMEOUT = 3600.0
 DONE_STATES = ("JobComplete", "Failed", "Aborted")
 NUMERIC = {"int", "double", "currency", "percent", "long"}
@@ -35,8 +36,10 @@ def _client(rest: RestApi, sobject: str):
     return SFBulk2Type(sobject, bulk2_url, headers, rest.session)._client
 
 
-def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Poll until the job is done, with growing gaps (a long job costs a few calls, not one per half second).
+def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[float], None] = time.sleep,
+          expected: int | None = None) -> dict[str, Any]:
+    """Poll until the job is done. Gaps grow (a long job costs a few calls, not one per half second); for an
+    ingest job of `expected` rows the next poll is aimed at the finish projected from numberRecordsProcessed.
     Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
     delay, waited = poll, 0.0
     while True:
@@ -55,6 +58,11 @@ def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[flo
             raise CrmError(f"Bulk API job {job_id} did not complete: Job timeout. Job status: {state}", transient=True,
                            code="BULK_JOB_FAILED")
         delay = min(POLL_MAX, max(delay * POLL_GROWTH, 0.05))
+        processed = int(info.get("numberRecordsProcessed") or 0)
+        if expected and 0 < processed < expected:
+            # The rate so far says when the rest will be done: poll just after that (within bounds).
+            remaining = waited * (expected - processed) / processed
+            delay = min(POLL_MAX_PROJECTED, max(poll, remaining * 1.1 + poll))
 
 
 def _typed(raw: dict[str, str], types: dict[str, str]) -> dict[str, Any]:
@@ -177,7 +185,7 @@ class BulkApi:
             client.upload_job_data(job["id"], buf.getvalue())
             client.close_job(job["id"])
         del buf
-        info = _wait(client, job["id"], False, self.poll, self.sleep)
+        info = _wait(client, job["id"], False, self.poll, self.sleep, expected=len(rows))
         if not want_ids and int(info.get("numberRecordsFailed") or 0) == 0 \
                 and int(info.get("numberRecordsProcessed") or 0) == len(rows):
             return {r[key]: "" for r in rows}, {}
