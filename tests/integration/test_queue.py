@@ -89,10 +89,20 @@ def test_backoff_grows_and_is_jittered():
 def test_lock_per_connection(rt, world, queue_settings):
     huey = make_huey(queue_settings, name=f"lock{os.getpid()}")
     queue = HueyQueue(huey, rt)
-    with huey.lock_task(f"sync:{world.connection.id}"):
+    from refstage.jobs.locks import connection_lock
+
+    with connection_lock(huey, f"sync:{world.connection.id}"):
         assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is None  # skipped
     result = queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id)
     assert result is not None and "pulled" in result
+    # A holder killed mid-sync (SIGKILL: no finally) leaves its lock; once expired it is taken over.
+    import json
+    import time
+
+    huey.storage.put_data(f"refstage-lock:sync:{world.connection.id}", json.dumps({"owner": "dead", "expires": time.time() - 1}).encode())
+    assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is not None
+    huey.storage.put_data(f"refstage-lock:sync:{world.connection.id}", json.dumps({"owner": "alive", "expires": time.time() + 60}).encode())
+    assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is None
     _done(huey)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from huey import Huey, crontab
 from huey.exceptions import RetryTask, TaskLockedException
 
+from refstage.jobs.locks import connection_lock
 from refstage.jobs.queue import backoff_delay
 from refstage.services.ports import CrmError
 
@@ -18,7 +19,7 @@ MAX_RETRIES = 8
 
 
 def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
-    from refstage.services import referrals, rewards, sync
+    from refstage.services import enrolment, referrals, rewards, sync
 
     def retrying(fn: Callable[..., Any]) -> Callable[..., Any]:
         """Transient CRM failures retry with backoff and jitter; permanent ones are logged for a person."""
@@ -43,11 +44,17 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
     def route_referral(tenant_id: str, referral_id: str, attach: bool = False) -> str:
         return referrals.route_referral(rt, tenant_id, referral_id, attach=attach).value
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="link_advocate")
+    @retrying
+    def link_advocate(tenant_id: str, advocate_id: str) -> str:
+        """A self-enrolled (form/API) advocate gets their CRM record: matched by email or created, idempotently."""
+        return enrolment.link_advocate_to_crm(rt, tenant_id, advocate_id)
+
     @huey.task(retries=MAX_RETRIES, context=True, name="sync_connection")
     @retrying
     def sync_connection(tenant_id: str, connection_id: str) -> dict[str, Any] | None:
         try:
-            with huey.lock_task(f"sync:{connection_id}"):
+            with connection_lock(huey, f"sync:{connection_id}"):
                 return sync.run_sync(rt, tenant_id, connection_id).as_dict()
         except TaskLockedException:
             log.info("sync of %s already running; skipped", connection_id)
@@ -58,7 +65,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
     def process_events(tenant_id: str, connection_id: str) -> int:
         # Same lock as the sync: one writer per connection at a time keeps ordering simple.
         try:
-            with huey.lock_task(f"sync:{connection_id}"):
+            with connection_lock(huey, f"sync:{connection_id}"):
                 processed = sync.drain_events(rt, tenant_id, connection_id)
         except TaskLockedException:
             raise RetryTask("connection busy", delay=1)
@@ -119,6 +126,15 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
                 queued += 1
         return queued
 
+    @huey.periodic_task(crontab(minute="*/5"), name="sweep_unlinked_advocates")
+    def sweep_unlinked_advocates() -> int:
+        """Safety net: a self-enrolled advocate of a CRM program whose linking job was lost is linked."""
+        queued = 0
+        for tenant_id, advocate_id in enrolment.unlinked_advocates(rt):
+            link_advocate(tenant_id, advocate_id)
+            queued += 1
+        return queued
+
     @huey.task(retries=MAX_RETRIES, context=True, name="deliver_email")
     def deliver_email(tenant_id: str, outbox_id: str, task: Any = None) -> str:
         from refstage.services import notifications
@@ -155,6 +171,8 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
 
     return {
         "route_referral": route_referral,
+        "link_advocate": link_advocate,
+        "sweep_unlinked_advocates": sweep_unlinked_advocates,
         "sync_connection": sync_connection,
         "process_events": process_events,
         "write_back": write_back_task,
