@@ -11,6 +11,7 @@ from refstage.domain.referrals import Advocate, CrmRefs, Referral
 from refstage.domain.rewards import Reward
 from refstage.services.ports import (
     AdvocateLink,
+    AdvocateRecord,
     Candidate,
     ChangeBatch,
     ChangedRecord,
@@ -34,6 +35,7 @@ class FakeCrm(CrmGateway):
         self.mirrored: dict[str, dict[str, Any]] = {}
         self.links: dict[str, AdvocateLink] = {}
         self.created_leads: list[str] = []
+        self.created_for_advocates: list[tuple[str, str]] = []  # (object, id) created by link_advocate
         self.clock = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
     def _maybe_fail(self) -> None:
@@ -89,6 +91,39 @@ class FakeCrm(CrmGateway):
                    RefstageReferralId=referral.id, OwnerId="005000000000001AAA", IsConverted=False)
         self.created_leads.append(lead_id)
         return RouteResult(refs=CrmRefs(lead_id=lead_id, owner_id="005000000000001AAA"))
+
+    def link_advocate(self, advocate: Advocate, program: Program, link: str) -> AdvocateRecord:
+        """Like the Salesforce adapter: Contact by exact email, then an unconverted Lead, then the record an
+        earlier attempt created for this advocate, else a new Lead (or a Contact under the program's account)."""
+        self._maybe_fail()
+        email = (advocate.email or "").lower()
+        record: AdvocateRecord | None = None
+        for wanted in ("Contact", "Lead"):
+            for (obj, crm_id), rec in sorted(self.records.items()):
+                if obj == wanted and email and (rec.get("Email") or "").lower() == email and not rec.get("IsConverted"):
+                    record = AdvocateRecord(obj, crm_id, crm_id if obj == "Contact" else None, rec.get("AccountId"))
+                    break
+            if record:
+                break
+        if record is None:
+            for (obj, crm_id), rec in self.records.items():
+                if rec.get("RefstageAdvocateId") == advocate.id:
+                    record = AdvocateRecord(obj, crm_id, crm_id if obj == "Contact" else None, rec.get("AccountId"))
+        if record is None:
+            account = program.routing.advocate_account_id
+            obj, prefix = ("Contact", "003") if account else ("Lead", "00Q")
+            crm_id = f"{prefix}{next(self.ids):015d}"
+            fields: dict[str, Any] = {"Name": advocate.name, "Email": email, "RefstageAdvocateId": advocate.id}
+            if account:
+                fields["AccountId"] = account
+            else:
+                fields.update(LeadSource="Referral Program", Status="Open - Not Contacted", IsConverted=False)
+            self.touch(obj, crm_id, **fields)
+            self.created_for_advocates.append((obj, crm_id))
+            record = AdvocateRecord(obj, crm_id, crm_id if obj == "Contact" else None, account, created=True)
+        self.write_advocate_links([AdvocateLink(record.crm_object, record.crm_id, advocate.code, link, advocate.id or "")])
+        self.records[(record.crm_object, record.crm_id)].update(Referral_Code__c=advocate.code, Referral_Link__c=link)
+        return record
 
     def convert(self, lead_id: str, amount: float = 10000, stage: str = "Prospecting") -> str:
         opp_id = f"006{next(self.ids):015d}"

@@ -137,6 +137,9 @@ class Routing:
     pipeline_id: int | None = None  # Pipedrive
     stage_id: int | None = None
     deal_owner_id: int | None = None
+    # Salesforce: a self-enrolled advocate not yet in the CRM becomes a Contact under this Account
+    # (None: a Lead with LeadSource 'Referral Program'). See docs/decisions/2026-11-22-self-enrolment-crm.md.
+    advocate_account_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in self.__dict__.items()}
@@ -155,9 +158,12 @@ class Routing:
         owner = data.get("lead_owner_id")
         if owner is not None and not re.match(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$", str(owner)):
             errors["routing.lead_owner_id"] = "a Salesforce user or queue id"
+        account = data.get("advocate_account_id")
+        if account is not None and not re.match(r"^001[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$", str(account)):
+            errors["routing.advocate_account_id"] = "a Salesforce Account id"
         if errors:
             raise InvalidInput(errors)
-        return cls(policy, owner, data.get("pipeline_id"), data.get("stage_id"), data.get("deal_owner_id"))
+        return cls(policy, owner, data.get("pipeline_id"), data.get("stage_id"), data.get("deal_owner_id"), account)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from refstage.domain.codes import ALPHABET, CODE_LENGTH, generate_code, referral
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import EnrolmentKind, Program
 from refstage.domain.referrals import Advocate, AdvocateSource, clean_text, normalise_email
-from refstage.services.ports import AdvocateLink, Candidate
+from refstage.services.ports import AdvocateLink, Candidate, CrmError, ReconnectRequired
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,88 @@ def enrol_advocate(rt: Runtime, tenant_id: str, program_id: str, *, name: str, e
             if found:
                 return found, False
             raise
+    if program.connection_id:
+        # The CRM record is matched or created by a job: nothing external runs inside this request.
+        rt.jobs.enqueue("link_advocate", tenant_id=tenant_id, advocate_id=advocate.id)
     return advocate, True
+
+
+class LinkOutcome:
+    LINKED = "linked"  # matched or created, code and link written
+    ALREADY = "already"  # the advocate had a CRM record already
+    NO_CRM = "no_crm"  # the program has no CRM connection (or the advocate no email)
+    CONFLICT = "conflict"  # the matched record belongs to another advocate of the program, who keeps it
+
+
+def link_advocate_to_crm(rt: Runtime, tenant_id: str, advocate_id: str) -> str:
+    """Give a form- or API-enrolled advocate their CRM record: match by email or create (the adapter is
+    idempotent on our advocate id), write their code and link onto it, and remember it on the advocate.
+    Safe to run any number of times; the CRM is called between units of work, never inside one."""
+    with rt.uow(tenant_id) as uow:
+        advocate = uow.advocates.get(advocate_id)
+        if advocate.crm_id:
+            return LinkOutcome.ALREADY
+        program = uow.programs.get(advocate.program_id)
+        if not program.connection_id or not advocate.email:
+            return LinkOutcome.NO_CRM
+        connection = uow.connections.get(program.connection_id)
+    if not connection.usable:
+        raise CrmError(f"connection {connection.name} is {connection.status.value}", transient=True)
+    gateway = rt.gateway(connection)
+    try:
+        record = gateway.link_advocate(advocate, program, link_for(rt, advocate.code))
+    except ReconnectRequired:
+        from refstage.services.referrals import mark_reconnect_required
+
+        mark_reconnect_required(rt, tenant_id, connection.id, "linking a self-enrolled advocate")
+        raise
+    now = rt.now()
+    actor = Actor.sync(connection.id)
+    ref = {"crm_object": record.crm_object, "crm_id": record.crm_id}
+    with rt.uow(tenant_id) as uow:
+        current = uow.advocates.get(advocate_id)
+        if current.crm_id:
+            return LinkOutcome.ALREADY  # another worker finished first; the CRM side was idempotent
+        owner = uow.advocates.by_crm_id(program.id, record.crm_object, record.crm_id)
+        if owner is None:
+            try:
+                uow.advocates.link_crm(advocate_id, record.crm_object, record.crm_id, record.contact_id,
+                                       record.account_id, now)
+                uow.audit.append([AuditEntry(tenant_id, "advocate", advocate_id, "crm_linked", actor, now, None,
+                                             {**ref, "created": record.created})])
+                uow.commit()
+                return LinkOutcome.LINKED
+            except IntegrityError:
+                uow.rollback()  # another advocate claimed the record between our read and our write
+    return _record_conflict(rt, tenant_id, advocate_id, program.id, record, actor)
+
+
+def _record_conflict(rt: Runtime, tenant_id: str, advocate_id: str, program_id: str, record, actor: Actor) -> str:
+    """The record already stands for another advocate of the program: the first keeps it. Said once in the
+    audit log (which also keeps the sweep from queueing this advocate again)."""
+    with rt.uow(tenant_id) as uow:
+        owner = uow.advocates.by_crm_id(program_id, record.crm_object, record.crm_id)
+        log.warning("advocate %s matched %s %s, which belongs to advocate %s; the first keeps it",
+                    advocate_id, record.crm_object, record.crm_id, owner.id if owner else "?")
+        uow.audit.append([AuditEntry(
+            tenant_id, "advocate", advocate_id, "crm_link_conflict", actor, rt.now(), None,
+            {"crm_object": record.crm_object, "crm_id": record.crm_id, "kept_by_advocate_id": owner.id if owner else None},
+            "the CRM record already belongs to another advocate of this program; that advocate keeps it")])
+        uow.commit()
+    return LinkOutcome.CONFLICT
+
+
+def unlinked_advocates(rt: Runtime, *, older_than: dt.timedelta = dt.timedelta(minutes=5),
+                       limit: int = 500) -> list[tuple[str, str]]:
+    """(tenant, advocate) pairs whose CRM linking job looks lost: for the periodic sweep."""
+    before = rt.now() - older_than
+    with rt.uow() as uow:
+        tenants = uow.directory.tenants_with_unlinked_advocates()
+    out: list[tuple[str, str]] = []
+    for tenant_id in tenants:
+        with rt.uow(tenant_id) as uow:
+            out.extend((tenant_id, a) for a in uow.advocates.unlinked_in_crm_programs(before, limit))
+    return out
 
 
 def _fresh_codes(uow, count: int) -> list[str]:

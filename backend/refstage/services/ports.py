@@ -91,6 +91,17 @@ class ExistingRecord:
 
 
 @dataclass(frozen=True)
+class AdvocateRecord:
+    """The CRM record that stands for a form- or API-enrolled advocate: matched by email or created."""
+
+    crm_object: str  # Contact, Lead, Person
+    crm_id: str
+    contact_id: str | None = None
+    account_id: str | None = None
+    created: bool = False  # False: an existing record was matched (or an earlier attempt's was found)
+
+
+@dataclass(frozen=True)
 class RouteResult:
     refs: CrmRefs | None = None  # created or attached
     existing: ExistingRecord | None = None  # found before creating
@@ -134,6 +145,11 @@ class CrmGateway(abc.ABC):
     @abc.abstractmethod
     def route_referral(self, referral: Referral, advocate: Advocate, program: Program,
                        attach_to: ExistingRecord | None) -> RouteResult: ...
+
+    @abc.abstractmethod
+    def link_advocate(self, advocate: Advocate, program: Program, link: str) -> AdvocateRecord:
+        """Match the advocate's CRM record by exact email, or create one, idempotently on our advocate id
+        (a retried job finds what an earlier attempt created); then write the code and link onto it."""
 
     @abc.abstractmethod
     def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]: ...

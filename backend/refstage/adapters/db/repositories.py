@@ -300,6 +300,26 @@ class AdvocateRepository(_Scoped):
             m.AdvocateRow.crm_id.is_not(None), m.AdvocateRow.link_written_at.is_(None)).order_by(m.AdvocateRow.id).limit(limit))
         return [_advocate(r) for r in rows]
 
+    def link_crm(self, advocate_id: str, crm_object: str, crm_id: str, contact_id: str | None, account_id: str | None,
+                 link_written_at: dt.datetime | None) -> None:
+        """Attach a form/API advocate to its CRM record (self-enrolment). Flushed, so the unique
+        (program, CRM object, CRM id) index speaks here rather than at commit."""
+        row = self._one(m.AdvocateRow, advocate_id)
+        row.crm_object, row.crm_id, row.crm_contact_id, row.crm_account_id = crm_object, crm_id, contact_id, account_id
+        row.link_written_at = link_written_at
+        self.session.flush()
+
+    def unlinked_in_crm_programs(self, enrolled_before: dt.datetime, limit: int = 500) -> list[str]:
+        """Ids of form/API advocates of CRM-connected programs still without a CRM record (their linking job
+        was lost), leaving out those whose record belongs to another advocate (audited as a conflict)."""
+        A, P, L = m.AdvocateRow, m.ProgramRow, m.AuditRow
+        conflict = select(L.id).where(L.tenant_id == self.tenant_id, L.entity_type == "advocate", L.entity_id == A.id,
+                                      L.action == "crm_link_conflict").exists()
+        return list(self.session.scalars(select(A.id).join(P, P.id == A.program_id).where(
+            A.tenant_id == self.tenant_id, A.crm_id.is_(None), A.email.is_not(None), A.active.is_(True),
+            A.enrolled_at < enrolled_before, P.connection_id.is_not(None), ~conflict)
+            .order_by(A.enrolled_at, A.id).limit(limit)))
+
     def mark_links_written(self, advocate_ids: Sequence[str], at: dt.datetime) -> None:
         for start in range(0, len(advocate_ids), 900):
             self.session.execute(update(m.AdvocateRow).where(
@@ -718,6 +738,12 @@ class Directory:
     def users_for_salesforce_identity(self, org_id: str, user_id: str) -> list[tuple[str, str]]:
         return [tuple(row) for row in self.session.execute(select(m.UserRow.tenant_id, m.UserRow.id).where(
             m.UserRow.salesforce_org_id == org_id, m.UserRow.salesforce_user_id == user_id))]
+
+    def tenants_with_unlinked_advocates(self) -> list[str]:
+        """Tenants with form/API advocates of CRM-connected programs not yet matched to a CRM record."""
+        A, P = m.AdvocateRow, m.ProgramRow
+        return list(self.session.scalars(select(A.tenant_id).join(P, P.id == A.program_id).where(
+            A.crm_id.is_(None), A.email.is_not(None), P.connection_id.is_not(None)).distinct()))
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()

@@ -2,10 +2,11 @@
 
 Our own custom fields (created on connect if missing; their 40-character keys kept in
 connection.settings["fields"]):
-  person: Refstage referral code, Refstage referral link, Refstage referral id
+  person: Refstage referral code, Refstage referral link, Refstage referral id, Refstage advocate id
   deal:   Refstage referral id, Refstage referred by, Refstage referral status, Refstage reward status
 The referral id on the person and the deal is what makes routing idempotent: a retried job finds
-what an earlier attempt created instead of creating it again."""
+what an earlier attempt created instead of creating it again. The advocate id on a person does the
+same for self-enrolment (link_advocate)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from refstage.domain.rewards import Reward
 from refstage.domain.rules import Rule
 from refstage.services.ports import (
     AdvocateLink,
+    AdvocateRecord,
     BudgetExhausted,
     Candidate,
     ChangeBatch,
@@ -50,7 +52,8 @@ OVERLAP = dt.timedelta(minutes=5)
 PAGE = 500
 COUNT_LIMIT = 5000  # count_matching gives up (None) above this many open deals
 OUR_FIELDS = {
-    "person": {"code": "Refstage referral code", "link": "Refstage referral link", "referral_id": "Refstage referral id"},
+    "person": {"code": "Refstage referral code", "link": "Refstage referral link", "referral_id": "Refstage referral id",
+               "advocate_id": "Refstage advocate id"},
     "deal": {"referral_id": "Refstage referral id", "referred_by": "Refstage referred by",
              "referral_status": "Refstage referral status", "reward_status": "Refstage reward status"},
 }
@@ -161,7 +164,10 @@ class PipedriveGateway(CrmGateway):
         return settings
 
     def _key(self, entity: str, role: str) -> str:
-        return self._settings()["fields"][entity][role]
+        keys = self._settings()["fields"][entity]
+        if role not in keys:  # a field added since this connection was prepared
+            keys = self.prepare()["fields"][entity]
+        return keys[role]
 
     def _names(self, entity: str) -> dict[str, str]:
         return dict((self._settings().get("custom_names") or {}).get(entity) or {})
@@ -328,6 +334,46 @@ class PipedriveGateway(CrmGateway):
         owner = deal.get("owner_id")
         refs = CrmRefs(person_id=str(person_id), deal_id=str(deal_id), owner_id=str(owner) if owner else None)
         return RouteResult(refs=refs, existing=attach_to, attached=attach_to is not None)
+
+    def link_advocate(self, advocate: Advocate, program: Program, link: str) -> AdvocateRecord:
+        """The person an earlier attempt created for this advocate (our advocate id on it), else the oldest
+        person with exactly this email, else a new person carrying the advocate id, code and link."""
+        email = (advocate.email or "").strip().lower()
+        if not email:
+            raise CrmError(f"advocate {advocate.id} has no email to match or create a person with", transient=False)
+        aid_key = self._key("person", "advocate_id")
+        code_key, link_key = self._key("person", "code"), self._key("person", "link")
+        found = self.client.get("v2", "persons/search", term=email, fields="email", exact_match=True, limit=10) or {}
+        matches: list[dict[str, Any]] = []
+        for item in found.get("items") or []:
+            person = self.client.get("v2", f"persons/{int((item.get('item') or item)['id'])}")
+            if not person or person.get("is_deleted"):
+                continue
+            emails = {str(e.get("value") or "").strip().lower() for e in person.get("emails") or [] if isinstance(e, dict)}
+            if email not in emails:
+                continue
+            if (person.get("custom_fields") or {}).get(aid_key) == advocate.id:
+                matches = [person]  # ours, from an earlier attempt
+                break
+            matches.append(person)
+        if matches:
+            person = min(matches, key=lambda p: int(p["id"]))
+            org = person.get("org_id")
+            record = AdvocateRecord("Person", str(person["id"]), account_id=str(org) if org else None)
+            custom = person.get("custom_fields") or {}
+            if custom.get(code_key) != advocate.code or custom.get(link_key) != link:
+                result = self.write_advocate_links([AdvocateLink("Person", record.crm_id, advocate.code, link, advocate.id or "")])
+                if result.failed:
+                    raise CrmError(f"writing the code onto person {record.crm_id} failed: "
+                                   f"{next(iter(result.failed.values()))}", transient=True)
+            return record
+        body: dict[str, Any] = {"name": advocate.name or email,
+                                "emails": [{"value": email, "primary": True, "label": "work"}],
+                                "custom_fields": {aid_key: advocate.id, code_key: advocate.code, link_key: link}}
+        if program.routing.deal_owner_id:
+            body["owner_id"] = program.routing.deal_owner_id
+        created = self.client.post("v2", "persons", body)
+        return AdvocateRecord("Person", str(created["id"]), created=True)
 
     def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]:
         cursor = {k: dict(v) for k, v in (cursor or {}).items() if isinstance(v, dict)}

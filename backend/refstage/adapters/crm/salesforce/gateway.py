@@ -22,6 +22,7 @@ from refstage.domain.rewards import Reward
 from refstage.domain.rules import Rule
 from refstage.services.ports import (
     AdvocateLink,
+    AdvocateRecord,
     Candidate,
     ChangeBatch,
     CrmError,
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_ID = "Backend_Id__c"
 LEAD_EXTERNAL_ID = "Refstage_Referral_Id__c"
+ADVOCATE_EXTERNAL_ID = "Refstage_Advocate_Id__c"  # on Lead and Contact: self-enrolment creates at most once
+SELF_ENROLMENT_LEAD_SOURCE = "Referral Program"
 REVIEW_REASONS = {r.value for r in Reason}
 CUSTOMER_TYPE_PREFIX = "Customer"
 
@@ -335,6 +338,68 @@ class SalesforceGateway(CrmGateway):
             lead_id = found[0]["Id"]
         lead = self.rest.get("Lead", lead_id, ["OwnerId"])
         return RouteResult(refs=CrmRefs(lead_id=lead_id, owner_id=lead.get("OwnerId")))
+
+    # --- self-enrolment --------------------------------------------------------------------------------
+    def link_advocate(self, advocate: Advocate, program: Program, link: str) -> AdvocateRecord:
+        """Contact by exact email, else an unconverted Lead, else create a Lead (LeadSource 'Referral
+        Program') or, when the program names an account, a Contact under it: upserted on our advocate id,
+        so a retried job finds the record an earlier attempt made. The code and link go onto the record."""
+        email = (advocate.email or "").strip().lower()
+        if not email:
+            raise CrmError(f"advocate {advocate.id} has no email to match or create a CRM record with", transient=False)
+        record = self._match_advocate(email)
+        if record is None:
+            return self._create_advocate_record(advocate, program, email, link)
+        result = self.write_advocate_links([AdvocateLink(record.crm_object, record.crm_id, advocate.code, link, advocate.id or "")])
+        if result.failed:
+            raise CrmError(f"writing the code onto {record.crm_object} {record.crm_id} failed: "
+                           f"{next(iter(result.failed.values()))}", transient=True)
+        return record
+
+    def _match_advocate(self, email: str) -> AdvocateRecord | None:
+        contacts = self.rest.query(soql.select(["Id", "AccountId"], "Contact", [soql.condition("Email", "equals", email)],
+                                               ["CreatedDate ASC"], 1))
+        if contacts:
+            return AdvocateRecord("Contact", contacts[0]["Id"], contacts[0]["Id"], contacts[0].get("AccountId"))
+        leads = self.rest.query(soql.select(["Id"], "Lead", [soql.condition("Email", "equals", email), "IsConverted = false"],
+                                            ["CreatedDate ASC"], 1))
+        if leads:
+            return AdvocateRecord("Lead", leads[0]["Id"])
+        return None
+
+    def _create_advocate_record(self, advocate: Advocate, program: Program, email: str, link: str) -> AdvocateRecord:
+        first, last = _split_name(advocate.name)
+        data: dict[str, Any] = {"FirstName": first, "LastName": last, "Email": email, "LeadSource": SELF_ENROLMENT_LEAD_SOURCE,
+                                "Referral_Code__c": advocate.code, "Referral_Link__c": link}
+        account_id = program.routing.advocate_account_id
+        if account_id:
+            data["AccountId"] = account_id
+            data["Description"] = f"Joined the {program.name} referral program (Refstage)"[:32000]
+            contact_id, created = self.rest.upsert("Contact", ADVOCATE_EXTERNAL_ID, advocate.id or "", data)
+            return AdvocateRecord("Contact", contact_id, contact_id, account_id, created=created)
+        data["Company"] = "[not provided]"
+        data["Description"] = f"Joined the {program.name} referral program (Refstage self-enrolment)"[:32000]
+        owner = program.routing.lead_owner_id or self.connection.settings.get("lead_owner_id")
+        rule = self.connection.settings.get("assignment_rule_id")
+        if owner:
+            data["OwnerId"] = owner
+            headers = {"Sforce-Auto-Assign": "FALSE"}
+        else:
+            headers = {"Sforce-Auto-Assign": rule or "TRUE"}
+        try:
+            lead_id, created = self.rest.upsert("Lead", ADVOCATE_EXTERNAL_ID, advocate.id or "", data, headers)
+        except CrmError as exc:
+            if exc.code != "CANNOT_UPDATE_CONVERTED_LEAD":
+                raise
+            # An earlier attempt's Lead was converted since: the advocate is now its Contact.
+            found = self.rest.query(soql.select(["ConvertedContactId", "ConvertedAccountId"], "Lead",
+                                                [soql.condition(ADVOCATE_EXTERNAL_ID, "equals", advocate.id or "")]))
+            if not found or not found[0].get("ConvertedContactId"):
+                raise
+            contact_id = found[0]["ConvertedContactId"]
+            self.write_advocate_links([AdvocateLink("Contact", contact_id, advocate.code, link, advocate.id or "")])
+            return AdvocateRecord("Contact", contact_id, contact_id, found[0].get("ConvertedAccountId"))
+        return AdvocateRecord("Lead", lead_id, created=created)
 
     # --- sync ------------------------------------------------------------------------------------------
     def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]:
