@@ -45,19 +45,11 @@ def generate_key() -> None:
 @db.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored credential under the first key of REFSTAGE_ENCRYPTION_KEYS."""
-    from sqlalchemy import select
-
-    from refstage.adapters.db import models as m
     from refstage.bootstrap import build_runtime
+    from refstage.services.maintenance import rotate_credentials
     from refstage.services.runtime import RecordingQueue
 
-    rt = build_runtime(queue=RecordingQueue())
-    count = 0
-    with rt.session_factory() as session:
-        for row in session.scalars(select(m.ConnectionRow).where(m.ConnectionRow.credentials.is_not(None))):
-            row.credentials = rt.vault.rotate(row.credentials)
-            count += 1
-        session.commit()
+    count = rotate_credentials(build_runtime(queue=RecordingQueue()))
     click.echo(f"re-encrypted credentials of {count} connection(s)")
 
 
