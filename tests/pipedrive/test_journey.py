@@ -33,7 +33,7 @@ def _refer(rt, code, email, name="Fred Friend", company="Prospect GmbH"):
 def test_connect_provisions_fields_and_webhook(pd_rt, connected, api, emu):
     s = _settings(pd_rt, connected)
     assert s["webhook_id"] and s["webhook_url"].endswith(f"/webhooks/pipedrive/{connected.connection.id}")
-    assert set(s["fields"]["person"]) == {"code", "link", "referral_id"}
+    assert set(s["fields"]["person"]) == {"code", "link", "referral_id", "advocate_id"}
     assert all(len(k) == 40 for k in s["fields"]["deal"].values())
     hooks = api("GET", "v1/webhooks")
     assert [h["version"] for h in hooks] == ["2.0"] and hooks[0]["http_auth_user"]
