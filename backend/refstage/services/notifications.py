@@ -204,14 +204,15 @@ def email_templates(rt: Runtime, tenant_id: str, program_id: str) -> list[dict[s
     """The effective template of each advocate email for a program, with `is_default`."""
     with rt.uow(tenant_id) as uow:
         uow.programs.get(program_id)  # 404 across tenants
-        rows = {r.event: r for r in uow.session.scalars(select(m.EmailTemplateRow).where(
+        # Read the values while the session is open (the rows expire when the unit of work ends).
+        rows = {r.event: (r.subject, r.body, r.updated_at) for r in uow.session.scalars(select(m.EmailTemplateRow).where(
             m.EmailTemplateRow.tenant_id == tenant_id, m.EmailTemplateRow.program_id == program_id))}
     out = []
     for event in EMAIL_EVENTS:
         row = rows.get(event)
-        subject, body = (row.subject, row.body) if row else DEFAULT_TEMPLATES[event]
+        subject, body = (row[0], row[1]) if row else DEFAULT_TEMPLATES[event]
         out.append({"event": event, "subject": subject, "body": body, "is_default": row is None,
-                    "updated_at": row.updated_at if row else None})
+                    "updated_at": row[2] if row else None})
     return out
 
 

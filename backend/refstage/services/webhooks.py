@@ -24,12 +24,17 @@ from sqlalchemy.exc import IntegrityError
 from refstage.adapters import outbound
 from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, AuditEntry
-from refstage.domain.errors import InvalidInput, NotFound
+from refstage.domain.errors import DomainError, InvalidInput, NotFound
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_EVENTS = ("referral.captured", "referral.qualified", "reward.approved", "reward.issued")
+#: Sent only on request (the admin console's "Send to payout"), never fanned out from domain events.
+PAYOUT_REQUESTED = "reward.payout_requested"
+#: What an endpoint may subscribe to. New endpoints get WEBHOOK_EVENTS unless told otherwise:
+#: payout requests are opt-in (the payout system's endpoint).
+ENDPOINT_EVENTS = WEBHOOK_EVENTS + (PAYOUT_REQUESTED,)
 SIGNATURE_HEADER = "Refstage-Signature"
 MAX_ATTEMPTS = 8
 LEASE = dt.timedelta(minutes=5)  # a delivery claimed by a worker that died is retried after this
@@ -75,10 +80,10 @@ def _validate(rt: Runtime, url: Any, events: Any, description: Any) -> dict[str,
         else:
             clean["url"] = url
     if events is not None:
-        if not isinstance(events, list) or not events or any(e not in WEBHOOK_EVENTS for e in events):
-            errors["events"] = [f"a non-empty list of: {', '.join(WEBHOOK_EVENTS)}"]
+        if not isinstance(events, list) or not events or any(e not in ENDPOINT_EVENTS for e in events):
+            errors["events"] = [f"a non-empty list of: {', '.join(ENDPOINT_EVENTS)}"]
         else:
-            clean["events"] = sorted(set(events), key=WEBHOOK_EVENTS.index)
+            clean["events"] = sorted(set(events), key=ENDPOINT_EVENTS.index)
     if description is not None:
         if not isinstance(description, str) or len(description) > 200:
             errors["description"] = ["at most 200 characters"]
@@ -355,4 +360,109 @@ def send_test_event(rt: Runtime, tenant_id: str, endpoint_id: str, actor: Actor)
     return out
 
 
-__all__: Iterable[str] = ["WEBHOOK_EVENTS", "sign", "verify_signature", "create_endpoint", "fan_out", "deliver"]
+# --- payouts ------------------------------------------------------------------------------------------------
+class PayoutNotAllowed(DomainError):
+    """The reward cannot be sent to the payout system (not approved, or no endpoint takes payouts)."""
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    """What `send_payout` did: `sent` is False when this reward had already been sent (nothing new went out)."""
+
+    sent: bool
+    requested_at: dt.datetime
+    deliveries: list[dict[str, Any]]
+
+
+def _payout_data(uow, reward_id: str) -> dict[str, Any]:
+    reward = event_data(uow, PAYOUT_REQUESTED, reward_id)
+    w = uow.rewards.get(reward_id)
+    referral = event_data(uow, "referral.captured", w.referral_id)
+    program = uow.programs.get(w.program_id)
+    advocate = None
+    if w.advocate_id:
+        a = uow.advocates.get(w.advocate_id)
+        advocate = {"id": a.id, "name": a.name, "email": a.email, "code": a.code, "crm_object": a.crm_object,
+                    "crm_id": a.crm_id, "crm_contact_id": a.crm_contact_id, "crm_account_id": a.crm_account_id}
+    if w.recipient.value == "advocate":
+        payee = {"kind": "advocate", "name": advocate["name"] if advocate else None, "email": advocate["email"] if advocate else None}
+    else:
+        payee = {"kind": w.recipient.value, "name": referral["friend_name"], "email": referral["friend_email"]}
+    return {"reward": reward, "referral": referral, "advocate": advocate, "payee": payee,
+            "program": {"id": program.id, "name": program.name}}
+
+
+def payout_requests(rt: Runtime, tenant_id: str, reward_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """reward id -> {"requested_at", "statuses"} for rewards already sent to the payout system."""
+    ids = None if reward_ids is None else list(dict.fromkeys(reward_ids))
+    if ids == []:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    with rt.uow(tenant_id) as uow:
+        q = select(m.WebhookDeliveryRow).where(m.WebhookDeliveryRow.tenant_id == tenant_id,
+                                               m.WebhookDeliveryRow.event == PAYOUT_REQUESTED)
+        if ids is not None:
+            q = q.where(m.WebhookDeliveryRow.entity_id.in_(ids))
+        for row in uow.session.scalars(q.order_by(m.WebhookDeliveryRow.created_at, m.WebhookDeliveryRow.id)):
+            entry = out.setdefault(row.entity_id, {"requested_at": row.created_at, "statuses": []})
+            entry["statuses"].append(row.status)
+    return out
+
+
+def send_payout(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor) -> PayoutRequest:
+    """Ask the payout system to pay an approved reward: a signed `reward.payout_requested` webhook (the
+    reward, its referral, the advocate, the payee and the program) to every active endpoint subscribed
+    to it, through the delivery log (retries, redeliver). Once per reward: when it was already sent,
+    nothing goes out again and `sent` is False (redeliver from the delivery log instead). The payout
+    system confirms by marking the reward paid (`rewards.issue_reward`, the API's `/rewards/{id}/issue`)."""
+    now = rt.now()
+    created: list[str] = []
+    with rt.uow(tenant_id) as uow:
+        reward = uow.rewards.get(reward_id)  # NotFound for another tenant's reward
+        existing = list(uow.session.scalars(select(m.WebhookDeliveryRow).where(
+            m.WebhookDeliveryRow.tenant_id == tenant_id, m.WebhookDeliveryRow.event == PAYOUT_REQUESTED,
+            m.WebhookDeliveryRow.entity_id == reward_id).order_by(m.WebhookDeliveryRow.created_at, m.WebhookDeliveryRow.id)))
+        if existing:
+            return PayoutRequest(False, existing[0].created_at, [_delivery_dict(r) for r in existing])
+        if reward.status.value != "approved":
+            raise PayoutNotAllowed(f"only approved rewards can be sent to the payout system (this one is {reward.status.value.replace('_', ' ')})")
+        endpoints = [e for e in uow.session.scalars(select(m.WebhookEndpointRow).where(
+            m.WebhookEndpointRow.tenant_id == tenant_id, m.WebhookEndpointRow.active.is_(True))
+            .order_by(m.WebhookEndpointRow.created_at, m.WebhookEndpointRow.id)) if PAYOUT_REQUESTED in (e.events or [])]
+        if not endpoints:
+            raise PayoutNotAllowed(f"no active webhook endpoint is subscribed to {PAYOUT_REQUESTED}; add one first")
+        data = _payout_data(uow, reward_id)
+        rows = []
+        for endpoint in endpoints:
+            delivery_id = rt.new_id()
+            payload = {"id": delivery_id, "event": PAYOUT_REQUESTED, "created_at": now.isoformat(), "tenant_id": tenant_id,
+                       "data": data}
+            row = m.WebhookDeliveryRow(id=delivery_id, tenant_id=tenant_id, endpoint_id=endpoint.id, event=PAYOUT_REQUESTED,
+                                       entity_id=reward_id, payload=payload, status="pending", attempts=0,
+                                       next_attempt_at=now, created_at=now)
+            try:
+                with uow.session.begin_nested():
+                    uow.session.add(row)
+                created.append(delivery_id)
+                rows.append(row)
+            except IntegrityError:
+                pass  # a concurrent click got there first (unique on endpoint, event, reward)
+        if not created:
+            uow.rollback()
+            existing = list(uow.session.scalars(select(m.WebhookDeliveryRow).where(
+                m.WebhookDeliveryRow.tenant_id == tenant_id, m.WebhookDeliveryRow.event == PAYOUT_REQUESTED,
+                m.WebhookDeliveryRow.entity_id == reward_id)))
+            return PayoutRequest(False, min((r.created_at for r in existing), default=now), [_delivery_dict(r) for r in existing])
+        uow.audit.append([AuditEntry(tenant_id, "reward", reward_id, "payout_requested", actor, now, None,
+                                     {"deliveries": created, "endpoints": [e.id for e in endpoints],
+                                      "amount": data["reward"]["amount"]})])
+        uow.commit()
+        out = [_delivery_dict(r) for r in rows]
+    for delivery_id in created:
+        rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
+    log.info("payout requested for reward %s: %s deliveries", reward_id, len(created))
+    return PayoutRequest(True, now, out)
+
+
+__all__: Iterable[str] = ["WEBHOOK_EVENTS", "ENDPOINT_EVENTS", "PAYOUT_REQUESTED", "sign", "verify_signature", "create_endpoint",
+                          "fan_out", "deliver", "send_payout", "payout_requests"]

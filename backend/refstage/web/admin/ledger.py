@@ -35,8 +35,14 @@ def ledger():
     rows = admin_queries.ledger(rt(), tenant_id(), status=status, program_id=program_id)
     with rt().uow(tenant_id()) as uow:
         programs = uow.programs.list()
+    can_send = payout_sender() is not None
+    sent = {}
+    if can_send:
+        from refstage.services import webhooks
+
+        sent = webhooks.payout_requests(rt(), tenant_id(), [row.reward.id for row in rows])
     return render_template("admin/ledger.html", rows=rows, programs=programs, status=status or "", program_id=program_id or "",
-                           statuses=[s.value for s in RewardStatus], can_send=payout_sender() is not None)
+                           statuses=[s.value for s in RewardStatus], can_send=can_send, sent=sent)
 
 
 @bp.route("/ledger.csv")
@@ -73,8 +79,19 @@ def ledger_send(reward_id: str):
     if send is None:
         flash("No payout webhook is configured in this build.", "error")
         return redirect(url_for("admin.ledger"))
+    from refstage.services.webhooks import PayoutNotAllowed
+
     with rt().uow(tenant_id()) as uow:
         uow.rewards.get(reward_id)  # 404 for another tenant's reward
-    send(rt(), tenant_id(), reward_id, actor())
-    flash("Sent to the payout system; the delivery log shows the answer.")
+    try:
+        result = send(rt(), tenant_id(), reward_id, actor())
+    except PayoutNotAllowed as exc:
+        flash(f"Not sent to the payout system: {exc}.", "error")
+        return redirect(back_or(url_for("admin.ledger")))
+    if result.sent:
+        flash(f"Sent to the payout system ({len(result.deliveries)} endpoint(s)); the webhooks page shows the answer. "
+              "Mark the reward as paid when the payout system confirms.")
+    else:
+        flash(f"Already sent to the payout system on {result.requested_at:%Y-%m-%d %H:%M} UTC; nothing was sent again. "
+              "To send it once more, use Redeliver in the webhooks delivery log.", "error")
     return redirect(back_or(url_for("admin.ledger")))
