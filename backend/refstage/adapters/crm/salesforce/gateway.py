@@ -347,7 +347,7 @@ class SalesforceGateway(CrmGateway):
         email = (advocate.email or "").strip().lower()
         if not email:
             raise CrmError(f"advocate {advocate.id} has no email to match or create a CRM record with", transient=False)
-        record = self._match_advocate(email)
+        record = self._match_advocate(email) or self._made_for(advocate, program)
         if record is None:
             return self._create_advocate_record(advocate, program, email, link)
         result = self.write_advocate_links([AdvocateLink(record.crm_object, record.crm_id, advocate.code, link, advocate.id or "")])
@@ -366,6 +366,22 @@ class SalesforceGateway(CrmGateway):
         if leads:
             return AdvocateRecord("Lead", leads[0]["Id"])
         return None
+
+    def _made_for(self, advocate: Advocate, program: Program) -> AdvocateRecord | None:
+        """The record an earlier attempt created for this advocate, found by our id even if a rep has since
+        changed its email (a read, so the retry does not overwrite their edits)."""
+        if program.routing.advocate_account_id:
+            found = self.rest.query(soql.select(["Id", "AccountId"], "Contact", [
+                soql.condition(ADVOCATE_EXTERNAL_ID, "equals", advocate.id or "")]))
+            return AdvocateRecord("Contact", found[0]["Id"], found[0]["Id"], found[0].get("AccountId")) if found else None
+        found = self.rest.query(soql.select(["Id", "IsConverted", "ConvertedContactId", "ConvertedAccountId"], "Lead", [
+            soql.condition(ADVOCATE_EXTERNAL_ID, "equals", advocate.id or "")]))
+        if not found:
+            return None
+        if found[0].get("IsConverted") and found[0].get("ConvertedContactId"):
+            contact_id = found[0]["ConvertedContactId"]
+            return AdvocateRecord("Contact", contact_id, contact_id, found[0].get("ConvertedAccountId"))
+        return AdvocateRecord("Lead", found[0]["Id"])
 
     def _create_advocate_record(self, advocate: Advocate, program: Program, email: str, link: str) -> AdvocateRecord:
         first, last = _split_name(advocate.name)
