@@ -140,7 +140,14 @@ def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, ser
 
 
 def test_main_admin_pages_have_no_serious_accessibility_violations(page, server, rt, world, clock, people, needs_review):
-    qualified_referral(rt, world, clock)
+    ref_id, _ = qualified_referral(rt, world, clock)
+    from refstage.services import notifications, webhooks
+    from tests.admin.conftest import ADMIN
+
+    notifications.dispatch(rt, world.tenant.id, "referral.captured", ref_id)  # an email in the outbox
+    endpoint, _ = webhooks.create_endpoint(rt, world.tenant.id, "https://payouts.example.test/hook", None, ADMIN)
+    ping = webhooks.send_test_event(rt, world.tenant.id, endpoint["id"], ADMIN)  # a row in the delivery log
+    email_id = notifications.list_outbox(rt, world.tenant.id)[0]["id"]
     page.goto(server + "/admin/login")
     problems = {"login": axe_violations(page)}
     sign_in(page, server)
@@ -148,7 +155,11 @@ def test_main_admin_pages_have_no_serious_accessibility_violations(page, server,
                        ("new-program", "/admin/programs/new"), ("review", "/admin/review"), ("ledger", "/admin/ledger"),
                        ("reports", "/admin/reports"), ("connections", "/admin/connections"),
                        ("sync-log", f"/admin/connections/{world.connection.id}/log"), ("audit", "/admin/audit"),
-                       ("users", "/admin/users")):
+                       ("users", "/admin/users"), ("outbox", "/admin/outbox"), ("webhooks", "/admin/webhooks"),
+                       ("email-templates", f"/admin/programs/{world.program.id}/emails"),
+                       ("email-template", f"/admin/programs/{world.program.id}/emails/referral.captured"),
+                       ("outbox-email", f"/admin/outbox/{email_id}"), ("webhook-edit", f"/admin/webhooks/{endpoint['id']}"),
+                       ("webhook-delivery", f"/admin/webhooks/deliveries/{ping['id']}")):
         page.goto(server + path)
         problems[name] = axe_violations(page)
         shot(page, f"axe-{name}")
