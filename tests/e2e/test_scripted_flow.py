@@ -280,6 +280,7 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     page.locator("#slug").fill("customers")
     page.locator("#connection_id").select_option(connection.id)
     page.get_by_role("button", name="Reload from the CRM").click()  # re-render with the org's milestones
+    assert page.locator("#milestone").count() == 1, page.locator("fieldset p.errors").all_inner_texts() or "no milestone picker"
     options = page.locator("#milestone option").all_inner_texts()
     assert "Closed Won (won, closed)" in options and "Prospecting" in options, options  # the org's OpportunityStage rows
     page.locator("#milestone").select_option(label="Closed Won (won, closed)")
