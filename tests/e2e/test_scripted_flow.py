@@ -124,9 +124,6 @@ class Worker:
         self.thread.join(10)
         assert not self.thread.is_alive(), "the worker thread did not stop within 10 s"
 
-    def idle(self) -> bool:
-        return len(self.huey) == 0
-
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -231,7 +228,6 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     from tests.salesforce.helpers import OrgAdmin
 
     rt, emu, worker, base = stack.rt, stack.emu, stack.worker, stack.base
-    started = time.monotonic()
     tenant = tenants.create_tenant(rt, "Acme Cloud", "acme")
     tenants.add_user(rt, tenant.id, ADMIN_EMAIL, "admin", ADMIN_PASSWORD, name="Olive Owner")
     org = OrgAdmin(emu)  # the org's own admin, an independent REST client (plays the sales rep)
@@ -412,8 +408,6 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     (ARTIFACTS / "axe.json").write_text(json.dumps(found, indent=2))
     assert not found, found
     assert not worker.errors, worker.errors
-    elapsed = time.monotonic() - started
-    assert elapsed < 60, f"the scripted flow took {elapsed:.1f}s (budget 60 s)"
 
 
 def _referral(rt, tenant_id: str, referral_id: str):
