@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from refstage.adapters.db import models as m
+from refstage.domain.connections import ConnectionStatus
 from refstage.domain.referrals import AdvocateSource
 from refstage.services import enrolment, programs
 from refstage.services.enrolment import LinkOutcome, link_advocate_to_crm, unlinked_advocates
@@ -31,6 +32,14 @@ def _join(rt, w, email: str, name: str = "Ada Joiner", source=AdvocateSource.FOR
 def _advocate(rt, w, advocate_id):
     with rt.uow(w.tenant.id) as uow:
         return uow.advocates.get(advocate_id)
+
+
+def _set_status(rt, w, status):
+    with rt.uow(w.tenant.id) as uow:
+        conn = uow.connections.get(w.connection.id)
+        conn.status = status
+        uow.connections.save(conn)
+        uow.commit()
 
 
 def _audit(rt, w, advocate_id):
@@ -139,6 +148,12 @@ def test_sweep_requeues_advocates_whose_job_was_lost(rt, joining, clock):
     assert unlinked_advocates(rt) == []  # too fresh: its own job may still be on its way
     clock.advance(minutes=6)
     assert unlinked_advocates(rt) == [(w.tenant.id, adv.id)]
+    _set_status(rt, w, ConnectionStatus.RECONNECT_REQUIRED)  # jobs would only fail: wait for the reconnect
+    assert unlinked_advocates(rt) == []
+    with pytest.raises(CrmError) as failed:
+        link_advocate_to_crm(rt, w.tenant.id, adv.id)
+    assert failed.value.transient
+    _set_status(rt, w, ConnectionStatus.ACTIVE)
     huey = make_huey(rt.settings, name="sweep-test")
     queue = HueyQueue(huey, rt)
     assert queue.tasks["sweep_unlinked_advocates"].call_local() == 1

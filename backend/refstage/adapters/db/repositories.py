@@ -310,14 +310,15 @@ class AdvocateRepository(_Scoped):
         self.session.flush()
 
     def unlinked_in_crm_programs(self, enrolled_before: dt.datetime, limit: int = 500) -> list[str]:
-        """Ids of form/API advocates of CRM-connected programs still without a CRM record (their linking job
-        was lost), leaving out those whose record belongs to another advocate (audited as a conflict)."""
+        """Ids of form/API advocates of programs with an active CRM connection still without a CRM record (their
+        linking job was lost), leaving out those whose record belongs to another advocate (audited as a conflict)."""
         A, P, L = m.AdvocateRow, m.ProgramRow, m.AuditRow
         conflict = select(L.id).where(L.tenant_id == self.tenant_id, L.entity_type == "advocate", L.entity_id == A.id,
                                       L.action == "crm_link_conflict").exists()
-        return list(self.session.scalars(select(A.id).join(P, P.id == A.program_id).where(
+        C = m.ConnectionRow
+        return list(self.session.scalars(select(A.id).join(P, P.id == A.program_id).join(C, C.id == P.connection_id).where(
             A.tenant_id == self.tenant_id, A.crm_id.is_(None), A.email.is_not(None), A.active.is_(True),
-            A.enrolled_at < enrolled_before, P.connection_id.is_not(None), ~conflict)
+            A.enrolled_at < enrolled_before, C.status == ConnectionStatus.ACTIVE.value, ~conflict)
             .order_by(A.enrolled_at, A.id).limit(limit)))
 
     def mark_links_written(self, advocate_ids: Sequence[str], at: dt.datetime) -> None:
@@ -741,9 +742,9 @@ class Directory:
 
     def tenants_with_unlinked_advocates(self) -> list[str]:
         """Tenants with form/API advocates of CRM-connected programs not yet matched to a CRM record."""
-        A, P = m.AdvocateRow, m.ProgramRow
-        return list(self.session.scalars(select(A.tenant_id).join(P, P.id == A.program_id).where(
-            A.crm_id.is_(None), A.email.is_not(None), P.connection_id.is_not(None)).distinct()))
+        A, P, C = m.AdvocateRow, m.ProgramRow, m.ConnectionRow
+        return list(self.session.scalars(select(A.tenant_id).join(P, P.id == A.program_id).join(C, C.id == P.connection_id).where(
+            A.crm_id.is_(None), A.email.is_not(None), C.status == ConnectionStatus.ACTIVE.value).distinct()))
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
