@@ -39,6 +39,7 @@ class Settings:
     redis_url: str | None
     queue_path: Path
     generated_secrets: bool = False
+    queue_name: str = "refstage"
     sync_interval_seconds: int = 300
     api_budget_fraction: float = 0.8
     smtp_url: str | None = None
@@ -108,6 +109,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redis_url=env_vars.get("REDIS_URL") or None,
         queue_path=Path(env_vars.get("REFSTAGE_QUEUE_PATH", str(instance_dir / "queue.db"))),
         generated_secrets=generated,
+        queue_name=env_vars.get("REFSTAGE_QUEUE_NAME", "refstage"),
         sync_interval_seconds=int(env_vars.get("REFSTAGE_SYNC_INTERVAL", "300")),
         api_budget_fraction=float(env_vars.get("REFSTAGE_API_BUDGET_FRACTION", "0.8")),
         smtp_url=env_vars.get("REFSTAGE_SMTP_URL") or None,

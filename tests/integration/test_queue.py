@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import redis as redis_lib
@@ -45,9 +46,8 @@ def queue_settings(request, settings):
     if request.param == "redis":
         if not _redis_available():
             pytest.skip("no Redis at " + REDIS_URL)
-        with redis_lib.Redis.from_url(REDIS_URL) as client:
-            client.flushdb()
-        return dataclasses.replace(settings, redis_url=REDIS_URL)
+        # A queue name of its own: other test runs may share this Redis database.
+        return dataclasses.replace(settings, redis_url=REDIS_URL, queue_name=f"refstage-test-{uuid.uuid4().hex[:8]}")
     return settings
 
 
@@ -121,7 +121,7 @@ def test_worker_process_runs_queued_work(rt, world, queue_settings, clock, tmp_p
     s = queue_settings
     env = {**os.environ, "DATABASE_URL": s.database_url, "SECRET_KEY": s.secret_key,
            "REFSTAGE_ENCRYPTION_KEYS": ",".join(s.encryption_keys), "REFSTAGE_INSTANCE_DIR": str(tmp_path),
-           "REFSTAGE_QUEUE_PATH": str(s.queue_path), "REFSTAGE_ENV": "test"}
+           "REFSTAGE_QUEUE_PATH": str(s.queue_path), "REFSTAGE_ENV": "test", "REFSTAGE_QUEUE_NAME": s.queue_name}
     env.pop("REDIS_URL", None)
     if s.redis_url:
         env["REDIS_URL"] = s.redis_url

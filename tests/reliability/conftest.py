@@ -17,3 +17,17 @@ def long_mode(pytestconfig) -> bool:
 def size(long_mode):
     """Pick (short, long) by mode."""
     return lambda short, long: long if long_mode else short
+
+
+@pytest.fixture
+def record(request, long_mode):
+    """Figures a scenario measured (faults injected, kills, cases), kept for docs/reliability.md."""
+    import json
+    from pathlib import Path
+
+    figures: dict = {}
+    yield figures
+    out = Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability"
+    out.mkdir(parents=True, exist_ok=True)
+    mode = "long" if long_mode else "short"
+    (out / f"{request.node.name}.{mode}.json").write_text(json.dumps(figures, indent=1, default=str))

@@ -66,7 +66,7 @@ def _kill_repeatedly(env, times: int, rng: random.Random) -> int:
     return kills
 
 
-def test_worker_killed_at_random_points(rt, client, emu, size):
+def test_worker_killed_at_random_points(rt, client, emu, size, record):
     n, kills_wanted = size(6, 25), size(4, 15)
     rng = random.Random(20261122)
     emu.control.seed(contacts=n + 5, seed=2)
@@ -96,6 +96,7 @@ def test_worker_killed_at_random_points(rt, client, emu, size):
     finally:
         huey.storage.flush_all()
     state = final_state(rt, admin, tenant_id, program_id)
+    record.update(referrals=n, sigkills=kills, final_state=state)
     assert kills > 0
     assert state["referral_statuses"] == ["qualified"] * n
     assert state["org_referral_leads"] == n

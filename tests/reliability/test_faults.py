@@ -36,7 +36,7 @@ def _cycle(rt, tenant_id, connection_id):
     return errors
 
 
-def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size):
+def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
     cycles, per_cycle = size(8, 50), size(2, 3)
     emu.control.seed(contacts=cycles * per_cycle + 10, seed=4)
     admin = OrgAdmin(emu)
@@ -69,7 +69,10 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size):
     assert _cycle(rt, tenant_id, connection_id) == 0
     state = final_state(rt, admin, tenant_id, program_id)
     n = len(referral_ids)
-    assert injected > 0 and failures > 0, "the faults never bit: the test proves nothing"
+    record.update(cycles=cycles, referrals=n, faults_injected=emu.control.faults()["injected"], faults_total=injected,
+                  failures_surfaced_to_jobs=failures, final_state=state)
+    assert injected >= cycles, f"only {injected} faults were injected: the test proves little"
+    # `failures` counts the faults that outlasted the connector's own retries and surfaced to the job.
     assert state["referral_statuses"] == ["qualified"] * n  # 0 lost referrals
     assert state["org_referral_leads"] == n  # 0 duplicate Leads
     assert state["rewards"] == 2 * n and state["rewards_per_referral"] == [2]  # 0 duplicate rewards

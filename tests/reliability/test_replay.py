@@ -33,7 +33,7 @@ class _Capture(BaseHTTPRequestHandler):
         pass
 
 
-def test_outbound_messages_replayed_three_times_shuffled(rt, client, emu, size):
+def test_outbound_messages_replayed_three_times_shuffled(rt, client, emu, size, record):
     n = size(4, 30)
     emu.control.seed(contacts=n + 5, seed=9)
     admin = OrgAdmin(emu)
@@ -59,6 +59,7 @@ def test_outbound_messages_replayed_three_times_shuffled(rt, client, emu, size):
             time.sleep(0.05)
     finally:
         server.shutdown()
+        server.server_close()
     bodies = list(_Capture.bodies)
     assert len(bodies) >= 2, "the org sent no outbound messages"
 
@@ -69,8 +70,10 @@ def test_outbound_messages_replayed_three_times_shuffled(rt, client, emu, size):
         r = client.post(url, data=body, headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
         assert r.status_code == 200 and b"<Ack>true</Ack>" in r.data
     drain_events(rt, tenant_id, connection_id)
+    record.update(referrals=n, messages_sent_by_org=len(bodies), deliveries_replayed=len(deliveries))
     with rt.uow(tenant_id) as uow:
-        write_back(rt, tenant_id, uow.connections.get(connection_id))
+        connection = uow.connections.get(connection_id)
+    write_back(rt, tenant_id, connection)
     pushed = final_state(rt, admin, tenant_id, program_id)
     assert pushed["referral_statuses"] == ["qualified"] * n
     assert pushed["rewards"] == 2 * n and pushed["rewards_per_referral"] == [2]

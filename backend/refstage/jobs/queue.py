@@ -14,7 +14,8 @@ from refstage.config import Settings
 log = logging.getLogger(__name__)
 
 
-def make_huey(settings: Settings, *, immediate: bool = False, name: str = "refstage") -> Huey:
+def make_huey(settings: Settings, *, immediate: bool = False, name: str | None = None) -> Huey:
+    name = name or settings.queue_name
     if settings.redis_url:
         huey: Huey = RedisHuey(name, url=settings.redis_url, immediate=immediate, utc=True)
     else:

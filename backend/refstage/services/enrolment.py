@@ -291,7 +291,7 @@ def get_advocate_by_code(rt: Runtime, code: str) -> tuple[Advocate, Program] | N
     if not is_well_formed(code):
         return None
     code = normalise_code(code)
-    with rt.uow() as uow:
+    with rt.uow(readonly=True) as uow:
         tenant_id = uow.directory.tenant_for_code(code)
         if not tenant_id:
             return None

@@ -115,12 +115,12 @@ def set_program_status(rt: Runtime, tenant_id: str, program_id: str, status: str
 
 
 def get_program(rt: Runtime, tenant_id: str, program_id: str) -> Program:
-    with rt.uow(tenant_id) as uow:
+    with rt.uow(tenant_id, readonly=True) as uow:
         return uow.programs.get(program_id)
 
 
 def list_programs(rt: Runtime, tenant_id: str) -> list[Program]:
-    with rt.uow(tenant_id) as uow:
+    with rt.uow(tenant_id, readonly=True) as uow:
         return uow.programs.list()
 
 

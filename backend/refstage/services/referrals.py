@@ -279,7 +279,7 @@ def _reopen_change(referral: Referral, now: dt.datetime, comment: str):
 
 
 def get_referral(rt: Runtime, tenant_id: str, referral_id: str) -> Referral:
-    with rt.uow(tenant_id) as uow:
+    with rt.uow(tenant_id, readonly=True) as uow:
         return uow.referrals.get(referral_id)
 
 

@@ -42,7 +42,7 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
     if period not in PERIODS:
         raise InvalidInput({"period": f"one of {', '.join(PERIODS)}"})
     R, A, W = m.ReferralRow, m.AdvocateRow, m.RewardRow
-    with rt.uow(tenant_id) as uow:
+    with rt.uow(tenant_id, readonly=True) as uow:
         s = uow.session
         ref_q = select(R.program_id, R.advocate_id, R.crm_owner_id, R.captured_at, R.routed_at, R.qualified_at, R.status).where(R.tenant_id == tenant_id)
         adv_q = select(A.program_id, A.id, A.enrolled_at).where(A.tenant_id == tenant_id)

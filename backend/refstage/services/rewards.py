@@ -110,5 +110,5 @@ def release_due_holds(rt: Runtime, tenant_id: str) -> int:
 
 
 def list_rewards(rt: Runtime, tenant_id: str, **filters) -> list[Reward]:
-    with rt.uow(tenant_id) as uow:
+    with rt.uow(tenant_id, readonly=True) as uow:
         return uow.rewards.list(**filters)

@@ -48,8 +48,8 @@ class Runtime:
     new_id: Callable[[], str] = new_id
     gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
 
-    def uow(self, tenant_id: str | None = None) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, tenant_id)
+    def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, tenant_id, readonly)
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -41,7 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only units of work (pages, look-ups) take no write lock and never wait for writers.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("refstage_readonly") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)

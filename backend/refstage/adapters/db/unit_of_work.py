@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker[Session], tenant_id: str | None = None):
+    def __init__(self, session_factory: sessionmaker[Session], tenant_id: str | None = None, readonly: bool = False):
         self._factory = session_factory
         self.tenant_id = tenant_id
+        self.readonly = readonly
         self._after_commit: list[Callable[[], None]] = []
         self._audit: list[AuditEntry] = []
         self._stale: dict[tuple[str, str, str], dt.datetime] = {}
@@ -28,6 +29,9 @@ class UnitOfWork:
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
+        if self.readonly:
+            # On SQLite: a plain BEGIN (shared lock) instead of BEGIN IMMEDIATE; commit() is refused.
+            self.session.connection(execution_options={"refstage_readonly": True})
         self.tenants = r.TenantRepository(self.session)
         self.directory = r.Directory(self.session)
         if self.tenant_id:
@@ -109,6 +113,8 @@ class UnitOfWork:
         self._after_commit.append(fn)
 
     def commit(self) -> None:
+        if self.readonly:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self._flush_buffers()
         self.session.commit()
         pending, self._after_commit = self._after_commit, []
