@@ -58,7 +58,8 @@ class AdvocateSource(StrEnum):
     API = "api"
 
 
-_EMAIL = re.compile(r"^[^@\s<>\"'(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+# Apostrophes are legal and common in local parts (o'hara@…); they are quoted wherever they go.
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]{5,25}$")
 _DOT_INSENSITIVE = frozenset({"gmail.com", "googlemail.com"})
 
