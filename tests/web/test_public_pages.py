@@ -123,6 +123,14 @@ def test_rate_limit_per_ip_gives_429_with_retry_after(app, client, site, clock, 
     assert fill(client, clock, f"/r/{site.code}", {"name": "H", "email": "h@x.test", "consent": "yes"}).status_code == 303
 
 
+def test_page_views_are_limited_per_ip_in_process(app, client, site, clock):
+    app.config["REFSTAGE_RATE_LIMITS"] = {"view_ip": (3, 60)}
+    assert [client.get(f"/r/{site.code}").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get(f"/r/{site.code}", environ_base={"REMOTE_ADDR": "10.2.2.2"}).status_code == 200
+    clock.advance(seconds=61)
+    assert client.get(f"/r/{site.code}").status_code == 200
+
+
 def test_rate_limit_per_code(app, client, site, clock):
     app.config["REFSTAGE_RATE_LIMITS"] = {"referral_code": (1, 3600)}
     assert fill(client, clock, f"/r/{site.code}", {"name": "A", "email": "a@x.test", "consent": "yes"}).status_code == 303

@@ -9,6 +9,7 @@ import hmac
 import logging
 import math
 import random
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,39 @@ def hit(rt: Runtime, limit: Limit, subject: str) -> Decision:
         session.commit()
     retry_after = max(1, math.ceil((expires - now).total_seconds()))
     return Decision(count <= limit.limit, retry_after, count, limit)
+
+
+class LocalCounter:
+    """A per-process fixed-window counter for page views: no database write on the hottest path. Each web
+    process counts on its own, so the effective limit is the limit times the number of processes — fine
+    for views (anti-scraping); the form posts keep the shared counters above."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._window: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, rt: Runtime, limit: Limit, subject: str) -> Decision:
+        now = rt.now()
+        window = int(now.timestamp() // limit.window_seconds)
+        key = f"{limit.scope}:{subject}"
+        with self._lock:
+            if self._window.get(key) != window:
+                if len(self._counts) > 100_000:  # bounded memory under a flood of distinct addresses
+                    self._counts.clear()
+                    self._window.clear()
+                self._window[key], self._counts[key] = window, 0
+            self._counts[key] += 1
+            count = self._counts[key]
+        expires = (window + 1) * limit.window_seconds
+        return Decision(count <= limit.limit, max(1, math.ceil(expires - now.timestamp())), count, limit)
+
+
+def check_local(rt: Runtime, counter: LocalCounter, limit: Limit, subject: str | None) -> Decision | None:
+    if not subject:
+        return None
+    decision = counter.hit(rt, limit, subject)
+    return None if decision.allowed else decision
 
 
 def check(rt: Runtime, pairs: list[tuple[Limit, str]]) -> Decision | None:

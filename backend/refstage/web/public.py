@@ -144,9 +144,18 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+LOCAL_SCOPES = {"view_ip"}  # page views: counted in-process (no database write per view)
+
+
 def rate_limited(*pairs: tuple[str, str | None]):
     """None when allowed, else a 429 page with Retry-After."""
-    decision = protection.check(rt(), [(_limit(scope), subject) for scope, subject in pairs if subject])
+    decision = None
+    for scope, subject in pairs:
+        if scope in LOCAL_SCOPES:
+            counter = current_app.extensions.setdefault("refstage_view_counter", protection.LocalCounter())
+            decision = decision or protection.check_local(rt(), counter, _limit(scope), subject)
+    shared = [(_limit(scope), subject) for scope, subject in pairs if subject and scope not in LOCAL_SCOPES]
+    decision = decision or (protection.check(rt(), shared) if shared else None)
     if decision is None:
         return None
     minutes = max(1, round(decision.retry_after / 60))
