@@ -129,3 +129,18 @@ def test_preview_counts_or_says_unknown(admin_client, world):
     assert seen == ["Opportunity.StageName == 'Closed Won'"]
     bad = post(admin_client, "/admin/programs/new", form(world, action="preview", rule="Opportunity.StageName ==")).get_data(as_text=True)
     assert "cannot be read" in bad
+
+
+def test_enrol_now_queues_the_enrolment_job_and_the_job_enrols(admin_client, world, rt):
+    world.crm.add_contact("Pat Customer", "pat@customer.test")
+    page = admin_client.get("/admin/programs").get_data(as_text=True)
+    assert "Enrol now" in page
+    resp = post(admin_client, f"/admin/programs/{world.program.id}/enrol", {}, follow_redirects=True)
+    assert "Enrolment from the CRM queued" in resp.get_data(as_text=True)
+    assert ("enrol_program", {"tenant_id": world.tenant.id, "program_id": world.program.id}) in rt.jobs.jobs
+    # What the worker runs for that job:
+    from refstage.jobs.queue import HueyQueue, make_huey
+
+    tasks = HueyQueue(make_huey(rt.settings, immediate=True), rt).tasks
+    assert tasks["enrol_program"].call_local(world.tenant.id, world.program.id)["enrolled"] == 1
+    assert tasks["enrol_program"].call_local(world.tenant.id, world.program.id)["enrolled"] == 0  # idempotent

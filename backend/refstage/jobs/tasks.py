@@ -50,6 +50,22 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         """A self-enrolled (form/API) advocate gets their CRM record: matched by email or created, idempotently."""
         return enrolment.link_advocate_to_crm(rt, tenant_id, advocate_id)
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="enrol_program")
+    @retrying
+    def enrol_program(tenant_id: str, program_id: str) -> dict[str, int] | None:
+        """Enrol new matching CRM records and write their codes and links back (incremental, idempotent)."""
+        with rt.uow(tenant_id, readonly=True) as uow:
+            program = uow.programs.get(program_id)
+        if not program.connection_id or not program.enrolment.crm:
+            return None
+        try:
+            with connection_lock(huey, f"enrol:{program_id}"):
+                progress = enrolment.run_enrolment(rt, tenant_id, program_id)
+        except TaskLockedException:
+            log.info("enrolment of %s already running; skipped", program_id)
+            return None
+        return {"enrolled": progress.enrolled, "links_written": progress.links_written, "links_failed": progress.links_failed}
+
     @huey.task(retries=MAX_RETRIES, context=True, name="sync_connection")
     @retrying
     def sync_connection(tenant_id: str, connection_id: str) -> dict[str, Any] | None:
@@ -104,6 +120,12 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
             if conn.last_sync_at is None or now - conn.last_sync_at >= interval:
                 sync_connection(tenant_id, connection_id)
                 queued += 1
+                # New matching CRM records become advocates on the same cadence.
+                with rt.uow(tenant_id, readonly=True) as uow:
+                    live = [p.id for p in uow.programs.list(connection_id=connection_id)
+                            if p.status.value == "live" and p.enrolment.crm]
+                for program_id in live:
+                    enrol_program(tenant_id, program_id)
         return queued
 
     @huey.periodic_task(crontab(minute="*"), name="release_holds")
@@ -174,6 +196,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "link_advocate": link_advocate,
         "sweep_unlinked_advocates": sweep_unlinked_advocates,
         "sync_connection": sync_connection,
+        "enrol_program": enrol_program,
         "process_events": process_events,
         "write_back": write_back_task,
         "notify": notify,

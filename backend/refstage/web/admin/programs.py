@@ -305,6 +305,19 @@ def program_edit(program_id: str):
     return _render(data_to_form(program_service.program_as_dict(program)), program)
 
 
+@bp.route("/programs/<program_id>/enrol", methods=["POST"])
+@requires(*ADMIN)
+def program_enrol(program_id: str):
+    """Enrol from the CRM now (the scheduler also does it every sync interval): queued for the worker."""
+    program = program_service.get_program(rt(), tenant_id(), program_id)
+    if not program.enrolment.crm or not program.connection_id:
+        flash("This program enrols through the form or the API, not from CRM records.", "error")
+    else:
+        rt().jobs.enqueue("enrol_program", tenant_id=tenant_id(), program_id=program_id)
+        flash(f"Enrolment from the CRM queued for “{program.name}”: new matching records get a code and link in a few moments.")
+    return redirect(back_or(url_for("admin.program_edit", program_id=program_id)))
+
+
 @bp.route("/programs/<program_id>/status", methods=["POST"])
 @requires(*ADMIN)
 def program_status(program_id: str):
