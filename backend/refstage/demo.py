@@ -126,10 +126,12 @@ def _fresh(instance: Path) -> None:
 
 @click.command()
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT")
+@click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
 @click.option("--no-emulators", is_flag=True, help="Backend only: a form-enrolment program, no CRM.")
 @click.option("--seed-only", is_flag=True, help="Migrate and seed, then exit (emulators stop with it).")
-def demo(port: int, keep: bool, no_emulators: bool, seed_only: bool) -> None:
+def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_emulators: bool, seed_only: bool) -> None:
     """Run the whole loop locally: web, worker, and the Salesforce and Pipedrive emulators, connected and seeded."""
     instance = Path(os.environ.setdefault("REFSTAGE_INSTANCE_DIR", str(Path("instance") / "demo"))).resolve()
     instance.mkdir(parents=True, exist_ok=True)
@@ -159,12 +161,13 @@ def demo(port: int, keep: bool, no_emulators: bool, seed_only: bool) -> None:
         os.environ["REQUESTS_CA_BUNDLE"] = str(certs.ca)
         os.environ["NODE_EXTRA_CA_CERTS"] = str(certs.ca)
         try:
-            sf = SalesforceEmulator(port=SF_PORT, seed="demo", cert_dir=certs.ca.parent)
+            sf = SalesforceEmulator(port=salesforce_port, seed="demo", cert_dir=certs.ca.parent)
             sf.start()
-            pd = PipedriveEmulator(port=PD_PORT, seed="demo", cert_dir=certs.ca.parent)
+            pd = PipedriveEmulator(port=pipedrive_port, seed="demo", cert_dir=certs.ca.parent)
             pd.start()
         except OSError as exc:
-            raise click.ClickException(f"could not start the CRM emulators on ports {SF_PORT}/{PD_PORT}: {exc}") from exc
+            raise click.ClickException(f"could not start the CRM emulators on ports {salesforce_port}/{pipedrive_port} "
+                                       f"(choose others with --salesforce-port/--pipedrive-port): {exc}") from exc
         os.environ["REFSTAGE_DEMO_SALESFORCE_URL"] = sf.base_url
         os.environ["REFSTAGE_DEMO_PIPEDRIVE_URL"] = pd.base_url
     settings = load_settings()
@@ -201,6 +204,7 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
     if info.get("pipedrive_code"):
         echo(f"  Partner link:    {base}/r/{info['pipedrive_code']}   ({info.get('pipedrive_advocate', '')}, from Pipedrive)")
     echo(f"  Play the rep:    {base}/admin/demo   (convert the lead, close the opportunity, win the deal)")
+    echo(f"  Advocate emails: {base}/admin/outbox   (the embedded outbox; set REFSTAGE_SMTP_URL to send for real)")
     echo(f"  API docs:        {base}/api/docs")
     if info.get("api_key"):
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")

@@ -2,9 +2,8 @@
 It must exit 0, print the banner (admin console, a referral link), and leave a seeded database: tenant
 acme, the Salesforce and Pipedrive connections active, advocates enrolled from both CRMs.
 
-The demo's CRM emulators listen on fixed ports (refstage.demo.SF_PORT / PD_PORT, 8701 and 8702; the
-command has no option to move them), so the test skips when something already listens there, e.g. a
-running `make demo`."""
+The emulators get free ports of their own (--salesforce-port/--pipedrive-port), so a running `make demo`
+on 8701/8702 does not get in the way."""
 
 from __future__ import annotations
 
@@ -19,19 +18,16 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from refstage.adapters.db import models as m
-from refstage.demo import DEMO_TENANT, PD_PORT, SF_PORT
+from refstage.demo import DEMO_TENANT
 
 REFSTAGE = Path(sys.executable).with_name("refstage")
 SEED_TIMEOUT = 120  # seconds; it takes a few seconds on a 2-core machine
 
 
-def _port_taken(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _child_env(instance: Path) -> dict[str, str]:
@@ -44,18 +40,15 @@ def _child_env(instance: Path) -> dict[str, str]:
 
 
 def test_demo_seed_only_prints_the_banner_and_seeds_both_crms(tmp_path):
-    taken = [p for p in (SF_PORT, PD_PORT) if _port_taken(p)]
-    if taken:
-        pytest.skip(f"port(s) {taken} in use (a running demo?): `refstage demo` has fixed emulator ports {SF_PORT}/{PD_PORT}")
+    sf_port, pd_port = _free_port(), _free_port()
     instance = tmp_path / "demo"
     try:
-        proc = subprocess.run([str(REFSTAGE), "demo", "--seed-only"], cwd=tmp_path, env=_child_env(instance),
+        proc = subprocess.run([str(REFSTAGE), "demo", "--seed-only", "--salesforce-port", str(sf_port),
+                               "--pipedrive-port", str(pd_port)], cwd=tmp_path, env=_child_env(instance),
                               capture_output=True, text=True, timeout=SEED_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"`refstage demo --seed-only` did not finish within {SEED_TIMEOUT}s; output so far:\n{exc.stdout}\n{exc.stderr}")
     out = proc.stdout
-    if proc.returncode != 0 and "could not start the CRM emulators" in proc.stderr:
-        pytest.skip(f"the demo's fixed ports {SF_PORT}/{PD_PORT} were taken meanwhile: {proc.stderr.strip()[-300:]}")
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr[-3000:]}"
 
     # The banner: what to open and how to sign in.
@@ -64,7 +57,7 @@ def test_demo_seed_only_prints_the_banner_and_seeds_both_crms(tmp_path):
     link = re.search(r"Referral link:\s+http://127\.0\.0\.1:8000/r/([A-Za-z0-9-]+)\s", out)
     assert link and link.group(1) != "?", out
     assert re.search(r"Partner link:\s+http://127\.0\.0\.1:8000/r/[A-Za-z0-9-]+", out), out
-    assert f"https://127.0.0.1:{SF_PORT}" in out and "API key:" in out, out
+    assert f"https://127.0.0.1:{sf_port}" in out and "API key:" in out, out
 
     # The seeded database, in the instance directory we gave it (and nowhere else).
     db = instance / "refstage.db"

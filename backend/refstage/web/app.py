@@ -36,17 +36,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         app.config.update(test_config)
     app.extensions["refstage"] = runtime
 
-    from refstage.web import api, csrf, errors, health
+    from refstage.web import api, csrf, errors, health, openapi, pipedrive, public, salesforce
+    from refstage.web.admin import bp as admin_bp
 
     errors.init_app(app)
     csrf.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
-    from refstage.web import openapi, public  # noqa: E402 - public pages, OpenAPI document and docs
-    app.register_blueprint(public.bp); app.register_blueprint(openapi.bp, url_prefix="/api")  # noqa: E702
-    from refstage.web.admin import bp as admin_bp; app.register_blueprint(admin_bp)  # noqa: E702
-    app.register_blueprint(__import__("refstage.web.salesforce", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("refstage.web.pipedrive", fromlist=["bp"]).bp)
+    app.register_blueprint(openapi.bp, url_prefix="/api")  # the OpenAPI document and /api/docs
+    app.register_blueprint(public.bp)  # /r/<code>, /join, advocate status pages
+    app.register_blueprint(admin_bp)  # /admin
+    app.register_blueprint(salesforce.bp)  # OAuth connect and the Outbound Message receiver
+    app.register_blueprint(pipedrive.bp)  # OAuth/API-token connect and the webhook receiver
     if settings.generated_secrets:
         log.warning("running with generated development secrets from %s", settings.instance_dir)
     return app

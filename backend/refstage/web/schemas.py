@@ -152,7 +152,8 @@ class ErrorSchema(Schema):
 
 
 # --- outbound webhooks and the email outbox -----------------------------------------------------------
-WEBHOOK_EVENT_NAMES = ["referral.captured", "referral.qualified", "reward.approved", "reward.issued"]
+# What an endpoint may subscribe to: the four domain events, plus payout requests (opt-in; sent from the ledger).
+WEBHOOK_EVENT_NAMES = ["referral.captured", "referral.qualified", "reward.approved", "reward.issued", "reward.payout_requested"]
 
 
 class WebhookEndpointInSchema(Schema):
