@@ -10,10 +10,19 @@ from refstage.services.referrals import FriendInput, capture_referral, route_ref
 from refstage.services.sync import run_sync
 from tests.salesforce.helpers import OrgAdmin, final_state, setup_world
 
-SETTINGS = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05, "retries": 3, "bulk_read_threshold": 40,
-            "bulk_write_threshold": 40, "page_size": 25}
-# Every kind the emulator injects, ~10 % in all; timeouts kept short so a cycle stays quick.
-FAULTS = "503:0.025,500:0.02,drop:0.015,lock:0.015,401:0.01,timeout:0.005,slow:0.01,403:0.002,seed={seed},slow=0.3,timeout=1"
+# Small thresholds so reads and write-backs go through Bulk 2.0 too (where "bulkfail" bites).
+SETTINGS = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05, "retries": 3, "bulk_read_threshold": 3,
+            "bulk_write_threshold": 3, "page_size": 25}
+# Every kind the emulator injects, ~10 % in all; timeouts kept short so a cycle stays quick. Each cycle
+# also forces one kind on its next request (#1), in turn, so every kind bites even in the short mode.
+RATES = {"503": 0.025, "500": 0.02, "drop": 0.015, "lock": 0.015, "401": 0.01, "timeout": 0.005, "slow": 0.01,
+         "403": 0.002, "bulkfail": 0.01}
+
+
+def _faults(cycle: int) -> str:
+    forced = list(RATES)[cycle % len(RATES)]
+    parts = [f"{kind}:#1" if kind == forced else f"{kind}:{rate}" for kind, rate in RATES.items()]
+    return ",".join(parts) + f",seed={cycle},slow=0.3,timeout=1"
 
 
 def _cycle(rt, tenant_id, connection_id):
@@ -37,7 +46,7 @@ def _cycle(rt, tenant_id, connection_id):
 
 
 def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
-    cycles, per_cycle = size(8, 50), size(2, 3)
+    cycles, per_cycle = size(len(RATES), 50), size(2, 3)
     emu.control.seed(contacts=cycles * per_cycle + 10, seed=4)
     admin = OrgAdmin(emu)
     tenant_id, connection_id, program_id = setup_world(rt, client, SETTINGS)
@@ -49,7 +58,7 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
         for adv in advocates[cycle * per_cycle:(cycle + 1) * per_cycle]:
             ref = capture_referral(rt, adv.code, FriendInput(f"Friend {adv.id[:6]}", f"f-{adv.id[:8]}@newco.example", "NewCo", None, True))
             referral_ids.append(ref.id)
-        emu.control.set_faults(FAULTS.format(seed=cycle))
+        emu.control.set_faults(_faults(cycle))
         try:
             failures += _cycle(rt, tenant_id, connection_id)
         finally:
@@ -72,6 +81,7 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
     record.update(cycles=cycles, referrals=n, faults_injected=emu.control.faults()["injected"], faults_total=injected,
                   failures_surfaced_to_jobs=failures, final_state=state)
     assert injected >= cycles, f"only {injected} faults were injected: the test proves little"
+    assert set(record["faults_injected"]) >= set(RATES) - {"bulkfail"}, record["faults_injected"]
     # `failures` counts the faults that outlasted the connector's own retries and surfaced to the job.
     assert state["referral_statuses"] == ["qualified"] * n  # 0 lost referrals
     assert state["org_referral_leads"] == n  # 0 duplicate Leads

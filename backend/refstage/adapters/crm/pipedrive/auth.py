@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
 from refstage.adapters.db import models as m
 from refstage.domain.connections import CrmConnection
+from refstage.adapters.crm.oauth import call_token_endpoint
 from refstage.services.ports import CrmError, ReconnectRequired
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,7 @@ def authorize_url(app: OAuthApp, state: str) -> str:
 
 
 def _token_call(fn, *args: Any, verify: bool | str, **kw: Any) -> dict[str, Any]:
-    try:
-        token = dict(fn(*args, timeout=TIMEOUT, verify=verify, **kw))
-    except OAuthError as exc:
-        if exc.error == "invalid_grant":
-            raise ReconnectRequired(f"Pipedrive refused the grant: {exc.description or exc.error}") from exc
-        raise CrmError(f"Pipedrive OAuth error: {exc.error}: {exc.description or ''}".strip(), transient=False,
-                       code=exc.error) from exc
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise CrmError(f"Pipedrive's OAuth server could not be reached: {exc}", transient=True) from exc
-    except ValueError as exc:  # an HTML error page, a 5xx
-        raise CrmError(f"unexpected answer from Pipedrive's token endpoint: {exc}", transient=True) from exc
+    token = call_token_endpoint(fn, *args, crm="Pipedrive", timeout=TIMEOUT, verify=verify, **kw)
     if not token.get("access_token") or not token.get("api_domain"):
         raise CrmError("Pipedrive's token answer lacks access_token or api_domain", transient=False)
     return _normalise(token)

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import requests
 from authlib.common.security import generate_token
-from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
 from refstage.adapters.db import models as m
 from refstage.domain.connections import CrmConnection
+from refstage.adapters.crm.oauth import call_token_endpoint
 from refstage.services.ports import CrmError, ReconnectRequired
 
 log = logging.getLogger(__name__)
@@ -101,17 +101,7 @@ def verify_signature(app: OAuthApp, token: dict[str, Any]) -> None:
 
 
 def _token_call(fn, *args: Any, **kw: Any) -> dict[str, Any]:
-    try:
-        return dict(fn(*args, timeout=TIMEOUT, **kw))
-    except OAuthError as exc:
-        if exc.error == "invalid_grant":
-            raise ReconnectRequired(f"Salesforce refused the grant: {exc.description or exc.error}") from exc
-        raise CrmError(f"Salesforce OAuth error: {exc.error}: {exc.description or ''}".strip(), transient=False,
-                       code=exc.error) from exc
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise CrmError(f"Salesforce login host could not be reached: {exc}", transient=True) from exc
-    except ValueError as exc:  # a non-JSON answer (an HTML error page, a 5xx)
-        raise CrmError(f"unexpected answer from the Salesforce token endpoint: {exc}", transient=True) from exc
+    return call_token_endpoint(fn, *args, crm="Salesforce", timeout=TIMEOUT, **kw)
 
 
 def exchange_code(app: OAuthApp, login_host: str, code: str, code_verifier: str) -> dict[str, Any]:
