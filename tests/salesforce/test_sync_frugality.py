@@ -38,3 +38,24 @@ def test_org_budget_from_limit_header_stops_the_run(rt, client, emu):
     assert report.status == "partial", report.error
     assert "Refstage stops at 50%" in (report.error or "")
     assert used == 1  # the first answer's header was enough; no limits/ call
+
+
+def test_a_quiet_org_after_a_mass_update_is_not_re_read(rt, client, emu):
+    """The overlap window re-reads recent changes once; after that, a quiet org costs one COUNT() per object
+    — the watermark follows the org's own clock (its Date header), so old mass changes are not re-read
+    forever. A later change is still seen."""
+    from tests.salesforce.helpers import OrgAdmin
+
+    tenant_id, connection_id, _ = setup_world(rt, client, {**FAST, "sync_from": "2000-01-01T00:00:00+00:00"})
+    emu.control.seed(opportunities=300, seed=8)  # a mass change
+    assert run_sync(rt, tenant_id, connection_id).pulled >= 300
+    emu.control.advance_clock(20 * 60)  # twenty quiet minutes in the org
+    run_sync(rt, tenant_id, connection_id)  # reads the overlap once more, ends at the org's clock
+    before = emu.control.usage()["DailyApiRequests"]["Used"]
+    quiet = run_sync(rt, tenant_id, connection_id)
+    assert quiet.status == "succeeded" and quiet.pulled == 0
+    assert emu.control.usage()["DailyApiRequests"]["Used"] - before == 2  # COUNT() on Lead and Opportunity
+    admin = OrgAdmin(emu)
+    opp = admin.query("SELECT Id FROM Opportunity LIMIT 1")[0]["Id"]
+    admin.update("Opportunity", [{"Id": opp, "StageName": "Closed Won"}])
+    assert run_sync(rt, tenant_id, connection_id).pulled == 1

@@ -238,7 +238,19 @@ class App:
         return None
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _OrgClockHandler(WSGIRequestHandler):
+    """Salesforce's Date header and its SystemModstamps come from one clock: the org's (advanceable) one.
+    The standard library writes the Date header itself; this makes it the org's."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        app = getattr(self.server, "app", None)
+        org = getattr(app, "org", None)
+        if timestamp is None and org is not None:
+            timestamp = org.clock.now().timestamp()
+        return super().date_time_string(timestamp)
+
+
+class _QuietHandler(_OrgClockHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
         if os.environ.get("REFSTAGE_SF_ACCESS_LOG"):
             super().log_request(*args, **kwargs)
@@ -295,7 +307,7 @@ class SalesforceEmulator:
         return ctx
 
     def start(self) -> SalesforceEmulator:
-        handler = WSGIRequestHandler if self.access_log else _QuietHandler
+        handler = _OrgClockHandler if self.access_log else _QuietHandler
         self._server = make_server(self.host, self.port, self.app, threaded=True,
                                    ssl_context=self.ssl_context(), request_handler=handler)
         self._server.daemon_threads = True

@@ -6,6 +6,9 @@ including a refresh in the middle of a Bulk job, which simple-salesforce cannot 
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+
 import logging
 import random
 import re
@@ -103,11 +106,21 @@ class SalesforceSession(requests.Session):
         self.max_backoff = max_backoff
         self.default_timeout = timeout
         self.sleep = sleep
+        self.server_time: dt.datetime | None = None  # the org's clock, from the Date header of the last answer
         self.headers["User-Agent"] = "refstage-salesforce/1"
 
     def _delay(self, attempt: int) -> float:
         # Full jitter: spreads retries of many workers hitting the same outage.
         return random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
+
+    def _clock(self, header: str | None) -> None:
+        if not header:
+            return
+        try:
+            parsed = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        self.server_time = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
     def _rebase(self, url: str) -> str:
         """After a refresh the instance URL may have changed (org migration): follow it."""
@@ -141,6 +154,7 @@ class SalesforceSession(requests.Session):
                 raise CrmError(f"Salesforce could not be reached: {exc}", transient=True) from exc
             self.budget.calls += 1
             self.budget.observe(response.headers.get("Sforce-Limit-Info"))
+            self._clock(response.headers.get("Date"))
             kwargs["headers"] = headers
             if response.status_code < 300:
                 return response

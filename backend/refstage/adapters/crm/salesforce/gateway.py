@@ -420,6 +420,7 @@ class SalesforceGateway(CrmGateway):
     # --- sync ------------------------------------------------------------------------------------------
     def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]:
         reader = ChangeReader(self.rest, self.bulk, self.types, lambda: self.api_calls,
+                              server_time=lambda: self.session.server_time,
                               bulk_threshold=self.bulk_read_threshold, page_size=self.page_size,
                               first_sync_from=parse_time(self.connection.settings.get("sync_from")))
         # No `limits/` call: the org's usage arrives in the Sforce-Limit-Info header of the first answer, and

@@ -62,6 +62,7 @@ def changed(obj: str, records: list[dict[str, Any]]) -> list[ChangedRecord]:
 
 class ChangeReader:
     def __init__(self, rest: RestApi, bulk: BulkApi, types: Callable[[str], dict[str, str]], calls: Callable[[], int], *,
+                 server_time: Callable[[], dt.datetime | None] = lambda: None,
                  bulk_threshold: int = 10_000, page_size: int = REST_PAGE, first_sync_from: dt.datetime | None = None) -> None:
         self.rest = rest
         self.bulk = bulk
@@ -70,6 +71,7 @@ class ChangeReader:
         self.bulk_threshold = bulk_threshold
         self.page_size = page_size
         self.first_sync_from = first_sync_from
+        self.server_time = server_time
         self._last_calls = calls()  # so the first batch also counts the calls made before reading
 
     def _batch(self, records: list[ChangedRecord], cursor: dict[str, Any], done: bool) -> ChangeBatch:
@@ -92,7 +94,8 @@ class ChangeReader:
                 where = [f"SystemModstamp >= {soql.datetime_literal(lower)}"] if lower else []
                 total = self.rest.count(soql.count(obj, where), include_deleted=True)
                 run = {"lower": iso(lower), "pos": None, "high": state.get("watermark"), "fields": names,
-                       "mode": "bulk" if total > self.bulk_threshold else "rest", "total": total}
+                       "mode": "bulk" if total > self.bulk_threshold else "rest", "total": total,
+                       "started": iso(self.server_time())}
                 state["run"] = run
             if run["mode"] == "rest" and run.get("total") == 0 and not run["pos"]:
                 # COUNT() said nothing changed: no query (a quiet org costs one call per object).
@@ -105,9 +108,13 @@ class ChangeReader:
 
     @staticmethod
     def _finish(state: dict[str, Any]) -> None:
+        """The next read starts an overlap before the watermark. The watermark is the newest record seen, or
+        the org's own clock when this read began if that is later: everything up to then has been read, so
+        a quiet org is not re-read forever (never our clock, never past the read's start)."""
         run = state.pop("run")
-        if run.get("high"):
-            state["watermark"] = run["high"]  # CRM time of the newest record seen; never "now"
+        candidates = [t for t in (parse_time(run.get("high")), parse_time(run.get("started"))) if t]
+        if candidates:
+            state["watermark"] = iso(max(candidates))
 
     @staticmethod
     def _raise_high(run: dict[str, Any], records: list[dict[str, Any]]) -> None:
