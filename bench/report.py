@@ -47,9 +47,13 @@ def _notes(key: str, result: dict) -> list[str]:
                      "process's CPU time. Qualifying 10 % of the changes (record states, referrals, rewards, audit, "
                      "write-back queue on SQLite) is the largest part of our own time.")
     if key == "b":
-        notes.append("Measured: the second of two syncs, the first having read the whole org; between them the emulated "
-                     "org's clock is advanced by an hour with no writes (a sync re-reads the 10 minutes before its "
-                     "watermark, so without it the seed's own recent writes would be re-read). `own_time_s` is the CPU "
+        notes.append("Measured: the third of three syncs. The first reads the whole org; its write-back sets "
+                     "Opportunity.Referral__c on the linked deals, which bumps their SystemModstamp, so the second "
+                     "reads those echoes of our own writes once (`echo_sync_*`); the third is the quiet steady state. "
+                     "The org's records were "
+                     "last written an hour (of its own clock) before the first sync: a quiet org. A sync re-reads the 10 "
+                     "minutes before its watermark, and the watermark follows the org's clock (its Date header) when "
+                     "that is later than the newest record, so a quiet org is not re-read. `own_time_s` is the CPU "
                      "time of the measured process during run_sync (process start and imports excluded); API calls "
                      "are one COUNT() per synced object (Lead and Opportunity), as the count is 0.")
     if key == "c":

@@ -225,3 +225,21 @@ def test_program_validation_reports_all_fields(rt, world):
     with pytest.raises(InvalidInput) as info:
         programs.create_program(rt, world.tenant.id, wrong_kind, ADMIN)
     assert "enrolment.kind" in info.value.errors
+
+
+def test_write_back_drains_the_queue_in_bounded_rounds(rt, world):
+    from sqlalchemy import func, select
+
+    from refstage.adapters.db import models as m
+
+    advocates = [_advocate(rt, world, email=f"a{i}@customer.test") for i in range(3)]
+    for i, adv in enumerate(advocates):
+        ref = _refer(rt, world, adv.code, email=f"friend{i}@prospect.test")
+        referrals.route_referral(rt, world.tenant.id, ref.id)
+    with rt.uow(world.tenant.id) as uow:
+        pending = uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow))
+    assert pending == 3
+    assert sync.write_back_all(rt, world.tenant.id, world.connection, limit=2) == 3  # two rounds
+    with rt.uow(world.tenant.id) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow)) == 0
+    assert len(world.crm.mirrored) == 3

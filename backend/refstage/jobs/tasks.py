@@ -96,7 +96,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
             connection = uow.connections.get(connection_id)
         if not connection.usable:
             return 0
-        return sync.write_back(rt, tenant_id, connection)
+        return sync.write_back_all(rt, tenant_id, connection)
 
     @huey.task(name="notify")
     def notify(tenant_id: str, event: str, entity_id: str) -> None:

@@ -89,7 +89,7 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
                 if on_progress:
                     on_progress(report)
         drain_events(rt, tenant_id, connection_id, report)
-        write_back(rt, tenant_id, connection, report, gateway)
+        write_back_all(rt, tenant_id, connection, report, gateway)
     except ReconnectRequired as exc:
         mark_reconnect_required(rt, tenant_id, connection_id, "syncing")
         report.status, report.error = "failed", str(exc)
@@ -148,6 +148,18 @@ def _referrals(uow, referral_ids: list[str]):
     if missing:
         raise NotFound(f"referral {missing[0]} not found")
     return [found[i] for i in referral_ids]
+
+
+def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
+                   gateway=None, limit: int = 100_000) -> int:
+    """Drain the write-back queue in rounds of at most `write_back`'s limit (bounded memory), until it is
+    empty or a round writes nothing (what is left failed and waits for a person or the next cycle)."""
+    total = 0
+    while True:
+        written = write_back(rt, tenant_id, connection, report, gateway, limit)
+        if written == 0:
+            return total
+        total += written
 
 
 def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
