@@ -5,48 +5,30 @@ report update; axe-core on the main pages. Screenshots go to test-artifacts/admi
 from __future__ import annotations
 
 import json
-import os
-import threading
-from pathlib import Path
 
 import pytest
+
+from tests.browser_support import ARTIFACTS as ARTIFACTS_ROOT
+from tests.browser_support import NEEDS_CHROMIUM, axe_violations, chromium, serve
 
 from refstage.services.ports import Milestone
 from tests.admin.conftest import PASSWORD, qualified_referral
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = ROOT / "test-artifacts" / "admin"
+ARTIFACTS = ARTIFACTS_ROOT / "admin"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): `make browser`"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
 def server(app):
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(5)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -63,10 +45,6 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def axe_violations(page) -> list[dict]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [v for v in result if v.get("impact") in ("serious", "critical")]
 
 
 def sign_in(page, server: str, email: str = "admin@acme.test") -> None:

@@ -4,50 +4,32 @@ page for serious or critical accessibility violations."""
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
 
 import pytest
+
+from tests.browser_support import ARTIFACTS as ARTIFACTS_ROOT
+from tests.browser_support import NEEDS_CHROMIUM, axe_violations, chromium, serve
 from sqlalchemy import func, select
 
 from refstage.adapters.db import models as m
 from refstage.services import notifications
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = ROOT / "test-artifacts" / "public"
+ARTIFACTS = ARTIFACTS_ROOT / "public"
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): apt-get install chromium"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
 def server(app):
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(5)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -66,13 +48,6 @@ def page(browser):
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def axe_violations(page) -> list[dict]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
-            for v in result if v.get("impact") in ("serious", "critical")]
 
 
 def no_horizontal_scroll(page) -> bool:
