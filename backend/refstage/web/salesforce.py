@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -124,6 +125,10 @@ def _value(el: Any) -> Any:
     return text
 
 
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_SOBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+
 def parse_notifications(xml: bytes) -> tuple[str, list[dict[str, Any]]]:
     """(OrganizationId, [{id, object, fields}]) from a SOAP `notifications` envelope."""
     root = ET.fromstring(xml, forbid_dtd=True)
@@ -141,6 +146,8 @@ def parse_notifications(xml: bytes) -> tuple[str, list[dict[str, Any]]]:
         record_id = fields.get("Id")
         if not obj or not record_id:
             raise ValueError("a notification without an sObject type or Id")
+        if not isinstance(record_id, str) or not _SF_ID.match(record_id) or not _SOBJECT.match(obj):
+            raise ValueError("a notification whose sObject type or Id is not a Salesforce one")
         items.append({"notification_id": note.findtext(f"{{{OM_NS}}}Id"), "object": obj, "id": record_id, "fields": fields})
     if len(items) > 100:
         raise ValueError("more than 100 notifications in one message")
