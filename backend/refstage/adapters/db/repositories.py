@@ -40,6 +40,14 @@ class _Scoped:
         self._rows[(type(row), row.id)] = row
         return row
 
+    @staticmethod
+    def _filtered(q: Any, *pairs: tuple[Any, Any]) -> Any:
+        """The list views' optional filters: `column == value` for each pair whose value is given."""
+        for column, value in pairs:
+            if value:
+                q = q.where(column == value)
+        return q
+
     def _one(self, row_type: type, entity_id: str) -> Any:
         row = self._rows.get((row_type, entity_id)) or self.session.get(row_type, entity_id)
         if row is None or row.tenant_id != self.tenant_id:
@@ -464,13 +472,9 @@ class ReferralRepository(_Scoped):
 
     def list(self, *, program_id: str | None = None, status: str | None = None, advocate_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Referral]:
-        q = select(m.ReferralRow).where(m.ReferralRow.tenant_id == self.tenant_id)
-        if program_id:
-            q = q.where(m.ReferralRow.program_id == program_id)
-        if status:
-            q = q.where(m.ReferralRow.status == status)
-        if advocate_id:
-            q = q.where(m.ReferralRow.advocate_id == advocate_id)
+        q = self._filtered(select(m.ReferralRow).where(m.ReferralRow.tenant_id == self.tenant_id),
+                           (m.ReferralRow.program_id, program_id), (m.ReferralRow.status, status),
+                           (m.ReferralRow.advocate_id, advocate_id))
         rows = self.session.scalars(q.order_by(m.ReferralRow.captured_at.desc(), m.ReferralRow.id).limit(limit).offset(offset))
         return [_referral(r) for r in rows]
 
@@ -601,13 +605,9 @@ class RewardRepository(_Scoped):
 
     def list(self, *, status: str | None = None, program_id: str | None = None, referral_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Reward]:
-        q = select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id)
-        if status:
-            q = q.where(m.RewardRow.status == status)
-        if program_id:
-            q = q.where(m.RewardRow.program_id == program_id)
-        if referral_id:
-            q = q.where(m.RewardRow.referral_id == referral_id)
+        q = self._filtered(select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id),
+                           (m.RewardRow.status, status), (m.RewardRow.program_id, program_id),
+                           (m.RewardRow.referral_id, referral_id))
         rows = self.session.scalars(q.order_by(m.RewardRow.created_at.desc(), m.RewardRow.id).limit(limit).offset(offset))
         return [_reward(r) for r in rows]
 
