@@ -9,7 +9,10 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, ActorKind, AuditEntry
@@ -335,6 +338,35 @@ class AdvocateRepository(_Scoped):
                 m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.id.in_(advocate_ids[start:start + 900])).values(link_written_at=at))
 
 
+class _NotAnIndexKey(ColumnElement):
+    """A column SQLite's planner must not pick an index for. Without ANALYZE statistics it prefers an index on
+    tenant_id (every row of one tenant) to the unique index on the ids a batch asks for, and scans the tenant
+    once per batch: quadratic on a big sync. SQLite's unary + keeps the filter and drops it from index choice;
+    other databases see the plain column."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_NotAnIndexKey)
+def _plain_column(element: _NotAnIndexKey, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_NotAnIndexKey, "sqlite")
+def _sqlite_unindexed(element: _NotAnIndexKey, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
+
+
+def in_tenant(column: Any, tenant_id: str) -> Any:
+    """The tenant filter for batch reads by id: always applied, never what the planner searches by."""
+    return _NotAnIndexKey(column) == tenant_id
+
+
 # --- referrals ----------------------------------------------------------------------------------------
 _REF_FIELDS = ("lead_id", "contact_id", "account_id", "opportunity_id", "person_id", "deal_id")
 
@@ -386,7 +418,7 @@ class ReferralRepository(_Scoped):
         out: list[Referral] = []
         self._versions: dict[str, int] = getattr(self, "_versions", {})
         for start in range(0, len(referral_ids), 900):
-            for row in self.session.execute(select(T).where(T.c.tenant_id == self.tenant_id, T.c.id.in_(referral_ids[start:start + 900]))):
+            for row in self.session.execute(select(T).where(in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + 900]))):
                 out.append(_referral(_RowView(row._mapping)))
                 self._versions[row.id] = row.version
         return out
@@ -444,7 +476,7 @@ class ReferralRepository(_Scoped):
         from sqlalchemy import or_
 
         rows = self.session.scalars(select(m.ReferralRow).where(
-            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.connection_id == connection_id, or_(*conds)))
+            in_tenant(m.ReferralRow.tenant_id, self.tenant_id), m.ReferralRow.connection_id == connection_id, or_(*conds)))
         return [_referral(r) for r in rows]
 
     def linked_ids(self, connection_id: str, field: str, values: Sequence[str]) -> dict[str, list[str]]:
@@ -453,7 +485,7 @@ class ReferralRepository(_Scoped):
         out: dict[str, list[str]] = {}
         for start in range(0, len(values), 900):
             for ref_id, crm_id in self.session.execute(select(m.ReferralRow.id, column).where(
-                    m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.connection_id == connection_id,
+                    in_tenant(m.ReferralRow.tenant_id, self.tenant_id), m.ReferralRow.connection_id == connection_id,
                     column.in_(values[start:start + 900]))):
                 out.setdefault(crm_id, []).append(ref_id)
         return out
@@ -504,7 +536,7 @@ def _read_many(session: Session, table: Any, tenant_id: str, ids: Sequence[str],
     found: dict[str, Any] = {}
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), 900):
-        for row in session.execute(select(table).where(table.c.tenant_id == tenant_id, table.c.id.in_(unique[start:start + 900]))):
+        for row in session.execute(select(table).where(in_tenant(table.c.tenant_id, tenant_id), table.c.id.in_(unique[start:start + 900]))):
             found[row.id] = convert(_RowView(row._mapping))
     missing = [i for i in unique if i not in found]
     if missing:
@@ -567,7 +599,7 @@ class RewardRepository(_Scoped):
         out: dict[str, list[Reward]] = {}
         for start in range(0, len(referral_ids), 900):
             for row in self.session.scalars(select(m.RewardRow).where(
-                    m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id.in_(referral_ids[start:start + 900]))):
+                    in_tenant(m.RewardRow.tenant_id, self.tenant_id), m.RewardRow.referral_id.in_(referral_ids[start:start + 900]))):
                 out.setdefault(row.referral_id, []).append(_reward(self._keep(row)))
         return out
 
@@ -670,7 +702,7 @@ class CrmRecordRepository(_Scoped):
             ids = list(ids)
             for start in range(0, len(ids), 900):
                 rows = self.session.execute(select(T.c.id, T.c.crm_id, T.c.fields, T.c.modified_at, T.c.deleted).where(
-                    T.c.tenant_id == self.tenant_id, T.c.connection_id == connection_id, T.c.object_name == obj,
+                    in_tenant(T.c.tenant_id, self.tenant_id), T.c.connection_id == connection_id, T.c.object_name == obj,
                     T.c.crm_id.in_(ids[start:start + 900])))
                 for pk, crm_id, fields, modified_at, deleted in rows:
                     if modified_at is not None and modified_at.tzinfo is None:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from sqlalchemy import delete, tuple_
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from refstage.adapters.db import models as m
@@ -98,11 +98,16 @@ class UnitOfWork:
             self.audit.append(self._audit)
             self._audit = []
         if self._stale:
-            keys = list(self._stale)
-            for start in range(0, len(keys), 300):
-                part = keys[start:start + 300]
-                self.session.execute(delete(m.PendingWriteRow).where(
-                    tuple_(m.PendingWriteRow.connection_id, m.PendingWriteRow.entity_type, m.PendingWriteRow.entity_id).in_(part)))
+            # Grouped so each DELETE is equality + `entity_id IN`, which both databases answer from the unique
+            # index (SQLite scans the whole queue for a row-value IN list: quadratic on a big sync).
+            groups: dict[tuple[str, str], list[str]] = {}
+            for c, t, e in self._stale:
+                groups.setdefault((c, t), []).append(e)
+            P = m.PendingWriteRow.__table__
+            for (c, t), ids in groups.items():
+                for start in range(0, len(ids), 900):
+                    self.session.execute(delete(P).where(P.c.connection_id == c, P.c.entity_type == t,
+                                                         P.c.entity_id.in_(ids[start:start + 900])))
             self.session.execute(m.PendingWriteRow.__table__.insert(), [
                 {"tenant_id": self.tenant_id, "connection_id": c, "entity_type": t, "entity_id": e, "enqueued_at": at, "attempts": 0}
                 for (c, t, e), at in self._stale.items()

@@ -406,7 +406,8 @@ class PipedriveGateway(CrmGateway):
                                   done=not next_cursor and entity == plan[-1][0])
                 before = self.client.calls
 
-    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult:
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward],
+               record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
         before = self.client.calls
         status_key, reward_key = self._key("deal", "referral_status"), self._key("deal", "reward_status")
         by_referral: dict[str, list[Reward]] = {}
