@@ -23,7 +23,10 @@ def run_naive(rt, tenant_id: str, connection_id: str, since: str, base: str, lim
             m.ReferralRow.connection_id == connection_id, m.ReferralRow.opportunity_id.is_not(None))).tuples().all())
     token = rt.vault.open(sealed)
     sf = Salesforce(instance_url=base, session_id=token["access_token"], version="62.0")
-    since_soql = since.replace("+00:00", "Z")
+    from refstage.adapters.crm.salesforce.soql import datetime_literal
+    from refstage.adapters.crm.salesforce.sync import parse_time
+
+    since_soql = datetime_literal(parse_time(since))
     t0 = time.perf_counter()
     rows = sf.query_all(f"SELECT Id, StageName, Amount FROM Opportunity WHERE SystemModstamp > {since_soql}")["records"]
     query_s = time.perf_counter() - t0

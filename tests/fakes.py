@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
@@ -144,7 +144,8 @@ class FakeCrm(CrmGateway):
         newest = max((c.modified_at for c in changed), default=since)
         yield ChangeBatch(changed, {"since": newest.isoformat() if newest else None}, api_calls=1)
 
-    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult:
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward],
+               record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
         self._maybe_fail()
         ok = []
         for referral, _advocate, _program in referrals:

@@ -61,6 +61,11 @@ class OrgAdmin:
             r = self._call("PATCH", f"{self.base}/services/data/v{VERSION}/composite/sobjects", json=body)
             assert r.status_code == 200 and all(x["success"] for x in r.json()), r.text
 
+    def create(self, sobject: str, fields: dict) -> str:
+        r = self._call("POST", f"{self.base}/services/data/v{VERSION}/sobjects/{sobject}", json=fields)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
     def convert(self, lead_id: str) -> dict:
         r = self._call("POST", f"{self.base}/_emulator/convert-lead", json={"leadId": lead_id})
         assert r.status_code == 200, r.text

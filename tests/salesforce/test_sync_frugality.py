@@ -56,6 +56,30 @@ def test_a_quiet_org_after_a_mass_update_is_not_re_read(rt, client, emu):
     assert quiet.status == "succeeded" and quiet.pulled == 0
     assert emu.control.usage()["DailyApiRequests"]["Used"] - before == 2  # COUNT() on Lead and Opportunity
     admin = OrgAdmin(emu)
-    opp = admin.query("SELECT Id FROM Opportunity LIMIT 1")[0]["Id"]
-    admin.update("Opportunity", [{"Id": opp, "StageName": "Closed Won"}])
+    opps = [r["Id"] for r in admin.query("SELECT Id FROM Opportunity ORDER BY Id LIMIT 2")]
+    referral = admin.create("Referral__c", {"Friend_Name__c": "Linked Friend"})
+    admin.update("Opportunity", [{"Id": opps[0], "StageName": "Closed Won", "Referral__c": referral}])
     assert run_sync(rt, tenant_id, connection_id).pulled == 1
+
+
+def test_between_reconciles_only_linked_records_are_read(rt, client, emu):
+    """Records that point at a Referral__c are read as they change; a change to a record no referral points
+    at is read by the next reconcile (daily by default), not by every sync."""
+    from tests.salesforce.helpers import OrgAdmin
+
+    tenant_id, connection_id, _ = setup_world(rt, client, {**FAST, "sync_from": "2000-01-01T00:00:00+00:00"})
+    emu.control.seed(opportunities=50, seed=9)
+    assert run_sync(rt, tenant_id, connection_id).pulled >= 50  # the first read is a reconcile: everything
+    emu.control.advance_clock(20 * 60)
+    run_sync(rt, tenant_id, connection_id)
+    admin = OrgAdmin(emu)
+    linked, unlinked = [r["Id"] for r in admin.query("SELECT Id FROM Opportunity ORDER BY Id LIMIT 2")]
+    referral = admin.create("Referral__c", {"Friend_Name__c": "Linked Friend"})
+    admin.update("Opportunity", [{"Id": linked, "Referral__c": referral, "StageName": "Closed Won"},
+                                 {"Id": unlinked, "StageName": "Closed Won"}])
+    filtered = run_sync(rt, tenant_id, connection_id)
+    assert filtered.status == "succeeded" and filtered.pulled == 1
+    rt.clock.advance(hours=25)  # the daily reconcile is due
+    reconcile = run_sync(rt, tenant_id, connection_id)
+    assert reconcile.status == "succeeded" and reconcile.pulled >= 2  # both changes, from the last reconcile on
+    assert run_sync(rt, tenant_id, connection_id).pulled <= 1  # filtered again (only the overlap's linked one)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
@@ -155,7 +155,16 @@ class CrmGateway(abc.ABC):
     def iter_changes(self, fields: dict[str, set[str]], cursor: dict[str, Any]) -> Iterator[ChangeBatch]: ...
 
     @abc.abstractmethod
-    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult: ...
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward],
+               record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
+        """Write referrals and rewards to the CRM. `record_states` is the last known state of the records the
+        referrals point at ({(object, id): fields}), so the adapter can skip what the CRM already has."""
+
+    def fetch_records(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
+        """The current state of named records ({object: ids}) with the fields the rules need. For records a
+        referral has just been linked to (a lead's conversion) that the change read may not include; an
+        adapter whose change read returns every change needs nothing here."""
+        return ChangeBatch([], {}, api_calls=0, done=True)
 
     def count_matching(self, rule: Rule) -> int | None:
         """How many open records satisfy the rule today (program editor preview); None if unknown."""

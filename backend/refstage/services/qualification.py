@@ -49,11 +49,15 @@ class ObserveStats:
     rewards_created: int = 0
     rewards_changed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Records referrals point at whose state we have never seen (say, the deal of a lead just converted).
+    unseen: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, other: "ObserveStats") -> None:
         for name in ("records", "stale", "referrals_touched", "qualified", "disqualified", "rewards_created", "rewards_changed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        for obj, ids in other.unseen.items():
+            self.unseen.setdefault(obj, set()).update(ids)
 
 
 def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records: Sequence[ChangedRecord],
@@ -134,7 +138,8 @@ class _RecordCache:
         return snapshot
 
 
-def _wanted(referrals: Sequence[Referral]) -> dict[str, set[str]]:
+def linked_records(referrals: Sequence[Referral]) -> dict[str, set[str]]:
+    """{object: ids} of the CRM records these referrals point at."""
     wanted: dict[str, set[str]] = {}
     for referral in referrals:
         for obj, col in LINK_FIELD.items():
@@ -194,10 +199,14 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
             return stats
         chunk = uow.referrals.get_many(list(touched))
         cache = _RecordCache(uow, connection_id, states)
-        cache.load(_wanted(chunk))
+        cache.load(linked_records(chunk))
         for referral in chunk:
             _follow_conversion(uow, cache, connection_id, referral, now)
-        cache.load(_wanted(chunk))  # conversion may have linked an opportunity, account, contact
+        cache.load(linked_records(chunk))  # conversion may have linked an opportunity, account, contact
+        for obj, ids in linked_records(chunk).items():
+            missing = {i for i in ids if cache.get(obj, i) is None}
+            if missing:
+                stats.unseen.setdefault(obj, set()).update(missing)
         rewards_by_referral = uow.rewards.for_referrals([r.id for r in chunk])
         newest = max((r.modified_at for r in fresh if r.modified_at), default=now)
         programs: dict[str, Program] = {}

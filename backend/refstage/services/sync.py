@@ -16,7 +16,7 @@ from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
 from refstage.services.ports import BudgetExhausted, ChangedRecord, CrmError, ReconnectRequired
-from refstage.services.qualification import ObserveStats, observe_crm_changes, referrals_needing_fields
+from refstage.services.qualification import ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
 
@@ -88,6 +88,7 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
                     uow.commit()
                 if on_progress:
                     on_progress(report)
+            _fetch_unseen(rt, tenant_id, connection_id, gateway, fields, report)
         drain_events(rt, tenant_id, connection_id, report)
         write_back_all(rt, tenant_id, connection, report, gateway)
     except ReconnectRequired as exc:
@@ -102,6 +103,27 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
             raise
     _finish(rt, tenant_id, run_id, report, started, connection)
     return report
+
+
+def _fetch_unseen(rt: Runtime, tenant_id: str, connection_id: str, gateway, fields: dict[str, set[str]],
+                  report: SyncReport) -> None:
+    """Records referrals were linked to during this sync (a converted lead's deal) that the change read did
+    not bring (it may read linked records only): fetch them now, so conversion and qualification can land in
+    the same sync rather than the next."""
+    unseen = {obj: ids for obj, ids in report.observe.unseen.items() if obj in fields and ids}
+    if not unseen:
+        return
+    with rt.uow(tenant_id, readonly=True) as uow:
+        known = uow.crm_records.load(connection_id, unseen)
+    missing = {obj: {i for i in ids if (obj, i) not in known} for obj, ids in unseen.items()}
+    missing = {obj: ids for obj, ids in missing.items() if ids}
+    if not missing:
+        return
+    batch = gateway.fetch_records(fields, missing)
+    report.api_calls += batch.api_calls
+    report.pulled += len(batch.records)
+    if batch.records:
+        report.observe.add(observe_crm_changes(rt, tenant_id, connection_id, batch.records))
 
 
 def _finish(rt: Runtime, tenant_id: str, run_id: str, report: SyncReport, started: dt.datetime, connection: CrmConnection) -> None:
@@ -181,8 +203,9 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
         advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
         programs = {p: uow.programs.get(p) for p in {r.program_id for r in referrals}}
         triples = [(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals]
+        states = uow.crm_records.load(connection.id, linked_records(referrals))
     gateway = gateway or rt.gateway(connection)
-    result = gateway.mirror(triples, rewards)
+    result = gateway.mirror(triples, rewards, {key: state.fields for key, state in states.items() if not state.deleted})
     written = set(result.ok)
     now = rt.now()
     with rt.uow(tenant_id) as uow:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from refstage.adapters.crm.salesforce import soql
 from refstage.adapters.crm.salesforce.auth import OAuthApp, TokenKeeper
 from refstage.adapters.crm.salesforce.bulk import BulkApi
 from refstage.adapters.crm.salesforce.client import ApiBudget, SalesforceSession
 from refstage.adapters.crm.salesforce.rest import COLLECTION_MAX, RestApi, result_error
-from refstage.adapters.crm.salesforce.sync import ChangeReader, parse_time
+from refstage.adapters.crm.salesforce.sync import SYNC_OBJECTS, ChangeReader, changed, fields_for, parse_time
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import EnrolmentKind, EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
@@ -422,13 +422,28 @@ class SalesforceGateway(CrmGateway):
         reader = ChangeReader(self.rest, self.bulk, self.types, lambda: self.api_calls,
                               server_time=lambda: self.session.server_time,
                               bulk_threshold=self.bulk_read_threshold, page_size=self.page_size,
-                              first_sync_from=parse_time(self.connection.settings.get("sync_from")))
+                              first_sync_from=parse_time(self.connection.settings.get("sync_from")),
+                              reconcile_every=dt.timedelta(hours=float(self.connection.settings.get("reconcile_hours", 24))),
+                              now=self.rt.now)
         # No `limits/` call: the org's usage arrives in the Sforce-Limit-Info header of the first answer, and
         # the budget checks it before every further call.
         yield from reader.read(fields, cursor)
 
+    def fetch_records(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
+        start = self.api_calls
+        records = []
+        for obj, wanted in ids.items():
+            if obj not in SYNC_OBJECTS or not wanted:
+                continue
+            names = fields_for(obj, fields)
+            for chunk in _chunks(sorted(wanted), 200):
+                rows = self.rest.query(soql.select(names, obj, [f"Id IN {soql.id_list(chunk)}"]), include_deleted=True)
+                records.extend(changed(obj, rows))
+        return ChangeBatch(records, {}, api_calls=self.api_calls - start, done=True)
+
     # --- write-back ------------------------------------------------------------------------------------
-    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward]) -> WriteResult:
+    def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward],
+               record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
         start = self.api_calls
         failed: dict[str, str] = {}
         programs = {p.id: p for _, _, p in referrals}
@@ -442,7 +457,7 @@ class SalesforceGateway(CrmGateway):
             rows.append(self._referral_row(referral, advocate, program_ids.get(program.id)))
         # Large follow-up writes (Bulk) point at their Referral__c by external id (`Referral__r.Backend_Id__c`),
         # so they need no Salesforce ids; only small ones (sObject Collections) need them from this write.
-        links = self._link_rows([r for r, _, _ in referrals])
+        links = self._link_rows([r for r, _, _ in referrals], record_states or {})
         want_ids = 0 < len(rewards) <= self.bulk_write_threshold or any(0 < len(v) <= self.bulk_write_threshold
                                                                         for v in links.values())
         referral_ids, referral_errors = self._write("Referral__c", rows, EXTERNAL_ID, EXTERNAL_ID, want_ids=want_ids)
@@ -457,25 +472,32 @@ class SalesforceGateway(CrmGateway):
         reward_ids, reward_errors = self._write("Referral_Reward__c", reward_rows, EXTERNAL_ID, EXTERNAL_ID,
                                                 want_ids=False)
         failed.update(reward_errors)
-        self._link_records(links, referral_ids)
-        ok = [i for i in [*referral_ids, *reward_ids]]
+        for ref_id, message in self._link_records(links, referral_ids).items():
+            # The sync reads linked records only (between reconciles): a missing link is retried, not shrugged off.
+            failed.setdefault(ref_id, message)
+        ok = [i for i in [*referral_ids, *reward_ids] if i not in failed]
         return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
 
     @staticmethod
-    def _link_rows(referrals: Sequence[Referral]) -> dict[str, dict[str, str]]:
-        """{object: {record id: referral id}}: the Lead, Opportunity and Account each referral points at."""
+    def _link_rows(referrals: Sequence[Referral], record_states: Mapping[tuple[str, str], Mapping[str, Any]]
+                   ) -> dict[str, dict[str, str]]:
+        """{object: {record id: referral id}}: the Lead, Opportunity and Account each referral points at, left out
+        where the record's last known state already carries a Referral__c (re-writing it would only bump the
+        record's SystemModstamp and make the next sync read it again)."""
         by_object: dict[str, dict[str, str]] = {}
         for referral in referrals:
             crm = referral.crm
             converted = bool(crm.lead_id and (crm.contact_id or crm.opportunity_id))
             for obj, rid in (("Lead", None if converted else crm.lead_id), ("Opportunity", crm.opportunity_id),
                              ("Account", crm.account_id)):
-                if rid:
+                if rid and not (record_states.get((obj, rid)) or {}).get("Referral__c"):
                     by_object.setdefault(obj, {})[rid] = referral.id
         return by_object
 
-    def _link_records(self, links: dict[str, dict[str, str]], referral_ids: dict[str, str]) -> None:
-        """Point the CRM records at their Referral__c, so reps see attribution on Lead, Opportunity and Account."""
+    def _link_records(self, links: dict[str, dict[str, str]], referral_ids: dict[str, str]) -> dict[str, str]:
+        """Point the CRM records at their Referral__c, so reps see attribution on Lead, Opportunity and Account.
+        Returns {referral id: error} for links Salesforce refused."""
+        failed: dict[str, str] = {}
         for obj, targets in links.items():
             mirrored = {rid: ref for rid, ref in targets.items() if ref in referral_ids}
             if self._bulk_write(mirrored):
@@ -483,8 +505,14 @@ class SalesforceGateway(CrmGateway):
             else:
                 rows = [{"Id": rid, "Referral__c": referral_ids[ref]} for rid, ref in mirrored.items() if referral_ids[ref]]
             _, errors = self._write(obj, rows, key="Id", external_id=None, want_ids=False)
+            for rid, message in errors.items():
+                # A lead's link mostly fails because the lead was converted meanwhile (its deal and account take
+                # over, and the lead read sees the conversion): not worth failing the referral for.
+                if rid in mirrored and obj != "Lead":
+                    failed[mirrored[rid]] = f"could not set {obj}.Referral__c on {rid}: {message}"
             for rid, message in list(errors.items())[:20]:
                 log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
+        return failed
 
     @staticmethod
     def _program_row(program: Program) -> dict[str, Any]:
