@@ -83,3 +83,27 @@ def test_between_reconciles_only_linked_records_are_read(rt, client, emu):
     reconcile = run_sync(rt, tenant_id, connection_id)
     assert reconcile.status == "succeeded" and reconcile.pulled >= 2  # both changes, from the last reconcile on
     assert run_sync(rt, tenant_id, connection_id).pulled <= 1  # filtered again (only the overlap's linked one)
+
+
+def test_enrolment_without_conditions_reads_in_bulk_without_a_describe(rt, client, emu, monkeypatch):
+    """The standard fields enrolment reads have types fixed by Salesforce; a describe is only needed to
+    type a source's conditions."""
+    from refstage.adapters.crm.salesforce.rest import RestApi
+    from refstage.domain.audit import Actor
+    from refstage.services import programs
+    from refstage.services.enrolment import run_enrolment
+    from tests.salesforce.helpers import PROGRAM
+
+    emu.control.seed(contacts=30, seed=13)
+    tenant_id, connection_id, _ = setup_world(rt, client, {**FAST, "bulk_read_threshold": 5})
+    admin = Actor.system("test")
+    program = programs.create_program(rt, tenant_id, {**PROGRAM, "slug": "all-contacts", "connection_id": connection_id,
+                                                      "enrolment": {"kind": "salesforce_contacts"}}, admin)
+    programs.set_program_status(rt, tenant_id, program.id, "live", admin)
+
+    def no_describe(self, sobject):
+        raise AssertionError(f"describe {sobject} called")
+
+    monkeypatch.setattr(RestApi, "describe", no_describe)
+    progress = run_enrolment(rt, tenant_id, program.id)
+    assert progress.enrolled >= 30 and progress.links_failed == 0

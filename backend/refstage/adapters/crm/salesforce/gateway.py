@@ -43,6 +43,11 @@ REVIEW_REASONS = {r.value for r in Reason}
 CUSTOMER_TYPE_PREFIX = "Customer"
 
 
+# Types of the standard fields enrolment reads, fixed by Salesforce (lower-case names, as the describe map).
+STANDARD_FIELD_TYPES = {"id": "id", "systemmodstamp": "datetime", "createddate": "datetime", "name": "string",
+                        "email": "email", "accountid": "reference", "contactid": "reference", "leadid": "reference"}
+
+
 def _split_name(name: str) -> tuple[str | None, str]:
     parts = (name or "").strip().split()
     if len(parts) <= 1:
@@ -95,6 +100,19 @@ class SalesforceGateway(CrmGateway):
             self._types[sobject] = {f["name"].lower(): f["type"] for f in described.get("fields", [])}
         return self._types[sobject]
 
+    def _conditions(self, sobject: str, conditions: Sequence[Any]) -> list[str]:
+        """SOQL for a source's conditions, typed (and field names checked) by the describe — only if there are any."""
+        return soql.where_all(conditions, self.types(sobject)) if conditions else []
+
+    def _read_types(self, sobject: str, fields: Sequence[str]) -> dict[str, str]:
+        """Types for a read's CSV values: the describe if we have it, else the standard fields' fixed types when
+        the read asks for nothing else (an enrolment without conditions needs no describe call)."""
+        if sobject in self._types:
+            return self._types[sobject]
+        if all("." in f or f.lower() in STANDARD_FIELD_TYPES for f in fields):
+            return STANDARD_FIELD_TYPES
+        return self.types(sobject)
+
     def check_limits(self) -> None:
         """Read the org's allowance before a run, so the budget stops us before Salesforce does."""
         daily = self.rest.limits().get("DailyApiRequests") or {}
@@ -146,8 +164,8 @@ class SalesforceGateway(CrmGateway):
         fields = list(dict.fromkeys(["Id", "SystemModstamp", *fields]))
         total = self.rest.count(soql.count(sobject, where))
         if total > self.bulk_read_threshold:
-            for rows, _ in self.bulk.query_pages(sobject, soql.select(fields, sobject, where), {}, self.types(sobject),
-                                                 include_deleted=False):
+            for rows, _ in self.bulk.query_pages(sobject, soql.select(fields, sobject, where), {},
+                                                 self._read_types(sobject, fields), include_deleted=False):
                 yield from rows
             return
         pos: tuple[dt.datetime, str] | None = None
@@ -162,19 +180,19 @@ class SalesforceGateway(CrmGateway):
     def iter_enrolment_candidates(self, source: EnrolmentSource, since: dt.datetime | None) -> Iterator[Candidate]:
         kind = source.kind
         if kind == EnrolmentKind.SALESFORCE_CONTACTS:
-            where = soql.where_all(source.conditions, self.types("Contact"))
+            where = self._conditions("Contact", source.conditions)
             for r in self._read("Contact", ["Name", "Email", "AccountId"], where, since):
                 yield Candidate("Contact", r["Id"], r.get("Name") or "", r.get("Email"), contact_id=r["Id"],
                                 account_id=r.get("AccountId"), modified_at=parse_time(r.get("SystemModstamp")))
         elif kind == EnrolmentKind.SALESFORCE_LEADS:
-            where = ["IsConverted = false", *soql.where_all(source.conditions, self.types("Lead"))]
+            where = ["IsConverted = false", *self._conditions("Lead", source.conditions)]
             for r in self._read("Lead", ["Name", "Email"], where, since):
                 yield Candidate("Lead", r["Id"], r.get("Name") or "", r.get("Email"), modified_at=parse_time(r.get("SystemModstamp")))
         elif kind == EnrolmentKind.SALESFORCE_ACCOUNTS:
             yield from self._account_candidates(source)
         elif kind == EnrolmentKind.SALESFORCE_CAMPAIGN_MEMBERS:
             where = [soql.condition("CampaignId", "equals", soql.record_id(source.campaign_id or "")),
-                     *soql.where_all(source.conditions, self.types("CampaignMember"))]
+                     *self._conditions("CampaignMember", source.conditions)]
             for r in self._read("CampaignMember", ["Name", "ContactId", "LeadId", "Contact.Name", "Contact.Email",
                                                    "Lead.Name", "Lead.Email"], where, since):
                 person = r.get("Contact") or r.get("Lead") or {}
@@ -199,7 +217,7 @@ class SalesforceGateway(CrmGateway):
         return best
 
     def _account_candidates(self, source: EnrolmentSource) -> Iterator[Candidate]:
-        account_where = soql.where_all(source.conditions, self.types("Account"))
+        account_where = self._conditions("Account", source.conditions)
         for acc, r in sorted(self._primary_contacts(account_where).items()):
             self._link_targets[("Account", acc)] = ("Contact", r["Id"])
             yield Candidate("Account", acc, r.get("Name") or "", r.get("Email"), contact_id=r["Id"], account_id=acc,
