@@ -456,6 +456,27 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[dt.datetime | None]
 
 
+class ReferralIntakeRow(Base):
+    """Public form submissions, stored with one write before the answer; the worker turns each into a
+    referral through capture_referral. The id is a digest of the form token and the friend's address,
+    so the same post sent twice is one row."""
+
+    __tablename__ = "referral_intake"
+    __table_args__ = (Index("ix_referral_intake_pending", "processed_at", "received_at"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[str] = mapped_column(ID)
+    advocate_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(32))
+    friend: Mapped[dict[str, Any]]  # validated name, email, company, phone
+    consent_version: Mapped[str] = mapped_column(String(40))
+    client: Mapped[str | None] = mapped_column(String(64))  # hashed IP
+    received_at: Mapped[dt.datetime]
+    processed_at: Mapped[dt.datetime | None]
+    referral_id: Mapped[str | None] = mapped_column(ID)
+    refused_reason: Mapped[str | None] = mapped_column(Text)
+
+
 class RateLimitRow(Base):
     """Fixed-window counters shared by every web worker: key = scope, subject and window number."""
 
