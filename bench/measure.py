@@ -9,6 +9,15 @@ import time
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux's ru_maxrss survives exec: it would start at the benchmark parent's
+    RSS at fork time. VmHWM belongs to the new address space."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -20,7 +20,7 @@ def run_naive(rt, tenant_id: str, connection_id: str, since: str, base: str, lim
     with rt.uow(tenant_id) as uow:
         sealed = uow.connections.credentials(connection_id)
         by_opp = dict(uow.session.execute(select(m.ReferralRow.opportunity_id, m.ReferralRow.id).where(
-            m.ReferralRow.connection_id == connection_id, m.ReferralRow.opportunity_id.is_not(None))).tuples().all())
+            m.ReferralRow.connection_id == connection_id, m.ReferralRow.opportunity_id.is_not(None))).all())
     token = rt.vault.open(sealed)
     sf = Salesforce(instance_url=base, session_id=token["access_token"], version="62.0")
     from refstage.adapters.crm.salesforce.soql import datetime_literal

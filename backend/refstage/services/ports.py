@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
@@ -79,6 +79,15 @@ class WriteResult:
     ok: list[str] = field(default_factory=list)  # our ids written
     failed: dict[str, str] = field(default_factory=dict)  # our id -> CRM's own error text
     api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class MirrorBatch:
+    """Part of a write-back: referrals (with advocate and program), rewards whose referral is in this batch or
+    an earlier one, and the last known state of the records the referrals point at."""
+    referrals: Sequence[tuple[Referral, Advocate, Program]]
+    rewards: Sequence[Reward]
+    record_states: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,19 @@ class CrmGateway(abc.ABC):
                record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
         """Write referrals and rewards to the CRM. `record_states` is the last known state of the records the
         referrals point at ({(object, id): fields}), so the adapter can skip what the CRM already has."""
+
+    def mirror_all(self, batches: Iterable[MirrorBatch], size: int) -> WriteResult:
+        """Write a large backlog (`size` entities in all), holding one batch in memory at a time. By default one
+        mirror() per batch; an adapter with a bulk path writes them all in as few jobs as it can."""
+        ok: list[str] = []
+        failed: dict[str, str] = {}
+        calls = 0
+        for batch in batches:
+            result = self.mirror(batch.referrals, batch.rewards, batch.record_states)
+            ok.extend(result.ok)
+            failed.update(result.failed)
+            calls += result.api_calls
+        return WriteResult(ok=ok, failed=failed, api_calls=calls)
 
     def fetch_records(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
         """The current state of named records ({object: ids}) with the fields the rules need. For records a

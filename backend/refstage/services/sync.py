@@ -15,7 +15,7 @@ from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
-from refstage.services.ports import BudgetExhausted, ChangedRecord, CrmError, ReconnectRequired
+from refstage.services.ports import BudgetExhausted, ChangedRecord, CrmError, MirrorBatch, ReconnectRequired
 from refstage.services.qualification import ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
@@ -173,9 +173,9 @@ def _referrals(uow, referral_ids: list[str]):
 
 
 def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
-                   gateway=None, limit: int = 100_000) -> int:
-    """Drain the write-back queue in rounds of at most `write_back`'s limit (bounded memory), until it is
-    empty or a round writes nothing (what is left failed and waits for a person or the next cycle)."""
+                   gateway=None, limit: int = 500_000) -> int:
+    """Drain the write-back queue in rounds of at most `limit` rows, until it is empty or a round writes
+    nothing (what is left failed and waits for a person or the next cycle)."""
     total = 0
     while True:
         written = write_back(rt, tenant_id, connection, report, gateway, limit)
@@ -185,38 +185,49 @@ def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, repor
 
 
 def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
-               gateway=None, limit: int = 100_000) -> int:
-    """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written."""
-    with rt.uow(tenant_id) as uow:
-        pending = list(uow.session.execute(select(m.PendingWriteRow.id, m.PendingWriteRow.entity_type, m.PendingWriteRow.entity_id,
-                                                  m.PendingWriteRow.enqueued_at).where(
-            m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == connection.id)
-            .order_by(m.PendingWriteRow.id).limit(limit)))
+               gateway=None, limit: int = 500_000, batch_size: int = 2_000) -> int:
+    """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written. Entities are
+    loaded batch by batch as the gateway asks for them, so memory does not grow with the backlog."""
+    P = m.PendingWriteRow
+    with rt.uow(tenant_id, readonly=True) as uow:
+        pending = list(uow.session.execute(select(P.id, P.entity_type, P.entity_id).where(
+            P.tenant_id == tenant_id, P.connection_id == connection.id).order_by(P.id).limit(limit)))
         if not pending:
             return 0
-        referral_ids = sorted({e for _, t, e, _ in pending if t == "referral"})
-        reward_ids = sorted({e for _, t, e, _ in pending if t == "reward"})
-        rewards = uow.rewards.get_many(reward_ids)
-        # A reward's mirror needs its referral's mirror to exist first (master-detail).
-        referral_ids = sorted(set(referral_ids) | {r.referral_id for r in rewards})
-        referrals = _referrals(uow, referral_ids)
-        advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
-        programs = {p: uow.programs.get(p) for p in {r.program_id for r in referrals}}
-        triples = [(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals]
-        states = uow.crm_records.load(connection.id, linked_records(referrals))
+        parents = uow.rewards.parents(sorted({e for _, t, e in pending if t == "reward"}))
+    # A reward's mirror needs its referral's mirror to exist first (master-detail): they travel together.
+    referral_ids = sorted({e for _, t, e in pending if t == "referral"} | set(parents.values()))
+    rewards_of: dict[str, list[str]] = {}
+    for reward_id, referral_id in parents.items():
+        rewards_of.setdefault(referral_id, []).append(reward_id)
+    programs: dict[str, Any] = {}
+
+    def batches():
+        for start in range(0, len(referral_ids), batch_size):
+            chunk = referral_ids[start:start + batch_size]
+            with rt.uow(tenant_id, readonly=True) as uow:
+                referrals = _referrals(uow, chunk)
+                advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
+                for program_id in {r.program_id for r in referrals} - set(programs):
+                    programs[program_id] = uow.programs.get(program_id)
+                rewards = uow.rewards.get_many([w for ref in chunk for w in rewards_of.get(ref, [])])
+                states = uow.crm_records.load(connection.id, linked_records(referrals))
+            yield MirrorBatch([(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals], rewards,
+                              {key: state.fields for key, state in states.items() if not state.deleted})
+
     gateway = gateway or rt.gateway(connection)
-    result = gateway.mirror(triples, rewards, {key: state.fields for key, state in states.items() if not state.deleted})
+    result = gateway.mirror_all(batches(), len(referral_ids) + len(parents))
     written = set(result.ok)
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        done = [pid for pid, _, entity_id, enq in pending if entity_id in written]
+        done = [pid for pid, _, entity_id in pending if entity_id in written]
         for start in range(0, len(done), 900):
             # By row id: an entity re-queued meanwhile has a new row, which stays.
-            uow.session.execute(delete(m.PendingWriteRow).where(m.PendingWriteRow.id.in_(done[start:start + 900])))
-        failed = [(pid, entity_type, entity_id) for pid, entity_type, entity_id, _ in pending if entity_id in result.failed]
+            uow.session.execute(delete(P).where(P.id.in_(done[start:start + 900])))
+        failed = [(pid, entity_type, entity_id) for pid, entity_type, entity_id in pending if entity_id in result.failed]
         for pid, entity_type, entity_id in failed:
-            uow.session.execute(update(m.PendingWriteRow).where(m.PendingWriteRow.id == pid).values(
-                attempts=m.PendingWriteRow.attempts + 1, last_error=result.failed[entity_id][:2000]))
+            uow.session.execute(update(P).where(P.id == pid).values(
+                attempts=P.attempts + 1, last_error=result.failed[entity_id][:2000]))
             uow.session.add(m.RecordSyncRow(tenant_id=tenant_id, connection_id=connection.id, entity_type=entity_type,
                                             entity_id=entity_id, operation="mirror", status="failed",
                                             message=result.failed[entity_id][:2000], at=now))

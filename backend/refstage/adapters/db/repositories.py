@@ -591,6 +591,15 @@ class RewardRepository(_Scoped):
         """Read-only batch load (write-back): one query per 900 ids."""
         return _read_many(self.session, m.RewardRow.__table__, self.tenant_id, reward_ids, _reward)
 
+    def parents(self, reward_ids: Sequence[str]) -> dict[str, str]:
+        """{reward id: referral id}, two columns only (the write-back plans its batches with it)."""
+        T = m.RewardRow.__table__
+        out: dict[str, str] = {}
+        for start in range(0, len(reward_ids), 900):
+            out.update(self.session.execute(select(T.c.id, T.c.referral_id).where(
+                in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(reward_ids[start:start + 900]))).all())
+        return out
+
     def for_referral(self, referral_id: str) -> list[Reward]:
         rows = self.session.scalars(select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id == referral_id))
         return [_reward(r) for r in rows]

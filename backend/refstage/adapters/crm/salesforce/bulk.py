@@ -171,33 +171,71 @@ class BulkApi:
         harmless: upserts match on the external id, updates on Id."""
         if not rows:
             return {}, {}
+        spool = CsvSpool()
+        try:
+            for r in rows:
+                spool.add(r)
+            job_id = self.submit(sobject, operation, spool, external_id_field)
+        finally:
+            spool.close()
+        return self.finish(sobject, job_id, [r[key] for r in rows], key, want_ids)
+
+    def submit(self, sobject: str, operation: str, spool: "CsvSpool", external_id_field: str | None = None) -> str:
+        """Create an ingest job, upload the spooled CSV, close it; returns the job id (processing goes on)."""
         client = _client(self.rest, sobject)
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("#N/A" if v is None else ("true" if v is True else "false" if v is False else v))
-                             for k, v in r.items()})
         op = Operation.upsert if operation == "upsert" else Operation.update
         with translated():
             job = client.create_job(op, external_id_field=external_id_field)
-            client.upload_job_data(job["id"], buf.getvalue())
-            client.close_job(job["id"])
-        del buf
-        info = _wait(client, job["id"], False, self.poll, self.sleep, expected=len(rows))
-        if not want_ids and int(info.get("numberRecordsFailed") or 0) == 0 \
-                and int(info.get("numberRecordsProcessed") or 0) == len(rows):
-            return {r[key]: "" for r in rows}, {}
+        # The upload is bytes, not a stream: a retried PUT must send the same body again.
+        self.rest.call("PUT", f"jobs/ingest/{job['id']}/batches", data=spool.payload(),
+                       headers={"Content-Type": "text/csv", "Accept": "application/json"})
         with translated():
-            ok_csv = client.get_ingest_results(job["id"], "successfulResults")
-            failed_csv = client.get_ingest_results(job["id"], "failedResults")
-            unprocessed_csv = client.get_ingest_results(job["id"], "unprocessedrecords")
+            client.close_job(job["id"])
+        return job["id"]
+
+    def finish(self, sobject: str, job_id: str, keys: list[str], key: str,
+               want_ids: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+        """Wait for a submitted job; ({key: record id}, {key: error}). `keys` are the rows' key values, in order."""
+        client = _client(self.rest, sobject)
+        info = _wait(client, job_id, False, self.poll, self.sleep, expected=len(keys))
+        if not want_ids and int(info.get("numberRecordsFailed") or 0) == 0 \
+                and int(info.get("numberRecordsProcessed") or 0) == len(keys):
+            return dict.fromkeys(keys, ""), {}
+        with translated():
+            ok_csv = client.get_ingest_results(job_id, "successfulResults")
+            failed_csv = client.get_ingest_results(job_id, "failedResults")
+            unprocessed_csv = client.get_ingest_results(job_id, "unprocessedrecords")
         ok = {r[key]: r.get("sf__Id", "") for r in csv.DictReader(io.StringIO(ok_csv))}
         failed = {r[key]: r.get("sf__Error", "failed") for r in csv.DictReader(io.StringIO(failed_csv))}
         for r in csv.DictReader(io.StringIO(unprocessed_csv)):
             failed.setdefault(r.get(key, ""), "not processed by the Bulk API job")
         return ok, failed
+
+
+class CsvSpool:
+    """An ingest job's CSV, written row by row to a temporary file (memory stays flat however many rows).
+    Columns come from the first row; rows of one kind share them. None is Salesforce's #N/A (set null)."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")
+        self.writer: csv.DictWriter | None = None
+        self.rows = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.file, list(row), lineterminator="\n", extrasaction="ignore")
+            self.writer.writeheader()
+        self.writer.writerow({k: ("#N/A" if v is None else ("true" if v is True else "false" if v is False else v))
+                              for k, v in row.items()})
+        self.rows += 1
+
+    def payload(self) -> bytes:
+        self.file.flush()
+        self.file.seek(0)
+        return self.file.buffer.read() if hasattr(self.file, "buffer") else self.file.read().encode("utf-8")
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _no_nul(lines: Iterator[str]) -> Iterator[str]:

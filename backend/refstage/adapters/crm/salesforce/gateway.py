@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from refstage.adapters.crm.salesforce import soql
 from refstage.adapters.crm.salesforce.auth import OAuthApp, TokenKeeper
-from refstage.adapters.crm.salesforce.bulk import BulkApi
+from refstage.adapters.crm.salesforce.bulk import BulkApi, CsvSpool
 from refstage.adapters.crm.salesforce.client import ApiBudget, SalesforceSession
 from refstage.adapters.crm.salesforce.rest import COLLECTION_MAX, RestApi, result_error
 from refstage.adapters.crm.salesforce.sync import SYNC_OBJECTS, ChangeReader, changed, fields_for, parse_time
@@ -29,6 +29,7 @@ from refstage.services.ports import (
     CrmGateway,
     ExistingRecord,
     Milestone,
+    MirrorBatch,
     RouteResult,
     WriteResult,
 )
@@ -495,6 +496,77 @@ class SalesforceGateway(CrmGateway):
             failed.setdefault(ref_id, message)
         ok = [i for i in [*referral_ids, *reward_ids] if i not in failed]
         return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
+
+    def mirror_all(self, batches: Iterable[MirrorBatch], size: int) -> WriteResult:
+        """A large backlog in three Bulk jobs at most (Referral__c, then Referral_Reward__c and the records'
+        Referral__c links together), their CSV spooled to disk batch by batch: API calls do not grow with the
+        backlog, nor memory with it. Children name their parent by external id, so no Salesforce ids are needed."""
+        if size <= self.bulk_write_threshold:
+            return super().mirror_all(batches, size)
+        start = self.api_calls
+        failed: dict[str, str] = {}
+        program_ids: dict[str, str] = {}
+        referrals, rewards = CsvSpool(), CsvSpool()
+        links: dict[str, CsvSpool] = {}
+        referral_keys: list[str] = []
+        reward_keys: list[str] = []
+        link_owner: dict[str, dict[str, str]] = {}
+        try:
+            for batch in batches:
+                new = {p.id: p for _, _, p in batch.referrals if p.id not in program_ids and p.id not in failed}
+                if new:
+                    done, errors = self._write("Referral_Program__c", [self._program_row(p) for p in new.values()],
+                                               EXTERNAL_ID, EXTERNAL_ID)
+                    program_ids.update(done)
+                    failed.update({pid: f"program mirror failed: {e}" for pid, e in errors.items()})
+                written: set[str] = set()
+                for referral, advocate, program in batch.referrals:
+                    if program.id not in program_ids:
+                        failed[referral.id] = failed.get(program.id) or "its program was not mirrored"
+                        continue
+                    referrals.add(self._referral_row(referral, advocate, program_ids[program.id]))
+                    referral_keys.append(referral.id)
+                    written.add(referral.id)
+                targets = self._link_rows([r for r, _, _ in batch.referrals if r.id in written], batch.record_states)
+                for obj, by_record in targets.items():
+                    if obj not in links:
+                        links[obj] = CsvSpool()
+                    for rid, ref in by_record.items():
+                        links[obj].add({"Id": rid, f"Referral__r.{EXTERNAL_ID}": ref})
+                        link_owner.setdefault(obj, {})[rid] = ref
+                for reward in batch.rewards:
+                    if reward.referral_id not in written:
+                        failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
+                        continue
+                    rewards.add(self._reward_row(reward, None))
+                    reward_keys.append(reward.id)
+            ok: list[str] = []
+            if referral_keys:
+                job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID)
+                done, errors = self.bulk.finish("Referral__c", job, referral_keys, EXTERNAL_ID, want_ids=False)
+                failed.update(errors)
+                ok.extend(k for k in done if k not in errors)
+            # Rewards and links both wait for the referrals; they run side by side.
+            jobs = []
+            if reward_keys:
+                jobs.append(("Referral_Reward__c", self.bulk.submit("Referral_Reward__c", "upsert", rewards, EXTERNAL_ID),
+                             reward_keys, EXTERNAL_ID))
+            for obj, spool in links.items():
+                jobs.append((obj, self.bulk.submit(obj, "update", spool, None), list(link_owner[obj]), "Id"))
+            for obj, job, keys, key in jobs:
+                done, errors = self.bulk.finish(obj, job, keys, key, want_ids=False)
+                if obj == "Referral_Reward__c":
+                    failed.update(errors)
+                    ok.extend(k for k in done if k not in errors)
+                    continue
+                for rid, message in errors.items():
+                    log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
+                    if obj != "Lead" and rid in link_owner[obj]:  # see _link_records
+                        failed[link_owner[obj][rid]] = f"could not set {obj}.Referral__c on {rid}: {message}"
+            return WriteResult(ok=[k for k in ok if k not in failed], failed=failed, api_calls=self.api_calls - start)
+        finally:
+            for spool in (referrals, rewards, *links.values()):
+                spool.close()
 
     @staticmethod
     def _link_rows(referrals: Sequence[Referral], record_states: Mapping[tuple[str, str], Mapping[str, Any]]
