@@ -43,3 +43,10 @@ class HueyQueue:
         if task is None:
             raise KeyError(f"no task named {name!r}")
         task(**kwargs)
+
+    def schedule(self, name: str, delay: float, /, **kwargs: Any) -> None:
+        """Run `delay` seconds from now (the consumer's scheduler picks it up within a second of that)."""
+        task = self.tasks.get(name)
+        if task is None:
+            raise KeyError(f"no task named {name!r}")
+        task.schedule(kwargs=kwargs, delay=delay)

@@ -19,6 +19,8 @@ from refstage.services.ports import CrmGateway
 class JobQueue(Protocol):
     def enqueue(self, name: str, /, **kwargs: Any) -> None: ...
 
+    def schedule(self, name: str, delay: float, /, **kwargs: Any) -> None: ...
+
 
 class RecordingQueue:
     """A queue that only records: for services run where no worker should act (tests, one-off CLI)."""
@@ -28,6 +30,9 @@ class RecordingQueue:
 
     def enqueue(self, name: str, /, **kwargs: Any) -> None:
         self.jobs.append((name, kwargs))
+
+    def schedule(self, name: str, delay: float, /, **kwargs: Any) -> None:
+        self.jobs.append((name, kwargs))  # the delay does not matter where nothing runs
 
 
 def utcnow() -> dt.datetime:
