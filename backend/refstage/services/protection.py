@@ -45,20 +45,75 @@ def client_fingerprint(rt: Runtime, value: str) -> str:
 def hit(rt: Runtime, limit: Limit, subject: str) -> Decision:
     """Count one request of `subject` in the current fixed window; atomic (INSERT … ON CONFLICT DO UPDATE)."""
     now = rt.now()
-    window = int(now.timestamp() // limit.window_seconds)
-    key = f"{limit.scope}:{client_fingerprint(rt, subject)}:{window}"
-    expires = dt.datetime.fromtimestamp((window + 1) * limit.window_seconds, dt.timezone.utc)
     with rt.session_factory() as session:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(m.RateLimitRow).values(key=key, count=1, expires_at=expires)
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"count": m.RateLimitRow.count + 1})
-        count = int(session.execute(stmt.returning(m.RateLimitRow.count)).scalar_one())
-        if count == 1 and random.random() < 0.02:
-            session.execute(delete(m.RateLimitRow).where(m.RateLimitRow.expires_at < now))
+        [decision] = count_in(session, rt, [(limit, subject)], now)
         session.commit()
-    retry_after = max(1, math.ceil((expires - now).total_seconds()))
-    return Decision(count <= limit.limit, retry_after, count, limit)
+    maybe_tidy(rt, decision.count == 1, now)
+    return decision
+
+
+def counters(rt: Runtime, hits: list[tuple[Limit, str]], now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """The fixed-window counter (key, expires_at) each (limit, subject) counts on; subjects stored hashed."""
+    out = []
+    for limit, subject in hits:
+        window = int(now.timestamp() // limit.window_seconds)
+        out.append((f"{limit.scope}:{client_fingerprint(rt, subject)}:{window}",
+                     dt.datetime.fromtimestamp((window + 1) * limit.window_seconds, dt.timezone.utc)))
+    return out
+
+
+def decide(hits: list[tuple[Limit, str]], keys: list[tuple[str, dt.datetime]], totals: dict[str, int],
+           now: dt.datetime) -> list[Decision]:
+    """Decisions for hits whose counters were just raised to `totals` (by the number of hits on each):
+    each hit gets the decision it would have got had they been counted one after the other, in order."""
+    added: dict[str, int] = {}
+    for key, _ in keys:
+        added[key] = added.get(key, 0) + 1
+    seen = {key: totals[key] - n for key, n in added.items()}
+    decisions = []
+    for (limit, _), (key, expires) in zip(hits, keys):
+        seen[key] += 1
+        decisions.append(Decision(seen[key] <= limit.limit, max(1, math.ceil((expires - now).total_seconds())), seen[key], limit))
+    return decisions
+
+
+def to_add(keys: list[tuple[str, dt.datetime]]) -> list[tuple[str, int, dt.datetime]]:
+    """(key, how many hits, expires_at) per distinct counter, for one statement each."""
+    added: dict[str, list] = {}
+    for key, expires in keys:
+        added.setdefault(key, [0, expires])[0] += 1
+    return [(key, n, expires) for key, (n, expires) in added.items()]
+
+
+def maybe_tidy(rt: Runtime, new_window: bool, now: dt.datetime) -> None:
+    """Now and then, when a counter's window began, drop expired counters (its own small transaction)."""
+    if new_window and random.random() < 0.02:
+        with rt.session_factory() as session:
+            session.execute(delete(m.RateLimitRow).where(m.RateLimitRow.expires_at < now))
+            session.commit()
+
+
+def count_in(session: Any, rt: Runtime, hits: list[tuple[Limit, str]], now: dt.datetime) -> list[Decision]:
+    """Count each (limit, subject) inside the caller's transaction (atomic INSERT … ON CONFLICT DO UPDATE)."""
+    table = m.RateLimitRow.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    keys = counters(rt, hits, now)
+    totals = {}
+    for key, n, expires in to_add(keys):
+        stmt = (insert(table).values(key=key, count=n, expires_at=expires)
+                .on_conflict_do_update(index_elements=["key"], set_={"count": table.c.count + n}).returning(table.c.count))
+        totals[key] = int(session.execute(stmt).scalar_one())
+    return decide(hits, keys, totals, now)
+
+
+def worst(decisions: list[Decision]) -> Decision | None:
+    """The refusing decision with the longest wait (logged), or None when all allow."""
+    refused = [d for d in decisions if not d.allowed]
+    if not refused:
+        return None
+    decision = max(refused, key=lambda d: d.retry_after)
+    log.warning("rate limit %s reached (%s/%s)", decision.limit.scope, decision.count, decision.limit.limit)
+    return decision
 
 
 class LocalCounter:
@@ -96,12 +151,7 @@ def check_local(rt: Runtime, counter: LocalCounter, limit: Limit, subject: str |
 
 def check(rt: Runtime, pairs: list[tuple[Limit, str]]) -> Decision | None:
     """Count every (limit, subject); return the refusing decision with the longest wait, or None."""
-    refused = [d for d in (hit(rt, lim, subject) for lim, subject in pairs if subject) if not d.allowed]
-    if not refused:
-        return None
-    worst = max(refused, key=lambda d: d.retry_after)
-    log.warning("rate limit %s reached (%s/%s)", worst.limit.scope, worst.count, worst.limit.limit)
-    return worst
+    return worst([hit(rt, lim, subject) for lim, subject in pairs if subject])
 
 
 def record_rejected_submission(rt: Runtime, *, form: str, reason: str, client: str | None, code: str | None = None,

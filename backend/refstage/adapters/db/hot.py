@@ -1,0 +1,98 @@
+"""The public referral form's one write (rate-limit counters + the intake row), on the hottest path of
+the app. The statements are ordinary Core statements from the models, compiled once per dialect and
+run on the DBAPI cursor in one transaction: SQLAlchemy's per-execution work (events, execution
+context, result objects) cost several times what the database spent on them. Types are still
+converted by the columns' own bind processors, so SQLite and PostgreSQL store what the ORM would."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import sessionmaker
+
+from refstage.adapters.db import models as m
+
+
+class Prepared:
+    """A statement compiled for one dialect, with its parameters put in the driver's order and form."""
+
+    def __init__(self, stmt: Any, dialect: Any, column_keys: list[str] | None = None):
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        self.names = names
+        self.processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(names)}
+
+    def args(self, values: dict[str, Any]) -> Any:
+        converted = {}
+        for name, proc in self.processors.items():
+            value = values.get(name)
+            converted[name] = proc(value) if proc is not None and value is not None else value
+        return tuple(converted[name] for name in self.names) if self.positional else converted
+
+
+_PREPARED: dict[tuple[str, str], Prepared] = {}
+
+
+def _prepared(dialect: Any, which: str) -> Prepared:
+    found = _PREPARED.get((dialect.name, which))
+    if found is None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        if which == "counter":
+            t = m.RateLimitRow.__table__
+            n = bindparam("n", type_=t.c.count.type)
+            stmt = (insert(t).values(key=bindparam("key", type_=t.c.key.type), count=n,
+                                     expires_at=bindparam("expires_at", type_=t.c.expires_at.type))
+                    .on_conflict_do_update(index_elements=["key"], set_={"count": t.c.count + n}).returning(t.c.count))
+            found = Prepared(stmt, dialect)
+        else:
+            t = m.ReferralIntakeRow.__table__
+            found = Prepared(insert(t).on_conflict_do_nothing(index_elements=["id"]), dialect, [c.name for c in t.c])
+        _PREPARED[(dialect.name, which)] = found
+    return found
+
+
+class HotTransaction:
+    def __init__(self, cursor: Any, dialect: Any):
+        self.cursor, self.dialect = cursor, dialect
+
+    def bump_counters(self, counters: list[tuple[str, int, dt.datetime]]) -> dict[str, int]:
+        """Add n to each (key, n, expires_at) counter (created at n); the new totals by key."""
+        stmt = _prepared(self.dialect, "counter")
+        totals = {}
+        for key, n, expires_at in counters:
+            self.cursor.execute(stmt.sql, stmt.args({"key": key, "n": n, "expires_at": expires_at}))
+            totals[key] = int(self.cursor.fetchone()[0])
+        return totals
+
+    def insert_intake(self, rows: list[dict[str, Any]]) -> None:
+        """Store submissions; a row whose id is already there (the same post again) is left as it is."""
+        if rows:
+            stmt = _prepared(self.dialect, "intake")
+            self.cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+
+
+@contextlib.contextmanager
+def transaction(session_factory: sessionmaker) -> Iterator[HotTransaction]:
+    """One write transaction on a pooled DBAPI connection of the sessions' engine; committed when the
+    block ends without error, rolled back otherwise."""
+    engine: Engine = session_factory.kw["bind"]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            # Our SQLite connections run in autocommit mode (see database.py): take the write lock up front.
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield HotTransaction(cursor, engine.dialect)
+        except BaseException:
+            raw.rollback()
+            raise
+        raw.commit()
+    finally:
+        raw.close()
