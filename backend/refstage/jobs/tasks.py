@@ -16,6 +16,7 @@ from refstage.services.ports import CrmError
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 8
+INTAKE_DRAIN_ROWS = 2000  # per drain job; the lock is held for one drain
 
 
 def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
@@ -157,6 +158,33 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
             queued += 1
         return queued
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="capture_intake")
+    def capture_intake(task: Any = None) -> dict[str, int] | None:
+        """Stored public form submissions become referrals (dedupe, flags, then routing and notifications).
+        One drainer at a time; a drain queued while another runs waits its turn instead of skipping, so a
+        submission committed after the other one looked is still seen."""
+        from refstage.services import intake
+
+        try:
+            with connection_lock(huey, "intake-drain", ttl=10 * 60):
+                counts = intake.drain(rt, max_rows=INTAKE_DRAIN_ROWS)
+        except TaskLockedException:
+            raise RetryTask("another intake drain is running", delay=1)
+        if sum(counts.values()) >= INTAKE_DRAIN_ROWS:
+            capture_intake()  # more may be waiting: the next drain carries on
+        return counts
+
+    @huey.periodic_task(crontab(minute="*"), name="sweep_intake")
+    def sweep_intake() -> int:
+        """Safety net: stored submissions whose drain was lost are drained; old processed ones are pruned."""
+        from refstage.services import intake
+
+        waiting = len(intake.pending(rt, limit=1))
+        if waiting:
+            capture_intake()
+        intake.prune(rt)
+        return waiting
+
     @huey.task(retries=MAX_RETRIES, context=True, name="deliver_email")
     def deliver_email(tenant_id: str, outbox_id: str, task: Any = None) -> str:
         from refstage.services import notifications
@@ -206,4 +234,6 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "deliver_email": deliver_email,
         "deliver_webhook": deliver_webhook,
         "sweep_outbound": sweep_outbound,
+        "capture_intake": capture_intake,
+        "sweep_intake": sweep_intake,
     }

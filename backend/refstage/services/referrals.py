@@ -65,13 +65,15 @@ def validate_friend(data: FriendInput) -> dict[str, Any]:
 
 def capture_referral(rt: Runtime, code: str, friend: FriendInput, *, source: ReferralSource = ReferralSource.LINK,
                      actor: Actor | None = None, idempotency_key: str | None = None,
-                     tenant_id: str | None = None) -> Referral:
-    """Record a referral before anything external happens, then queue its routing into the CRM."""
+                     tenant_id: str | None = None, received_at: dt.datetime | None = None,
+                     consent_version: str | None = None) -> Referral:
+    """Record a referral before anything external happens, then queue its routing into the CRM.
+    From the public form's intake, `received_at` and `consent_version` are what the friend sent and saw."""
     clean = validate_friend(friend)
     if not is_well_formed(code):
         raise ReferralNotAccepted("unknown referral code")
     code = normalise_code(code)
-    now = rt.now()
+    now = received_at or rt.now()
     with rt.uow() as uow:
         owner_tenant = uow.directory.tenant_for_code(code)
         if owner_tenant is None or (tenant_id is not None and owner_tenant != tenant_id):
@@ -88,7 +90,8 @@ def capture_referral(rt: Runtime, code: str, friend: FriendInput, *, source: Ref
         referral = Referral(
             id=rt.new_id(), tenant_id=owner_tenant, program_id=program.id, advocate_id=advocate.id,
             friend_name=clean["name"], friend_email=clean["email"], friend_company=clean["company"],
-            friend_phone=clean["phone"], source=source, consent_at=now, consent_version=program.landing.consent_version,
+            friend_phone=clean["phone"], source=source, consent_at=now,
+            consent_version=consent_version or program.landing.consent_version,
             captured_at=now,
         )
         flags = self_referral_flags(
