@@ -329,8 +329,12 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     page.wait_for_url(f"**/r/{advocate.code}/thanks**")
     assert "Thank you!" in page.locator("h1").inner_text()
     shot(page, "04b-thanks")
-    with rt.uow(tenant.id) as uow:
-        (referral,) = uow.referrals.list(limit=5)
+
+    def captured():  # the form stored the submission; the worker's capture_intake job makes it a referral
+        with rt.uow(tenant.id) as uow:
+            return uow.referrals.list(limit=5)
+
+    (referral,) = wait_for("the worker to capture the submitted form as a referral", captured, diagnose=worker_state)
     assert referral.friend_email == FRIEND["email"]
 
     # 5. the worker routes it: the Lead appears in the org; the rep converts it and wins the deal ---------

@@ -9,7 +9,7 @@ import pytest
 
 from refstage.domain.audit import Actor, ActorKind
 from refstage.domain.referrals import AdvocateSource
-from refstage.services import enrolment, programs, tenants
+from refstage.services import enrolment, intake, programs, tenants
 
 ADMIN = Actor(ActorKind.PERSON, "u1", "admin@acme.test")
 PROGRAM = {
@@ -56,3 +56,9 @@ def fill(client, clock, url: str, data: dict, *, wait: float = 5, csrf: bool = T
     form.update(data)
     clock.advance(seconds=wait)
     return client.post(url, data=form, **kw)
+
+
+def run_capture_jobs(rt) -> None:
+    """Do what the worker does with the capture jobs the form queued (the test runtime's queue only records)."""
+    if any(name == "capture_intake" for name, _ in rt.jobs.jobs):
+        intake.drain(rt)

@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 from refstage.adapters.db import models as m
 from refstage.domain.referrals import AdvocateSource
 from refstage.services import enrolment, notifications, programs
-from tests.web.conftest import ADMIN, fill, hidden
+from tests.web.conftest import ADMIN, fill, hidden, run_capture_jobs
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
 
 
 def referral_count(rt) -> int:
+    """Referrals once the worker has captured what the form stored."""
+    run_capture_jobs(rt)
     with rt.session_factory() as s:
         return s.scalar(select(func.count()).select_from(m.ReferralRow))
 
@@ -46,6 +48,8 @@ def test_valid_submission_creates_referral_and_thanks(client, site, clock, rt):
     assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/r/{site.code}/thanks")
     thanks = client.get(resp.headers["Location"])
     assert thanks.status_code == 200 and "Thank you!" in thanks.get_data(as_text=True)
+    [(name, job)] = [j for j in rt.jobs.jobs if j[0] == "capture_intake"]  # stored; the worker captures it
+    run_capture_jobs(rt)
     with rt.uow(site.tenant.id) as uow:
         [ref] = uow.referrals.list(limit=10, offset=0)
     assert ref.friend_email == "alex@prospect.test"  # normalised by the domain
@@ -161,6 +165,7 @@ def test_unknown_code_page_is_friendly_404(client, site, code):
 def test_paused_program_page_is_410_and_refuses_posts(client, site, clock, rt):
     page = client.get(f"/r/{site.code}").get_data(as_text=True)
     programs.set_program_status(rt, site.tenant.id, site.program.id, "paused", ADMIN)
+    clock.advance(seconds=5)  # the page cache's TTL (services.landing)
     resp = client.get(f"/r/{site.code}")
     assert resp.status_code == 410 and "Not taking referrals right now" in resp.get_data(as_text=True)
     clock.advance(seconds=10)
@@ -171,6 +176,7 @@ def test_paused_program_page_is_410_and_refuses_posts(client, site, clock, rt):
 
 def test_self_referral_is_flagged_by_the_domain(client, site, clock, rt):
     assert fill(client, clock, f"/r/{site.code}", {"name": "Sam", "email": "Sam+again@advocate.test", "consent": "yes"}).status_code == 303
+    run_capture_jobs(rt)
     with rt.uow(site.tenant.id) as uow:
         [ref] = uow.referrals.list(limit=10, offset=0)
     assert "self_referral" in {f.reason.value for f in ref.flags} or ref.status.value == "rejected"
@@ -229,6 +235,7 @@ def _outbox(rt):
 
 def test_status_link_is_requested_by_email_and_opens_the_status_page(client, site, clock, rt):
     fill(client, clock, f"/r/{site.code}", {"name": "Alex Friend", "email": "alex@prospect.test", "company": "Prospect", "consent": "yes"})
+    run_capture_jobs(rt)
     assert client.get("/status").status_code == 200
     resp = fill(client, clock, "/status", {"email": "SAM@advocate.test"})
     assert resp.status_code == 200 and "Check your inbox" in resp.get_data(as_text=True)
@@ -284,6 +291,7 @@ def test_xss_payloads_are_escaped_in_every_page(client, site, clock, rt):
     pages.append(bad)
     ok = fill(client, clock, f"/r/{adv.code}", {"name": XSS[:190], "email": "alex@prospect.test", "company": XSS[:190], "consent": "yes"})
     assert ok.status_code == 303
+    run_capture_jobs(rt)  # the friend's referral (with the payloads) shows on the status page
     pages.append(client.get(f"/me/{notifications.status_token(rt, site.tenant.id, adv.id)}"))
     pages.append(fill(client, clock, "/join/acme/partners", {"name": XSS, "email": XSS}))
     pages.append(fill(client, clock, "/status", {"email": XSS}))

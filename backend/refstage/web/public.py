@@ -2,28 +2,33 @@
 (/join/<tenant>/<program>), and the advocate status page reached by a signed, expiring magic link.
 
 Server-rendered, no JavaScript needed (a small script only adds copy and share buttons). Every form
-has CSRF protection, shared rate limits (per IP and per code or email), a honeypot field and a
-minimum fill time signed into the form."""
+has a signed anti-forgery token, shared rate limits (per IP and per code or email), a honeypot field
+and a minimum fill time signed into the form. The landing page is rendered once per code and cached
+with its advocate and program for a few seconds (services.landing); only the nonce and the two form
+tokens are filled in per view. A valid referral post is stored in the intake with one write and
+answered at once; the worker makes it a referral (services.intake)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import logging
 import re
 import secrets
 from typing import Any
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from refstage.domain.audit import Actor, ActorKind
 from refstage.domain.codes import normalise_code, referral_link
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import ProgramStatus
-from refstage.domain.referrals import AdvocateSource, ReferralSource, clean_text, normalise_email
-from refstage.services import enrolment, notifications, protection, referrals
+from refstage.domain.referrals import AdvocateSource, clean_text, normalise_email
+from refstage.services import enrolment, intake, landing as landing_pages, notifications, protection, referrals
 from refstage.services.runtime import Runtime
-from refstage.web.csrf import check_csrf
+from refstage.web.csrf import check_signed, signed_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -55,23 +60,41 @@ def rt() -> Runtime:
     return current_app.extensions["refstage"]
 
 
+@bp.record_once
+def _setup(state) -> None:
+    app = state.app
+    ttl = app.config.get("REFSTAGE_PAGE_CACHE_SECONDS", landing_pages.DEFAULT_TTL_SECONDS)
+    app.extensions["refstage_landing_cache"] = landing_pages.LandingCache(app.extensions["refstage"], ttl)
+    app.extensions["refstage_intake_writer"] = intake.IntakeWriter(app.extensions["refstage"])
+    app.extensions["refstage_view_counter"] = protection.LocalCounter()
+
+
+def referral_page(code: str) -> landing_pages.ReferralPage | None:
+    return current_app.extensions["refstage_landing_cache"].get(code)
+
+
 # --- page chrome: CSP with a nonce, brand colour, friendly errors ----------------------------------------
 @bp.before_request
 def _nonce() -> None:
     g.csp_nonce = secrets.token_urlsafe(16)
 
 
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{}'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY"))
+
+
 @bp.after_request
 def _headers(resp):
-    nonce = getattr(g, "csp_nonce", "")
-    resp.headers.setdefault("Content-Security-Policy",
-                            f"default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; "
-                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
-    resp.headers.setdefault("X-Frame-Options", "DENY")
+    headers = resp.headers
+    present = {key.lower() for key, _ in headers.items()}  # one pass: setdefault scans the list per header
+    if "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", CSP.format(getattr(g, "csp_nonce", "")))
+    for key, value in SECURITY_HEADERS:
+        if key.lower() not in present:
+            headers.add(key, value)
     if request.method == "POST" or request.path.startswith("/me/"):
-        resp.headers["Cache-Control"] = "no-store"
+        headers["Cache-Control"] = "no-store"
     return resp
 
 
@@ -152,46 +175,50 @@ def rate_limited(*pairs: tuple[str, str | None]):
     decision = None
     for scope, subject in pairs:
         if scope in LOCAL_SCOPES:
-            counter = current_app.extensions.setdefault("refstage_view_counter", protection.LocalCounter())
+            counter = current_app.extensions["refstage_view_counter"]
             decision = decision or protection.check_local(rt(), counter, _limit(scope), subject)
     shared = [(_limit(scope), subject) for scope, subject in pairs if subject and scope not in LOCAL_SCOPES]
     decision = decision or (protection.check(rt(), shared) if shared else None)
-    if decision is None:
-        return None
+    return None if decision is None else too_many(decision)
+
+
+def too_many(decision: protection.Decision):
     minutes = max(1, round(decision.retry_after / 60))
     return page("public/error.html", 429, headers={"Retry-After": str(decision.retry_after)},
                 title="Too many attempts", message=f"Please wait about {minutes} minute{'s' if minutes != 1 else ''} and try again.")
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    clock = rt().now
+@functools.lru_cache(maxsize=8)
+def _timing_key(secret: str) -> bytes:
+    return hashlib.sha256(b"refstage.form-timing|" + secret.encode()).digest()
 
-    class ClockSigner(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(clock().timestamp())
 
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="refstage.form-timing", signer=ClockSigner)
+def _timing_mac(form: str, key: str, shown: str) -> str:
+    return hmac.new(_timing_key(current_app.config["SECRET_KEY"]), f"{form}|{key}|{shown}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def form_token(form: str, key: str) -> str:
     """Signed 'this form was shown at …' stamp; a post sooner than the minimum fill time is a bot."""
-    return _serializer().dumps({"f": form, "k": key, "t": rt().now().timestamp()})
+    shown = f"{rt().now().timestamp():.3f}"
+    return f"{shown}.{_timing_mac(form, key, shown)}"
 
 
 def bot_check(form: str, key: str) -> str | None:
     """None for a plausible person, else the reason: honeypot, bad_timestamp, too_fast or expired."""
     if request.form.get(HONEYPOT, ""):
         return "honeypot"
+    shown, _, mac = request.form.get(TIMING, "").rpartition(".")
     try:
-        data = _serializer().loads(request.form.get(TIMING, ""), max_age=FORM_MAX_AGE)
-    except SignatureExpired:
+        at = float(shown)
+    except ValueError:
+        return "bad_timestamp"
+    if not hmac.compare_digest(mac, _timing_mac(form, key, shown)):
+        return "bad_timestamp"
+    age = rt().now().timestamp() - at
+    if age > FORM_MAX_AGE:
         return "expired"
-    except (BadSignature, ValueError, TypeError):
-        return "bad_timestamp"
-    if not isinstance(data, dict) or data.get("f") != form or data.get("k") != key:
-        return "bad_timestamp"
     minimum = float(current_app.config.get("REFSTAGE_MIN_FILL_SECONDS", DEFAULT_MIN_FILL_SECONDS))
-    if rt().now().timestamp() - float(data.get("t", 0)) < minimum:
+    if age < minimum:
         return "too_fast"
     return None
 
@@ -208,22 +235,50 @@ EXPIRED_MESSAGE = "This form was open for a long time. Please check your details
 
 
 # --- /r/<code>: landing page, friend form, thank-you --------------------------------------------------------
+# Stand-ins for the per-view parts of the cached landing page; random per process, so page text cannot forge them.
+_MARK = secrets.token_hex(8)
+NONCE_MARK, CSRF_MARK, TIMING_MARK = f"n{_MARK}n", f"c{_MARK}c", f"t{_MARK}t"
+
+
 def _lookup(code: str):
-    """(advocate, program) or an error page for unknown (404) and paused (410) codes."""
-    found = enrolment.get_advocate_by_code(rt(), code)
+    """(page, None) for an open code, else (None, an error page): unknown (404), paused (410)."""
+    found = referral_page(code)
     if found is None:
         return None, unavailable("unknown", 404)
-    advocate, program = found
-    if not advocate.active or not program.accepts_referrals:
+    if not found.open:
+        program = found.program
         return None, unavailable("paused", 410, program=program, brand=brand(program.landing.brand_color))
     return found, None
 
 
-def _landing(code: str, advocate, program, values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None,
-             notice: str | None = None, status: int = 200):
-    return page("public/landing.html", status, advocate=advocate, program=program, landing=program.landing,
-                brand=brand(program.landing.brand_color), code=normalise_code(code), values=values or {},
-                errors=errors or {}, notice=notice, form_ts=form_token("referral", normalise_code(code)))
+def _landing(found: landing_pages.ReferralPage, values: dict[str, Any] | None = None,
+             errors: dict[str, list[str]] | None = None, notice: str | None = None, status: int = 200):
+    program = found.program
+    return page("public/landing.html", status, advocate=found.advocate, program=program, landing=program.landing,
+                brand=brand(program.landing.brand_color), code=found.code, values=values or {}, errors=errors or {},
+                notice=notice, form_ts=form_token("referral", found.code), csrf=signed_token(f"referral:{found.code}"))
+
+
+_MARKS = re.compile(f"({NONCE_MARK}|{CSRF_MARK}|{TIMING_MARK})")
+
+
+def _fresh_landing(found: landing_pages.ReferralPage):
+    """The empty form, rendered once per cached page; the nonce and the form tokens are filled in per view."""
+    parts = found.memo.get("landing")
+    if parts is None:
+        nonce, g.csp_nonce = g.csp_nonce, NONCE_MARK
+        try:
+            program = found.program
+            html = render_template("public/landing.html", labels=STATUS_LABELS, advocate=found.advocate, program=program,
+                                   landing=program.landing, brand=brand(program.landing.brand_color), code=found.code,
+                                   values={}, errors={}, notice=None, form_ts=TIMING_MARK, csrf=CSRF_MARK)
+        finally:
+            g.csp_nonce = nonce
+        parts = found.memo["landing"] = _MARKS.split(html)  # text, mark, text, mark, ...
+    fill = {NONCE_MARK: g.csp_nonce, CSRF_MARK: signed_token(f"referral:{found.code}"),
+            TIMING_MARK: form_token("referral", found.code)}
+    html = "".join(fill.get(part, part) if i % 2 else part for i, part in enumerate(parts))
+    return current_app.response_class(html, mimetype="text/html")
 
 
 @bp.get("/r/<code>")
@@ -232,52 +287,58 @@ def landing(code: str):
     if limited:
         return limited
     found, error = _lookup(code)
-    if error:
-        return error
-    return _landing(code, *found)
+    return error or _fresh_landing(found)
 
 
 @bp.post("/r/<code>")
 def submit_referral(code: str):
-    check_csrf()
-    limited = rate_limited(("referral_ip", client_ip()), ("referral_code", normalise_code(code)))
-    if limited:
-        return limited
+    code = normalise_code(code)
+    token = check_signed(f"referral:{code}")
+    limits = (("referral_ip", client_ip()), ("referral_code", code))
     found, error = _lookup(code)
     if error:
-        return error
-    advocate, program = found
+        return rate_limited(*limits) or error
+    advocate, program = found.advocate, found.program
     values = {k: request.form.get(k, "")[:500] for k in ("name", "email", "company", "phone")}
     values["consent"] = request.form.get("consent") == "yes"
-    reason = bot_check("referral", normalise_code(code))
+    reason = bot_check("referral", code)
+    if reason is not None:
+        limited = rate_limited(*limits)
+        if limited:
+            return limited
     if reason in ("honeypot", "bad_timestamp", "too_fast"):
-        protection.record_rejected_submission(rt(), form="referral", reason=reason, client=client_ip(),
-                                              code=normalise_code(code), tenant_id=advocate.tenant_id,
+        protection.record_rejected_submission(rt(), form="referral", reason=reason, client=client_ip(), code=code,
+                                              tenant_id=advocate.tenant_id,
                                               detail={"program_id": program.id, "advocate_id": advocate.id})
     if reason == "honeypot":
         # Bots learn nothing: the same thank-you a person gets, and nothing recorded as a referral.
-        return redirect(url_for("public.thanks", code=normalise_code(code)), 303)
+        return redirect(url_for("public.thanks", code=code), 303)
     if reason is not None:
-        return _landing(code, advocate, program, values, notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE,
-                        status=422)
+        return _landing(found, values, notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE, status=422)
     friend = referrals.FriendInput(values["name"], values["email"], values["company"] or None, values["phone"] or None,
                                    values["consent"])
     try:
-        referrals.capture_referral(rt(), code, friend, source=ReferralSource.LINK)
+        clean = referrals.validate_friend(friend)
     except InvalidInput as exc:
-        return _landing(code, advocate, program, values, field_errors(exc.errors), status=422)
-    except referrals.ReferralNotAccepted:
-        return unavailable("paused", 410, program=program, brand=brand(program.landing.brand_color))
-    return redirect(url_for("public.thanks", code=normalise_code(code)), 303)
+        return rate_limited(*limits) or _landing(found, values, field_errors(exc.errors), status=422)
+    # One transaction: the shared rate-limit counters and the stored submission. The worker captures it.
+    submission = intake.Submission(tenant_id=advocate.tenant_id, program_id=program.id, advocate_id=advocate.id, code=code,
+                                   friend=clean, consent_version=program.landing.consent_version, token=token,
+                                   client=client_ip())
+    writer: intake.IntakeWriter = current_app.extensions["refstage_intake_writer"]
+    refused = writer.submit(submission, [(_limit(scope), subject) for scope, subject in limits])
+    if refused is not None:
+        return too_many(refused)
+    return redirect(url_for("public.thanks", code=code), 303)
 
 
 @bp.get("/r/<code>/thanks")
 def thanks(code: str):
-    found = enrolment.get_advocate_by_code(rt(), code)
+    found = referral_page(code)
     if found is None:
         return unavailable("unknown", 404)
-    advocate, program = found
-    return page("public/thanks.html", advocate=advocate, program=program, landing=program.landing,
+    program = found.program
+    return page("public/thanks.html", advocate=found.advocate, program=program, landing=program.landing,
                 brand=brand(program.landing.brand_color))
 
 
@@ -296,10 +357,15 @@ def _join_program(tenant_slug: str, program_slug: str):
     return tenant, program, None
 
 
+def _join_purpose() -> str:
+    args = request.view_args or {}
+    return f"join:{args.get('tenant_slug')}/{args.get('program_slug')}"
+
+
 def _join_page(tenant, program, values=None, errors=None, notice=None, status=200):
     return page("public/join.html", status, tenant=tenant, program=program, landing=program.landing,
                 brand=brand(program.landing.brand_color), values=values or {}, errors=errors or {}, notice=notice,
-                form_ts=form_token("join", program.id))
+                form_ts=form_token("join", program.id), csrf=signed_token(_join_purpose()))
 
 
 @bp.get("/join/<tenant_slug>/<program_slug>")
@@ -313,7 +379,7 @@ def join(tenant_slug: str, program_slug: str):
 
 @bp.post("/join/<tenant_slug>/<program_slug>")
 def join_submit(tenant_slug: str, program_slug: str):
-    check_csrf()
+    check_signed(_join_purpose())
     limited = rate_limited(("join_ip", client_ip()))
     if limited:
         return limited
@@ -359,12 +425,12 @@ def join_submit(tenant_slug: str, program_slug: str):
 # --- advocate status: request a magic link, then the page ---------------------------------------------------
 @bp.get("/status")
 def status_request():
-    return page("public/status_request.html", values={}, errors={}, form_ts=form_token("status", "-"))
+    return page("public/status_request.html", values={}, errors={}, form_ts=form_token("status", "-"), csrf=signed_token("status"))
 
 
 @bp.post("/status")
 def status_request_submit():
-    check_csrf()
+    check_signed("status")
     email = request.form.get("email", "")[:254]
     limited = rate_limited(("status_ip", client_ip()), ("status_email", email.strip().lower() or None))
     if limited:
@@ -376,12 +442,13 @@ def status_request_submit():
         return page("public/status_sent.html")
     if reason is not None:
         return page("public/status_request.html", 422, values={"email": email}, errors={},
-                    notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE, form_ts=form_token("status", "-"))
+                    notice=EXPIRED_MESSAGE if reason == "expired" else TIMING_MESSAGE, form_ts=form_token("status", "-"),
+                    csrf=signed_token("status"))
     try:
         normalise_email(email)
     except InvalidInput as exc:
         return page("public/status_request.html", 422, values={"email": email}, errors=field_errors(exc.errors),
-                    form_ts=form_token("status", "-"))
+                    form_ts=form_token("status", "-"), csrf=signed_token("status"))
     notifications.request_status_links(rt(), email)
     return page("public/status_sent.html")
 
