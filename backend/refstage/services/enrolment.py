@@ -249,7 +249,8 @@ def write_pending_links(rt: Runtime, tenant_id: str, program: Program, gateway, 
             pending = uow.advocates.pending_links(program.id, chunk)
         if not pending:
             return
-        links = [AdvocateLink(a.crm_object or "", a.crm_id or "", a.code, link_for(rt, a.code), a.id) for a in pending]
+        links = [AdvocateLink(crm_object or "", crm_id or "", code, link_for(rt, code), advocate_id)
+                 for advocate_id, crm_object, crm_id, code in pending]
         result = gateway.write_advocate_links(links)
         progress.api_calls += result.api_calls
         progress.links_written += len(result.ok)
