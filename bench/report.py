@@ -41,23 +41,30 @@ def _notes(key: str, result: dict) -> list[str]:
                 "therefore partly projected.")
         notes.append("API calls are the emulated org's own counter (every authenticated /services/data call, Bulk "
                      "polls and result downloads included), reset just before each side runs.")
+        notes.append("Scenario: the referrals had been running — an earlier, unmeasured sync (`setup_sync_*`) read the "
+                     "org, mirrored the referrals and set Opportunity.Referral__c on their deals, as in any org using "
+                     "Refstage. Then every opportunity changed through Bulk API mass updates (the referred ones closed "
+                     "won, all others touched by a clean-up), and the measured sync ran. Between daily reconciles "
+                     "Refstage reads only records that carry a Referral__c (docs/decisions/2026-11-22-linked-only-reads.md), "
+                     "so it pulls the referred 10 % (`pulled`); the naive integration reads every changed opportunity.")
         notes.append("Wall time includes the emulator's own Bulk processing (a separate process on the same 2 cores): "
-                     "our sync waits for three Bulk ingest jobs (Referral__c upserts, Referral_Reward__c upserts, "
-                     "Opportunity.Referral__c links) whose duration is the emulator's row rate, not ours; `cpu_s` is our "
-                     "process's CPU time. Qualifying 10 % of the changes (record states, referrals, rewards, audit, "
-                     "write-back queue on SQLite) is the largest part of our own time.")
+                     "our sync waits for the Bulk query and two Bulk ingest jobs (Referral__c upserts, then "
+                     "Referral_Reward__c upserts), whose duration is the emulator's row rate, not ours; `cpu_s` is our "
+                     "process's CPU time. Qualifying the changes (record states, referrals, rewards, audit, write-back "
+                     "queue on SQLite) is the largest part of our own time.")
     if key == "b":
-        notes.append("Measured: the third of three syncs. The first reads the whole org; its write-back sets "
-                     "Opportunity.Referral__c on the linked deals, which bumps their SystemModstamp, so the second "
+        notes.append("Measured: the third of three syncs. The first reads the whole org (a reconcile); its write-back "
+                     "sets Opportunity.Referral__c on the linked deals, which bumps their SystemModstamp, so the second "
                      "reads those echoes of our own writes once (`echo_sync_*`); the third is the quiet steady state. "
                      "The org's records were "
                      "last written an hour (of its own clock) before the first sync: a quiet org. A sync re-reads the 10 "
                      "minutes before its watermark, and the watermark follows the org's clock (its Date header) when "
                      "that is later than the newest record, so a quiet org is not re-read. `own_time_s` is the CPU "
-                     "time of the measured process during run_sync (process start and imports excluded); API calls "
+                     "time of the measured process during run_sync (process start and imports, including the CRM adapters' "
+                     "one-time import, excluded, as in a running worker); API calls "
                      "are one COUNT() per synced object (Lead and Opportunity), as the count is 0.")
     if key == "c":
-        notes.append("Calls: COUNT(), describe Contact, Bulk query (create, polls, one result page), Bulk update of "
+        notes.append("Calls: COUNT(), Bulk query (create, polls, one result page), Bulk update of "
                      "Contact.Referral_Code__c/Referral_Link__c (create, upload, close, polls); result files are "
                      "downloaded only when the job reports a failure.")
     if key == "f":

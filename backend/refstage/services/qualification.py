@@ -35,7 +35,7 @@ LINK_FIELD = {
 }
 # Lead conversion: follow the lookups Salesforce sets, so attribution survives conversion.
 CONVERSION_FIELDS = {"ConvertedOpportunityId": "opportunity_id", "ConvertedAccountId": "account_id", "ConvertedContactId": "contact_id"}
-CHUNK = 500
+CHUNK = 2000
 MAX_RETRIES = 5
 
 

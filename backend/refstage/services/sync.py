@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -189,17 +190,24 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
     """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written. Entities are
     loaded batch by batch as the gateway asks for them, so memory does not grow with the backlog."""
     P = m.PendingWriteRow
+    # The queue rows, compactly: a backlog of hundreds of thousands must not cost hundreds of megabytes.
+    row_ids, entity_ids, is_reward = array("q"), [], bytearray()
     with rt.uow(tenant_id, readonly=True) as uow:
-        pending = list(uow.session.execute(select(P.id, P.entity_type, P.entity_id).where(
-            P.tenant_id == tenant_id, P.connection_id == connection.id).order_by(P.id).limit(limit)))
-        if not pending:
+        for pid, entity_type, entity_id in uow.session.execute(select(P.id, P.entity_type, P.entity_id).where(
+                P.tenant_id == tenant_id, P.connection_id == connection.id).order_by(P.id).limit(limit)):
+            row_ids.append(pid)
+            entity_ids.append(entity_id)
+            is_reward.append(entity_type == "reward")
+        if not row_ids:
             return 0
-        parents = uow.rewards.parents(sorted({e for _, t, e in pending if t == "reward"}))
+        parents = uow.rewards.parents(sorted({e for e, r in zip(entity_ids, is_reward) if r}))
     # A reward's mirror needs its referral's mirror to exist first (master-detail): they travel together.
-    referral_ids = sorted({e for _, t, e in pending if t == "referral"} | set(parents.values()))
+    referral_ids = sorted({e for e, r in zip(entity_ids, is_reward) if not r} | set(parents.values()))
     rewards_of: dict[str, list[str]] = {}
     for reward_id, referral_id in parents.items():
         rewards_of.setdefault(referral_id, []).append(reward_id)
+    reward_count = len(parents)
+    del parents
     programs: dict[str, Any] = {}
 
     def batches():
@@ -216,15 +224,17 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
                               {key: state.fields for key, state in states.items() if not state.deleted})
 
     gateway = gateway or rt.gateway(connection)
-    result = gateway.mirror_all(batches(), len(referral_ids) + len(parents))
+    result = gateway.mirror_all(batches(), len(referral_ids) + reward_count)
     written = set(result.ok)
+    del result.ok[:]
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        done = [pid for pid, _, entity_id in pending if entity_id in written]
+        done = [pid for pid, entity_id in zip(row_ids, entity_ids) if entity_id in written]
         for start in range(0, len(done), 900):
             # By row id: an entity re-queued meanwhile has a new row, which stays.
             uow.session.execute(delete(P).where(P.id.in_(done[start:start + 900])))
-        failed = [(pid, entity_type, entity_id) for pid, entity_type, entity_id in pending if entity_id in result.failed]
+        failed = [(pid, "reward" if r else "referral", entity_id)
+                  for pid, entity_id, r in zip(row_ids, entity_ids, is_reward) if entity_id in result.failed]
         for pid, entity_type, entity_id in failed:
             uow.session.execute(update(P).where(P.id == pid).values(
                 attempts=P.attempts + 1, last_error=result.failed[entity_id][:2000]))

@@ -196,11 +196,28 @@ class BulkApi:
     def finish(self, sobject: str, job_id: str, keys: list[str], key: str,
                want_ids: bool = True) -> tuple[dict[str, str], dict[str, str]]:
         """Wait for a submitted job; ({key: record id}, {key: error}). `keys` are the rows' key values, in order."""
-        client = _client(self.rest, sobject)
-        info = _wait(client, job_id, False, self.poll, self.sleep, expected=len(keys))
-        if not want_ids and int(info.get("numberRecordsFailed") or 0) == 0 \
-                and int(info.get("numberRecordsProcessed") or 0) == len(keys):
+        info = self._wait_ingest(sobject, job_id, len(keys))
+        if not want_ids and self._all_done(info, len(keys)):
             return dict.fromkeys(keys, ""), {}
+        return self._results(sobject, job_id, key)
+
+    def finish_keys(self, sobject: str, job_id: str, keys: list[str], key: str) -> tuple[list[str], dict[str, str]]:
+        """finish() without Salesforce ids: (keys written, {key: error}); a clean job hands `keys` back as is."""
+        info = self._wait_ingest(sobject, job_id, len(keys))
+        if self._all_done(info, len(keys)):
+            return keys, {}
+        ok, failed = self._results(sobject, job_id, key)
+        return [k for k in keys if k in ok and k not in failed], failed
+
+    def _wait_ingest(self, sobject: str, job_id: str, rows: int) -> dict[str, Any]:
+        return _wait(_client(self.rest, sobject), job_id, False, self.poll, self.sleep, expected=rows)
+
+    @staticmethod
+    def _all_done(info: dict[str, Any], rows: int) -> bool:
+        return int(info.get("numberRecordsFailed") or 0) == 0 and int(info.get("numberRecordsProcessed") or 0) == rows
+
+    def _results(self, sobject: str, job_id: str, key: str) -> tuple[dict[str, str], dict[str, str]]:
+        client = _client(self.rest, sobject)
         with translated():
             ok_csv = client.get_ingest_results(job_id, "successfulResults")
             failed_csv = client.get_ingest_results(job_id, "failedResults")

@@ -543,9 +543,9 @@ class SalesforceGateway(CrmGateway):
             ok: list[str] = []
             if referral_keys:
                 job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID)
-                done, errors = self.bulk.finish("Referral__c", job, referral_keys, EXTERNAL_ID, want_ids=False)
+                done, errors = self.bulk.finish_keys("Referral__c", job, referral_keys, EXTERNAL_ID)
                 failed.update(errors)
-                ok.extend(k for k in done if k not in errors)
+                ok.extend(done)
             # Rewards and links both wait for the referrals; they run side by side.
             jobs = []
             if reward_keys:
@@ -554,16 +554,18 @@ class SalesforceGateway(CrmGateway):
             for obj, spool in links.items():
                 jobs.append((obj, self.bulk.submit(obj, "update", spool, None), list(link_owner[obj]), "Id"))
             for obj, job, keys, key in jobs:
-                done, errors = self.bulk.finish(obj, job, keys, key, want_ids=False)
+                done, errors = self.bulk.finish_keys(obj, job, keys, key)
                 if obj == "Referral_Reward__c":
                     failed.update(errors)
-                    ok.extend(k for k in done if k not in errors)
+                    ok.extend(done)
                     continue
                 for rid, message in errors.items():
                     log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
                     if obj != "Lead" and rid in link_owner[obj]:  # see _link_records
                         failed[link_owner[obj][rid]] = f"could not set {obj}.Referral__c on {rid}: {message}"
-            return WriteResult(ok=[k for k in ok if k not in failed], failed=failed, api_calls=self.api_calls - start)
+            if failed:
+                ok = [k for k in ok if k not in failed]
+            return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
         finally:
             for spool in (referrals, rewards, *links.values()):
                 spool.close()
