@@ -264,7 +264,8 @@ _MARKS = re.compile(f"({NONCE_MARK}|{CSRF_MARK}|{TIMING_MARK})")
 
 def _fresh_landing(found: landing_pages.ReferralPage):
     """The empty form, rendered once per cached page; the nonce and the form tokens are filled in per view."""
-    parts = found.memo.get("landing")
+    key = ("landing", request.script_root)  # links in the page depend on where the app is mounted
+    parts = found.memo.get(key)
     if parts is None:
         nonce, g.csp_nonce = g.csp_nonce, NONCE_MARK
         try:
@@ -274,7 +275,7 @@ def _fresh_landing(found: landing_pages.ReferralPage):
                                    values={}, errors={}, notice=None, form_ts=TIMING_MARK, csrf=CSRF_MARK)
         finally:
             g.csp_nonce = nonce
-        parts = found.memo["landing"] = _MARKS.split(html)  # text, mark, text, mark, ...
+        parts = found.memo[key] = _MARKS.split(html)  # text, mark, text, mark, ...
     fill = {NONCE_MARK: g.csp_nonce, CSRF_MARK: signed_token(f"referral:{found.code}"),
             TIMING_MARK: form_token("referral", found.code)}
     html = "".join(fill.get(part, part) if i % 2 else part for i, part in enumerate(parts))
@@ -294,20 +295,22 @@ def landing(code: str):
 def submit_referral(code: str):
     code = normalise_code(code)
     token = check_signed(f"referral:{code}")
-    limits = (("referral_ip", client_ip()), ("referral_code", code))
+    ip = client_ip()
+    limits = (("referral_ip", ip), ("referral_code", code))
     found, error = _lookup(code)
     if error:
         return rate_limited(*limits) or error
     advocate, program = found.advocate, found.program
-    values = {k: request.form.get(k, "")[:500] for k in ("name", "email", "company", "phone")}
-    values["consent"] = request.form.get("consent") == "yes"
+    form = request.form
+    values = {k: form.get(k, "")[:500] for k in ("name", "email", "company", "phone")}
+    values["consent"] = form.get("consent") == "yes"
     reason = bot_check("referral", code)
     if reason is not None:
         limited = rate_limited(*limits)
         if limited:
             return limited
     if reason in ("honeypot", "bad_timestamp", "too_fast"):
-        protection.record_rejected_submission(rt(), form="referral", reason=reason, client=client_ip(), code=code,
+        protection.record_rejected_submission(rt(), form="referral", reason=reason, client=ip, code=code,
                                               tenant_id=advocate.tenant_id,
                                               detail={"program_id": program.id, "advocate_id": advocate.id})
     if reason == "honeypot":
@@ -323,8 +326,7 @@ def submit_referral(code: str):
         return rate_limited(*limits) or _landing(found, values, field_errors(exc.errors), status=422)
     # One transaction: the shared rate-limit counters and the stored submission. The worker captures it.
     submission = intake.Submission(tenant_id=advocate.tenant_id, program_id=program.id, advocate_id=advocate.id, code=code,
-                                   friend=clean, consent_version=program.landing.consent_version, token=token,
-                                   client=client_ip())
+                                   friend=clean, consent_version=program.landing.consent_version, token=token, client=ip)
     writer: intake.IntakeWriter = current_app.extensions["refstage_intake_writer"]
     refused = writer.submit(submission, [(_limit(scope), subject) for scope, subject in limits])
     if refused is not None:
