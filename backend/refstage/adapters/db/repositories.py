@@ -279,7 +279,7 @@ class AdvocateRepository(_Scoped):
         found: set[str] = set()
         for start in range(0, len(ids), 900):
             found.update(self.session.scalars(select(m.AdvocateRow.crm_id).where(
-                m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.program_id == program_id,
+                in_tenant(m.AdvocateRow.tenant_id, self.tenant_id), m.AdvocateRow.program_id == program_id,
                 m.AdvocateRow.crm_object == crm_object, m.AdvocateRow.crm_id.in_(ids[start:start + 900]))))
         return found
 
@@ -337,7 +337,8 @@ class AdvocateRepository(_Scoped):
     def mark_links_written(self, advocate_ids: Sequence[str], at: dt.datetime) -> None:
         for start in range(0, len(advocate_ids), 900):
             self.session.execute(update(m.AdvocateRow).where(
-                m.AdvocateRow.tenant_id == self.tenant_id, m.AdvocateRow.id.in_(advocate_ids[start:start + 900])).values(link_written_at=at))
+                in_tenant(m.AdvocateRow.tenant_id, self.tenant_id), m.AdvocateRow.id.in_(advocate_ids[start:start + 900])
+            ).values(link_written_at=at).execution_options(synchronize_session=False))
 
 
 class _NotAnIndexKey(ColumnElement):
