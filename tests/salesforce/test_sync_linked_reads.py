@@ -68,3 +68,23 @@ def test_a_cleared_link_is_caught_by_the_reconcile(rt, client, emu):
     rt.clock.advance(hours=25)
     assert run_sync(rt, tenant_id, connection_id).status == "succeeded"
     assert _referral(rt, tenant_id, rid).status.value == "qualified"
+
+
+def test_routing_retry_after_a_lost_commit_finds_its_own_lead(rt, client, emu):
+    """An attempt created the Lead but died before our commit; a rep converted it meanwhile (so a Contact with
+    the friend's email exists). The retry records that lead — it must not call our own lead a duplicate."""
+    emu.control.seed(contacts=10, seed=14)
+    admin = OrgAdmin(emu)
+    tenant_id, connection_id, program_id = setup_world(rt, client, FAST)  # duplicate_policy: review
+    run_enrolment(rt, tenant_id, program_id)
+    (rid,) = refer(rt, tenant_id, program_id, 1)
+    with rt.uow(tenant_id, readonly=True) as uow:
+        referral = uow.referrals.get(rid)
+        advocate = uow.advocates.get(referral.advocate_id)
+        program = uow.programs.get(referral.program_id)
+        connection = uow.connections.get(connection_id)
+    lost = rt.gateway(connection).route_referral(referral, advocate, program, None)  # reached the CRM only
+    admin.convert(lost.refs.lead_id)
+    assert route_referral(rt, tenant_id, rid).value == "routed"
+    assert _referral(rt, tenant_id, rid).crm.lead_id == lost.refs.lead_id
+    assert admin.count(f"SELECT COUNT() FROM Lead WHERE Refstage_Referral_Id__c = '{rid}'") == 1

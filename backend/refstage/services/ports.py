@@ -151,6 +151,12 @@ class CrmGateway(abc.ABC):
     @abc.abstractmethod
     def find_existing(self, email: str) -> ExistingRecord | None: ...
 
+    def find_routed(self, referral: Referral) -> CrmRefs | None:
+        """The record an earlier attempt to route this referral created, if that attempt reached the CRM but not
+        our database. Routing then just records it: the dedupe must not mistake our own lead (or what a rep
+        converted it into meanwhile) for someone else's. None if the adapter's routing needs no such check."""
+        return None
+
     @abc.abstractmethod
     def route_referral(self, referral: Referral, advocate: Advocate, program: Program,
                        attach_to: ExistingRecord | None) -> RouteResult: ...

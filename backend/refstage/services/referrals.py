@@ -23,7 +23,7 @@ from refstage.domain.referrals import (
     normalise_email,
 )
 from refstage.domain.review import Action, Flag, Reason, self_referral_flags, velocity_flag
-from refstage.services.ports import CrmError, ReconnectRequired
+from refstage.services.ports import CrmError, ReconnectRequired, RouteResult
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ def route_referral(rt: Runtime, tenant_id: str, referral_id: str, attach: bool =
         raise CrmError(f"connection {connection.name} is {connection.status.value}", transient=True)
     gateway = rt.gateway(connection)
     try:
-        existing = gateway.find_existing(referral.friend_email)
+        routed = None if accepted else gateway.find_routed(referral)
+        existing = None if routed else gateway.find_existing(referral.friend_email)
         flags: list[Flag] = []
         attach_to = None
         duplicate_review = False
@@ -184,7 +185,10 @@ def route_referral(rt: Runtime, tenant_id: str, referral_id: str, attach: bool =
                 duplicate_review = True
             elif policy == DuplicatePolicy.ATTACH:
                 attach_to = existing
-        result = None if duplicate_review else gateway.route_referral(referral, advocate, program, attach_to)
+        if routed is not None:
+            result = RouteResult(refs=routed)
+        else:
+            result = None if duplicate_review else gateway.route_referral(referral, advocate, program, attach_to)
     except ReconnectRequired:
         mark_reconnect_required(rt, tenant_id, connection.id, "routing a referral")
         raise

@@ -312,6 +312,11 @@ class SalesforceGateway(CrmGateway):
             return ExistingRecord("Lead", leads[0]["Id"], email)
         return None
 
+    def find_routed(self, referral: Referral) -> CrmRefs | None:
+        found = self.rest.query(soql.select(["Id", "OwnerId"], "Lead", [
+            soql.condition(LEAD_EXTERNAL_ID, "equals", referral.id)], limit=1))
+        return CrmRefs(lead_id=found[0]["Id"], owner_id=found[0].get("OwnerId")) if found else None
+
     def _is_customer(self, contact: dict[str, Any]) -> bool:
         """A customer: the Contact's Account has a Type starting "Customer", or a won opportunity."""
         account_id = contact.get("AccountId")
