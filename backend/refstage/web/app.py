@@ -36,8 +36,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         app.config.update(test_config)
     app.extensions["refstage"] = runtime
 
-    from refstage.web import api, csrf, errors, health, openapi, pipedrive, public, salesforce
+    from refstage.web import api, csrf, errors, health, openapi, pipedrive, public, salesforce, sessions
     from refstage.web.admin import bp as admin_bp
+
+    app.session_interface = sessions.LazySessionInterface()
 
     errors.init_app(app)
     csrf.init_app(app)
