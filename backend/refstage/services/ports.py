@@ -79,6 +79,9 @@ class WriteResult:
     ok: list[str] = field(default_factory=list)  # our ids written
     failed: dict[str, str] = field(default_factory=dict)  # our id -> CRM's own error text
     api_calls: int = 0
+    # True: every entity handed over was written but those in `failed`, and `ok` is left empty (a backlog of
+    # hundreds of thousands need not be listed back).
+    all_but_failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -225,11 +225,15 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
 
     gateway = gateway or rt.gateway(connection)
     result = gateway.mirror_all(batches(), len(referral_ids) + reward_count)
-    written = set(result.ok)
-    del result.ok[:]
+    if result.all_but_failed:
+        written = None
+    else:
+        written = set(result.ok)
+        del result.ok[:]
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        done = [pid for pid, entity_id in zip(row_ids, entity_ids) if entity_id in written]
+        done = [pid for pid, entity_id in zip(row_ids, entity_ids)
+                if (entity_id not in result.failed if written is None else entity_id in written)]
         for start in range(0, len(done), 900):
             # By row id: an entity re-queued meanwhile has a new row, which stays.
             uow.session.execute(delete(P).where(P.id.in_(done[start:start + 900])))

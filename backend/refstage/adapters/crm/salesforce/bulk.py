@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Records per result call: one call per half million rows (Salesforce allows far more per page). The page is
 # spooled to a temporary file and handed on in sub-batches, so memory stays bounded by SUB_BATCH, not PAGE.
 PAGE = 500_000
-SUB_BATCH = 25_000
+SUB_BATCH = 10_000
 # Job polls: the first after `poll_seconds`, then each gap POLL_GROWTH times the previous, at most POLL_MAX.
 POLL_GROWTH = 1.5
 POLL_MAX = 5.0
@@ -201,13 +201,13 @@ class BulkApi:
             return dict.fromkeys(keys, ""), {}
         return self._results(sobject, job_id, key)
 
-    def finish_keys(self, sobject: str, job_id: str, keys: list[str], key: str) -> tuple[list[str], dict[str, str]]:
-        """finish() without Salesforce ids: (keys written, {key: error}); a clean job hands `keys` back as is."""
-        info = self._wait_ingest(sobject, job_id, len(keys))
-        if self._all_done(info, len(keys)):
-            return keys, {}
-        ok, failed = self._results(sobject, job_id, key)
-        return [k for k in keys if k in ok and k not in failed], failed
+    def finish_failed(self, sobject: str, job_id: str, rows: int, key: str) -> dict[str, str]:
+        """Wait for a submitted job of `rows` rows; {key: error} for the rows Salesforce refused or did not
+        process (a clean job downloads nothing)."""
+        info = self._wait_ingest(sobject, job_id, rows)
+        if self._all_done(info, rows):
+            return {}
+        return self._results(sobject, job_id, key)[1]
 
     def _wait_ingest(self, sobject: str, job_id: str, rows: int) -> dict[str, Any]:
         return _wait(_client(self.rest, sobject), job_id, False, self.poll, self.sleep, expected=rows)

@@ -513,8 +513,6 @@ class SalesforceGateway(CrmGateway):
         program_ids: dict[str, str] = {}
         referrals, rewards = CsvSpool(), CsvSpool()
         links: dict[str, CsvSpool] = {}
-        referral_keys: list[str] = []
-        reward_keys: list[str] = []
         link_owner: dict[str, dict[str, str]] = {}
         try:
             for batch in batches:
@@ -530,7 +528,6 @@ class SalesforceGateway(CrmGateway):
                         failed[referral.id] = failed.get(program.id) or "its program was not mirrored"
                         continue
                     referrals.add(self._referral_row(referral, advocate, program_ids[program.id]))
-                    referral_keys.append(referral.id)
                     written.add(referral.id)
                 targets = self._link_rows([r for r, _, _ in batch.referrals if r.id in written], batch.record_states)
                 for obj, by_record in targets.items():
@@ -544,33 +541,26 @@ class SalesforceGateway(CrmGateway):
                         failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
                         continue
                     rewards.add(self._reward_row(reward, None))
-                    reward_keys.append(reward.id)
-            ok: list[str] = []
-            if referral_keys:
+            if referrals.rows:
                 job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID)
-                done, errors = self.bulk.finish_keys("Referral__c", job, referral_keys, EXTERNAL_ID)
-                failed.update(errors)
-                ok.extend(done)
+                failed.update(self.bulk.finish_failed("Referral__c", job, referrals.rows, EXTERNAL_ID))
             # Rewards and links both wait for the referrals; they run side by side.
             jobs = []
-            if reward_keys:
+            if rewards.rows:
                 jobs.append(("Referral_Reward__c", self.bulk.submit("Referral_Reward__c", "upsert", rewards, EXTERNAL_ID),
-                             reward_keys, EXTERNAL_ID))
+                             rewards.rows, EXTERNAL_ID))
             for obj, spool in links.items():
-                jobs.append((obj, self.bulk.submit(obj, "update", spool, None), list(link_owner[obj]), "Id"))
-            for obj, job, keys, key in jobs:
-                done, errors = self.bulk.finish_keys(obj, job, keys, key)
+                jobs.append((obj, self.bulk.submit(obj, "update", spool, None), spool.rows, "Id"))
+            for obj, job, rows, key in jobs:
+                errors = self.bulk.finish_failed(obj, job, rows, key)
                 if obj == "Referral_Reward__c":
                     failed.update(errors)
-                    ok.extend(done)
                     continue
                 for rid, message in errors.items():
                     log.warning("could not set %s.Referral__c on %s: %s", obj, rid, message)
                     if obj != "Lead" and rid in link_owner[obj]:  # see _link_records
                         failed[link_owner[obj][rid]] = f"could not set {obj}.Referral__c on {rid}: {message}"
-            if failed:
-                ok = [k for k in ok if k not in failed]
-            return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
+            return WriteResult(failed=failed, api_calls=self.api_calls - start, all_but_failed=True)
         finally:
             for spool in (referrals, rewards, *links.values()):
                 spool.close()
