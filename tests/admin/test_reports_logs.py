@@ -74,7 +74,7 @@ def test_connections_status_sync_now_log_and_retry(admin_client, rt, world, cloc
 
     _, found = qualified_referral(rt, world, clock)
     rewards.issue_reward(rt, world.tenant.id, found["adv"].id, ADMIN, "P-2")  # queues the mirrors again
-    world.crm.mirror = lambda referrals, rewards_: WriteResult(failed={r[0].id: "FIELD_CUSTOM_VALIDATION_EXCEPTION: nope" for r in referrals})
+    world.crm.mirror = lambda referrals, rewards_, states=None: WriteResult(failed={r[0].id: "FIELD_CUSTOM_VALIDATION_EXCEPTION: nope" for r in referrals})
     clock.advance(minutes=1)
     sync.run_sync(rt, world.tenant.id, world.connection.id)
     log = admin_client.get(f"/admin/connections/{world.connection.id}/log").get_data(as_text=True)
