@@ -49,9 +49,10 @@ def _notes(key: str, result: dict) -> list[str]:
                      "so it pulls the referred 10 % (`pulled`); the naive integration reads every changed opportunity.")
         notes.append("Wall time includes the emulator's own Bulk processing (a separate process on the same 2 cores): "
                      "our sync waits for the Bulk query and two Bulk ingest jobs (Referral__c upserts, then "
-                     "Referral_Reward__c upserts), whose duration is the emulator's row rate, not ours; `cpu_s` is our "
-                     "process's CPU time. Qualifying the changes (record states, referrals, rewards, audit, write-back "
-                     "queue on SQLite) is the largest part of our own time.")
+                     "Referral_Reward__c upserts, spooled to disk and sent in one job each), whose duration is the "
+                     "emulator's row rate, not ours; `cpu_s` is our process's CPU time. Qualifying the changes (record "
+                     "states, referrals, 200,000 rewards, audit entries, write-back queue on SQLite) is the largest part "
+                     "of our own time; peak RSS is measured as VmHWM of the measuring process alone.")
     if key == "b":
         notes.append("Measured: the third of three syncs. The first reads the whole org (a reconcile); its write-back "
                      "sets Opportunity.Referral__c on the linked deals, which bumps their SystemModstamp, so the second "
@@ -67,6 +68,14 @@ def _notes(key: str, result: dict) -> list[str]:
         notes.append("Calls: COUNT(), Bulk query (create, polls, one result page), Bulk update of "
                      "Contact.Referral_Code__c/Referral_Link__c (create, upload, close, polls); result files are "
                      "downloaded only when the job reports a failure.")
+    if key == "e":
+        notes.append("Both apps run under the same gunicorn settings (2 workers × 4 threads, gthread) and the same "
+                     "closed-loop load generator (16 connections) on the same 2 cores. The landing page is served "
+                     "from a per-process cache of the code's page (5 s TTL; only the CSP nonce and the two form tokens "
+                     "are made per view). A form post validates, checks its signed token, counts the per-IP and per-code "
+                     "rate limits and stores the submission in one committed SQLite write before answering 303; the "
+                     "worker turns it into a referral (docs/decisions/2026-11-22-public-pages-load.md). What separates "
+                     "it from hello is Flask's own request handling plus that write, not a query per request.")
     if key == "f":
         notes.append("The naive baseline runs only at the smallest size (at larger sizes its one-REST-call-per-referral "
                      "loop takes far longer than the benchmark; (a) reports it at its size). A size that (a) measured "
