@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import json
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,7 +39,7 @@ def connect(rt, org: Org, program: dict, settings: dict | None = None) -> tuple[
     from refstage.emulators.salesforce.consent import browser_consent
     from refstage.services import connections, programs, tenants
 
-    tenant = tenants.create_tenant(rt, "Bench Co", f"bench-{os.getpid()}")
+    tenant = tenants.create_tenant(rt, "Bench Co", f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     started = connections.start_connect(rt, tenant.id, actor=Actor.system("bench"), name="Bench org", login_host=org.base)
     query = {k: v[0] for k, v in parse_qs(urlsplit(browser_consent(started.authorize_url, verify=org.ca)).query).items()}
     conn = connections.finish_connect(rt, query["code"], query["state"])
