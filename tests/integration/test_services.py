@@ -68,6 +68,9 @@ def test_full_journey_rewards_exactly_once(rt, world, clock):
     clock.advance(minutes=5)
     report = sync.run_sync(rt, world.tenant.id, world.connection.id)
     assert report.observe.qualified == 1 and report.observe.rewards_created == 2
+    # The batch's events go out as one job (a mass update must not queue one job per referral).
+    batched = [kw["events"] for name, kw in rt.jobs.jobs if name == "notify_many"]
+    assert ("referral.qualified", ref.id) in [tuple(e) for events in batched for e in events]
     # The same changes observed again (overlap window, replayed push) create nothing new.
     again = qualification.observe_crm_changes(rt, world.tenant.id, world.connection.id,
                                               [world.crm.touch("Opportunity", opp_id)])

@@ -105,6 +105,21 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
 
         notifications.dispatch(rt, tenant_id, event, entity_id)
 
+    @huey.task(name="notify_many")
+    def notify_many(tenant_id: str, events: list[tuple[str, str]]) -> int:
+        """The events of one batch of a sync (one job, not one per qualified referral). Each is handled as
+        `notify` would; one that fails is logged and does not stop the others (dispatch is safe to repeat)."""
+        from refstage.services import notifications
+
+        done = 0
+        for event, entity_id in events:
+            try:
+                notifications.dispatch(rt, tenant_id, event, entity_id)
+                done += 1
+            except Exception:  # noqa: BLE001 - the same fate as a failed `notify` job: logged, not retried
+                log.exception("event %s for %s failed", event, entity_id)
+        return done
+
     @huey.periodic_task(crontab(minute="*"), name="schedule_syncs")
     def schedule_syncs() -> int:
         """Every minute: queue a sync for each active connection whose interval has passed."""
@@ -228,6 +243,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "process_events": process_events,
         "write_back": write_back_task,
         "notify": notify,
+        "notify_many": notify_many,
         "schedule_syncs": schedule_syncs,
         "release_holds": release_holds,
         "sweep_unrouted": sweep_unrouted,

@@ -250,8 +250,9 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
             if reward.status == RewardStatus.APPROVED:
                 notifications.append(("reward.approved", reward.id))
         uow.commit()
-    for event, entity_id in notifications:
-        rt.jobs.enqueue("notify", tenant_id=tenant_id, event=event, entity_id=entity_id)
+    if notifications:
+        # One job for the batch: a mass update qualifies tens of thousands at once.
+        rt.jobs.enqueue("notify_many", tenant_id=tenant_id, events=notifications)
     return stats
 
 
