@@ -17,12 +17,17 @@ def _referral(rt, tenant_id, rid):
         return uow.referrals.get(rid)
 
 
-def test_a_converted_deal_qualifies_in_the_same_sync_and_its_link_is_written_once(rt, client, emu):
-    emu.control.seed(contacts=10, seed=11)
-    admin = OrgAdmin(emu)
-    tenant_id, connection_id, program_id = setup_world(rt, client, FAST)
+def _one_referral(rt, client, emu, seed: int):
+    """A connected org with enrolled advocates and one captured referral: (admin, tenant, connection, referral)."""
+    emu.control.seed(contacts=10, seed=seed)
+    tenant_id, connection_id, program_id = setup_world(rt, client, FAST)  # duplicate_policy: review
     run_enrolment(rt, tenant_id, program_id)
     (rid,) = refer(rt, tenant_id, program_id, 1)
+    return OrgAdmin(emu), tenant_id, connection_id, rid
+
+
+def test_a_converted_deal_qualifies_in_the_same_sync_and_its_link_is_written_once(rt, client, emu):
+    admin, tenant_id, connection_id, rid = _one_referral(rt, client, emu, seed=11)
     route_referral(rt, tenant_id, rid)
     assert run_sync(rt, tenant_id, connection_id).status == "succeeded"
     lead_id = _referral(rt, tenant_id, rid).crm.lead_id
@@ -52,11 +57,7 @@ def test_a_converted_deal_qualifies_in_the_same_sync_and_its_link_is_written_onc
 def test_a_cleared_link_is_caught_by_the_reconcile(rt, client, emu):
     """Someone clears a referred deal's Referral__c and then closes it: filtered reads miss it, the next
     reconcile reads it and the referral qualifies."""
-    emu.control.seed(contacts=10, seed=12)
-    admin = OrgAdmin(emu)
-    tenant_id, connection_id, program_id = setup_world(rt, client, FAST)
-    run_enrolment(rt, tenant_id, program_id)
-    (rid,) = refer(rt, tenant_id, program_id, 1)
+    admin, tenant_id, connection_id, rid = _one_referral(rt, client, emu, seed=12)
     route_referral(rt, tenant_id, rid)
     run_sync(rt, tenant_id, connection_id)
     opp = admin.convert(_referral(rt, tenant_id, rid).crm.lead_id)["opportunityId"]
@@ -73,11 +74,7 @@ def test_a_cleared_link_is_caught_by_the_reconcile(rt, client, emu):
 def test_routing_retry_after_a_lost_commit_finds_its_own_lead(rt, client, emu):
     """An attempt created the Lead but died before our commit; a rep converted it meanwhile (so a Contact with
     the friend's email exists). The retry records that lead — it must not call our own lead a duplicate."""
-    emu.control.seed(contacts=10, seed=14)
-    admin = OrgAdmin(emu)
-    tenant_id, connection_id, program_id = setup_world(rt, client, FAST)  # duplicate_policy: review
-    run_enrolment(rt, tenant_id, program_id)
-    (rid,) = refer(rt, tenant_id, program_id, 1)
+    admin, tenant_id, connection_id, rid = _one_referral(rt, client, emu, seed=14)
     with rt.uow(tenant_id, readonly=True) as uow:
         referral = uow.referrals.get(rid)
         advocate = uow.advocates.get(referral.advocate_id)
