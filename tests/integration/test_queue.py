@@ -143,3 +143,25 @@ def test_worker_process_runs_queued_work(rt, world, queue_settings, clock, tmp_p
         worker.wait(10)
         worker.stdout.close()
         _done(huey)
+
+
+def test_sqlite_queue_retries_a_locked_first_open(tmp_path, monkeypatch):
+    """Processes starting together race to switch a new queue file to WAL; SQLite answers "database is
+    locked" at once rather than waiting. make_huey tries again instead of failing the process's boot."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from refstage.jobs import queue
+
+    real, calls = queue.SqliteHuey, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "SqliteHuey", flaky)
+    monkeypatch.setattr(queue.time, "sleep", lambda s: None)
+    huey = queue.make_huey(SimpleNamespace(redis_url=None, queue_name="t", queue_path=tmp_path / "q.db"))
+    assert len(calls) == 3 and huey is not None

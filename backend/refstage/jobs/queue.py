@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
+import time
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
@@ -20,7 +22,16 @@ def make_huey(settings: Settings, *, immediate: bool = False, name: str | None =
         huey: Huey = RedisHuey(name, url=settings.redis_url, immediate=immediate, utc=True)
     else:
         settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(name, filename=str(settings.queue_path), immediate=immediate, utc=True, timeout=30)
+        for attempt in range(6):
+            try:
+                huey = SqliteHuey(name, filename=str(settings.queue_path), immediate=immediate, utc=True, timeout=30)
+                break
+            except sqlite3.OperationalError as exc:
+                # Processes starting together (gunicorn's workers) race to switch a new queue file to WAL, and
+                # SQLite answers that pragma "database is locked" at once instead of waiting: try again.
+                if "locked" not in str(exc) or attempt == 5:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
     return huey
 
 
