@@ -67,3 +67,46 @@ def test_full_journey(rt, client, emu):
         runs = list(uow.session.execute(select(m.SyncRunRow.status, m.SyncRunRow.api_calls)))
     assert all(status == "succeeded" for status, _ in runs)
     print(f"\nAPI calls: enrolment of {total_contacts} contacts = {enrol_calls}; syncs = {[c for _, c in runs]}")
+
+
+def test_bulk_write_back_sends_the_referrals_job_before_reading_rewards(rt, client, emu, monkeypatch):
+    """A backlog over the bulk threshold: the Referral__c job is submitted before any batch's rewards are read
+    (Salesforce works on it while we read and spool them), and everything still lands once."""
+    from refstage.adapters.crm.salesforce.bulk import BulkApi
+    from refstage.services.ports import DeferredRewards
+
+    emu.control.seed(contacts=60)
+    admin = OrgAdmin(emu)
+    tenant_id, connection_id, program_id = setup_world(rt, client, {**FAST, "bulk_write_threshold": 10})
+    run_enrolment(rt, tenant_id, program_id)
+    referral_ids = refer(rt, tenant_id, program_id, 30)
+    for rid in referral_ids:
+        route_referral(rt, tenant_id, rid)
+    assert run_sync(rt, tenant_id, connection_id).status == "succeeded"
+    for lead in admin.query("SELECT Id FROM Lead WHERE Refstage_Referral_Id__c != null"):
+        admin.convert(lead["Id"])
+    opps = admin.query("SELECT Id FROM Opportunity WHERE Id IN (SELECT ConvertedOpportunityId FROM Lead "
+                       "WHERE Refstage_Referral_Id__c != null)")
+    admin.update("Opportunity", [{"Id": o["Id"], "StageName": "Closed Won", "Amount": 12000} for o in opps])
+
+    timeline: list[str] = []
+    real_load, real_submit = DeferredRewards._loaded, BulkApi.submit
+
+    def loaded(self):
+        if self._items is None:
+            timeline.append("rewards read")
+        return real_load(self)
+
+    def submit(self, sobject, *args, **kwargs):
+        timeline.append(f"submit {sobject}")
+        return real_submit(self, sobject, *args, **kwargs)
+
+    monkeypatch.setattr(DeferredRewards, "_loaded", loaded)
+    monkeypatch.setattr(BulkApi, "submit", submit)
+    won = run_sync(rt, tenant_id, connection_id)
+    assert won.status == "succeeded", won.error
+    assert won.observe.rewards_created == 60 and won.write_failures == 0
+    assert timeline[0] == "submit Referral__c" and "rewards read" in timeline
+    assert timeline.index("submit Referral_Reward__c") > max(i for i, e in enumerate(timeline) if e == "rewards read")
+    state = final_state(rt, admin, tenant_id, program_id)
+    assert state["org_referrals"] == 30 and state["org_rewards"] == 60 and state["pending_writes"] == 0

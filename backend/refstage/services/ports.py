@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
@@ -84,10 +84,35 @@ class WriteResult:
     all_but_failed: bool = False
 
 
+class DeferredRewards(Sequence):
+    """A batch's rewards, read from the database on first use and dropped by release(). A bulk writer can
+    send the batches' referrals first and read their rewards while the CRM processes that job."""
+
+    def __init__(self, load: Callable[[], Sequence[Reward]]):
+        self._load: Callable[[], Sequence[Reward]] | None = load
+        self._items: Sequence[Reward] | None = None
+
+    def _loaded(self) -> Sequence[Reward]:
+        if self._items is None:
+            if self._load is None:
+                raise RuntimeError("these rewards were released")
+            self._items = list(self._load())
+        return self._items
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._loaded()[index]
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def release(self) -> None:
+        self._items, self._load = None, None
+
+
 @dataclass(frozen=True)
 class MirrorBatch:
     """Part of a write-back: referrals (with advocate and program), rewards whose referral is in this batch or
-    an earlier one, and the last known state of the records the referrals point at."""
+    an earlier one (possibly a DeferredRewards), and the last known state of the records the referrals point at."""
     referrals: Sequence[tuple[Referral, Advocate, Program]]
     rewards: Sequence[Reward]
     record_states: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
@@ -185,7 +210,7 @@ class CrmGateway(abc.ABC):
         failed: dict[str, str] = {}
         calls = 0
         for batch in batches:
-            result = self.mirror(batch.referrals, batch.rewards, batch.record_states)
+            result = self.mirror(batch.referrals, list(batch.rewards), batch.record_states)
             ok.extend(result.ok)
             failed.update(result.failed)
             calls += result.api_calls

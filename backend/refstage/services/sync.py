@@ -16,7 +16,8 @@ from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
-from refstage.services.ports import BudgetExhausted, ChangedRecord, CrmError, MirrorBatch, ReconnectRequired
+from refstage.services.ports import (BudgetExhausted, ChangedRecord, CrmError, DeferredRewards, MirrorBatch,
+                                     ReconnectRequired)
 from refstage.services.qualification import ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
@@ -210,6 +211,12 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
     del parents
     programs: dict[str, Any] = {}
 
+    def load_rewards(reward_ids: list[str]):
+        def load():
+            with rt.uow(tenant_id, readonly=True) as uow:
+                return uow.rewards.get_many(reward_ids)
+        return load
+
     def batches():
         for start in range(0, len(referral_ids), batch_size):
             chunk = referral_ids[start:start + batch_size]
@@ -218,8 +225,9 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
                 advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
                 for program_id in {r.program_id for r in referrals} - set(programs):
                     programs[program_id] = uow.programs.get(program_id)
-                rewards = uow.rewards.get_many([w for ref in chunk for w in rewards_of.get(ref, [])])
                 states = uow.crm_records.load(connection.id, linked_records(referrals))
+            # Rewards are read when the gateway asks: a bulk writer sends the referrals' job first.
+            rewards = DeferredRewards(load_rewards([w for ref in chunk for w in rewards_of.get(ref, [])]))
             yield MirrorBatch([(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals], rewards,
                               {key: state.fields for key, state in states.items() if not state.deleted})
 

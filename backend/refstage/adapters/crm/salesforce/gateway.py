@@ -505,7 +505,8 @@ class SalesforceGateway(CrmGateway):
     def mirror_all(self, batches: Iterable[MirrorBatch], size: int) -> WriteResult:
         """A large backlog in three Bulk jobs at most (Referral__c, then Referral_Reward__c and the records'
         Referral__c links together), their CSV spooled to disk batch by batch: API calls do not grow with the
-        backlog, nor memory with it. Children name their parent by external id, so no Salesforce ids are needed."""
+        backlog, nor memory with it. Children name their parent by external id, so no Salesforce ids are needed.
+        The referrals' job is sent before the rewards are read and spooled, so Salesforce works on it meanwhile."""
         if size <= self.bulk_write_threshold:
             return super().mirror_all(batches, size)
         start = self.api_calls
@@ -514,6 +515,8 @@ class SalesforceGateway(CrmGateway):
         referrals, rewards = CsvSpool(), CsvSpool()
         links: dict[str, CsvSpool] = {}
         link_owner: dict[str, dict[str, str]] = {}
+        written: set[str] = set()
+        reward_batches: list[Sequence[Reward]] = []
         try:
             for batch in batches:
                 new = {p.id: p for _, _, p in batch.referrals if p.id not in program_ids and p.id not in failed}
@@ -522,28 +525,35 @@ class SalesforceGateway(CrmGateway):
                                                EXTERNAL_ID, EXTERNAL_ID)
                     program_ids.update(done)
                     failed.update({pid: f"program mirror failed: {e}" for pid, e in errors.items()})
-                written: set[str] = set()
+                in_batch: list[Referral] = []
                 for referral, advocate, program in batch.referrals:
                     if program.id not in program_ids:
                         failed[referral.id] = failed.get(program.id) or "its program was not mirrored"
                         continue
                     referrals.add(self._referral_row(referral, advocate, program_ids[program.id]))
                     written.add(referral.id)
-                targets = self._link_rows([r for r, _, _ in batch.referrals if r.id in written], batch.record_states)
+                    in_batch.append(referral)
+                targets = self._link_rows(in_batch, batch.record_states)
                 for obj, by_record in targets.items():
                     if obj not in links:
                         links[obj] = CsvSpool()
                     for rid, ref in by_record.items():
                         links[obj].add({"Id": rid, f"Referral__r.{EXTERNAL_ID}": ref})
                         link_owner.setdefault(obj, {})[rid] = ref
-                for reward in batch.rewards:
+                reward_batches.append(batch.rewards)
+            referral_job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID) if referrals.rows else None
+            for batch_rewards in reward_batches:
+                for reward in batch_rewards:
                     if reward.referral_id not in written:
                         failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
                         continue
                     rewards.add(self._reward_row(reward, None))
-            if referrals.rows:
-                job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID)
-                failed.update(self.bulk.finish_failed("Referral__c", job, referrals.rows, EXTERNAL_ID))
+                release = getattr(batch_rewards, "release", None)
+                if release is not None:
+                    release()
+            del reward_batches[:]
+            if referral_job is not None:
+                failed.update(self.bulk.finish_failed("Referral__c", referral_job, referrals.rows, EXTERNAL_ID))
             # Rewards and links both wait for the referrals; they run side by side.
             jobs = []
             if rewards.rows:
