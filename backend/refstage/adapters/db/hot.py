@@ -30,13 +30,15 @@ class Prepared:
         names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
         self.names = names
         self.processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(names)}
+        self._order = [(name, self.processors[name]) for name in names]
 
     def args(self, values: dict[str, Any]) -> Any:
-        converted = {}
-        for name, proc in self.processors.items():
-            value = values.get(name)
-            converted[name] = proc(value) if proc is not None and value is not None else value
-        return tuple(converted[name] for name in self.names) if self.positional else converted
+        """The driver's parameters for one row; every value goes through its bind processor, None included (a
+        JSON column stores None as JSON null, as the ORM does)."""
+        if self.positional:
+            return tuple(value if proc is None else proc(value)
+                         for value, proc in ((values.get(name), proc) for name, proc in self._order))
+        return {name: values.get(name) if proc is None else proc(values.get(name)) for name, proc in self.processors.items()}
 
 
 _PREPARED: dict[tuple[str, str], Prepared] = {}

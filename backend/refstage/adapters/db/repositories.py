@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from refstage.adapters.db import models as m
+from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, ActorKind, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import NotFound
@@ -632,7 +633,7 @@ class RewardRepository(_Scoped):
             rows.append(row)
         try:
             with self.session.begin_nested():
-                self.session.execute(m.RewardRow.__table__.insert(), rows)
+                insert_many(self.session, m.RewardRow.__table__, rows)
             return list(rewards)
         except IntegrityError:
             return [r for r in rewards if self.add(r)]
@@ -671,8 +672,7 @@ class AuditRepository(_Scoped):
              "before": e.before, "after": e.after, "reason": e.reason}
             for e in entries
         ]
-        if rows:
-            self.session.execute(m.AuditRow.__table__.insert(), rows)
+        insert_many(self.session, m.AuditRow.__table__, rows)
 
     def list(self, *, entity_type: str | None = None, entity_id: str | None = None, actor_kind: str | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 200, offset: int = 0) -> list[AuditEntry]:
@@ -727,7 +727,7 @@ class CrmRecordRepository(_Scoped):
         changed = [s for s in states if s.pk is not None and s.dirty]
         T = m.CrmRecordRow.__table__
         if new:
-            self.session.execute(m.CrmRecordRow.__table__.insert(), [
+            insert_many(self.session, m.CrmRecordRow.__table__, [
                 {"tenant_id": self.tenant_id, "connection_id": connection_id, "object_name": s.object, "crm_id": s.crm_id,
                  "fields": s.fields, "modified_at": s.modified_at, "deleted": s.deleted, "updated_at": now} for s in new])
         if changed:

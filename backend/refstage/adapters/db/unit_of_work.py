@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from refstage.adapters.db import models as m
 from refstage.adapters.db import repositories as r
+from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class UnitOfWork:
                 for start in range(0, len(ids), 900):
                     self.session.execute(delete(P).where(P.c.connection_id == c, P.c.entity_type == t,
                                                          P.c.entity_id.in_(ids[start:start + 900])))
-            self.session.execute(m.PendingWriteRow.__table__.insert(), [
+            insert_many(self.session, m.PendingWriteRow.__table__, [
                 {"tenant_id": self.tenant_id, "connection_id": c, "entity_type": t, "entity_id": e, "enqueued_at": at, "attempts": 0}
                 for (c, t, e), at in self._stale.items()
             ])

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import ids
 from .errors import SFError, not_found
-from .rest import api_call, body_json, next_assignee
+from .rest import api_call, body_json, next_assignee, upsert_one
 from .server import json_response
 from .soql import compile_soql
 from .store import fmt_ms
@@ -381,8 +381,6 @@ class Bulk2:
                     store.purge(obj, norm)
             return norm, False
         # upsert
-        from .rest import upsert_one
-
         key = ext_field.name
         value = values.pop(key, None)
         if value in (None, ""):

@@ -39,10 +39,11 @@ def normalize(value: object) -> str | None:
     """Return the 18-character form of a 15/18-character id, or None when value is not id-shaped."""
     if not isinstance(value, str) or not ID_RE.match(value):
         return None
-    if len(value) == 18 and checksum(value[:15]) != value[15:].upper():
+    suffix = checksum(value[:15])
+    if len(value) == 18 and suffix != value[15:].upper():
         # Salesforce accepts an 18-char id whose suffix case differs; a wrong suffix is invalid.
         return None
-    return to18(value[:15])
+    return value[:15] + suffix
 
 
 def encode_counter(n: int, width: int = 9) -> str:

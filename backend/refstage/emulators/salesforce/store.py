@@ -190,6 +190,7 @@ class Store:
     def load_schema(self) -> list[str]:
         with self.lock:
             self.objects = build_schema(self.metadata_dir)
+            self._required: dict[str, list[str]] = {}
             self._prefixes = {o.key_prefix: o for o in self.objects.values()}
             for obj in self.objects.values():
                 self._ensure_table(obj)
@@ -269,6 +270,14 @@ class Store:
             return None
         return rec
 
+    def exists(self, obj: SObject, record_id: str) -> bool:
+        """Whether a live (not deleted) record has this id: a lookup's target check reads no columns."""
+        rid = ids.normalize(record_id)
+        if rid is None:
+            return False
+        with self.lock:
+            return self.db.execute(f"SELECT 1 FROM {obj.table} WHERE Id=? AND IsDeleted=0", (rid,)).fetchone() is not None
+
     def record_json(self, obj: SObject, rec: dict[str, Any], version: str,
                     fields: Iterable[str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"attributes": {"type": obj.name, "url": f"{obj.url(version)}/{rec['Id']}"}}
@@ -327,7 +336,7 @@ class Store:
                               f"{f.label}: bad value for restricted picklist field: {v}", [f.name])
             if f.type == "reference" and v is not None:
                 target = self.object_for_id(v)
-                if target is None or target.name not in f.reference_to or self.get(target, v) is None:
+                if target is None or target.name not in f.reference_to or not self.exists(target, v):
                     raise SFError(400, "INVALID_CROSS_REFERENCE_KEY",
                                   f"{f.label}: id value of incorrect type: {value}"
                                   if target is None or target.name not in f.reference_to
@@ -357,9 +366,11 @@ class Store:
         return rows or [(s[0], s[1], s[2], s[3], s[4]) for s in STAGES]
 
     def _check_required(self, obj: SObject, rec: dict[str, Any]) -> None:
-        missing = [f.name for f in obj.fields.values()
-                   if f.required and rec.get(f.name) is None and f.name not in ("Id", "OwnerId")
-                   and not f.auto_number]
+        required = self._required.get(obj.name)
+        if required is None:  # the schema does not change under a running org; describe order kept
+            required = self._required[obj.name] = [f.name for f in obj.fields.values() if f.required
+                                                    and f.name not in ("Id", "OwnerId") and not f.auto_number]
+        missing = [name for name in required if rec.get(name) is None]
         if missing:
             raise SFError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                           missing)
