@@ -47,12 +47,16 @@ def _notes(key: str, result: dict) -> list[str]:
                      "won, all others touched by a clean-up), and the measured sync ran. Between daily reconciles "
                      "Refstage reads only records that carry a Referral__c (docs/decisions/2026-11-22-linked-only-reads.md), "
                      "so it pulls the referred 10 % (`pulled`); the naive integration reads every changed opportunity.")
+        emulator = (f" The emulator's process used {_fmt(result['emulator_cpu_s'])} s of CPU during our sync."
+                    if "emulator_cpu_s" in result else "")
         notes.append("Wall time includes the emulator's own Bulk processing (a separate process on the same 2 cores): "
                      "our sync waits for the Bulk query and two Bulk ingest jobs (Referral__c upserts, then "
-                     "Referral_Reward__c upserts, spooled to disk and sent in one job each), whose duration is the "
-                     "emulator's row rate, not ours; `cpu_s` is our process's CPU time. Qualifying the changes (record "
-                     "states, referrals, 200,000 rewards, audit entries, write-back queue on SQLite) is the largest part "
-                     "of our own time; peak RSS is measured as VmHWM of the measuring process alone.")
+                     "Referral_Reward__c upserts, spooled to disk and sent in one job each; the referrals' job is sent "
+                     "before the rewards are read and spooled, so the emulator works on it meanwhile). How long the "
+                     "reward job takes is the emulator's row rate, not ours; `cpu_s` is our process's CPU time."
+                     + emulator + " Qualifying the changes (record states, referrals, 200,000 rewards, audit entries, "
+                     "write-back queue on SQLite) is the largest part of our own time; peak RSS is measured as VmHWM of "
+                     "the measuring process alone.")
     if key == "b":
         notes.append("Measured: the third of three syncs. The first reads the whole org (a reconcile); its write-back "
                      "sets Opportunity.Referral__c on the linked deals, which bumps their SystemModstamp, so the second "

@@ -19,8 +19,8 @@ VERSION = "62.0"
 
 
 class Org:
-    def __init__(self, base: str, ca: str):
-        self.base, self.ca = base, ca
+    def __init__(self, base: str, ca: str, pid: int | None = None):
+        self.base, self.ca, self.pid = base, ca, pid
         self.http = requests.Session()
         self.http.verify = ca
         self._token: str | None = None
@@ -29,6 +29,14 @@ class Org:
         r = self.http.request(method, f"{self.base}/_emulator{path}", timeout=600, **kw)
         r.raise_for_status()
         return r.json() if r.content else {}
+
+    def cpu_seconds(self) -> float:
+        """CPU time the org's process has used so far (user + system), from /proc: how much of a wall time
+        was the emulator working rather than us."""
+        if self.pid is None:
+            return 0.0
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def api_used(self) -> int:
         return int(self.control("GET", "/usage")["DailyApiRequests"]["Used"])
@@ -95,7 +103,7 @@ def emulated_org(workdir: Path, seed: str = "demo"):
         previous = os.environ.get("REQUESTS_CA_BUNDLE")
         os.environ["REQUESTS_CA_BUNDLE"] = str(ca)
         try:
-            yield Org(base, str(ca))
+            yield Org(base, str(ca), proc.pid)
         finally:
             if previous is None:
                 os.environ.pop("REQUESTS_CA_BUNDLE", None)

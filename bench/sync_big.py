@@ -41,12 +41,14 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
         org.bulk_update("Opportunity", ["Id", "NextStep"], [[i, "Reviewed in clean-up"] for i in other_ids])
         del all_ids, other_ids
         org.control("POST", "/usage", json={"reset": True})
+        emulator_cpu = org.cpu_seconds()
         ours = measure("sync", env, tenant_id=tenant_id, connection_id=connection_id)
+        emulator_cpu = org.cpu_seconds() - emulator_cpu
         ours["api_calls"] = org.api_used()
         mirrored = org.query_ids("SELECT Id FROM Referral_Reward__c LIMIT 1")
         result = {"opportunities": total, "linked": linked, "seed_seconds": seeded.get("seconds"), "wall_s": ours["wall_s"],
                   "api_calls": ours["api_calls"], "peak_rss_mb": ours["peak_rss_mb"], "cpu_s": ours["cpu_s"],
-                  "baseline_rss_mb": ours["baseline_rss_mb"], "status": ours["status"], "pulled": ours["pulled"],
+                  "emulator_cpu_s": emulator_cpu, "baseline_rss_mb": ours["baseline_rss_mb"], "status": ours["status"], "pulled": ours["pulled"],
                   "qualified": ours["qualified"], "rewards_created": ours["rewards_created"], "written": ours["written"],
                   "write_failures": ours["write_failures"], "rewards_visible_in_org": bool(mirrored),
                   "wall_s_per_change": ours["wall_s"] / max(1, linked), "setup_sync_wall_s": earlier["wall_s"],
