@@ -4,7 +4,7 @@ exactly as the ORM's own inserts do, and errors must surface as SQLAlchemy's (co
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.exc import IntegrityError
 
 from refstage.adapters.db import models as m
@@ -31,10 +31,13 @@ def test_rows_read_back_as_the_orm_writes_them(rt, world):
         rows = {r.entity_id: r for r in s.scalars(select(m.AuditRow).where(m.AuditRow.entity_id.in_(["fast", "fast2", "orm"])))}
         # Range queries written with the ORM find the fast rows (same stored format).
         assert set(s.scalars(select(m.AuditRow.entity_id).where(m.AuditRow.at >= at, m.AuditRow.at <= at))) == {"fast", "fast2", "orm"}
-        stored = {e: s.execute(select(T.c.before).where(T.c.entity_id == e)).scalar_one() for e in ("fast2", "orm")}
+        # What is physically stored, not what the JSON type reads back (NULL and JSON null both read as None).
+        stored = {e: s.execute(select(cast(T.c.before, String)).where(T.c.entity_id == e)).scalar_one()
+                  for e in ("fast", "fast2", "orm")}
     assert rows["fast"].at == at and rows["fast"].at.tzinfo is not None
     assert rows["fast"].before == {"status": "routed"} and rows["fast"].after == {"status": "qualified"}
-    assert stored["fast2"] == stored["orm"]  # None stored the same way
+    assert stored["fast2"] == stored["orm"] == "null"  # None stored as the ORM stores it: JSON null, not SQL NULL
+    assert stored["fast"] is not None and "routed" in stored["fast"]
 
 
 def test_a_constraint_violation_is_sqlalchemys_integrity_error_and_rolls_back(rt, world):
@@ -61,3 +64,12 @@ def test_columns_with_python_defaults_must_be_given(rt, world):
     with rt.session_factory() as s:
         with pytest.raises(ValueError, match="actor_label"):
             insert_many(s, m.AuditRow.__table__, [row])
+
+
+def test_rows_with_different_columns_are_refused(rt, world):
+    at = dt.datetime.now(dt.timezone.utc)
+    short = _audit_row(world.tenant.id, at)
+    del short["reason"]
+    with rt.session_factory() as s:
+        with pytest.raises(ValueError, match="same columns"):
+            insert_many(s, m.AuditRow.__table__, [_audit_row(world.tenant.id, at), short])

@@ -296,39 +296,3 @@ def test_hot_statements_compile_for_postgresql():
     args = row.args({"id": "i", "friend": {"a": 1}, "received_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
     assert args["id"] == "i" and args["processed_at"] is None
 
-
-def test_hot_writers_of_several_processes_take_turns_on_a_file_lock(rt, site, clock):
-    """On a SQLite file, a hot write waits on the writers' lock file (kernel-queued) while another process holds
-    it, and goes through the moment it is released. Elsewhere (PostgreSQL, memory) there is no lock file."""
-    import fcntl
-    import os
-
-    from refstage.adapters.db import hot
-
-    engine = rt.session_factory.kw["bind"]
-    path = engine.url.database
-    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
-        with hot.transaction(rt.session_factory) as tx:
-            assert tx.bump_counters([("k:pg", 1, rt.now())]) == {"k:pg": 1}
-        return
-    at = rt.now()
-    held = os.open(path + "-writers", os.O_RDWR | os.O_CREAT)  # another process's open file, in effect
-    fcntl.flock(held, fcntl.LOCK_EX)
-    done = threading.Event()
-
-    def write():
-        with hot.transaction(rt.session_factory) as tx:
-            tx.bump_counters([("k:turn", 1, at)])
-        done.set()
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    try:
-        assert not done.wait(0.3)  # waiting its turn, not writing past the holder
-    finally:
-        fcntl.flock(held, fcntl.LOCK_UN)
-        os.close(held)
-    assert done.wait(5)
-    writer.join()
-    with rt.session_factory() as s:
-        assert s.get(m.RateLimitRow, "k:turn").count == 1

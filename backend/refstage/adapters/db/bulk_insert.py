@@ -23,12 +23,12 @@ def _prepared(dialect: Any, table: Table, columns: tuple[str, ...]) -> Prepared:
     key = (dialect.name, table.name, columns)
     found = _PREPARED.get(key)
     if found is None:
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
         computed = [c.key for c in compiled.insert_prefetch if c.key not in columns]
         if computed:
             # Python-side defaults are applied by SQLAlchemy's own executemany, not here: the caller must pass them.
             raise ValueError(f"insert_many into {table.name}: give values for {', '.join(computed)}")
-        found = _PREPARED[key] = Prepared(table.insert(), dialect, list(columns))
+        found = _PREPARED[key] = Prepared(table.insert(), dialect, list(columns), for_executemany=True)
     return found
 
 
@@ -40,7 +40,10 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     session.flush()  # rows added through the ORM first: ours may refer to them
     connection = session.connection()
     dialect = connection.dialect
-    stmt = _prepared(dialect, table, tuple(rows[0]))
+    columns = tuple(rows[0])
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"insert_many into {table.name}: every row needs the same columns ({', '.join(columns)})")
+    stmt = _prepared(dialect, table, columns)
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])

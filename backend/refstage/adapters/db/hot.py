@@ -7,9 +7,6 @@ converted by the columns' own bind processors, so SQLite and PostgreSQL store wh
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import threading
 import datetime as dt
 from typing import Any, Iterator
 
@@ -23,8 +20,9 @@ from refstage.adapters.db import models as m
 class Prepared:
     """A statement compiled for one dialect, with its parameters put in the driver's order and form."""
 
-    def __init__(self, stmt: Any, dialect: Any, column_keys: list[str] | None = None):
-        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+    def __init__(self, stmt: Any, dialect: Any, column_keys: list[str] | None = None, for_executemany: bool = False):
+        # for_executemany: no RETURNING of generated keys (PostgreSQL would send one back per row, unread).
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys, for_executemany=for_executemany)
         self.sql = compiled.string
         self.positional = compiled.positional
         names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
@@ -83,48 +81,21 @@ class HotTransaction:
 
 
 @contextlib.contextmanager
-def _writers_queue(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, hot writers of all web processes take turns on a kernel file lock before asking for
-    SQLite's write lock: a waiter is woken the moment the lock is free, where SQLite's busy handler polls with
-    sleeps of 1 ms and more. Other writers (the worker) still meet the busy handler, as before."""
-    path = engine.url.database
-    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
-        yield
-        return
-    key = (os.getpid(), path)  # flock belongs to the open file: a forked child opens its own
-    with _thread_lock:
-        fd = _lock_files.get(key)
-        if fd is None:
-            fd = _lock_files[key] = os.open(path + "-writers", os.O_RDWR | os.O_CREAT, 0o600)
-    with _thread_lock:  # one writer per process at a time (the intake writer is one already)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-_lock_files: dict[tuple[int, str], int] = {}
-_thread_lock = threading.Lock()
-
-
-@contextlib.contextmanager
 def transaction(session_factory: sessionmaker) -> Iterator[HotTransaction]:
     """One write transaction on a pooled DBAPI connection of the sessions' engine; committed when the
     block ends without error, rolled back otherwise."""
     engine: Engine = session_factory.kw["bind"]
-    with _writers_queue(engine):
-        raw = engine.raw_connection()
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            # Our SQLite connections run in autocommit mode (see database.py): take the write lock up front.
+            cursor.execute("BEGIN IMMEDIATE")
         try:
-            cursor = raw.cursor()
-            if engine.dialect.name == "sqlite":
-                # Our SQLite connections run in autocommit mode (see database.py): take the write lock up front.
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield HotTransaction(cursor, engine.dialect)
-            except BaseException:
-                raw.rollback()
-                raise
-            raw.commit()
-        finally:
-            raw.close()
+            yield HotTransaction(cursor, engine.dialect)
+        except BaseException:
+            raw.rollback()
+            raise
+        raw.commit()
+    finally:
+        raw.close()
