@@ -296,3 +296,41 @@ def test_hot_statements_compile_for_postgresql():
     args = row.args({"id": "i", "friend": {"a": 1}, "received_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
     assert args["id"] == "i" and args["processed_at"] is None
 
+
+
+def test_hot_writes_wait_for_another_writer_without_long_sleeps(rt, site):
+    """SQLite: while another connection holds the write lock, a hot transaction retries BEGIN IMMEDIATE every
+    millisecond or less (not SQLite's growing sleeps), goes through as soon as the lock is free, gives up with
+    "database is locked" at its deadline, and leaves the connection's normal busy timeout in place."""
+    import sqlite3
+    import time
+
+    from refstage.adapters.db import hot
+    from refstage.adapters.db.database import BUSY_TIMEOUT_MS
+
+    engine = rt.session_factory.kw["bind"]
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        with hot.transaction(rt.session_factory) as tx:
+            assert tx.bump_counters([("k:pg", 1, rt.now())]) == {"k:pg": 1}
+        return
+    other = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer, in effect
+    try:
+        raw = engine.raw_connection()
+        try:
+            started = time.monotonic()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                hot._begin_immediate(raw.cursor(), timeout=0.05)
+            assert 0.05 <= time.monotonic() - started < 1
+            assert raw.cursor().execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
+        finally:
+            raw.close()
+        threading.Timer(0.1, other.rollback).start()  # the other writer finishes meanwhile
+        started = time.monotonic()
+        with hot.transaction(rt.session_factory) as tx:
+            tx.bump_counters([("k:turn", 1, rt.now())])
+        assert time.monotonic() - started < 0.5
+    finally:
+        other.close()
+    with rt.session_factory() as s:
+        assert s.get(m.RateLimitRow, "k:turn").count == 1

@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 
+#: How long a SQLite writer waits for another's transaction before "database is locked".
+BUSY_TIMEOUT_MS = 30_000
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -36,7 +40,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # 32 MiB of page cache instead of 2 MiB: inserts into indexes keyed by random UUIDs touch pages all
             # over a big table; re-reading them from the OS cache was much of a large sync's time.
             cursor.execute("PRAGMA cache_size=-32768")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.close()
 
         # SQLite's default deferred transactions let two writers both read, then one fail to write.
