@@ -1,9 +1,12 @@
 """Benchmark (d): push latency. A rep closes an opportunity in the (emulated) org; its Outbound Message
 reaches the web process, the worker qualifies the referral, creates the rewards and mirrors them; we time
-until the rewards are visible in the org (Referral_Reward__c rows queried over its REST API)."""
+until the rewards are visible in the org (Referral_Reward__c rows queried over its REST API). Reps do not close
+deals back to back: before each change the worker sits idle for a random 0-8 s (seeded), long enough for an
+idle worker's queue polling to reach its widest gap."""
 
 from __future__ import annotations
 
+import random
 import statistics
 import subprocess
 import sys
@@ -19,6 +22,8 @@ OM_FIELDS = ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"]
 
 def run(quick: bool) -> dict:
     samples = 10 if quick else 30
+    max_idle = 2.0 if quick else 8.0
+    pauses = random.Random(11)
     with instance_dir("push") as inst, emulated_org(inst) as org:
         org.control("POST", "/seed", json={"opportunities": samples + 5, "accounts": 20, "seed": 5})
         env = env_for(inst, org)
@@ -38,6 +43,7 @@ def run(quick: bool) -> dict:
                 latencies = []
                 for opp in opp_ids:
                     before = _rewards(org, api, headers)
+                    time.sleep(pauses.uniform(0, max_idle))
                     t0 = time.perf_counter()
                     r = org.http.patch(f"{api}/sobjects/Opportunity/{opp}", json={"StageName": "Closed Won", "Amount": 9000},
                                        headers=headers, timeout=30)
@@ -54,7 +60,7 @@ def run(quick: bool) -> dict:
     latencies.sort()
     return {"samples": len(latencies), "p50_s": statistics.median(latencies),
             "p95_s": latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))],
-            "max_s": latencies[-1], "min_s": latencies[0], "path": "Outbound Message → inbox → worker → observe → mirror"}
+            "max_s": latencies[-1], "min_s": latencies[0], "idle_before_each_s": f"0-{max_idle:g}", "path": "Outbound Message → inbox → worker → observe → mirror"}
 
 
 def _rewards(org, api: str, headers: dict) -> int:

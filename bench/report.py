@@ -72,6 +72,11 @@ def _notes(key: str, result: dict) -> list[str]:
         notes.append("Calls: COUNT(), Bulk query (create, polls, one result page), Bulk update of "
                      "Contact.Referral_Code__c/Referral_Link__c (create, upload, close, polls); result files are "
                      "downloaded only when the job reports a failure.")
+    if key == "d":
+        notes.append("A worker process (`refstage worker -w 2`, SQLite queue) and gunicorn run the real path; before each "
+                     f"change the worker sat idle for a random {result.get('idle_before_each_s', '0-8')} s, as between "
+                     "reps' edits. An idle worker polls the SQLite queue at least every second (on Redis it is woken at "
+                     "once), so that second is the most a quiet spell adds.")
     if key == "e":
         notes.append("Both apps run under the same gunicorn settings (2 workers × 4 threads, gthread) and the same "
                      "closed-loop load generator (16 connections) on the same 2 cores. The landing page is served "

@@ -165,3 +165,33 @@ def test_sqlite_queue_retries_a_locked_first_open(tmp_path, monkeypatch):
     monkeypatch.setattr(queue.time, "sleep", lambda s: None)
     huey = queue.make_huey(SimpleNamespace(redis_url=None, queue_name="t", queue_path=tmp_path / "q.db"))
     assert len(calls) == 3 and huey is not None
+
+
+def test_an_idle_worker_polls_the_queue_at_least_every_second(settings, tmp_path, monkeypatch):
+    """On the SQLite queue an idle worker polls with a growing gap; capped at a second (Huey's default cap is
+    10 s), a push arriving after a quiet spell is picked up within about a second."""
+    from click.testing import CliRunner
+
+    import huey.consumer
+    from refstage.jobs import cli
+
+    made = {}
+
+    class Recorder:
+        def __init__(self, huey, **kwargs):
+            made.update(kwargs)
+
+        def run(self):
+            made["ran"] = True
+
+    monkeypatch.setattr(huey.consumer, "Consumer", Recorder)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("REFSTAGE_ENCRYPTION_KEYS", ",".join(settings.encryption_keys))
+    monkeypatch.setenv("REFSTAGE_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("REFSTAGE_QUEUE_PATH", str(tmp_path / "queue.db"))
+    monkeypatch.setenv("REFSTAGE_ENV", "test")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(cli.worker, ["-w", "1", "--no-periodic"])
+    assert result.exit_code == 0, result.output
+    assert made["ran"] and made["max_delay"] <= 1.0 and made["workers"] == 1 and made["periodic"] is False

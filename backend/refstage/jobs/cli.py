@@ -5,6 +5,12 @@ from __future__ import annotations
 import click
 
 
+# An idle worker on the SQLite queue polls for jobs, backing off from 0.1 s; Huey's default cap of 10 s would let
+# a pushed change (Outbound Message, webhook) wait up to 10 s after a quiet spell. A poll is one small query.
+# (On Redis the worker blocks on the queue and is woken at once.)
+IDLE_POLL_MAX_SECONDS = 1.0
+
+
 @click.command()
 @click.option("--workers", "-w", default=2, show_default=True, help="Concurrent worker threads.")
 @click.option("--no-periodic", is_flag=True, help="Do not run the scheduler's periodic tasks in this process.")
@@ -18,7 +24,8 @@ def worker(workers: int, no_periodic: bool) -> None:
     configure_logging()
     rt = build_runtime()
     huey = rt.jobs.huey
-    consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=not no_periodic, check_worker_health=True)
+    consumer = Consumer(huey, workers=workers, worker_type="thread", periodic=not no_periodic, check_worker_health=True,
+                        max_delay=IDLE_POLL_MAX_SECONDS)
     click.echo(f"worker: {workers} thread(s), storage {type(huey.storage).__name__}", err=True)
     consumer.run()
 
