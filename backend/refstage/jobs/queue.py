@@ -49,15 +49,15 @@ class HueyQueue:
         self.huey = huey
         self.tasks = register_tasks(huey, runtime)
 
-    def enqueue(self, name: str, /, **kwargs: Any) -> None:
+    def _task(self, name: str) -> Any:
         task = self.tasks.get(name)
         if task is None:
             raise KeyError(f"no task named {name!r}")
-        task(**kwargs)
+        return task
+
+    def enqueue(self, name: str, /, **kwargs: Any) -> None:
+        self._task(name)(**kwargs)
 
     def schedule(self, name: str, delay: float, /, **kwargs: Any) -> None:
         """Run `delay` seconds from now (the consumer's scheduler picks it up within a second of that)."""
-        task = self.tasks.get(name)
-        if task is None:
-            raise KeyError(f"no task named {name!r}")
-        task.schedule(kwargs=kwargs, delay=delay)
+        self._task(name).schedule(kwargs=kwargs, delay=delay)

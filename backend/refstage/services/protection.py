@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 
+from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.services.runtime import Runtime
 
@@ -66,10 +66,7 @@ def decide(hits: list[tuple[Limit, str]], keys: list[tuple[str, dt.datetime]], t
            now: dt.datetime) -> list[Decision]:
     """Decisions for hits whose counters were just raised to `totals` (by the number of hits on each):
     each hit gets the decision it would have got had they been counted one after the other, in order."""
-    added: dict[str, int] = {}
-    for key, _ in keys:
-        added[key] = added.get(key, 0) + 1
-    seen = {key: totals[key] - n for key, n in added.items()}
+    seen = {key: totals[key] - n for key, n, _ in to_add(keys)}
     decisions = []
     for (limit, _), (key, expires) in zip(hits, keys):
         seen[key] += 1
@@ -94,15 +91,15 @@ def maybe_tidy(rt: Runtime, new_window: bool, now: dt.datetime) -> None:
 
 
 def count_in(session: Any, rt: Runtime, hits: list[tuple[Limit, str]], now: dt.datetime) -> list[Decision]:
-    """Count each (limit, subject) inside the caller's transaction (atomic INSERT … ON CONFLICT DO UPDATE)."""
-    table = m.RateLimitRow.__table__
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    """Count each (limit, subject) inside the caller's transaction, with the intake's own counter upsert
+    (atomic INSERT … ON CONFLICT DO UPDATE, adapters/db/hot.py)."""
     keys = counters(rt, hits, now)
-    totals = {}
-    for key, n, expires in to_add(keys):
-        stmt = (insert(table).values(key=key, count=n, expires_at=expires)
-                .on_conflict_do_update(index_elements=["key"], set_={"count": table.c.count + n}).returning(table.c.count))
-        totals[key] = int(session.execute(stmt).scalar_one())
+    connection = session.connection()
+    cursor = connection.connection.cursor()
+    try:
+        totals = hot.HotTransaction(cursor, connection.dialect).bump_counters(to_add(keys))
+    finally:
+        cursor.close()
     return decide(hits, keys, totals, now)
 
 

@@ -38,14 +38,19 @@ def check_csrf() -> None:
         abort(400, description=EXPIRED)
 
 
-@functools.lru_cache(maxsize=8)
-def _key(secret: str) -> bytes:
-    return hashlib.sha256(b"refstage.public-form-csrf|" + secret.encode()).digest()
+@functools.lru_cache(maxsize=16)
+def _key(label: str, secret: str) -> bytes:
+    return hashlib.sha256(f"{label}|".encode() + secret.encode()).digest()
+
+
+def keyed_mac(label: str, *parts: str) -> str:
+    """32 hex characters of HMAC-SHA256 over `parts` (joined by '|'), under a key derived from SECRET_KEY for
+    `label`: each kind of signed value has a key of its own."""
+    return hmac.new(_key(label, current_app.config["SECRET_KEY"]), "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _mac(purpose: str, issued: str, nonce: str) -> str:
-    msg = f"{purpose}|{issued}|{nonce}".encode()
-    return hmac.new(_key(current_app.config["SECRET_KEY"]), msg, hashlib.sha256).hexdigest()[:32]
+    return keyed_mac("refstage.public-form-csrf", purpose, issued, nonce)
 
 
 def _now() -> int:

@@ -10,8 +10,6 @@ answered at once; the worker makes it a referral (services.intake)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import hmac
 import logging
 import re
@@ -29,7 +27,7 @@ from refstage.domain.referrals import AdvocateSource, clean_text, normalise_emai
 from refstage.services import enrolment, intake, landing as landing_pages, notifications, protection, referrals
 from refstage.services.runtime import Runtime
 from refstage.web import randomness
-from refstage.web.csrf import check_signed, signed_token
+from refstage.web.csrf import check_signed, keyed_mac, signed_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -189,13 +187,8 @@ def too_many(decision: protection.Decision):
                 title="Too many attempts", message=f"Please wait about {minutes} minute{'s' if minutes != 1 else ''} and try again.")
 
 
-@functools.lru_cache(maxsize=8)
-def _timing_key(secret: str) -> bytes:
-    return hashlib.sha256(b"refstage.form-timing|" + secret.encode()).digest()
-
-
 def _timing_mac(form: str, key: str, shown: str) -> str:
-    return hmac.new(_timing_key(current_app.config["SECRET_KEY"]), f"{form}|{key}|{shown}".encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_mac("refstage.form-timing", form, key, shown)
 
 
 def form_token(form: str, key: str) -> str:

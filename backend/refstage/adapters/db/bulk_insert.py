@@ -23,12 +23,12 @@ def _prepared(dialect: Any, table: Table, columns: tuple[str, ...]) -> Prepared:
     key = (dialect.name, table.name, columns)
     found = _PREPARED.get(key)
     if found is None:
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
-        computed = [c.key for c in compiled.insert_prefetch if c.key not in columns]
+        found = Prepared(table.insert(), dialect, list(columns), for_executemany=True)
+        computed = [name for name in found.insert_prefetch if name not in columns]
         if computed:
             # Python-side defaults are applied by SQLAlchemy's own executemany, not here: the caller must pass them.
             raise ValueError(f"insert_many into {table.name}: give values for {', '.join(computed)}")
-        found = _PREPARED[key] = Prepared(table.insert(), dialect, list(columns), for_executemany=True)
+        _PREPARED[key] = found
     return found
 
 

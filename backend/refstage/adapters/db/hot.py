@@ -28,6 +28,8 @@ class Prepared:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys, for_executemany=for_executemany)
         self.sql = compiled.string
         self.positional = compiled.positional
+        # Columns whose Python-side defaults SQLAlchemy's own execution would compute (we pass values as given).
+        self.insert_prefetch = [c.key for c in getattr(compiled, "insert_prefetch", ())]
         names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
         self.names = names
         self.processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(names)}
