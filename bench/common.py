@@ -77,6 +77,23 @@ def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 
         proc.stderr.close()
 
 
+def python_speed_ms(rounds: int = 5) -> float:
+    """A fixed pure-Python workload (integer arithmetic, dict and list use), best of `rounds`, in ms. The same
+    kind of machine runs at different speeds from day to day (shared hosts): this says how fast this one was,
+    so that figures from different runs can be compared. Lower is faster."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        table: dict[int, int] = {}
+        items: list[int] = []
+        for i in range(300_000):
+            table[i & 1023] = table.get(i & 1023, 0) + i
+            items.append(i * 7 % 13)
+        sum(items)
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return round(best, 1)
+
+
 def machine() -> dict[str, str]:
     mem = ""
     with contextlib.suppress(OSError):
@@ -90,4 +107,4 @@ def machine() -> dict[str, str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {"cpu": cpu, "cores": str(os.cpu_count()), "memory": mem, "python": platform.python_version(),
-            "os": platform.platform()}
+            "os": platform.platform(), "python_speed_ms": str(python_speed_ms())}

@@ -115,7 +115,10 @@ def write_report(path: Path) -> None:
                 runs[key] = {**value, "mode": name}
     lines = ["# Benchmarks", "",
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
-             "Targets come from issue 8. Each section names the command and the machine that produced it.", ""]
+             "Targets come from issue 8. Each section names the command and the machine that produced it.",
+             "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) says "
+             "how fast the machine ran that day: machines of the same kind here have run at speeds 2x apart on different days, so compare "
+             "runs with it in mind.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():
@@ -126,7 +129,8 @@ def write_report(path: Path) -> None:
             continue
         m = run.get("machine", {})
         lines += [f"- Command: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took {run.get('seconds', 0):.0f} s",
-                  f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}", ""]
+                  f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}"
+                  + (f"; speed check {m['python_speed_ms']} ms" if m.get("python_speed_ms") else ""), ""]
         if "error" in run:
             lines += ["The run failed:", "", "```", run["error"], "```", ""]
             continue

@@ -41,7 +41,7 @@ def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[flo
     """Poll until the job is done. Gaps grow (a long job costs a few calls, not one per half second); for an
     ingest job of `expected` rows the next poll is aimed at the finish projected from numberRecordsProcessed.
     Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
-    delay, waited = poll, 0.0
+    delay, waited, finishing = poll, 0.0, False
     while True:
         sleep(delay)
         waited += delay
@@ -57,8 +57,13 @@ def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[flo
         if waited > POLL_TIMEOUT:
             raise CrmError(f"Bulk API job {job_id} did not complete: Job timeout. Job status: {state}", transient=True,
                            code="BULK_JOB_FAILED")
-        delay = min(POLL_MAX, max(delay * POLL_GROWTH, 0.05))
         processed = int(info.get("numberRecordsProcessed") or 0)
+        if expected and processed >= expected and not finishing:
+            # Every row is processed and the job is writing its results: it completes within moments, so a
+            # grown gap (up to POLL_MAX) would only be waited out. Gaps grow again from here.
+            delay, finishing = poll, True
+            continue
+        delay = min(POLL_MAX, max(delay * POLL_GROWTH, 0.05))
         if expected and 0 < processed < expected:
             # The rate so far says when the rest will be done: poll just after that (within bounds).
             remaining = waited * (expected - processed) / processed
