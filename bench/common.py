@@ -48,6 +48,26 @@ def instance_dir(prefix: str):
         yield Path(tmp)
 
 
+class Server(str):
+    """A server's base URL that also knows the server's process id."""
+
+    pid: int
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children, e.g. a gunicorn master and its workers."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+                total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello"):
     port = free_port()
@@ -55,7 +75,8 @@ def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 
     proc = subprocess.Popen([gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--worker-class", "gthread", "--keep-alive", "5", "--log-level", "warning", app],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    base = Server(f"http://127.0.0.1:{port}")
+    base.pid = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from bench.common import bench_env, gunicorn, instance_dir
+from bench.common import bench_env, gunicorn, instance_dir, process_cpu_seconds
 from bench.loadgen import closed_loop, open_loop
 
 
@@ -35,12 +35,16 @@ def run(quick: bool) -> dict:
         with gunicorn("bench.hello_app:app", env) as hello:
             hello_req = lambda n: ("GET", "/hello", None, {})  # noqa: E731
             closed_loop(hello, hello_req, concurrency=concurrency, duration=1)  # warm up
+            cpu = process_cpu_seconds(hello.pid)
             h = closed_loop(hello, hello_req, concurrency=concurrency, duration=duration)
+            hello_cpu = process_cpu_seconds(hello.pid) - cpu
             h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
         with gunicorn("bench.load_app:create()", env, probe=f"/r/{code}") as app:
             landing_req = lambda n: ("GET", f"/r/{code}", None, {})  # noqa: E731
             closed_loop(app, landing_req, concurrency=concurrency, duration=1)
+            cpu = process_cpu_seconds(app.pid)
             land = closed_loop(app, landing_req, concurrency=concurrency, duration=duration)
+            landing_cpu = process_cpu_seconds(app.pid) - cpu
             land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
             session = requests.Session()
             page = session.get(f"{app}/r/{code}", timeout=10).text
@@ -54,13 +58,18 @@ def run(quick: bool) -> dict:
                                   "company": "Load Inc", "consent": "yes"}).encode()
                 return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
 
+            cpu = process_cpu_seconds(app.pid)
             form = closed_loop(app, submit, concurrency=concurrency, duration=duration, expect={303})
+            form_cpu = process_cpu_seconds(app.pid) - cpu
             form300 = open_loop(app, lambda n: submit(10**6 + n), rate=300, duration=rate_duration, expect={303})
     results.update({
         "hello_rps": h.rps, "landing_rps": land.rps, "form_rps": form.rps,
         "landing_ratio": land.rps / h.rps, "form_ratio": form.rps / h.rps,
         "hello_p99_ms_at_300": h300.pct(99) * 1000, "landing_p99_ms_at_300": land300.pct(99) * 1000,
         "form_p99_ms_at_300": form300.pct(99) * 1000,
+        # Server CPU (gunicorn master and workers, user + system) per answered request in the closed loops.
+        "hello_server_cpu_us": hello_cpu / max(1, h.ok) * 1e6, "landing_server_cpu_us": landing_cpu / max(1, land.ok) * 1e6,
+        "form_server_cpu_us": form_cpu / max(1, form.ok) * 1e6,
         "errors": {"hello": h.errors, "landing": land.errors, "form": form.errors, "landing300": land300.errors,
                    "form300": form300.errors},
         "statuses": {"form": form.statuses, "form300": form300.statuses},

@@ -21,7 +21,10 @@ TARGETS: dict[str, list[tuple[str, str, str, float | None, str]]] = {
           ("landing p99 at 300 req/s", "landing_p99_ms_at_300", "<", 25, "ms"),
           ("form p99 at 300 req/s", "form_p99_ms_at_300", "<", 25, "ms"),
           ("hello req/s", "hello_rps", None, None, ""), ("landing req/s", "landing_rps", None, None, ""),
-          ("form req/s", "form_rps", None, None, ""), ("hello p99 at 300 req/s", "hello_p99_ms_at_300", None, None, "ms")],
+          ("form req/s", "form_rps", None, None, ""), ("hello p99 at 300 req/s", "hello_p99_ms_at_300", None, None, "ms"),
+          ("server CPU per hello", "hello_server_cpu_us", None, None, "µs"),
+          ("server CPU per landing page", "landing_server_cpu_us", None, None, "µs"),
+          ("server CPU per form post", "form_server_cpu_us", None, None, "µs")],
     "f": [("cost growth 10k→1M (wall time per change, ratio)", "growth_ratio", "<=", 1.2, "×")],
 }
 
@@ -85,6 +88,13 @@ def _notes(key: str, result: dict) -> list[str]:
                      "rate limits and stores the submission in one committed SQLite write before answering 303; the "
                      "worker turns it into a referral (docs/decisions/2026-11-22-public-pages-load.md). What separates "
                      "it from hello is Flask's own request handling plus that write, not a query per request.")
+        if result.get("hello_server_cpu_us") and result.get("form_server_cpu_us"):
+            need = result["hello_server_cpu_us"] / 0.7
+            notes.append(f"Server CPU per request (gunicorn master and workers, user + system, during the closed loops): "
+                         f"hello {_fmt(result['hello_server_cpu_us'])} µs, landing page "
+                         f"{_fmt(result['landing_server_cpu_us'])} µs, form post {_fmt(result['form_server_cpu_us'])} µs. "
+                         f"With the server CPU-bound, a 0.7 ratio needs a request to cost at most about "
+                         f"{_fmt(need)} µs, gunicorn's own share included.")
     if key == "f":
         notes.append("The naive baseline runs only at the smallest size (at larger sizes its one-REST-call-per-referral "
                      "loop takes far longer than the benchmark; (a) reports it at its size). A size that (a) measured "
@@ -117,8 +127,9 @@ def write_report(path: Path) -> None:
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
              "Targets come from issue 8. Each section names the command and the machine that produced it.",
              "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) says "
-             "how fast the machine ran that day: machines of the same kind here have run at speeds 2x apart on different days, so compare "
-             "runs with it in mind.", ""]
+             "how fast the machine ran that day. Machines of the same kind here run at different speeds on different days (the "
+             "same seeding step of benchmark (a) took 15 s on 2026-11-22 and 33 s on 2026-11-23), so compare runs with it "
+             "in mind; runs from before 2026-11-23 have no speed check.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():
