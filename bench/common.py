@@ -100,8 +100,8 @@ def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 
 
 def python_speed_ms(rounds: int = 5) -> float:
     """A fixed pure-Python workload (integer arithmetic, dict and list use), best of `rounds`, in ms. The same
-    kind of machine runs at different speeds from day to day (shared hosts): this says how fast this one was,
-    so that figures from different runs can be compared. Lower is faster."""
+    kind of machine has run at different speeds on different days: this says how fast this one was, so that
+    figures from different runs can be compared. Lower is faster."""
     best = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
