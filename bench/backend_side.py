@@ -53,8 +53,13 @@ def connect(rt, org: Org, program: dict, settings: dict | None = None) -> tuple[
     return tenant.id, conn.id, p.id
 
 
-def measure(op: str, env: dict[str, str], **args) -> dict:
-    """Run one measured operation in a fresh process: its wall time, CPU time and peak RSS are ours alone."""
+def measure(op: str, env: dict[str, str], *, timeline: str | None = None, **args) -> dict:
+    """Run one measured operation in a fresh process: its wall time, CPU time and peak RSS are ours alone.
+    With `timeline`, its phases are timed into that file (bench/timeline.py)."""
+    if timeline:
+        from bench.timeline import ENV
+
+        env = {**env, ENV: timeline}
     out = subprocess.run([sys.executable, "-m", "bench.measure", op, json.dumps(args)], env=env, cwd=ROOT,
                          capture_output=True, text=True)
     if out.returncode != 0:

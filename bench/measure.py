@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -33,6 +34,11 @@ def main() -> None:
     # the figure is a sync's cost, not the process's one-time import (~0.27 s of CPU for the Salesforce one).
     import refstage.adapters.crm.factory  # noqa: F401
     import refstage.adapters.crm.salesforce.gateway  # noqa: F401
+
+    if os.environ.get("REFSTAGE_BENCH_TIMELINE"):  # bench/timeline.py: phase timings, no profiler
+        from bench.timeline import install
+
+        install(os.environ["REFSTAGE_BENCH_TIMELINE"])
 
     baseline_rss = _peak_rss_mb()
     wall0, cpu0 = time.perf_counter(), time.process_time()

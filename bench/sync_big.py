@@ -17,7 +17,8 @@ MEASURED: dict[tuple[int, int, bool], dict] = {}
 NAIVE_LIMIT_S = 240.0  # full run; quick: 120
 
 
-def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s: float | None = NAIVE_LIMIT_S) -> dict:
+def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s: float | None = NAIVE_LIMIT_S,
+                   timeline: str | None = None) -> dict:
     with instance_dir("sync") as inst, emulated_org(inst) as org:
         seeded = org.control("POST", "/seed", json={"opportunities": total, "accounts": 1000, "seed": 7})
         env = env_for(inst, org)
@@ -42,7 +43,7 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
         del all_ids, other_ids
         org.control("POST", "/usage", json={"reset": True})
         emulator_cpu = org.cpu_seconds()
-        ours = measure("sync", env, tenant_id=tenant_id, connection_id=connection_id)
+        ours = measure("sync", env, tenant_id=tenant_id, connection_id=connection_id, timeline=timeline)
         emulator_cpu = org.cpu_seconds() - emulator_cpu
         ours["api_calls"] = org.api_used()
         mirrored = org.query_ids("SELECT Id FROM Referral_Reward__c LIMIT 1")
@@ -72,7 +73,8 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
                            "naive_measured_wall_s": theirs["wall_s"], "naive_query_all_s": theirs["query_s"],
                            "naive_update_s_each": theirs["update_s"] / max(1, done),
                            "speedup": wall / ours["wall_s"], "api_reduction": calls / max(1, ours["api_calls"])})
-        MEASURED[(total, linked, naive)] = result
+        if timeline is None:  # a timed run is not the benchmark's figure
+            MEASURED[(total, linked, naive)] = result
         return result
 
 
