@@ -127,9 +127,9 @@ def write_report(path: Path) -> None:
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
              "Targets come from issue 8. Each section names the command and the machine that produced it.",
              "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) says "
-             "how fast the machine ran that day. Machines of the same kind here run at different speeds on different days (the "
-             "same seeding step of benchmark (a) took 15 s on 2026-11-22 and 33 s on 2026-11-23), so compare runs with it "
-             "in mind; runs from before 2026-11-23 have no speed check.", ""]
+             "how fast the machine ran. Machines of the same kind here run at different speeds at different times (the same "
+             "seeding step of benchmark (a) took 15 s on 2026-11-22 and 33 s on 2026-11-23), so compare runs with it in "
+             "mind; runs from before 2026-11-23 have no speed check.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():

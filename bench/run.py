@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     selected = [k for k in BENCHMARKS if only is None or k in only]
     command = "refstage bench" + (" --quick" if quick else "") + (f" --only={','.join(sorted(only))}" if only else "")
     results: dict[str, dict] = {}
+    host = machine()  # once, before the benchmarks load the machine: its speed check describes this run
     for key in selected:
         module_name, title = BENCHMARKS[key]
         print(f"[{key}] {title} ...", flush=True)
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update({k: {**v, "command": command, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         "machine": machine()} for k, v in results.items()})
+                         "machine": host} for k, v in results.items()})
     out.write_text(json.dumps(previous, indent=1, default=str))
     from bench.report import write_report
 
