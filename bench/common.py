@@ -54,17 +54,30 @@ class Server(str):
     pid: int
 
 
+def _stat(entry: Path) -> list[str]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; utime and stime are fields 11 and 12."""
+    return (entry / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) one process has used so far."""
+    return _cpu(_stat(Path(f"/proc/{pid}")))
+
+
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its live children, e.g. a gunicorn master and its workers."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-                total += (int(fields[11]) + int(fields[12])) / tick
+            fields = _stat(entry)
+            if int(entry.name) == pid or int(fields[1]) == pid:
+                total += _cpu(fields)
     return total
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import free_port
+from bench.common import free_port, own_cpu_seconds
 
 CLIENT_ID, CLIENT_SECRET = "refstage-demo", "refstage-demo-secret"
 VERSION = "62.0"
@@ -33,10 +33,7 @@ class Org:
     def cpu_seconds(self) -> float:
         """CPU time the org's process has used so far (user + system), from /proc: how much of a wall time
         was the emulator working rather than us."""
-        if self.pid is None:
-            return 0.0
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0 if self.pid is None else own_cpu_seconds(self.pid)
 
     def api_used(self) -> int:
         return int(self.control("GET", "/usage")["DailyApiRequests"]["Used"])

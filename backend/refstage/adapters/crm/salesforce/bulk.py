@@ -40,7 +40,8 @@ def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[flo
           expected: int | None = None) -> dict[str, Any]:
     """Poll until the job is done. Gaps grow (a long job costs a few calls, not one per half second); for an
     ingest job of `expected` rows the next poll is aimed at the finish projected from numberRecordsProcessed, and
-    once every row is processed the next comes after `poll` again (the job is only writing its results). Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
+    once every row is processed the next comes after `poll` again (the job is only writing its results).
+    Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
     delay, waited, finishing = poll, 0.0, False
     while True:
         sleep(delay)
