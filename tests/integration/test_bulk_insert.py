@@ -4,6 +4,8 @@ exactly as the ORM's own inserts do, and errors must surface as SQLAlchemy's (co
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import String, cast, select
 from sqlalchemy.exc import IntegrityError
 
@@ -73,3 +75,20 @@ def test_rows_with_different_columns_are_refused(rt, world):
     with rt.session_factory() as s:
         with pytest.raises(ValueError, match="same columns"):
             insert_many(s, m.AuditRow.__table__, [_audit_row(world.tenant.id, at), short])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.timezones()))
+def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_text_format(value):
+    """UTCDateTime writes SQLite's text in one step; it must be exactly what SQLAlchemy's DATETIME would store,
+    or range queries would compare differently formatted strings."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    ours = m.UTCDateTime().bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours(value) == theirs(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError):
+        ours(value.replace(tzinfo=None))

@@ -112,3 +112,46 @@ def test_audit_entries_keep_actor_and_before_after(rt, world):
     with rt.uow(world.tenant.id) as uow:
         (entry,) = uow.audit.list(entity_id="rw1")
     assert entry.actor.label == "rev@x.test" and entry.before == {"status": "pending_review"} and entry.at == at
+
+
+def test_save_many_writes_what_the_orm_reads_back_and_refuses_a_row_changed_meanwhile(rt, world):
+    from sqlalchemy import update as sql_update
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from refstage.adapters.db import models as m
+    from refstage.domain.referrals import ReferralStatus
+    from refstage.domain.review import Flag, Reason
+
+    first, second = _referral(rt, world), None
+    advocate, _ = enrolment.enrol_advocate(rt, world.tenant.id, world.program.id, name="Bo", email="bo@customer.test",
+                                           source=AdvocateSource.API, actor=ADMIN)
+    second = referrals.capture_referral(rt, advocate.code, FriendInput("Gil", "gil@prospect.test", None, None, True))
+    at = dt.datetime(2026, 11, 2, 10, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    with rt.uow(world.tenant.id) as uow:
+        one, two = sorted(uow.referrals.get_many([first.id, second.id]), key=lambda r: r.id != first.id)
+        one.status, one.qualified_at, one.last_observed_at = ReferralStatus.QUALIFIED, at, at
+        one.crm.opportunity_id = "006AAA"
+        one.flags = [Flag(Reason.DUPLICATE_EXISTING_RECORD, {"match": "O'Brien <x>"})]
+        two.status_reason = "moved"
+        uow.referrals.save_many([one, two])
+        uow.commit()
+    with rt.uow(world.tenant.id) as uow:
+        got = uow.referrals.get(first.id)
+        row = uow.session.get(m.ReferralRow, first.id)
+        assert (got.status, got.qualified_at, got.last_observed_at) == (ReferralStatus.QUALIFIED, at, at)
+        assert got.crm.opportunity_id == "006AAA" and got.flags == one.flags
+        assert row.version == 2 and uow.referrals.get(second.id).status_reason == "moved"
+
+    # Another worker moves the second referral between our read and our write (on SQLite the write lock rules
+    # that out, so the change is made in our own transaction): nothing of ours may stand.
+    with rt.uow(world.tenant.id) as uow:
+        one, two = sorted(uow.referrals.get_many([first.id, second.id]), key=lambda r: r.id != first.id)
+        uow.session.execute(sql_update(m.ReferralRow).where(m.ReferralRow.id == second.id).values(
+            version=m.ReferralRow.version + 1, status_reason="theirs"))
+        one.status_reason = two.status_reason = "ours"
+        with pytest.raises(StaleDataError):
+            uow.referrals.save_many([one, two])
+        uow.rollback()
+    with rt.uow(world.tenant.id) as uow:
+        assert uow.referrals.get(first.id).status_reason is None
+        assert uow.referrals.get(second.id).status_reason == "moved"

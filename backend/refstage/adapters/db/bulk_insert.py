@@ -1,4 +1,5 @@
-"""Many-row INSERTs of the sync's hot path (rewards, audit entries, write-back queue rows, CRM record states).
+"""Many-row INSERTs and UPDATEs of the sync's hot path (rewards, audit entries, write-back queue rows, CRM record
+states; the referrals a sync moves).
 
 A sync that qualifies 100,000 referrals inserts about a million rows. SQLAlchemy's executemany builds a
 parameter dictionary per row through its compiled-statement machinery, which cost more than SQLite spent
@@ -8,7 +9,7 @@ driver's executemany runs on the session's connection, inside the session's tran
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
@@ -47,6 +48,30 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(stmt.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    finally:
+        cursor.close()
+
+
+_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+
+
+def execute_many(session: Session, key: str, build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> int:
+    """Run the statement `build()` returns (compiled once per dialect and `key`) for every row, as insert_many
+    does, and return how many rows the database says it changed (the sum over rows, on both drivers)."""
+    if not rows:
+        return 0
+    session.flush()
+    connection = session.connection()
+    dialect = connection.dialect
+    stmt = _STATEMENTS.get((dialect.name, key))
+    if stmt is None:
+        stmt = _STATEMENTS[(dialect.name, key)] = Prepared(build(), dialect, for_executemany=True)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+        return cursor.rowcount
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(stmt.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
     finally:

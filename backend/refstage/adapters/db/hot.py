@@ -38,10 +38,10 @@ class Prepared:
     def args(self, values: dict[str, Any]) -> Any:
         """The driver's parameters for one row; every value goes through its bind processor, None included (a
         JSON column stores None as JSON null, as the ORM does)."""
+        get = values.get
         if self.positional:
-            return tuple(value if proc is None else proc(value)
-                         for value, proc in ((values.get(name), proc) for name, proc in self._order))
-        return {name: values.get(name) if proc is None else proc(values.get(name)) for name, proc in self.processors.items()}
+            return [get(name) if proc is None else proc(get(name)) for name, proc in self._order]
+        return {name: get(name) if proc is None else proc(get(name)) for name, proc in self.processors.items()}
 
 
 _PREPARED: dict[tuple[str, str], Prepared] = {}

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from operator import attrgetter
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from refstage.adapters.db import models as m
-from refstage.adapters.db.bulk_insert import insert_many
+from refstage.adapters.db.bulk_insert import execute_many, insert_many
 from refstage.domain.audit import Actor, ActorKind, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import NotFound
@@ -225,12 +226,26 @@ class ProgramRepository(_Scoped):
 
 
 # --- advocates ----------------------------------------------------------------------------------------
-def _advocate(row: m.AdvocateRow) -> Advocate:
+_ADVOCATE_COLUMNS = ("id", "tenant_id", "program_id", "name", "email", "code", "source", "crm_object", "crm_id",
+                     "crm_contact_id", "crm_account_id", "link_written_at", "enrolled_at", "active")
+
+
+def _advocate_from(v: Sequence[Any]) -> Advocate:
+    """From the values of _ADVOCATE_COLUMNS, in that order."""
+    (id_, tenant_id, program_id, name, email, code, source, crm_object, crm_id, crm_contact_id, crm_account_id,
+     link_written_at, enrolled_at, active) = v
     return Advocate(
-        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, name=row.name, email=row.email, code=row.code,
-        source=AdvocateSource(row.source), crm_object=row.crm_object, crm_id=row.crm_id, crm_contact_id=row.crm_contact_id,
-        crm_account_id=row.crm_account_id, link_written_at=row.link_written_at, enrolled_at=row.enrolled_at, active=row.active,
+        id=id_, tenant_id=tenant_id, program_id=program_id, name=name, email=email, code=code,
+        source=_enum(AdvocateSource, source), crm_object=crm_object, crm_id=crm_id, crm_contact_id=crm_contact_id,
+        crm_account_id=crm_account_id, link_written_at=link_written_at, enrolled_at=enrolled_at, active=active,
     )
+
+
+def _advocate(row: m.AdvocateRow) -> Advocate:
+    return _advocate_from(_ADVOCATE_VALUES(row))
+
+
+_ADVOCATE_VALUES = attrgetter(*_ADVOCATE_COLUMNS)
 
 
 class AdvocateRepository(_Scoped):
@@ -267,7 +282,7 @@ class AdvocateRepository(_Scoped):
 
     def get_many(self, advocate_ids: Sequence[str]) -> list[Advocate]:
         """Read-only batch load (write-back): one query per 900 ids."""
-        return _read_many(self.session, m.AdvocateRow.__table__, self.tenant_id, advocate_ids, _advocate)
+        return _read_many(self.session, m.AdvocateRow.__table__, _ADVOCATE_COLUMNS, self.tenant_id, advocate_ids, _advocate_from)
 
     def by_crm_id(self, program_id: str, crm_object: str, crm_id: str) -> Advocate | None:
         row = self.session.scalar(select(m.AdvocateRow).where(
@@ -375,16 +390,32 @@ def in_tenant(column: Any, tenant_id: str) -> Any:
 _REF_FIELDS = ("lead_id", "contact_id", "account_id", "opportunity_id", "person_id", "deal_id")
 
 
-def _referral(row: m.ReferralRow) -> Referral:
+_REFERRAL_COLUMNS = ("id", "tenant_id", "program_id", "advocate_id", "friend_name", "friend_email", "friend_company",
+                     "friend_phone", "source", "consent_at", "consent_version", "captured_at", "status", *_REF_FIELDS,
+                     "crm_owner_id", "flags", "routed_at", "qualified_at", "rewarded_at", "status_reason", "last_observed_at")
+
+
+def _referral_from(v: Sequence[Any]) -> Referral:
+    """From the values of _REFERRAL_COLUMNS, in that order (a Core row of them, or an ORM row's attributes)."""
+    (id_, tenant_id, program_id, advocate_id, friend_name, friend_email, friend_company, friend_phone, source,
+     consent_at, consent_version, captured_at, status, lead_id, contact_id, account_id, opportunity_id, person_id,
+     deal_id, owner_id, flags, routed_at, qualified_at, rewarded_at, status_reason, last_observed_at) = v
     return Referral(
-        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, advocate_id=row.advocate_id,
-        friend_name=row.friend_name, friend_email=row.friend_email, friend_company=row.friend_company,
-        friend_phone=row.friend_phone, source=ReferralSource(row.source), consent_at=row.consent_at,
-        consent_version=row.consent_version, captured_at=row.captured_at, status=ReferralStatus(row.status),
-        crm=CrmRefs(**{f: getattr(row, f) for f in _REF_FIELDS}, owner_id=row.crm_owner_id),
-        flags=[Flag.from_dict(f) for f in row.flags or []], routed_at=row.routed_at, qualified_at=row.qualified_at,
-        rewarded_at=row.rewarded_at, status_reason=row.status_reason, last_observed_at=row.last_observed_at,
+        id=id_, tenant_id=tenant_id, program_id=program_id, advocate_id=advocate_id,
+        friend_name=friend_name, friend_email=friend_email, friend_company=friend_company,
+        friend_phone=friend_phone, source=_enum(ReferralSource, source), consent_at=consent_at,
+        consent_version=consent_version, captured_at=captured_at, status=_enum(ReferralStatus, status),
+        crm=CrmRefs(lead_id, contact_id, account_id, opportunity_id, person_id, deal_id, owner_id),
+        flags=[Flag.from_dict(f) for f in flags] if flags else [], routed_at=routed_at, qualified_at=qualified_at,
+        rewarded_at=rewarded_at, status_reason=status_reason, last_observed_at=last_observed_at,
     )
+
+
+_REFERRAL_VALUES = attrgetter(*_REFERRAL_COLUMNS)
+
+
+def _referral(row: m.ReferralRow) -> Referral:
+    return _referral_from(_REFERRAL_VALUES(row))
 
 
 class ReferralRepository(_Scoped):
@@ -421,10 +452,12 @@ class ReferralRepository(_Scoped):
         T = m.ReferralRow.__table__
         out: list[Referral] = []
         self._versions: dict[str, int] = getattr(self, "_versions", {})
+        columns = [T.c[name] for name in _REFERRAL_COLUMNS]
         for start in range(0, len(referral_ids), 900):
-            for row in self.session.execute(select(T).where(in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + 900]))):
-                out.append(_referral(_RowView(row._mapping)))
-                self._versions[row.id] = row.version
+            for *values, version in self.session.execute(select(*columns, T.c.version).where(
+                    in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + 900]))):
+                out.append(_referral_from(values))
+                self._versions[values[0]] = version
         return out
 
     def save_many(self, referrals: Sequence[Referral]) -> None:
@@ -449,12 +482,16 @@ class ReferralRepository(_Scoped):
             p["flags"] = [f.to_dict() for f in r.flags]
             p["updated_at"] = now
             params.append(p)
-        values = {k: bindparam(k) for k in params[0] if not k.startswith("b_")}
-        stmt = update(T).where(T.c.id == bindparam("b_id"), T.c.version == bindparam("b_version")).values(
-            version=T.c.version + 1, **values)
-        result = self.session.execute(stmt, params)
-        if result.rowcount != len(params):
-            raise StaleDataError(f"{len(params) - result.rowcount} referral(s) changed by another worker")
+
+        def statement():
+            values = {k: bindparam(k, type_=T.c[k].type) for k in params[0] if not k.startswith("b_")}
+            return update(T).where(T.c.id == bindparam("b_id", type_=T.c.id.type),
+                                   T.c.version == bindparam("b_version", type_=T.c.version.type)).values(
+                version=T.c.version + literal_column("1"), **values)  # a literal: no parameter to pass
+
+        changed = execute_many(self.session, "referrals.save_many", statement, params)
+        if changed != len(params):
+            raise StaleDataError(f"{len(params) - changed} referral(s) changed by another worker")
         for r in referrals:
             self._versions[r.id] += 1
 
@@ -520,28 +557,28 @@ class ReferralRepository(_Scoped):
         return [_referral(r) for r in rows]
 
 
-class _RowView:
-    """Attribute access over a Core row mapping, so the ORM-row converters work on both."""
-
-    __slots__ = ("_m",)
-
-    def __init__(self, mapping):
-        self._m = mapping
-
-    def __getattr__(self, name: str):
-        value = self._m[name]
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value
+def _enum(kind: Any, value: str) -> Any:
+    """kind(value), from a dict: batch reads convert hundreds of thousands of stored values."""
+    member = _ENUM_VALUES[kind].get(value)
+    return kind(value) if member is None else member  # an unknown value fails as kind(value) does
 
 
-def _read_many(session: Session, table: Any, tenant_id: str, ids: Sequence[str], convert) -> list[Any]:
-    """Read-only batch load by id (Core rows, no identity map): in the order asked; NotFound if one is missing."""
+_ENUM_VALUES: dict[Any, dict[str, Any]] = {
+    kind: {member.value: member for member in kind}
+    for kind in (AdvocateSource, ReferralSource, ReferralStatus, Recipient, RewardKind, RewardStatus)
+}
+
+
+def _read_many(session: Session, table: Any, names: Sequence[str], tenant_id: str, ids: Sequence[str],
+               convert: Callable[[Sequence[Any]], Any]) -> list[Any]:
+    """Read-only batch load by id (Core rows of `names`, id first; no identity map): in the order asked; NotFound
+    if one is missing. UTCDateTime columns come back aware from Core rows as from the ORM."""
     found: dict[str, Any] = {}
     unique = list(dict.fromkeys(ids))
+    columns = [table.c[name] for name in names]
     for start in range(0, len(unique), 900):
-        for row in session.execute(select(table).where(in_tenant(table.c.tenant_id, tenant_id), table.c.id.in_(unique[start:start + 900]))):
-            found[row.id] = convert(_RowView(row._mapping))
+        for row in session.execute(select(*columns).where(in_tenant(table.c.tenant_id, tenant_id), table.c.id.in_(unique[start:start + 900]))):
+            found[row[0]] = convert(row)
     missing = [i for i in unique if i not in found]
     if missing:
         raise NotFound(f"{table.name[:-1]} {missing[0]} not found")
@@ -549,15 +586,30 @@ def _read_many(session: Session, table: Any, tenant_id: str, ids: Sequence[str],
 
 
 # --- rewards ------------------------------------------------------------------------------------------
-def _reward(row: m.RewardRow) -> Reward:
+_REWARD_COLUMNS = ("id", "tenant_id", "program_id", "referral_id", "recipient", "rule_key", "kind", "amount", "currency",
+                   "status", "created_at", "advocate_id", "hold_until", "flags", "decided_by", "decision_comment",
+                   "decided_at", "issued_at", "payout_reference")
+
+
+def _reward_from(v: Sequence[Any]) -> Reward:
+    """From the values of _REWARD_COLUMNS, in that order."""
+    (id_, tenant_id, program_id, referral_id, recipient, rule_key, kind, amount, currency, status, created_at,
+     advocate_id, hold_until, flags, decided_by, decision_comment, decided_at, issued_at, payout_reference) = v
     return Reward(
-        id=row.id, tenant_id=row.tenant_id, program_id=row.program_id, referral_id=row.referral_id,
-        recipient=Recipient(row.recipient), rule_key=row.rule_key, kind=RewardKind(row.kind),
-        amount=Money(Decimal(row.amount), row.currency), status=RewardStatus(row.status), created_at=row.created_at,
-        advocate_id=row.advocate_id, hold_until=row.hold_until, flags=[Flag.from_dict(f) for f in row.flags or []],
-        decided_by=row.decided_by, decision_comment=row.decision_comment, decided_at=row.decided_at,
-        issued_at=row.issued_at, payout_reference=row.payout_reference,
+        id=id_, tenant_id=tenant_id, program_id=program_id, referral_id=referral_id,
+        recipient=_enum(Recipient, recipient), rule_key=rule_key, kind=_enum(RewardKind, kind),
+        amount=Money(Decimal(amount), currency), status=_enum(RewardStatus, status), created_at=created_at,
+        advocate_id=advocate_id, hold_until=hold_until, flags=[Flag.from_dict(f) for f in flags] if flags else [],
+        decided_by=decided_by, decision_comment=decision_comment, decided_at=decided_at,
+        issued_at=issued_at, payout_reference=payout_reference,
     )
+
+
+_REWARD_VALUES = attrgetter(*_REWARD_COLUMNS)
+
+
+def _reward(row: m.RewardRow) -> Reward:
+    return _reward_from(_REWARD_VALUES(row))
 
 
 class RewardRepository(_Scoped):
@@ -593,7 +645,7 @@ class RewardRepository(_Scoped):
 
     def get_many(self, reward_ids: Sequence[str]) -> list[Reward]:
         """Read-only batch load (write-back): one query per 900 ids."""
-        return _read_many(self.session, m.RewardRow.__table__, self.tenant_id, reward_ids, _reward)
+        return _read_many(self.session, m.RewardRow.__table__, _REWARD_COLUMNS, self.tenant_id, reward_ids, _reward_from)
 
     def parents(self, reward_ids: Sequence[str]) -> dict[str, str]:
         """{reward id: referral id}, two columns only (the write-back plans its batches with it)."""

@@ -241,15 +241,18 @@ class CsvSpool:
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")
-        self.writer: csv.DictWriter | None = None
+        self.writer: Any = None
+        self.columns: list[str] = []
         self.rows = 0
 
     def add(self, row: dict[str, Any]) -> None:
         if self.writer is None:
-            self.writer = csv.DictWriter(self.file, list(row), lineterminator="\n", extrasaction="ignore")
-            self.writer.writeheader()
-        self.writer.writerow({k: ("#N/A" if v is None else ("true" if v is True else "false" if v is False else v))
-                              for k, v in row.items()})
+            self.columns = list(row)
+            self.writer = csv.writer(self.file, lineterminator="\n")
+            self.writer.writerow(self.columns)
+        # A column the row lacks is written empty (Bulk leaves the field as it is); keys beyond the columns are ignored.
+        self.writer.writerow(["#N/A" if v is None else "true" if v is True else "false" if v is False else v
+                              for v in (row.get(k, "") for k in self.columns)])
         self.rows += 1
 
     def payload(self) -> bytes:
