@@ -88,7 +88,36 @@ def test_sqlite_datetimes_are_stored_in_sqlalchemys_own_text_format(value):
     dialect = sqlite.dialect()
     ours = m.UTCDateTime().bind_processor(dialect)
     theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert ours(value) == theirs(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    expected = theirs(value.astimezone(dt.timezone.utc).replace(tzinfo=None))
+    assert ours(value) == expected
+    assert ours(value) == expected  # again: the same object is answered from memory
+    other = value + dt.timedelta(microseconds=1) if value.year < 9999 else value - dt.timedelta(microseconds=1)
+    assert ours(other) != expected
     assert ours(None) is None
     with pytest.raises(ValueError):
         ours(value.replace(tzinfo=None))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=st.timezones()),
+       st.sampled_from(["", "date only", "no fraction"]))
+def test_sqlite_datetimes_read_back_as_sqlalchemy_reads_them(value, shape):
+    """UTCDateTime parses SQLite's text in one step; it must give what SQLAlchemy's DATETIME followed by the old
+    two-step conversion gave, for the text we store and for shorter forms another writer may have left."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    text = m.UTCDateTime().bind_processor(dialect)(value)
+    if shape == "date only":
+        text = text[:10]
+    elif shape == "no fraction":
+        text = text[:19]
+    ours = m.UTCDateTime().result_processor(dialect, None)
+    theirs = DateTime().dialect_impl(dialect).result_processor(dialect, None)
+    expected = m.UTCDateTime().process_result_value(theirs(text), dialect)
+    assert ours(text) == expected and ours(text).tzinfo == dt.timezone.utc
+    assert ours(text) == expected  # again, from memory
+    assert ours(None) is None
+    if shape == "":
+        assert ours(text) == value.astimezone(dt.timezone.utc)  # (a local time in a DST gap never equals another zone's)

@@ -51,15 +51,49 @@ class UTCDateTime(TypeDecorator):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
         utc = dt.timezone.utc
+        last: tuple[Any, Any] = (None, None)
 
         def process(value: dt.datetime | None) -> str | None:
             # The text SQLAlchemy's SQLite DATETIME stores ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC), written in one
-            # step: a big sync binds millions of datetimes, and the two-step conversion cost twice as much.
+            # step: a big sync binds millions of datetimes, most of them the same `now` again (hence `last`).
+            nonlocal last
             if value is None:
                 return None
-            if value.tzinfo is None:
+            seen, text = last
+            if value is seen:
+                return text
+            tz = value.tzinfo
+            if tz is None:
                 raise ValueError("naive datetime given to the database")
-            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = (value if tz is utc else value.astimezone(utc)).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last = (value, text)  # one assignment: a thread reading it sees a matching pair
+            return text
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        fallback = super().result_processor(dialect, coltype)
+        utc = dt.timezone.utc
+        last: tuple[Any, Any] = (None, None)
+
+        def process(value: str | None) -> dt.datetime | None:
+            # The stored text straight to an aware datetime (batch reads convert hundreds of thousands of them,
+            # many the same); anything fromisoformat does not read goes the usual way.
+            nonlocal last
+            if value is None:
+                return None
+            seen, parsed = last
+            if value == seen:
+                return parsed
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except (TypeError, ValueError):
+                return fallback(value)
+            parsed = parsed.replace(tzinfo=utc) if parsed.tzinfo is None else parsed.astimezone(utc)
+            last = (value, parsed)
+            return parsed
 
         return process
 
