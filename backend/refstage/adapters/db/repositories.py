@@ -228,6 +228,7 @@ class ProgramRepository(_Scoped):
 # --- advocates ----------------------------------------------------------------------------------------
 _ADVOCATE_COLUMNS = ("id", "tenant_id", "program_id", "name", "email", "code", "source", "crm_object", "crm_id",
                      "crm_contact_id", "crm_account_id", "link_written_at", "enrolled_at", "active")
+_ADVOCATE_VALUES = attrgetter(*_ADVOCATE_COLUMNS)  # an ORM row's values, in that order
 
 
 def _advocate_from(v: Sequence[Any]) -> Advocate:
@@ -243,9 +244,6 @@ def _advocate_from(v: Sequence[Any]) -> Advocate:
 
 def _advocate(row: m.AdvocateRow) -> Advocate:
     return _advocate_from(_ADVOCATE_VALUES(row))
-
-
-_ADVOCATE_VALUES = attrgetter(*_ADVOCATE_COLUMNS)
 
 
 class AdvocateRepository(_Scoped):
@@ -393,6 +391,7 @@ _REF_FIELDS = ("lead_id", "contact_id", "account_id", "opportunity_id", "person_
 _REFERRAL_COLUMNS = ("id", "tenant_id", "program_id", "advocate_id", "friend_name", "friend_email", "friend_company",
                      "friend_phone", "source", "consent_at", "consent_version", "captured_at", "status", *_REF_FIELDS,
                      "crm_owner_id", "flags", "routed_at", "qualified_at", "rewarded_at", "status_reason", "last_observed_at")
+_REFERRAL_VALUES = attrgetter(*_REFERRAL_COLUMNS)  # an ORM row's values, in that order
 
 
 def _referral_from(v: Sequence[Any]) -> Referral:
@@ -409,9 +408,6 @@ def _referral_from(v: Sequence[Any]) -> Referral:
         flags=[Flag.from_dict(f) for f in flags] if flags else [], routed_at=routed_at, qualified_at=qualified_at,
         rewarded_at=rewarded_at, status_reason=status_reason, last_observed_at=last_observed_at,
     )
-
-
-_REFERRAL_VALUES = attrgetter(*_REFERRAL_COLUMNS)
 
 
 def _referral(row: m.ReferralRow) -> Referral:
@@ -589,6 +585,7 @@ def _read_many(session: Session, table: Any, names: Sequence[str], tenant_id: st
 _REWARD_COLUMNS = ("id", "tenant_id", "program_id", "referral_id", "recipient", "rule_key", "kind", "amount", "currency",
                    "status", "created_at", "advocate_id", "hold_until", "flags", "decided_by", "decision_comment",
                    "decided_at", "issued_at", "payout_reference")
+_REWARD_VALUES = attrgetter(*_REWARD_COLUMNS)  # an ORM row's values, in that order
 
 
 def _reward_from(v: Sequence[Any]) -> Reward:
@@ -603,9 +600,6 @@ def _reward_from(v: Sequence[Any]) -> Reward:
         decided_by=decided_by, decision_comment=decision_comment, decided_at=decided_at,
         issued_at=issued_at, payout_reference=payout_reference,
     )
-
-
-_REWARD_VALUES = attrgetter(*_REWARD_COLUMNS)
 
 
 def _reward(row: m.RewardRow) -> Reward:
