@@ -121,3 +121,40 @@ def test_sqlite_datetimes_read_back_as_sqlalchemy_reads_them(value, shape):
     assert ours(None) is None
     if shape == "":
         assert ours(text) == value.astimezone(dt.timezone.utc)  # (a local time in a DST gap never equals another zone's)
+
+
+def test_execute_many_refuses_rows_that_leave_a_parameter_unset_and_reports_driver_errors_as_sqlalchemys(rt, world):
+    from sqlalchemy import bindparam, update
+
+    from refstage.adapters.db.bulk_insert import execute_many
+
+    now = dt.datetime.now(dt.timezone.utc)
+    T = m.CrmRecordRow.__table__
+    rows = [{"tenant_id": world.tenant.id, "connection_id": world.connection.id, "object_name": "Opportunity", "crm_id": crm_id,
+             "fields": {}, "modified_at": now, "deleted": False, "updated_at": now} for crm_id in ("006A", "006B")]
+    with rt.session_factory() as s:
+        insert_many(s, T, rows)
+        s.commit()
+
+    def rename():
+        return update(T).where(T.c.crm_id == bindparam("b_crm_id", type_=T.c.crm_id.type)).values(
+            crm_id=bindparam("crm_id", type_=T.c.crm_id.type), deleted=True)  # a literal value: a parameter too
+
+    with rt.session_factory() as s:
+        with pytest.raises(ValueError, match="no value for"):
+            execute_many(s, "test.rename.unset", rename, [{"b_crm_id": "006A", "crm_id": "006C"}])
+        with pytest.raises(ValueError, match="same columns"):
+            execute_many(s, "test.rename.ragged", lambda: update(T), [{"a": 1}, {"b": 2}])
+
+        def rename_only():
+            return update(T).where(T.c.crm_id == bindparam("b_crm_id", type_=T.c.crm_id.type)).values(
+                crm_id=bindparam("crm_id", type_=T.c.crm_id.type))
+
+        assert execute_many(s, "test.rename", rename_only, [{"b_crm_id": "006A", "crm_id": "006C"},
+                                                            {"b_crm_id": "006X", "crm_id": "006Y"}]) == 1
+        with pytest.raises(IntegrityError):
+            with s.begin_nested():
+                execute_many(s, "test.rename", rename_only, [{"b_crm_id": "006B", "crm_id": "006C"}])  # unique key
+        s.commit()
+    with rt.session_factory() as s:
+        assert sorted(s.scalars(select(T.c.crm_id).where(T.c.tenant_id == world.tenant.id))) == ["006B", "006C"]

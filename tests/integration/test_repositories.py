@@ -155,3 +155,38 @@ def test_save_many_writes_what_the_orm_reads_back_and_refuses_a_row_changed_mean
     with rt.uow(world.tenant.id) as uow:
         assert uow.referrals.get(first.id).status_reason is None
         assert uow.referrals.get(second.id).status_reason == "moved"
+
+
+def test_batch_reads_give_back_every_field_as_written(rt, world):
+    """get_many reads by column position: a column out of place would put a value in the wrong field."""
+    from decimal import Decimal
+
+    from refstage.domain.review import Flag, Reason
+
+    ref = _referral(rt, world)
+    at = dt.datetime(2026, 11, 2, 10, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    advocate = Advocate(id=rt.new_id(), tenant_id=world.tenant.id, program_id=world.program.id, name="Ann", email="ann@x.test",
+                        code="BATCHREAD2", source=AdvocateSource.SALESFORCE_CONTACT, crm_object="Contact", crm_id="003B",
+                        crm_contact_id="003C", crm_account_id="001D", link_written_at=at, enrolled_at=at, active=False)
+    reward = Reward(id=rt.new_id(), tenant_id=world.tenant.id, program_id=world.program.id, referral_id=ref.id,
+                    recipient=Recipient.FRIEND, rule_key="friend", kind=RewardKind.FIXED, amount=Money("12.34", "EUR"),
+                    status=RewardStatus.PENDING_HOLD, created_at=at, advocate_id=ref.advocate_id,
+                    hold_until=at + dt.timedelta(days=30), flags=[Flag(Reason.OVER_AMOUNT_THRESHOLD, {"limit": "10"})],
+                    decided_by="u1", decision_comment="ok <b>", decided_at=at, issued_at=at, payout_reference="PO-1")
+    with rt.uow(world.tenant.id) as uow:
+        uow.advocates.add(advocate)
+        uow.advocates.save(advocate)  # the link's write-back time is set after enrolment
+        assert uow.rewards.add(reward)
+        uow.commit()
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        [got_advocate] = uow.advocates.get_many([advocate.id])
+        got_rewards = uow.rewards.get_many([reward.id, reward.id])  # in the order asked, repeats included
+        [got_referral] = uow.referrals.get_many([ref.id])
+        with pytest.raises(NotFound):
+            uow.rewards.get_many([reward.id, "no-such-reward"])
+        orm_referral = uow.referrals.get(ref.id)
+    assert got_advocate == advocate
+    assert got_rewards == [reward, reward] and got_rewards[0].amount.amount == Decimal("12.34")
+    assert got_rewards[0].hold_until.tzinfo is not None
+    assert got_referral == orm_referral == referrals.get_referral(rt, world.tenant.id, ref.id)
+    assert (got_referral.friend_name, got_referral.friend_email, got_referral.consent_at.tzinfo) == ("Fred", "fred@prospect.test", dt.timezone.utc)

@@ -3,7 +3,7 @@ states; the referrals a sync moves).
 
 A sync that qualifies 100,000 referrals inserts about a million rows. SQLAlchemy's executemany builds a
 parameter dictionary per row through its compiled-statement machinery, which cost more than SQLite spent
-storing the rows. Here the statement is compiled once per dialect, table and column set, each value goes
+storing the rows. Here each statement is compiled once per dialect and column set, each value goes
 through its column's own bind processor (so both databases store exactly what the ORM would), and the
 driver's executemany runs on the session's connection, inside the session's transaction."""
 
@@ -54,20 +54,30 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         cursor.close()
 
 
-_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], Prepared] = {}
 
 
 def execute_many(session: Session, key: str, build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> int:
-    """Run the statement `build()` returns (compiled once per dialect and `key`) for every row, as insert_many
-    does, and return how many rows the database says it changed (the sum over rows, on both drivers)."""
+    """Run the statement `build()` returns for every row (dicts with the same keys, one per parameter of the
+    statement), and return how many rows the database says it changed: the sum over rows, on both drivers.
+    `key` names the statement; it is compiled once per dialect, key and column set. As with insert_many, the
+    session is flushed first, so ORM changes pending in it are written before this statement."""
     if not rows:
         return 0
+    columns = tuple(rows[0])
+    if any(len(row) != len(columns) or any(name not in row for name in columns) for row in rows):
+        raise ValueError(f"execute_many {key}: every row needs the same columns ({', '.join(columns)})")
     session.flush()
     connection = session.connection()
     dialect = connection.dialect
-    stmt = _STATEMENTS.get((dialect.name, key))
+    stmt = _STATEMENTS.get((dialect.name, key, columns))
     if stmt is None:
-        stmt = _STATEMENTS[(dialect.name, key)] = Prepared(build(), dialect, for_executemany=True)
+        stmt = Prepared(build(), dialect, for_executemany=True)
+        missing = sorted(set(stmt.names) - set(columns))
+        if missing:
+            # A parameter no row gives would be bound as NULL on every row: refuse, as session.execute does.
+            raise ValueError(f"execute_many {key}: rows give no value for {', '.join(missing)}")
+        _STATEMENTS[(dialect.name, key, columns)] = stmt
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])

@@ -47,6 +47,11 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(dt.timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    # On SQLite, bind_processor and result_processor below replace process_bind_param/process_result_value
+    # and the impl's own processors (SQLAlchemy advises TypeDecorators against overriding these; it is done on
+    # purpose, for speed). They reproduce DATETIME's default storage format exactly: tests check it against
+    # SQLAlchemy's own conversion, so a change of impl or storage format would be caught. process_bind_param
+    # still serves SQL rendered with literal values.
     def bind_processor(self, dialect: Any) -> Any:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
