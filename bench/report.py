@@ -126,10 +126,11 @@ def write_report(path: Path) -> None:
     lines = ["# Benchmarks", "",
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
              "Targets come from issue 8. Each section names the command and the machine that produced it.",
-             "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) says "
-             "how fast the machine ran. Machines of the same kind here run at different speeds at different times (the same "
-             "seeding step of benchmark (a) took 15 s on 2026-11-22 and 33 s on 2026-11-23), so compare runs with it in "
-             "mind; runs from before 2026-11-23 have no speed check.", ""]
+             "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) is a "
+             "rough guide to how fast the machine ran. Machines of the same kind here run at different speeds at different "
+             "times, and the check, taken once before the run, does not always catch a slow spell; (a)'s `seed_seconds` "
+             "(the same seeding work every run) is a second gauge. Compare durations only within one run; runs from before "
+             "2026-11-23 have no speed check.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():

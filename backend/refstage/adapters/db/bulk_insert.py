@@ -44,10 +44,17 @@ def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = tuple(rows[0])
     if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"insert_many into {table.name}: every row needs the same columns ({', '.join(columns)})")
-    stmt = _prepared(dialect, table, columns)
+    _run(connection, _prepared(dialect, table, columns), rows)
+
+
+def _run(connection: Any, stmt: Prepared, rows: Sequence[dict[str, Any]]) -> int:
+    """The driver's executemany on the session's connection; the rows it changed. A driver error is raised as
+    SQLAlchemy's (IntegrityError for a constraint), as session.execute would."""
+    dialect = connection.dialect
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+        return cursor.rowcount
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(stmt.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
     finally:
@@ -78,11 +85,4 @@ def execute_many(session: Session, key: str, build: Callable[[], Any], rows: Seq
             # A parameter no row gives would be bound as NULL on every row: refuse, as session.execute does.
             raise ValueError(f"execute_many {key}: rows give no value for {', '.join(missing)}")
         _STATEMENTS[(dialect.name, key, columns)] = stmt
-    cursor = connection.connection.cursor()
-    try:
-        cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
-        return cursor.rowcount
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(stmt.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-    finally:
-        cursor.close()
+    return _run(connection, stmt, rows)
