@@ -56,14 +56,24 @@ def install(path: str) -> None:
     bulk.BulkApi.submit = submitted
     wait = bulk._wait
 
-    def waited(client, job_id, is_query, poll, sleep=time.sleep, expected=None):
+    def waited(client, job_id, is_query, poll, sleep=time.sleep, expected=None, running_for=0.0):
         event("waiting for " + ("query" if is_query else "ingest") + " job", job_id)
-        info = wait(client, job_id, is_query, poll, sleep, expected)
+        info = wait(client, job_id, is_query, poll, sleep, expected, running_for)
         event("job done", job_id, {"processing_ms": info.get("totalProcessingTime"),
                                    "rows": info.get("numberRecordsProcessed")})
         return info
 
     bulk._wait = waited
+
+    import requests
+
+    send = requests.Session.request
+
+    def sent(self, method, url, *args, **kwargs):  # every HTTP call to the org, in order
+        event("call", method, url.split("/services/", 1)[-1].split("?", 1)[0])
+        return send(self, method, url, *args, **kwargs)
+
+    requests.Session.request = sent
     atexit.register(lambda: Path(path).write_text(json.dumps(events)))
 
 
@@ -90,7 +100,7 @@ def main(argv: list[str]) -> int:
         result = big_change_set(total, total // 10, naive=False, timeline=str(path))
         events = json.loads(path.read_text())
     print("\n".join(summary(events)))
-    print(json.dumps({k: result[k] for k in ("wall_s", "cpu_s", "emulator_cpu_s", "api_calls", "peak_rss_mb")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("seed_seconds", "wall_s", "cpu_s", "emulator_cpu_s", "api_calls", "peak_rss_mb")}, indent=1))
     from bench.common import machine
 
     print(json.dumps(machine()))

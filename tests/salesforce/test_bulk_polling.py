@@ -19,9 +19,9 @@ class Jobs:
         return self.infos.pop(0)
 
 
-def _wait(jobs, expected):
+def _wait(jobs, expected, running_for=0.0):
     slept = []
-    info = bulk._wait(jobs, "750x", False, 0.5, sleep=slept.append, expected=expected)
+    info = bulk._wait(jobs, "750x", False, 0.5, sleep=slept.append, expected=expected, running_for=running_for)
     return info, slept
 
 
@@ -51,6 +51,28 @@ def test_a_part_processed_job_is_polled_when_the_rest_is_projected_to_be_done():
     _, slept = _wait(jobs, 10_000)
     # 1,000 rows took 0.5 s: 9,000 more are projected to take 4.5 s; poll 10 % after that, plus the base interval.
     assert slept == [0.5, pytest.approx(4.5 * 1.1 + 0.5)]
+
+
+def test_the_projection_counts_the_time_the_job_ran_before_the_wait_began():
+    # Closed 7.5 s before the wait began (the rewards were being spooled meanwhile): at the first poll, 8 s after
+    # closing, 40,000 of 100,000 rows are done, so the other 60,000 are projected to take 12 s, not 0.75 s.
+    jobs = Jobs({"state": "InProgress", "numberRecordsProcessed": 40_000},
+                {"state": "JobComplete", "numberRecordsProcessed": 100_000})
+    _, slept = _wait(jobs, 100_000, running_for=7.5)
+    assert slept == [0.5, pytest.approx(12 * 1.1 + 0.5)]
+    assert jobs.calls == 2
+
+
+def test_the_api_counts_from_when_it_closed_the_job(monkeypatch):
+    api = bulk.BulkApi(rest=None, sleep=lambda s: None)
+    api._closed_at["750y"] = 100.0
+    monkeypatch.setattr(bulk.time, "monotonic", lambda: 107.5)
+    seen = {}
+    monkeypatch.setattr(bulk, "_client", lambda rest, sobject: None)
+    monkeypatch.setattr(bulk, "_wait", lambda *a, **kw: seen.update(kw) or {"state": "JobComplete"})
+    api._wait_ingest("Referral__c", "750y", 10)
+    assert seen["running_for"] == 7.5 and seen["expected"] == 10
+    assert "750y" not in api._closed_at  # one entry per job, dropped once waited for
 
 
 def test_a_failed_job_is_a_transient_error():

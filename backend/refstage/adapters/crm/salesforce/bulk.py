@@ -37,11 +37,14 @@ def _client(rest: RestApi, sobject: str):
 
 
 def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[float], None] = time.sleep,
-          expected: int | None = None) -> dict[str, Any]:
+          expected: int | None = None, running_for: float = 0.0) -> dict[str, Any]:
     """Poll until the job is done. Gaps grow (a long job costs a few calls, not one per half second); for an
     ingest job of `expected` rows the next poll is aimed at the finish projected from numberRecordsProcessed, and
     once every row is processed the next comes after `poll` again (the job is only writing its results).
-    Returns the final job info; a Failed or Aborted job is a transient CrmError (the run is retried)."""
+    `running_for`: seconds since the job was closed, before this wait began. The projection's rate counts them:
+    rows processed while we were busy elsewhere otherwise look like rows processed in our first gap, and each
+    poll then comes too early. Returns the final job info; a Failed or Aborted job is a transient CrmError (the
+    run is retried)."""
     delay, waited, finishing = poll, 0.0, False
     while True:
         sleep(delay)
@@ -67,7 +70,7 @@ def _wait(client, job_id: str, is_query: bool, poll: float, sleep: Callable[[flo
         delay = min(POLL_MAX, max(delay * POLL_GROWTH, 0.05))
         if expected and 0 < processed < expected:
             # The rate so far says when the rest will be done: poll just after that (within bounds).
-            remaining = waited * (expected - processed) / processed
+            remaining = (running_for + waited) * (expected - processed) / processed
             delay = min(POLL_MAX_PROJECTED, max(poll, remaining * 1.1 + poll))
 
 
@@ -110,6 +113,7 @@ class BulkApi:
         self.page = page
         self.sub_batch = sub_batch
         self.sleep = sleep
+        self._closed_at: dict[str, float] = {}  # ingest job id -> time.monotonic() when it was closed
 
     def query_pages(self, sobject: str, soql: str, checkpoint: dict[str, Any], types: dict[str, str],
                     include_deleted: bool = True) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
@@ -197,6 +201,7 @@ class BulkApi:
                        headers={"Content-Type": "text/csv", "Accept": "application/json"})
         with translated():
             client.close_job(job["id"])
+        self._closed_at[job["id"]] = time.monotonic()
         return job["id"]
 
     def finish(self, sobject: str, job_id: str, keys: list[str], key: str,
@@ -216,7 +221,10 @@ class BulkApi:
         return self._results(sobject, job_id, key)[1]
 
     def _wait_ingest(self, sobject: str, job_id: str, rows: int) -> dict[str, Any]:
-        return _wait(_client(self.rest, sobject), job_id, False, self.poll, self.sleep, expected=rows)
+        closed_at = self._closed_at.pop(job_id, None)
+        running_for = 0.0 if closed_at is None else max(0.0, time.monotonic() - closed_at)
+        return _wait(_client(self.rest, sobject), job_id, False, self.poll, self.sleep, expected=rows,
+                     running_for=running_for)
 
     @staticmethod
     def _all_done(info: dict[str, Any], rows: int) -> bool:
