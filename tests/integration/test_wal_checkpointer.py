@@ -102,3 +102,25 @@ def test_in_memory_databases_have_none():
         conn.execute(text("SELECT 1"))
     engine.dispose()
     assert database._CHECKPOINTERS == before
+
+
+def test_a_failing_checkpoint_is_logged_once_as_a_warning_and_the_thread_keeps_going(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "app.db"
+    engine = database.make_engine(f"sqlite:///{path}")
+    _write(engine, 10)
+    engine.dispose()
+
+    def failing(self):
+        self.runs += 1
+        raise database.sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(database.WalCheckpointer, "checkpoint", failing)
+    checkpointer = database.WalCheckpointer(str(path.resolve()), interval=0.01)
+    checkpointer.attach(engine)
+    with caplog.at_level("DEBUG", logger="refstage.adapters.db.database"):
+        checkpointer.start()
+        assert _wait(lambda: checkpointer.runs >= 5)
+        checkpointer.detach(engine)
+    failures = [r for r in caplog.records if "background WAL checkpoint" in r.getMessage()]
+    assert [r.levelname for r in failures[:2]] == ["WARNING", "DEBUG"]
+    assert sum(r.levelname == "WARNING" for r in failures) == 1

@@ -42,6 +42,7 @@ class WalCheckpointer:
         self.last: tuple[int, int, int] | None = None  # (busy, frames in the log, frames copied)
         self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
         self._stop = threading.Event()
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name=f"wal-checkpoint {Path(path).name}", daemon=True)
 
     def start(self) -> "WalCheckpointer":
@@ -52,9 +53,10 @@ class WalCheckpointer:
         self._engines.add(engine)
 
     def detach(self, engine: Engine) -> None:
-        self._engines.discard(engine)
-        if not self._engines:
-            self._stop.set()
+        with _CHECKPOINTERS_LOCK:  # not while wal_checkpointer() hands this one to another engine
+            self._engines.discard(engine)
+            if not self._engines:
+                self._stop.set()
 
     @property
     def alive(self) -> bool:
@@ -78,7 +80,10 @@ class WalCheckpointer:
             try:
                 self.checkpoint()
             except sqlite3.Error as exc:  # the commits' own autocheckpoint still keeps the log in bounds
-                log.warning("background WAL checkpoint of %s failed: %s", self.path, exc)
+                # Once as a warning, not twice a second for as long as it lasts.
+                log.log(logging.DEBUG if self._warned else logging.WARNING,
+                        "background WAL checkpoint of %s failed: %s", self.path, exc)
+                self._warned = True
         with _CHECKPOINTERS_LOCK:
             if _CHECKPOINTERS.get((os.getpid(), self.path)) is self:
                 del _CHECKPOINTERS[(os.getpid(), self.path)]
