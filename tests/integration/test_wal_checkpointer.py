@@ -2,7 +2,9 @@
 the app writes, so a commit that reaches wal_autocheckpoint does not copy the whole log itself."""
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -90,18 +92,26 @@ def test_each_process_has_its_own(tmp_path, monkeypatch):
         child = database.wal_checkpointer(str((tmp_path / "app.db").resolve()), engine)
         assert child is not parent and child.alive
         child.detach(engine)
+        assert _wait(lambda: not child._thread.is_alive())
+        assert (-1, str((tmp_path / "app.db").resolve())) not in database._CHECKPOINTERS  # it removed itself
     finally:
         monkeypatch.undo()
         engine.dispose()
 
 
-def test_in_memory_databases_have_none():
-    before = dict(database._CHECKPOINTERS)
+def test_in_memory_databases_have_none(monkeypatch):
+    started = []
+    monkeypatch.setattr(database, "wal_checkpointer", lambda *args: started.append(args))
     engine = database.make_engine("sqlite://")
     with engine.begin() as conn:
         conn.execute(text("SELECT 1"))
     engine.dispose()
-    assert database._CHECKPOINTERS == before
+    assert started == []
+    file_engine = database.make_engine("sqlite:///" + str(Path(tempfile.mkdtemp()) / "app.db"))
+    with file_engine.begin() as conn:  # the same check sees a file database's
+        conn.execute(text("SELECT 1"))
+    file_engine.dispose()
+    assert len(started) == 1
 
 
 def test_a_failing_checkpoint_is_logged_once_as_a_warning_and_the_thread_keeps_going(tmp_path, monkeypatch, caplog):

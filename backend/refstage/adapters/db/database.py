@@ -37,6 +37,7 @@ class WalCheckpointer:
 
     def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
         self.path = path
+        self.key = (os.getpid(), path)  # its place in _CHECKPOINTERS
         self.interval = interval
         self.runs = 0
         self.last: tuple[int, int, int] | None = None  # (busy, frames in the log, frames copied)
@@ -85,8 +86,8 @@ class WalCheckpointer:
                         "background WAL checkpoint of %s failed: %s", self.path, exc)
                 self._warned = True
         with _CHECKPOINTERS_LOCK:
-            if _CHECKPOINTERS.get((os.getpid(), self.path)) is self:
-                del _CHECKPOINTERS[(os.getpid(), self.path)]
+            if _CHECKPOINTERS.get(self.key) is self:
+                del _CHECKPOINTERS[self.key]
 
 
 _CHECKPOINTERS: dict[tuple[int, str], WalCheckpointer] = {}
@@ -100,7 +101,8 @@ def wal_checkpointer(path: str, engine: Engine) -> WalCheckpointer:
     with _CHECKPOINTERS_LOCK:
         found = _CHECKPOINTERS.get(key)
         if found is None or not found.alive:
-            found = _CHECKPOINTERS[key] = WalCheckpointer(path)
+            found = WalCheckpointer(path)
+            _CHECKPOINTERS[found.key] = found
             found.attach(engine)
             return found.start()
         found.attach(engine)
