@@ -121,9 +121,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             poolclass=StaticPool if memory else None,
             **kwargs,
         )
-        engine_ref = weakref.ref(engine)
+        engine_ref = weakref.ref(engine)  # the listeners must not keep the engine alive for its checkpointer
         file_path = None if memory else str(Path(engine.url.database).resolve())
-        checkpointers: dict[int, WalCheckpointer] = {}  # by process: the one this engine uses there
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -141,13 +140,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.close()
             live = engine_ref()
-            current = checkpointers.get(os.getpid())
-            if file_path is not None and live is not None and (current is None or not current.alive):
-                checkpointers[os.getpid()] = wal_checkpointer(file_path, live)
+            if file_path is not None and live is not None:
+                wal_checkpointer(file_path, live)
 
         @event.listens_for(engine, "engine_disposed")
         def _stop_checkpoints(disposed: Engine) -> None:
-            current = checkpointers.pop(os.getpid(), None)
+            current = _CHECKPOINTERS.get((os.getpid(), file_path)) if file_path is not None else None
             if current is not None:
                 current.detach(disposed)
 
