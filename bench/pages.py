@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench.common import bench_env, gunicorn, instance_dir, process_cpu_seconds
-from bench.loadgen import closed_loop, open_loop
+from bench.loadgen import Result, closed_loop, open_loop
 
 
 def _seed(env: dict[str, str]) -> str:
@@ -25,27 +25,19 @@ def _seed(env: dict[str, str]) -> str:
 
 
 def run(quick: bool) -> dict:
-    duration = 5 if quick else 15
+    duration = 6 if quick else 15
     rate_duration = 5 if quick else 20
     concurrency = 16
+    rounds = 3 if quick else 5
+    window = duration / rounds
     with instance_dir("pages") as inst:
         env = bench_env(inst)
         code = _seed(env)
-        results: dict = {"duration_s": duration, "concurrency": concurrency}
-        with gunicorn("bench.hello_app:app", env) as hello:
+        results: dict = {"duration_s": duration, "concurrency": concurrency, "rounds": rounds}
+        with gunicorn("bench.hello_app:app", env) as hello, \
+                gunicorn("bench.load_app:create()", env, probe=f"/r/{code}") as app:
             hello_req = lambda n: ("GET", "/hello", None, {})  # noqa: E731
-            closed_loop(hello, hello_req, concurrency=concurrency, duration=1)  # warm up
-            cpu = process_cpu_seconds(hello.pid)
-            h = closed_loop(hello, hello_req, concurrency=concurrency, duration=duration)
-            hello_cpu = process_cpu_seconds(hello.pid) - cpu
-            h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
-        with gunicorn("bench.load_app:create()", env, probe=f"/r/{code}") as app:
             landing_req = lambda n: ("GET", f"/r/{code}", None, {})  # noqa: E731
-            closed_loop(app, landing_req, concurrency=concurrency, duration=1)
-            cpu = process_cpu_seconds(app.pid)
-            land = closed_loop(app, landing_req, concurrency=concurrency, duration=duration)
-            landing_cpu = process_cpu_seconds(app.pid) - cpu
-            land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
             session = requests.Session()
             page = session.get(f"{app}/r/{code}", timeout=10).text
             fields = dict(re.findall(r'name="(csrf_token|form_ts|website)"[^>]*value="([^"]*)"', page))
@@ -58,18 +50,44 @@ def run(quick: bool) -> dict:
                                   "company": "Load Inc", "consent": "yes"}).encode()
                 return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
 
-            cpu = process_cpu_seconds(app.pid)
-            form = closed_loop(app, submit, concurrency=concurrency, duration=duration, expect={303})
-            form_cpu = process_cpu_seconds(app.pid) - cpu
-            form300 = open_loop(app, lambda n: submit(10**6 + n), rate=300, duration=rate_duration, expect={303})
+            posted = iter(range(0, 10**9, 10**6))  # each window's posts are new submissions
+            kinds = {
+                "hello": (hello, lambda: hello_req, {200}),
+                "landing": (app, lambda: landing_req, {200}),
+                "form": (app, lambda: (lambda base: lambda n: submit(base + n))(next(posted)), {303}),
+            }
+            for name, (server, make, expect) in kinds.items():  # warm up
+                closed_loop(server, make(), concurrency=concurrency, duration=1, expect=expect)
+            # The three alternate in short windows, in a rotating order: a drift in the machine's speed during
+            # the run then weighs on each of them alike instead of on whichever ran while it lasted.
+            totals = {name: Result() for name in kinds}
+            cpu = {name: 0.0 for name in kinds}
+            per_round: dict[str, list[float]] = {name: [] for name in kinds}
+            order = list(kinds)
+            for r in range(rounds):
+                for name in order[r % 3:] + order[:r % 3]:
+                    server, make, expect = kinds[name]
+                    before = process_cpu_seconds(server.pid)
+                    got = closed_loop(server, make(), concurrency=concurrency, duration=window, expect=expect)
+                    cpu[name] += process_cpu_seconds(server.pid) - before
+                    totals[name].merge(got)
+                    totals[name].elapsed += got.elapsed
+                    per_round[name].append(got.rps)
+            h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
+            land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
+            form300 = open_loop(app, lambda n: submit(10**9 + n), rate=300, duration=rate_duration, expect={303})
+    h, land, form = totals["hello"], totals["landing"], totals["form"]
     results.update({
         "hello_rps": h.rps, "landing_rps": land.rps, "form_rps": form.rps,
         "landing_ratio": land.rps / h.rps, "form_ratio": form.rps / h.rps,
+        # The same ratio per round (hello and the page measured next to each other): how much it moves.
+        "landing_ratio_rounds": [round(x / y, 3) for x, y in zip(per_round["landing"], per_round["hello"])],
+        "form_ratio_rounds": [round(x / y, 3) for x, y in zip(per_round["form"], per_round["hello"])],
         "hello_p99_ms_at_300": h300.pct(99) * 1000, "landing_p99_ms_at_300": land300.pct(99) * 1000,
         "form_p99_ms_at_300": form300.pct(99) * 1000,
         # Server CPU (gunicorn master and workers, user + system) per answered request in the closed loops.
-        "hello_server_cpu_us": hello_cpu / max(1, h.ok) * 1e6, "landing_server_cpu_us": landing_cpu / max(1, land.ok) * 1e6,
-        "form_server_cpu_us": form_cpu / max(1, form.ok) * 1e6,
+        "hello_server_cpu_us": cpu["hello"] / max(1, h.ok) * 1e6, "landing_server_cpu_us": cpu["landing"] / max(1, land.ok) * 1e6,
+        "form_server_cpu_us": cpu["form"] / max(1, form.ok) * 1e6,
         "errors": {"hello": h.errors, "landing": land.errors, "form": form.errors, "landing300": land300.errors,
                    "form300": form300.errors},
         "statuses": {"form": form.statuses, "form300": form300.statuses},

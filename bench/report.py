@@ -88,6 +88,13 @@ def _notes(key: str, result: dict) -> list[str]:
                      "rate limits and stores the submission in one committed SQLite write before answering 303; the "
                      "worker turns it into a referral (docs/decisions/2026-11-22-public-pages-load.md). What separates "
                      "it from hello is Flask's own request handling plus that write, not a query per request.")
+        if result.get("landing_ratio_rounds"):
+            notes.append(f"Throughput was measured in {result.get('rounds')} rounds of three closed-loop windows of "
+                         f"{_fmt(result['duration_s'] / result['rounds'])} s (hello, landing page, form post, the order "
+                         f"rotating each round; both servers up throughout), so that a change in the machine's speed "
+                         f"during the run weighs on all three alike. The ratios above pool the rounds. Per round, "
+                         f"landing page / hello: {', '.join(_fmt(x) for x in result['landing_ratio_rounds'])}; "
+                         f"form post / hello: {', '.join(_fmt(x) for x in result['form_ratio_rounds'])}.")
         if result.get("hello_server_cpu_us") and result.get("form_server_cpu_us"):
             need = result["hello_server_cpu_us"] / 0.7
             notes.append(f"Server CPU per request (gunicorn master and workers, user + system, during the closed loops): "
