@@ -52,6 +52,10 @@ def _notes(key: str, result: dict) -> list[str]:
                      "so it pulls the referred 10 % (`pulled`); the naive integration reads every changed opportunity.")
         emulator = (f" The emulator's process used {_fmt(result['emulator_cpu_s'])} s of CPU during our sync."
                     if "emulator_cpu_s" in result else "")
+        if "emulator_cpu_s" in result and "cpu_s" in result:
+            both = result["cpu_s"] + result["emulator_cpu_s"]
+            emulator += (f" Together the two processes used {_fmt(both)} s of CPU; on 2 cores no schedule of that work "
+                         f"could take less than {_fmt(both / 2)} s of wall time (docs/performance.md).")
         notes.append("Wall time includes the emulator's own Bulk processing (a separate process on the same 2 cores): "
                      "our sync waits for the Bulk query and two Bulk ingest jobs (Referral__c upserts, then "
                      "Referral_Reward__c upserts, spooled to disk and sent in one job each; the referrals' job is sent "
