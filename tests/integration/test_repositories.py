@@ -190,3 +190,31 @@ def test_batch_reads_give_back_every_field_as_written(rt, world):
     assert got_rewards[0].hold_until.tzinfo is not None
     assert got_referral == orm_referral == referrals.get_referral(rt, world.tenant.id, ref.id)
     assert (got_referral.friend_name, got_referral.friend_email, got_referral.consent_at.tzinfo) == ("Fred", "fred@prospect.test", dt.timezone.utc)
+
+
+def test_enrolment_batch_writes_store_what_the_orm_reads_and_stay_in_their_tenant(rt, world):
+    """add_many and mark_links_written run compiled executemany statements: what they store must read back
+    through the ORM as written, and marking ids of another tenant's advocates must change nothing there."""
+    other = tenants.create_tenant(rt, "Other", "other")
+    mine = [_advocate(rt, world, f"ABCDEFG{c}", f"003{c}") for c in "23"]
+    theirs = Advocate(id=rt.new_id(), tenant_id=other.id, program_id=world.program.id, name="T", email="t@x.test",
+                      code="ABCDEFGH9", source=AdvocateSource.SALESFORCE_CONTACT, crm_object="Contact", crm_id="003T")
+    with rt.uow(world.tenant.id) as uow:
+        uow.advocates.add_many(mine)
+        uow.commit()
+    with rt.uow(other.id) as uow:
+        uow.advocates.add_many([theirs])
+        uow.commit()
+    at = dt.datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    with rt.uow(world.tenant.id) as uow:
+        assert {row[0] for row in uow.advocates.pending_links(world.program.id, 10)} == {a.id for a in mine}
+        uow.advocates.mark_links_written([mine[0].id, theirs.id], at)
+        uow.commit()
+    with rt.uow(world.tenant.id) as uow:
+        first, second = uow.advocates.get(mine[0].id), uow.advocates.get(mine[1].id)
+        assert (first.code, first.crm_id, first.email, first.source) == ("ABCDEFG2", "0032", "a@x.test",
+                                                                         AdvocateSource.SALESFORCE_CONTACT)
+        assert first.link_written_at == at and second.link_written_at is None
+        assert [row[0] for row in uow.advocates.pending_links(world.program.id, 10)] == [mine[1].id]
+    with rt.uow(other.id) as uow:
+        assert uow.advocates.get(theirs.id).link_written_at is None

@@ -26,6 +26,37 @@ def test_collisions_are_retried_then_refused():
         codes.generate_code(lambda c: True)
 
 
+def test_batch_codes_map_random_bytes_onto_the_alphabet_evenly():
+    """random_codes: byte b < 248 becomes ALPHABET[b % 31] (each character from exactly 8 byte values); the 8
+    values above are dropped, not folded onto the first characters."""
+    alphabet, n = codes.ALPHABET, len(codes.ALPHABET)
+    assert codes._KEEP == 248 and 248 % n == 0
+    given = bytes([0, 1, 2, 30, 31, 248, 255, 247, 62, 93]) + bytes([5]) * 40
+    first = codes.random_codes(1, lambda k: given[:k])[0]
+    # 248 and 255 are skipped: the code is 0, 1, 2, 30, 31, 247, 62, 93, 5 mapped.
+    assert first == "".join(alphabet[b % n] for b in (0, 1, 2, 30, 31, 247, 62, 93, 5))
+    assert all(codes.is_well_formed(c) for c in codes.random_codes(500))
+
+
+def test_batch_codes_ask_again_when_dropped_bytes_leave_them_short():
+    drawn = iter([bytes([250]) * 30, bytes([3]) * 200])  # the first draw is all dropped values
+    out = codes.random_codes(2, lambda k: next(drawn))
+    assert out == [codes.ALPHABET[3] * codes.CODE_LENGTH] * 2
+
+
+def test_batch_codes_are_uniform():
+    """Chi-square over 310,000 characters from a seeded source: far below the 0.1 % critical value for 30
+    degrees of freedom (59.7) when uniform; folding the 8 top byte values onto the first 8 characters instead of
+    dropping them lands near 900."""
+    import random
+
+    rng = random.Random(20261123)
+    chars = "".join(codes.random_codes(310_000 // codes.CODE_LENGTH + 1, rng.randbytes))[:310_000]
+    expected = len(chars) / len(codes.ALPHABET)
+    chi2 = sum((chars.count(ch) - expected) ** 2 / expected for ch in codes.ALPHABET)
+    assert chi2 < 59.7
+
+
 def test_codes_are_case_insensitive_and_forgive_spacing():
     assert codes.normalise_code(" abc-def 234 ") == "ABCDEF234"
     assert not codes.is_well_formed("ABC")

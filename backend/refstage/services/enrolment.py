@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 from sqlalchemy.exc import IntegrityError
 
 from refstage.domain.audit import Actor, AuditEntry
-from refstage.domain.codes import ALPHABET, CODE_LENGTH, generate_code, referral_link
+from refstage.domain.codes import generate_code, random_codes, referral_link
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import EnrolmentKind, Program
 from refstage.domain.referrals import Advocate, AdvocateSource, clean_text, normalise_email
@@ -147,12 +147,9 @@ def unlinked_advocates(rt: Runtime, *, older_than: dt.timedelta = dt.timedelta(m
 
 def _fresh_codes(uow, count: int) -> list[str]:
     """Codes for a batch: random, de-duplicated within the batch and against the database."""
-    import secrets
-
     codes: set[str] = set()
     while len(codes) < count:
-        wanted = count - len(codes)
-        batch = {"".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH)) for _ in range(wanted)}
+        batch = set(random_codes(count - len(codes)))
         batch -= codes
         batch -= uow.directory.codes_taken(sorted(batch))
         codes |= batch
