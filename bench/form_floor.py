@@ -1,0 +1,60 @@
+"""The floor under benchmark (e)'s form-post target: `python -m bench.form_floor`.
+
+A Flask view that only parses the form and answers 303 (bench/bare_form_app.py), against the bare "hello" of
+benchmark (e), under the same gunicorn settings and the same load generator, with the same request bodies as
+(e)'s form posts, in alternating 3-second windows. Whatever a real form post does on top of that (its signed
+token, bot checks, validation, rate limits, a durable write) can only lower the ratio. A development tool, not
+one of the issue's benchmarks; its figures are quoted in docs/performance.md."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from urllib.parse import urlencode
+
+from bench.common import bench_env, gunicorn, instance_dir, machine, process_cpu_seconds
+from bench.loadgen import Result, closed_loop
+
+
+def main(rounds: int = 6, window: float = 3.0, concurrency: int = 16) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    # The fields benchmark (e) posts; the tokens are of the same length, and nothing here checks them.
+    fields = {"csrf_token": "1763890000.abcdefghijklmnop.0123456789abcdef0123456789abcdef",
+              "form_ts": "1763890000.000.0123456789abcdef0123456789abcdef", "website": ""}
+
+    def submit(n: int):
+        body = urlencode({**fields, "name": f"Load Friend {n}", "email": f"load{run_id}-{n}@prospect.test",
+                          "company": "Load Inc", "consent": "yes"}).encode()
+        return ("POST", "/r/ABCDEFGH2", body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    with instance_dir("form-floor") as inst:
+        env = bench_env(inst)
+        with gunicorn("bench.hello_app:app", env) as hello, \
+                gunicorn("bench.bare_form_app:app", env, probe="/r/ABCDEFGH2") as bare:
+            kinds = {"hello": (hello, lambda n: ("GET", "/hello", None, {}), {200}), "bare form post": (bare, submit, {303})}
+            for server, make, expect in kinds.values():
+                closed_loop(server, make, concurrency=concurrency, duration=1, expect=expect)
+            totals = {k: Result() for k in kinds}
+            cpu = {k: 0.0 for k in kinds}
+            per_round: dict[str, list[float]] = {k: [] for k in kinds}
+            order = list(kinds)
+            for r in range(rounds):
+                for name in (order if r % 2 == 0 else order[::-1]):
+                    server, make, expect = kinds[name]
+                    before = process_cpu_seconds(server.pid)
+                    got = closed_loop(server, make, concurrency=concurrency, duration=window, expect=expect)
+                    cpu[name] += process_cpu_seconds(server.pid) - before
+                    totals[name].merge(got)
+                    totals[name].elapsed += got.elapsed
+                    per_round[name].append(got.rps)
+    print(f"machine: {machine()}")
+    for name, total in totals.items():
+        print(f"{name}: {total.rps:,.0f} req/s, server CPU {cpu[name] / max(1, total.ok) * 1e6:,.0f} µs per request, "
+              f"{total.errors} errors")
+    ratios = [a / b for a, b in zip(per_round["bare form post"], per_round["hello"])]
+    print(f"bare form post / hello: {totals['bare form post'].rps / totals['hello'].rps:.3f} "
+          f"(per round {', '.join(f'{x:.3f}' for x in ratios)})")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:2]))
