@@ -13,7 +13,7 @@ import uuid
 from urllib.parse import urlencode
 
 from bench.common import bench_env, gunicorn, instance_dir, machine, process_cpu_seconds
-from bench.loadgen import Result, closed_loop
+from bench.loadgen import alternating, closed_loop
 
 
 def main(rounds: int = 6, window: float = 3.0, concurrency: int = 16) -> None:
@@ -31,22 +31,12 @@ def main(rounds: int = 6, window: float = 3.0, concurrency: int = 16) -> None:
         env = bench_env(inst)
         with gunicorn("bench.hello_app:app", env) as hello, \
                 gunicorn("bench.bare_form_app:app", env, probe="/r/ABCDEFGH2") as bare:
-            kinds = {"hello": (hello, lambda n: ("GET", "/hello", None, {}), {200}), "bare form post": (bare, submit, {303})}
+            kinds = {"hello": (hello, lambda: lambda n: ("GET", "/hello", None, {}), {200}),
+                     "bare form post": (bare, lambda: submit, {303})}
             for server, make, expect in kinds.values():
-                closed_loop(server, make, concurrency=concurrency, duration=1, expect=expect)
-            totals = {k: Result() for k in kinds}
-            cpu = {k: 0.0 for k in kinds}
-            per_round: dict[str, list[float]] = {k: [] for k in kinds}
-            order = list(kinds)
-            for r in range(rounds):
-                for name in (order if r % 2 == 0 else order[::-1]):
-                    server, make, expect = kinds[name]
-                    before = process_cpu_seconds(server.pid)
-                    got = closed_loop(server, make, concurrency=concurrency, duration=window, expect=expect)
-                    cpu[name] += process_cpu_seconds(server.pid) - before
-                    totals[name].merge(got)
-                    totals[name].elapsed += got.elapsed
-                    per_round[name].append(got.rps)
+                closed_loop(server, make(), concurrency=concurrency, duration=1, expect=expect)
+            totals, cpu, per_round = alternating(kinds, rounds=rounds, window=window, concurrency=concurrency,
+                                                 cpu_seconds=process_cpu_seconds)
     print(f"machine: {machine()}")
     for name, total in totals.items():
         print(f"{name}: {total.rps:,.0f} req/s, server CPU {cpu[name] / max(1, total.ok) * 1e6:,.0f} µs per request, "

@@ -137,3 +137,27 @@ def open_loop(base: str, make_request: Callable[[int], Request], *, rate: float,
     for r in results:
         total.merge(r)
     return total
+
+
+def alternating(kinds: dict[str, tuple[str, Callable[[], Callable[[int], Request]], set[int]]], *, rounds: int,
+                window: float, concurrency: int, cpu_seconds: Callable[[int], float]
+                ) -> tuple[dict[str, Result], dict[str, float], dict[str, list[float]]]:
+    """Closed loops over several servers in short alternating windows, the order rotating each round, so that a
+    change in the machine's speed during the run weighs on all of them alike. `kinds`: name -> (server, a
+    factory of the window's request maker, expected statuses). Returns per name the pooled Result, the server's
+    CPU seconds over its windows (`cpu_seconds(pid)`), and each round's requests/s."""
+    totals = {name: Result() for name in kinds}
+    cpu = {name: 0.0 for name in kinds}
+    per_round: dict[str, list[float]] = {name: [] for name in kinds}
+    order = list(kinds)
+    for r in range(rounds):
+        shift = r % len(order)
+        for name in order[shift:] + order[:shift]:
+            server, make, expect = kinds[name]
+            before = cpu_seconds(server.pid)  # type: ignore[attr-defined]
+            got = closed_loop(server, make(), concurrency=concurrency, duration=window, expect=expect)
+            cpu[name] += cpu_seconds(server.pid) - before  # type: ignore[attr-defined]
+            totals[name].merge(got)
+            totals[name].elapsed += got.elapsed
+            per_round[name].append(got.rps)
+    return totals, cpu, per_round

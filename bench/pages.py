@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench.common import bench_env, gunicorn, instance_dir, process_cpu_seconds
-from bench.loadgen import Result, closed_loop, open_loop
+from bench.loadgen import alternating, closed_loop, open_loop
 
 
 def _seed(env: dict[str, str]) -> str:
@@ -58,21 +58,9 @@ def run(quick: bool) -> dict:
             }
             for name, (server, make, expect) in kinds.items():  # warm up
                 closed_loop(server, make(), concurrency=concurrency, duration=1, expect=expect)
-            # The three alternate in short windows, in a rotating order: a drift in the machine's speed during
-            # the run then weighs on each of them alike instead of on whichever ran while it lasted.
-            totals = {name: Result() for name in kinds}
-            cpu = {name: 0.0 for name in kinds}
-            per_round: dict[str, list[float]] = {name: [] for name in kinds}
-            order = list(kinds)
-            for r in range(rounds):
-                for name in order[r % 3:] + order[:r % 3]:
-                    server, make, expect = kinds[name]
-                    before = process_cpu_seconds(server.pid)
-                    got = closed_loop(server, make(), concurrency=concurrency, duration=window, expect=expect)
-                    cpu[name] += process_cpu_seconds(server.pid) - before
-                    totals[name].merge(got)
-                    totals[name].elapsed += got.elapsed
-                    per_round[name].append(got.rps)
+            # The three alternate in short windows (bench.loadgen.alternating).
+            totals, cpu, per_round = alternating(kinds, rounds=rounds, window=window, concurrency=concurrency,
+                                                 cpu_seconds=process_cpu_seconds)
             h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
             land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
             form300 = open_loop(app, lambda n: submit(10**9 + n), rate=300, duration=rate_duration, expect={303})
