@@ -9,5 +9,5 @@ app = Flask(__name__)
 @app.post("/r/<code>")
 def post(code: str):
     form = request.form
-    {name: form.get(name, "")[:500] for name in ("name", "email", "company", "phone")}
+    _values = {name: form.get(name, "")[:500] for name in ("name", "email", "company", "phone")}  # read as ours is
     return redirect(f"/r/{code}/thanks", 303)

@@ -13,7 +13,7 @@ import uuid
 from urllib.parse import urlencode
 
 from bench.common import bench_env, gunicorn, instance_dir, machine, process_cpu_seconds
-from bench.loadgen import alternating, closed_loop
+from bench.loadgen import alternating
 
 
 def main(rounds: int = 6, window: float = 3.0, concurrency: int = 16) -> None:
@@ -33,8 +33,6 @@ def main(rounds: int = 6, window: float = 3.0, concurrency: int = 16) -> None:
                 gunicorn("bench.bare_form_app:app", env, probe="/r/ABCDEFGH2") as bare:
             kinds = {"hello": (hello, lambda: lambda n: ("GET", "/hello", None, {}), {200}),
                      "bare form post": (bare, lambda: submit, {303})}
-            for server, make, expect in kinds.values():
-                closed_loop(server, make(), concurrency=concurrency, duration=1, expect=expect)
             totals, cpu, per_round = alternating(kinds, rounds=rounds, window=window, concurrency=concurrency,
                                                  cpu_seconds=process_cpu_seconds)
     print(f"machine: {machine()}")

@@ -8,7 +8,7 @@ import http.client
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 Request = tuple[str, str, bytes | None, dict[str, str]]  # method, path, body, headers
@@ -139,13 +139,16 @@ def open_loop(base: str, make_request: Callable[[int], Request], *, rate: float,
     return total
 
 
-def alternating(kinds: dict[str, tuple[str, Callable[[], Callable[[int], Request]], set[int]]], *, rounds: int,
-                window: float, concurrency: int, cpu_seconds: Callable[[int], float]
+def alternating(kinds: dict[str, tuple[Any, Callable[[], Callable[[int], Request]], set[int]]], *, rounds: int,
+                window: float, concurrency: int, cpu_seconds: Callable[[int], float], warm_up: float = 1.0
                 ) -> tuple[dict[str, Result], dict[str, float], dict[str, list[float]]]:
     """Closed loops over several servers in short alternating windows, the order rotating each round, so that a
-    change in the machine's speed during the run weighs on all of them alike. `kinds`: name -> (server, a
-    factory of the window's request maker, expected statuses). Returns per name the pooled Result, the server's
-    CPU seconds over its windows (`cpu_seconds(pid)`), and each round's requests/s."""
+    change in the machine's speed during the run weighs on all of them alike; each kind is warmed up first for
+    `warm_up` seconds. `kinds`: name -> (server with its `pid`, a factory of one window's request maker, expected
+    statuses). Returns per name the pooled Result, the server's CPU seconds over its windows (`cpu_seconds(pid)`),
+    and each round's requests/s."""
+    for server, make, expect in kinds.values():
+        closed_loop(server, make(), concurrency=concurrency, duration=warm_up, expect=expect)
     totals = {name: Result() for name in kinds}
     cpu = {name: 0.0 for name in kinds}
     per_round: dict[str, list[float]] = {name: [] for name in kinds}
@@ -154,9 +157,9 @@ def alternating(kinds: dict[str, tuple[str, Callable[[], Callable[[int], Request
         shift = r % len(order)
         for name in order[shift:] + order[:shift]:
             server, make, expect = kinds[name]
-            before = cpu_seconds(server.pid)  # type: ignore[attr-defined]
+            before = cpu_seconds(server.pid)
             got = closed_loop(server, make(), concurrency=concurrency, duration=window, expect=expect)
-            cpu[name] += cpu_seconds(server.pid) - before  # type: ignore[attr-defined]
+            cpu[name] += cpu_seconds(server.pid) - before
             totals[name].merge(got)
             totals[name].elapsed += got.elapsed
             per_round[name].append(got.rps)

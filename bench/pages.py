@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench.common import bench_env, gunicorn, instance_dir, process_cpu_seconds
-from bench.loadgen import alternating, closed_loop, open_loop
+from bench.loadgen import alternating, open_loop
 
 
 def _seed(env: dict[str, str]) -> str:
@@ -50,15 +50,15 @@ def run(quick: bool) -> dict:
                                   "company": "Load Inc", "consent": "yes"}).encode()
                 return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
 
-            posted = iter(range(0, 10**9, 10**6))  # each window's posts are new submissions
-            kinds = {
-                "hello": (hello, lambda: hello_req, {200}),
-                "landing": (app, lambda: landing_req, {200}),
-                "form": (app, lambda: (lambda base: lambda n: submit(base + n))(next(posted)), {303}),
-            }
-            for name, (server, make, expect) in kinds.items():  # warm up
-                closed_loop(server, make(), concurrency=concurrency, duration=1, expect=expect)
-            # The three alternate in short windows (bench.loadgen.alternating).
+            windows = iter(range(0, 10**9, 10**6))
+
+            def new_posts():
+                """A window's posts: new submissions, not repeats of an earlier window's."""
+                first = next(windows)
+                return lambda n: submit(first + n)
+
+            kinds = {"hello": (hello, lambda: hello_req, {200}), "landing": (app, lambda: landing_req, {200}),
+                     "form": (app, new_posts, {303})}
             totals, cpu, per_round = alternating(kinds, rounds=rounds, window=window, concurrency=concurrency,
                                                  cpu_seconds=process_cpu_seconds)
             h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
