@@ -1,12 +1,11 @@
 """Fixtures for the Pipedrive connector tests: a fresh emulator over HTTPS, our Flask app served
 on loopback (so the emulator's webhooks reach the real receiver), a tenant with a live program,
 and a contract recorder that validates every request our client sends against the official
-OpenAPI files (../shared/reference)."""
+OpenAPI files (backend/refstage/emulators/reference)."""
 
 from __future__ import annotations
 
 import copy
-import os
 import threading
 import time
 import warnings
@@ -24,9 +23,7 @@ from refstage.domain.audit import Actor, ActorKind
 from refstage.emulators.pipedrive.server import PipedriveEmulator
 from refstage.services import programs, sync, tenants
 
-REFERENCE = Path(os.environ.get("PIPEDRIVE_REFERENCE_DIR", "/work/shared/reference"))
-if not REFERENCE.exists():
-    REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+from refstage.emulators.reference import PIPEDRIVE_OPENAPI_DIR as REFERENCE  # vendored, see its README
 
 ADMIN = Actor(ActorKind.PERSON, "u1", "admin@acme.test")
 RULE = "Deal.stage_id == 4 OR Deal is_won"
