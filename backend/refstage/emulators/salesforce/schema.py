@@ -372,8 +372,41 @@ def standard_objects() -> dict[str, SObject]:
             _pick("SobjectType", ["Lead", "Case"], nillable=False, label="Object"),
             _f("Active", "boolean"),
         ], owned=False),
+        *org_setup_objects(),
     ]
     return {o.name: o for o in objs}
+
+
+def org_setup_objects() -> list[SObject]:
+    """Setup objects clients read: the org itself and permission sets with their assignments."""
+    org = _std("Organization", "00D", "Organization", "Organizations", [
+        _f("Name", "string", length=80, nillable=False, name_field=True),
+        _f("Division", "string", length=80), _f("Street", "textarea", length=255),
+        _f("City", "string", length=40), _f("Country", "string", length=80),
+        _f("Phone", "phone"), _f("PrimaryContact", "string", length=80),
+        _pick("DefaultLocaleSidKey", ["en_US", "en_GB", "fr_FR", "de_DE"], label="Locale"),
+        _pick("LanguageLocaleKey", ["en_US", "fr", "de"], label="Language"),
+        _pick("TimeZoneSidKey", ["GMT", "Europe/Paris", "America/New_York"], label="Time Zone"),
+        _f("InstanceName", "string", length=5, **RO), _f("IsSandbox", "boolean", **RO),
+        _f("TrialExpirationDate", "datetime", **RO), _f("NamespacePrefix", "string", length=15, **RO),
+        _pick("OrganizationType", ["Team Edition", "Professional Edition", "Enterprise Edition",
+                                   "Developer Edition", "Personal Edition", "Unlimited Edition",
+                                   "Contact Manager Edition", "Base Edition"], label="Edition", **RO),
+        _f("IsReadOnly", "boolean", **RO), _f("DefaultCurrencyIsoCode", "string", length=3, **RO),
+    ], owned=False)
+    org.createable = False
+    perm = _std("PermissionSet", "0PS", "Permission Set", "Permission Sets", [
+        _f("Name", "string", length=80, nillable=False, name_field=True, unique=True),
+        _f("Label", "string", length=80, nillable=False), _f("Description", "string", length=255),
+        _f("NamespacePrefix", "string", length=15, **RO), _f("IsOwnedByProfile", "boolean", **RO),
+        _f("IsCustom", "boolean", **RO), _f("HasActivationRequired", "boolean"),
+    ], owned=False)
+    assignment = _std("PermissionSetAssignment", "0Pa", "Permission Set Assignment", "Permission Set Assignments", [
+        _ref("AssigneeId", "User", "Assignee", nillable=False),
+        _ref("PermissionSetId", "PermissionSet", "PermissionSet", nillable=False),
+        _f("IsActive", "boolean", default=True, **RO), _f("ExpirationDate", "datetime"),
+    ], owned=False)
+    return [org, perm, assignment]
 
 
 # ---------------------------------------------------------------- SFDX metadata
@@ -400,8 +433,12 @@ def _iter(el: Any, path: str) -> list[Any]:
 
 
 def parse_field(path: Path) -> Field | None:
-    root = ET.parse(path).getroot()
-    name = _text(root, "fullName") or path.name.split(".")[0]
+    return field_from_element(ET.parse(path).getroot(), path.name.split(".")[0])
+
+
+def field_from_element(root: Any, name_hint: str = "") -> Field | None:
+    """A CustomField element (source file root or a ``<fields>`` child of a CustomObject) -> Field."""
+    name = _text(root, "fullName") or name_hint
     md_type = _text(root, "type")
     formula = _text(root, "formula")
     if md_type is None and formula is None:
@@ -524,3 +561,35 @@ def build_schema(metadata_dir: Path | None = None) -> dict[str, SObject]:
     objects = standard_objects()
     load_metadata(objects, metadata_dir or default_metadata_dir())
     return objects
+
+
+def custom_object_from_element(name: str, root: Any, key_prefix: str, existing: SObject | None) -> SObject:
+    """Apply a deployed CustomObject (metadata format: the object plus its ``<fields>``) to the schema.
+
+    A standard object only gains fields; a custom object is (re)built with its system and name fields."""
+    if existing is not None and not existing.custom:
+        obj = existing
+    else:
+        label = _text(root, "label") or (existing.label if existing else name[:-3].replace("_", " "))
+        plural = _text(root, "pluralLabel") or (existing.label_plural if existing else label + "s")
+        obj = SObject(name, key_prefix, label, plural, custom=True)
+        _system(obj)
+        nf = _first(root, "nameField")
+        if existing is not None and _text(nf, "type") is None:
+            obj.add(existing.fields["Name"])
+        else:
+            auto = (_text(nf, "type") or "Text") == "AutoNumber"
+            obj.add(_f("Name", "string", _text(nf, "label") or f"{label} Name", length=80, name_field=True,
+                       auto_number=auto, createable=not auto, updateable=not auto))
+        if existing is not None:
+            for f in existing.fields.values():
+                if f.custom and f.name not in obj.fields:
+                    obj.add(f)
+    for fel in _iter(root, "fields"):
+        f = field_from_element(fel)
+        if f is not None:
+            obj.add(f)
+    if obj.custom and any(f.cascade_delete and not f.nillable for f in obj.fields.values()):
+        obj.owned = False  # master-detail children are owned by their parent
+        obj.fields.pop("OwnerId", None)
+    return obj
