@@ -58,6 +58,21 @@ OUTBOUND_FIELDS = {
 }
 
 
+def _install_push_path(sf, hook: str) -> None:
+    """Deploy the package's Outbound Messages and flows into the emulated org (Metadata API deploy, as an
+    admin would, with an integration user of the org); control-API rules only if the package has none."""
+    from refstage.emulators.salesforce.deploy import default_package_dir, has_push_path, install_push_path
+
+    if has_push_path(default_package_dir()):
+        job = install_push_path(sf.org, hook, "refstage-integration@refstage.test")
+        if not job.success:
+            raise click.ClickException("installing the push path into the emulated org failed: "
+                                       + "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures))
+        return
+    for obj, fields in OUTBOUND_FIELDS.items():
+        sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+
+
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
     from refstage.emulators.salesforce.consent import browser_consent
     from refstage.services import connections
@@ -89,8 +104,7 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
         progress = enrolment.run_enrolment(rt, tenant.id, program.id)
         # The push path: the org notifies the backend of stage and status changes within seconds.
         hook = f"{rt.settings.base_url}/webhooks/salesforce/outbound-message/{connection_id}"
-        for obj, fields in OUTBOUND_FIELDS.items():
-            sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+        _install_push_path(sf, hook)
         with rt.uow(tenant.id) as uow:
             advocate = uow.advocates.list(program_id=program.id, limit=1)[0]
         first = referrals.capture_referral(rt, advocate.code, referrals.FriendInput(

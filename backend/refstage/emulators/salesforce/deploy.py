@@ -17,7 +17,9 @@ import logging
 import posixpath
 import threading
 import zipfile
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from xml.sax.saxutils import escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -799,7 +801,8 @@ def _source_files(source_dir: Path) -> Iterable[tuple[Path, str]]:
             yield path, path.relative_to(source_dir).as_posix()
 
 
-def source_zip(source_dir: Path, api_version: str = "65.0", types: set[str] | None = None) -> bytes:
+def source_zip(source_dir: Path, api_version: str = "65.0", types: set[str] | None = None,
+               rewrite: Callable[[str, bytes], bytes] | None = None) -> bytes:
     """SFDX source format (``force-app`` or ``force-app/main/default``) -> a metadata-format zip, the way
     ``sf project convert source`` lays it out: objects merged into ``objects/X.object``, ``-meta.xml``
     suffixes dropped from XML-only types, bundles and content files kept as they are."""
@@ -873,7 +876,7 @@ def source_zip(source_dir: Path, api_version: str = "65.0", types: set[str] | No
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(out):
-            archive.writestr(name, out[name])
+            archive.writestr(name, rewrite(name, out[name]) if rewrite else out[name])
     return buf.getvalue()
 
 
@@ -893,3 +896,51 @@ def install_source(org: Org, source_dir: Path, types: set[str] | None = None,
     """Deploy an SFDX source folder into the org in-process (the same deploy the Metadata API runs)."""
     return org.deployer.submit(source_zip(source_dir, types=types), options or DeployOptions(), org.admin_id,
                                wait=True)
+
+
+def default_package_dir() -> Path:
+    # backend/refstage/emulators/salesforce/deploy.py -> the repository root is parents[4]
+    return Path(__file__).resolve().parents[4] / "sfdx" / "force-app"
+
+
+PUSH_PATH_TYPES = {"Workflow", "Flow"}
+
+
+def has_push_path(source_dir: Path) -> bool:
+    base = source_dir / "main" / "default" if (source_dir / "main" / "default").is_dir() else source_dir
+    return any(b"<outboundMessages>" in p.read_bytes() for p in base.glob("workflows/*.workflow-meta.xml"))
+
+
+def push_path_zip(source_dir: Path, endpoint_url: str, integration_username: str) -> bytes:
+    """The package's push path (its Outbound Messages and the flows that send them) set up for one org
+    and one receiver, as an admin edits them before deploying: endpoint URL and integration user."""
+    def rewrite(name: str, data: bytes) -> bytes:
+        if not name.startswith("workflows/"):
+            return data
+        text = data.decode()
+        text = re.sub(r"<endpointUrl>[^<]*</endpointUrl>", f"<endpointUrl>{escape(endpoint_url)}</endpointUrl>", text)
+        text = re.sub(r"<integrationUser>[^<]*</integrationUser>",
+                      f"<integrationUser>{escape(integration_username)}</integrationUser>", text)
+        return text.encode()
+
+    return source_zip(source_dir, types=PUSH_PATH_TYPES, rewrite=rewrite)
+
+
+def ensure_user(org: Org, username: str, last_name: str = "Integration") -> str:
+    """The user an admin creates for an integration (in-process set-up for the demo and tests)."""
+    store = org.store
+    user = store.objects["User"]
+    found = store.find_by(user, user.fields["Username"], username)
+    if found:
+        return found[0]
+    return store.insert(user, {"Username": username, "LastName": last_name, "FirstName": "Refstage",
+                               "Email": username, "Alias": "rsint", "IsActive": True}, org.admin_id, notify=False)
+
+
+def install_push_path(org: Org, endpoint_url: str, integration_username: str,
+                      source_dir: Path | None = None) -> DeployJob:
+    """Deploy the package's Outbound Messages and flows, pointed at endpoint_url, through the Metadata API
+    deploy (the integration user is created first when missing)."""
+    ensure_user(org, integration_username)
+    data = push_path_zip(source_dir or default_package_dir(), endpoint_url, integration_username)
+    return org.deployer.submit(data, DeployOptions(), org.admin_id, wait=True)

@@ -47,21 +47,22 @@ def serialize(name: str, value: Any) -> str:
     return f"<{name}>{_xml(value)}</{name}>"
 
 
-def envelope(body: str, status: int = 200) -> Response:
+def envelope(body: str, status: int = 200, default_ns: bool = True) -> Response:
     text = ('<?xml version="1.0" encoding="UTF-8"?>'
-            f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns="{MD_URI}" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+            f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"' + (f' xmlns="{MD_URI}"' if default_ns else "")
+            + ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
             f"<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>")
     return Response(text, status=status, content_type="text/xml; charset=utf-8")
 
 
 def fault_response(fault: Fault) -> Response:
+    # faultcode and faultstring are unqualified: this envelope has no default namespace
     return envelope(
         f'<soapenv:Fault xmlns:sf="{MD_URI}"><faultcode>sf:{fault.code}</faultcode>'
         f"<faultstring>{escape(fault.code)}: {escape(fault.message)}</faultstring>"
         f'<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault">'
         f"<sf:exceptionCode>{fault.code}</sf:exceptionCode><sf:exceptionMessage>{escape(fault.message)}"
-        "</sf:exceptionMessage></sf:UnexpectedErrorFault></detail></soapenv:Fault>", fault.status)
+        "</sf:exceptionMessage></sf:UnexpectedErrorFault></detail></soapenv:Fault>", fault.status, default_ns=False)
 
 
 def _local(el: Any) -> str:
@@ -213,7 +214,7 @@ def op_describe_metadata(org: Org, call: Any, user_id: str) -> str:
 def _file_properties(org: Org, type_name: str, folder: str | None) -> list[dict[str, Any]]:
     store = org.store
     out = []
-    child_of = {c: t for t in KNOWN_TYPES for c in t.children}
+    child_of = {c: t.xml_name for t in KNOWN_TYPES for c in t.children}
     names: dict[str, str] = {}
 
     def user_name(uid: str) -> str:

@@ -502,8 +502,10 @@ class Store:
     def set_system(self, obj: SObject, record_id: str, values: dict[str, Any], user_id: str) -> None:
         """Write fields that are read-only over the API (lead conversion), bumping the stamps."""
         with self.lock:
+            current = self.get(obj, record_id, include_deleted=True) or {}
             stamp = self.clock.stamp()
             values = {**values, "LastModifiedDate": stamp, "SystemModstamp": stamp, "LastModifiedById": user_id}
+            self.changes[(obj.name, record_id)] = {c: current.get(c) for c in values if current.get(c) != values[c]}
             self.db.execute(
                 f"UPDATE {obj.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in values)} WHERE Id=?",
                 [*values.values(), record_id],
