@@ -146,3 +146,21 @@ def test_the_cli_deploys_the_package_and_queries_it(cli, org, project):
                     cwd=project)
     records = query["result"]["records"]
     assert [r["Name"] for r in records] == ["CLI Program"] and query["result"]["totalSize"] == 1
+
+
+def test_the_cli_rest_deploy_path_works_too(cli, org, project):
+    """`org-metadata-rest-deploy` switches the CLI to POST /metadata/deployRequest and polls it."""
+    s, base = _rest(org)
+    for username in _integration_users(project / "sfdx" / "force-app"):
+        found = s.get(f"{base}/query", params={"q": f"SELECT Id FROM User WHERE Username = '{username}'"}, timeout=10)
+        if not found.json()["records"]:
+            s.post(f"{base}/sobjects/User", json={"Username": username, "LastName": "Integration", "Email": username},
+                   timeout=10)
+    cli.env["SF_ORG_METADATA_REST_DEPLOY"] = "true"
+    try:
+        out = cli.run("project", "deploy", "start", "--source-dir", "sfdx/force-app/main/default/objects",
+                      "--target-org", "emu", "--wait", "5", cwd=project)
+    finally:
+        del cli.env["SF_ORG_METADATA_REST_DEPLOY"]
+    assert out["result"]["status"] == "Succeeded" and out["result"]["numberComponentErrors"] == 0
+    assert any(f["type"] == "CustomField" and f["fullName"] == "Referral__c.Status__c" for f in out["result"]["files"])

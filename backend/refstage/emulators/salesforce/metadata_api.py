@@ -194,7 +194,7 @@ def op_check_deploy_status(org: Org, call: Any, user_id: str) -> str:
 
 
 def op_cancel_deploy(org: Org, call: Any, user_id: str) -> str:
-    job_id = _text(call, "String") or ""
+    job_id = _text(call, "String") or _text(call, "id") or ""
     job = org.deployer.cancel(job_id)
     if job is None:
         raise Fault("INVALID_ID_FIELD", f"Invalid or null id: {job_id}")
@@ -280,8 +280,85 @@ OPERATIONS = {
 }
 
 
+# ---------------------------------------------------------------------- REST deploy (/metadata/deployRequest)
+_REST_OPTIONS = {"allowMissingFiles": "allow_missing_files", "checkOnly": "check_only",
+                 "ignoreWarnings": "ignore_warnings", "purgeOnDelete": "purge_on_delete",
+                 "rollbackOnError": "rollback_on_error", "singlePackage": "single_package"}
+
+
+def _rest_body(job: DeployJob, include_details: bool) -> dict[str, Any]:
+    result = {k: v for k, v in deploy_result(job, include_details).items() if v is not None}
+    opts = job.options
+    return {"id": job.id, "validatedDeployRequestId": None, "deployResult": result, "deployOptions": {
+        "allowMissingFiles": opts.allow_missing_files, "autoUpdatePackage": False, "checkOnly": opts.check_only,
+        "ignoreWarnings": opts.ignore_warnings, "performRetrieve": False, "purgeOnDelete": opts.purge_on_delete,
+        "rollbackOnError": opts.rollback_on_error, "runTests": opts.run_tests, "singlePackage": opts.single_package,
+        "testLevel": opts.test_level}}
+
+
+def rest_deploy(org: Org, request: Request, version: str) -> Response:
+    import json
+
+    from .rest import api_call
+    from .server import json_response
+
+    user_id = api_call(org, request, version)
+    try:
+        return _rest_deploy(org, request, version, user_id)
+    finally:
+        request.close()  # the multipart parts are spooled to temporary files
+
+
+def _rest_deploy(org: Org, request: Request, version: str, user_id: str) -> Response:
+    import json
+
+    from .server import json_response
+
+    upload = request.files.get("file")
+    if upload is None:
+        raise SFError(400, "INVALID_MULTIPART_REQUEST", "A deploy request needs a 'file' part holding the zip")
+    raw = request.form.get("entity_content") or request.form.get("json")
+    if raw is None and "entity_content" in request.files:
+        raw = request.files["entity_content"].read().decode("utf-8", "replace")
+    try:
+        given = (json.loads(raw) if raw else {}).get("deployOptions") or {}
+        if not isinstance(given, dict):
+            raise ValueError
+    except (ValueError, AttributeError):
+        raise SFError(400, "JSON_PARSER_ERROR", "entity_content must be a JSON object with deployOptions") from None
+    options = DeployOptions()
+    for key, attr in _REST_OPTIONS.items():
+        if key in given:
+            setattr(options, attr, bool(given[key]))
+    options.test_level = str(given.get("testLevel") or "NoTestRun")
+    options.run_tests = [str(t) for t in given.get("runTests") or []]
+    data = upload.read(MAX_REQUEST_BYTES + 1)
+    job = org.deployer.submit(data, options, user_id)
+    return json_response(_rest_body(job, False), 201,
+                         {"Location": f"/services/data/v{version}/metadata/deployRequest/{job.id}"})
+
+
+def rest_deploy_status(org: Org, request: Request, version: str, job_id: str) -> Response:
+    from .rest import api_call, body_json
+    from .server import json_response
+
+    api_call(org, request, version)
+    job = org.deployer.get(job_id)
+    if job is None:
+        raise SFError(404, "NOT_FOUND", "The requested resource does not exist")
+    if request.method == "PATCH":
+        wanted = (body_json(request) or {}).get("deployResult", {}).get("status")
+        if wanted != "Canceling":
+            raise SFError(400, "INVALID_FIELD", "Only deployResult.status = Canceling can be set")
+        org.deployer.cancel(job.id)
+        return json_response(_rest_body(job, False), 202)
+    return json_response(_rest_body(job, request.args.get("includeDetails", "").lower() == "true"))
+
+
 def routes() -> list[tuple[str, list[str], Any]]:
     return [
         ("/services/Soap/m/<version>", ["POST"], soap),
         ("/services/Soap/m/<version>/<org_part>", ["POST"], soap),
+        ("/services/data/v<version>/metadata/deployRequest", ["POST"], rest_deploy),
+        ("/services/data/v<version>/metadata/deployRequest/<job_id>", ["GET", "PATCH"], rest_deploy_status),
     ]
