@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from . import ids
 from .mdschema import MD_URI, Problem, XmlError, check_component, load_schema, parse_xml
 from .schema import SObject, custom_object_from_element, field_from_element
-from .store import fmt_ms
 
 if TYPE_CHECKING:
     from .server import Org

@@ -1,14 +1,12 @@
-"""Object and field definitions: the standard objects the emulator knows plus custom objects and
-fields loaded from SFDX source-format metadata (``sfdx/force-app/main/default/objects``)."""
+"""Object and field definitions: the standard objects the emulator knows, and custom objects and fields
+built from deployed ``CustomObject`` components (metadata format; see deploy.py)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from defusedxml import ElementTree as ET
 
 log = logging.getLogger(__name__)
 
@@ -432,10 +430,6 @@ def _iter(el: Any, path: str) -> list[Any]:
     return list(el.findall(ns_path)) or list(el.findall(path))
 
 
-def parse_field(path: Path) -> Field | None:
-    return field_from_element(ET.parse(path).getroot(), path.name.split(".")[0])
-
-
 def field_from_element(root: Any, name_hint: str = "") -> Field | None:
     """A CustomField element (source file root or a ``<fields>`` child of a CustomObject) -> Field."""
     name = _text(root, "fullName") or name_hint
@@ -497,70 +491,6 @@ def _first(root: Any, tag: str) -> Any:
     if el is None:
         el = root.find(tag)
     return el if el is not None else root.makeelement("x", {})
-
-
-def load_metadata(objects: dict[str, SObject], objects_dir: Path) -> list[str]:
-    """Add custom objects/fields found under objects_dir to objects. Returns the names touched."""
-    if not objects_dir.is_dir():
-        return []
-    touched = []
-    custom_dirs = sorted(p for p in objects_dir.iterdir() if p.is_dir())
-    prefix_n = sum(1 for o in objects.values() if o.custom)
-    for d in custom_dirs:
-        name = d.name
-        meta = d / f"{name}.object-meta.xml"
-        obj = objects.get(name)
-        if obj is None:
-            if not name.endswith("__c"):
-                log.warning("skipping unknown standard object folder %s", name)
-                continue
-            label, plural, name_label, name_type = name[:-3].replace("_", " "), None, None, "Text"
-            if meta.exists():
-                try:
-                    root = ET.parse(meta).getroot()
-                    label = _text(root, "label") or label
-                    plural = _text(root, "pluralLabel")
-                    nf = _first(root, "nameField")
-                    name_label = _text(nf, "label")
-                    name_type = _text(nf, "type") or "Text"
-                except ET.ParseError as exc:  # a file being written right now
-                    log.warning("cannot parse %s: %s", meta, exc)
-            prefix = "a" + format(prefix_n, "02X")[-2:].rjust(2, "0")
-            prefix_n += 1
-            obj = SObject(name, prefix, label, plural or label + "s", custom=True)
-            _system(obj)
-            auto = name_type == "AutoNumber"
-            obj.add(_f("Name", "string", name_label or f"{label} Name", length=80, name_field=True,
-                       auto_number=auto, createable=not auto, updateable=not auto))
-            objects[name] = obj
-        fields_dir = d / "fields"
-        if fields_dir.is_dir():
-            for fp in sorted(fields_dir.glob("*.field-meta.xml")):
-                try:
-                    f = parse_field(fp)
-                except ET.ParseError as exc:
-                    log.warning("cannot parse %s: %s", fp, exc)
-                    continue
-                if f is not None:
-                    obj.add(f)
-        touched.append(name)
-    # Master-detail children are owned by their parent: no OwnerId.
-    for obj in objects.values():
-        if obj.custom and any(f.cascade_delete and not f.nillable for f in obj.fields.values()):
-            obj.owned = False
-            obj.fields.pop("OwnerId", None)
-    return touched
-
-
-def default_metadata_dir() -> Path:
-    # backend/refstage/emulators/salesforce/schema.py -> repo root is parents[4]
-    return Path(__file__).resolve().parents[4] / "sfdx" / "force-app" / "main" / "default" / "objects"
-
-
-def build_schema(metadata_dir: Path | None = None) -> dict[str, SObject]:
-    objects = standard_objects()
-    load_metadata(objects, metadata_dir or default_metadata_dir())
-    return objects
 
 
 def custom_object_from_element(name: str, root: Any, key_prefix: str, existing: SObject | None) -> SObject:
