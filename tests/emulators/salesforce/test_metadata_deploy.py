@@ -354,3 +354,31 @@ def test_organization_tooling_and_query_columns(shared_emu, shared_api):
     assert account["joinColumns"][1]["joinColumns"][0]["displayName"] == "Account.Owner.Email"
     count = shared_api.get("query", params={"q": "SELECT COUNT(Id) FROM Opportunity", "columns": "true"}).json()
     assert count["columnMetadata"][0]["aggregate"] is True and count["columnMetadata"][0]["displayName"] == "COUNT(Id)"
+
+
+def test_deployed_configuration_survives_a_restart_and_reads_back(cert_dir, tmp_path):
+    data = tmp_path / "org.db"
+    receiver = Receiver()
+    try:
+        with make_emulator(cert_dir, seed="empty", bare=True, data_file=data) as emu:
+            md = MetadataClient(emu, password_token(emu)["access_token"])
+            s, base = _api(emu, md.token)
+            s.post(f"{base}/sobjects/User", json={"Username": "integration@refstage.test", "LastName": "Int",
+                                                  "Email": "integration@refstage.test"}, timeout=10)
+            zip_data = source_zip(PUSH_FIXTURE, rewrite=lambda name, b: b.replace(
+                b"https://receiver.example.com/outbound", receiver.url.encode()))
+            assert md.wait(md.deploy(zip_data))["status"] == "Succeeded"
+            r = md.call("readMetadata", "<type>Workflow</type><fullNames>Opportunity</fullNames>"
+                                        "<fullNames>Nothing</fullNames>")
+            records = list(ET.fromstring(r.content).iter(f"{{{MD}}}records"))
+            assert records[0].findtext(f"{{{MD}}}fullName") == "Opportunity"
+            assert records[0].findtext(f"{{{MD}}}outboundMessages/{{{MD}}}endpointUrl") == receiver.url
+            assert records[1].get("{http://www.w3.org/2001/XMLSchema-instance}nil") == "true"
+        with make_emulator(cert_dir, seed="empty", bare=True, data_file=data) as emu:
+            s, base = _api(emu, password_token(emu)["access_token"])
+            opp = s.post(f"{base}/sobjects/Opportunity", json={"Name": "After restart", "StageName": "Closed Won",
+                                                                "CloseDate": "2026-12-31"}, timeout=10).json()["id"]
+            assert emu.org.outbound.wait_idle(10)
+            assert any(d["acked"] and d["recordIds"] == [opp] for d in emu.control.deliveries())
+    finally:
+        receiver.close()

@@ -271,7 +271,30 @@ def op_list_metadata(org: Org, call: Any, user_id: str) -> str:
     return serialize("listMetadataResponse", {"result": results})
 
 
+def op_read_metadata(org: Org, call: Any, user_id: str) -> str:
+    import xml.etree.ElementTree as std_et
+
+    type_name = _text(call, "type") or ""
+    names = [(c.text or "").strip() for c in _children(call, "fullNames")]
+    if len(names) > 10:
+        raise Fault("INVALID_TYPE", "readMetadata reads at most 10 components per call")
+    stored = dict(org.store.deployed(type_name))
+    records = []
+    for name in names:
+        body = stored.get(name)
+        if body is None:
+            records.append('<records xsi:nil="true"/>')
+            continue
+        root, _ = parse_xml(body)
+        inner = "".join(std_et.tostring(child, encoding="unicode", default_namespace=MD_URI)
+                        for child in root if child.tag.startswith("{" + MD_URI + "}")
+                        and not child.tag.endswith("}fullName"))
+        records.append(f'<records xsi:type="{escape(type_name)}"><fullName>{escape(name)}</fullName>{inner}</records>')
+    return f"<readMetadataResponse><result>{''.join(records)}</result></readMetadataResponse>"
+
+
 OPERATIONS = {
+    "readMetadata": op_read_metadata,
     "deploy": op_deploy,
     "checkDeployStatus": op_check_deploy_status,
     "cancelDeploy": op_cancel_deploy,
