@@ -199,10 +199,14 @@ def test_partial_success_deploys_what_passed_when_rollback_is_off(bare, md, tmp_
     perm = pkg / "main/default/permissionsets/Referral_Integration.permissionset-meta.xml"
     perm.write_text(perm.read_text().replace("<field>Contact.Referral_Code__c</field>",
                                              "<field>Contact.No_Such_Field__c</field>"))
+    layout = pkg / "main/default/layouts/Referral_Program__c-Referral Program Layout.layout-meta.xml"
+    layout.write_text(layout.read_text().replace("<field>Name</field>", "<field>Nickname__c</field>", 1))
     result = md.wait(md.deploy(source_zip(pkg), rollbackOnError=False))
     assert result["status"] == "SucceededPartial" and result["success"] == "true"
-    failed = {m["fullName"] for m in result["details"]["componentFailures"]}
+    failed = {m["fullName"]: m["problem"] for m in result["details"]["componentFailures"]}
     assert "Referral_Integration" in failed
+    assert failed["Referral_Program__c-Referral Program Layout"] == (
+        "In field: field - no CustomField named Referral_Program__c.Nickname__c found")
     assert "Referral__c" in _sobjects(bare, md.token)
     s, base = _api(bare, md.token)
     names = {r["Name"] for r in s.get(f"{base}/query", params={"q": "SELECT Name FROM PermissionSet"},

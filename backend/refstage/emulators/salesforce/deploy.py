@@ -17,6 +17,7 @@ import logging
 import posixpath
 import threading
 import zipfile
+import zlib
 import re
 from collections.abc import Callable, Iterable
 from xml.sax.saxutils import escape
@@ -173,7 +174,10 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         total += info.file_size
         if total > MAX_UNZIPPED_BYTES:
             raise DeployError("The unzipped package exceeds 600 MB", "INVALID_ZIP")
-        files[name] = archive.read(info)
+        try:
+            files[name] = archive.read(info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise DeployError(f"The zip file could not be read: {info.filename}: {exc}", "INVALID_ZIP") from None
     return files
 
 
@@ -290,7 +294,7 @@ class Checker:
                                               None)
 
     def run(self) -> None:
-        order = ["CustomObject", "Workflow", "PermissionSet", "ReportType", "Flow", "Report"]
+        order = ["CustomObject", "Workflow", "PermissionSet", "ReportType", "Flow", "Report", "Layout"]
         for type_name in order:
             for comp in self.comps:
                 if comp.type == type_name and not comp.problems:
@@ -512,6 +516,19 @@ class Checker:
             fname = _text(col, "field") or ""
             if fname not in columns:
                 comp.fail(f"The column {fname} is not valid for the report type {rtype}", col.find(NS + "field"))
+
+    # -- page layouts
+    def check_Layout(self, comp: Component) -> None:
+        obj_name = comp.full_name.split("-", 1)[0]
+        obj = self.obj(obj_name)
+        if obj is None:
+            comp.fail(f"In field: fullName - no CustomObject named {obj_name} found")
+            return
+        for item in comp.root.iter(NS + "layoutItems"):
+            fel = item.find(NS + "field")
+            fname = (fel.text or "").strip() if fel is not None and fel.text else ""
+            if fname and obj.field_ci(fname) is None and obj.relationship(fname) is None:
+                comp.fail(f"In field: field - no CustomField named {obj.name}.{fname} found", fel)
 
     # -- flows
     def check_Flow(self, comp: Component) -> None:
