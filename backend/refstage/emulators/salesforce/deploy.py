@@ -255,11 +255,9 @@ def split_components(files: dict[str, bytes], prefix: str) -> tuple[list[Compone
             comp.problems.append(Problem(str(exc), exc.line, exc.column))
             continue
         root_name = comp.root.tag.rsplit("}", 1)[-1]
-        if not comp.type:
-            if schema.is_metadata_type(root_name):
-                comp.type = root_name
-            else:
-                comp.type = root_name
+        if not comp.type:  # a folder this module does not name: the file's root element says the type
+            comp.type = root_name
+            if not schema.is_metadata_type(root_name):
                 comp.fail(f"Unknown type name '{root_name}' specified in package.xml")
                 continue
         comp.problems.extend(check_component(comp.root, comp.type, comp.positions, schema))
