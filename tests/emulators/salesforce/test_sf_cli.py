@@ -140,6 +140,12 @@ def test_the_cli_deploys_the_package_and_queries_it(cli, org, project):
     deployed = {(f["type"], f["fullName"]) for f in result["files"] if f["state"] in ("Created", "Changed")}
     assert ("CustomObject", "Referral__c") in deployed and ("PermissionSet", "Referral_Admin") in deployed
 
+    assigned = cli.run("org", "assign", "permset", "--name", "Referral_Integration", "--target-org", "emu", cwd=project)
+    assert assigned["result"]["successes"] == [{"name": "admin@refstage.test", "value": "Referral_Integration"}]
+    rows = s.get(f"{base}/query", params={"q": "SELECT AssigneeId, PermissionSet.Name FROM PermissionSetAssignment"},
+                 timeout=10).json()["records"]
+    assert [(r["AssigneeId"], r["PermissionSet"]["Name"]) for r in rows] == [(org.org.admin_id, "Referral_Integration")]
+
     program = s.post(f"{base}/sobjects/Referral_Program__c", json={"Name": "CLI Program"}, timeout=10)
     assert program.status_code == 201, program.text
     query = cli.run("data", "query", "--query", "SELECT Id, Name FROM Referral_Program__c", "--target-org", "emu",
