@@ -386,3 +386,29 @@ def test_deployed_configuration_survives_a_restart_and_reads_back(cert_dir, tmp_
             assert any(d["acked"] and d["recordIds"] == [opp] for d in emu.control.deliveries())
     finally:
         receiver.close()
+
+
+def test_retrieve_returns_what_deployed_cut_to_the_members_asked(bare, md):
+    for username in _integration_users(default_package_dir()):
+        s, base = _api(bare, md.token)
+        s.post(f"{base}/sobjects/User", json={"Username": username, "LastName": "Int", "Email": username}, timeout=10)
+    assert md.wait(md.deploy(source_zip(default_package_dir())))["status"] == "Succeeded"
+    r = md.call("retrieve", "<retrieveRequest><apiVersion>65.0</apiVersion><singlePackage>true</singlePackage>"
+                            "<unpackaged><types><members>Referral__c.Status__c</members><members>Referral__c.Nope__c"
+                            "</members><name>CustomField</name></types><types><members>Referral_Viewer</members>"
+                            "<name>PermissionSet</name></types><version>65.0</version></unpackaged>"
+                            "</retrieveRequest>")
+    job_id = ET.fromstring(r.content).findtext(f".//{{{MD}}}id")
+    r = md.call("checkRetrieveStatus", f"<asyncProcessId>{job_id}</asyncProcessId><includeZip>true</includeZip>")
+    result = ET.fromstring(r.content).find(f".//{{{MD}}}result")
+    assert result.findtext(f"{{{MD}}}status") == "Succeeded" and result.findtext(f"{{{MD}}}done") == "true"
+    problems = [m.findtext(f"{{{MD}}}problem") for m in result.findall(f"{{{MD}}}messages")]
+    assert problems == ["Entity of type 'CustomField' named 'Referral__c.Nope__c' cannot be found"]
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(result.findtext(f"{{{MD}}}zipFile"))))
+    assert sorted(archive.namelist()) == ["objects/Referral__c.object", "package.xml",
+                                          "permissionsets/Referral_Viewer.permissionset"]
+    obj = ET.fromstring(archive.read("objects/Referral__c.object"))
+    assert [f.findtext(f"{{{MD}}}fullName") for f in obj] == ["Status__c"]
+    listed = {(p.findtext(f"{{{MD}}}type"), p.findtext(f"{{{MD}}}fullName"))
+              for p in result.findall(f"{{{MD}}}fileProperties")}
+    assert ("CustomField", "Referral__c.Status__c") in listed and ("PermissionSet", "Referral_Viewer") in listed

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from defusedxml import ElementTree as ET
 from sf_emu_helpers import VERSION, make_emulator, password_token
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -145,6 +146,17 @@ def test_the_cli_deploys_the_package_and_queries_it(cli, org, project):
     rows = s.get(f"{base}/query", params={"q": "SELECT AssigneeId, PermissionSet.Name FROM PermissionSetAssignment"},
                  timeout=10).json()["records"]
     assert [(r["AssigneeId"], r["PermissionSet"]["Name"]) for r in rows] == [(org.org.admin_id, "Referral_Integration")]
+
+    # What deployed reads back: `sf project retrieve start` rewrites the same components.
+    status_field = project / "sfdx/force-app/main/default/objects/Referral__c/fields/Status__c.field-meta.xml"
+    before = ET.fromstring(status_field.read_bytes())
+    status_field.unlink()
+    retrieved = cli.run("project", "retrieve", "start", "--source-dir", "sfdx/force-app", "--target-org", "emu",
+                        cwd=project)
+    assert not [f for f in retrieved["result"]["files"] if f["state"] == "Failed"], retrieved["result"]["files"]
+    after = ET.fromstring(status_field.read_bytes())
+    assert [(el.tag, (el.text or "").strip()) for el in after.iter()] == \
+        [(el.tag, (el.text or "").strip()) for el in before.iter()]
 
     program = s.post(f"{base}/sobjects/Referral_Program__c", json={"Name": "CLI Program"}, timeout=10)
     assert program.status_code == 201, program.text

@@ -742,6 +742,11 @@ class Deployer:
                     store.db.execute("INSERT OR REPLACE INTO _metadata VALUES (?,?,?,?,?,?,?,?,?,?)",
                                      (c.type, c.full_name, c.file_name, row[0], body, row[1], row[2], stamp, user_id,
                                       row[3]))
+                    if len(c.files) > 1:
+                        store.db.execute("DELETE FROM _metadata_files WHERE type=? AND full_name=?",
+                                         (c.type, c.full_name))
+                        store.db.executemany("INSERT INTO _metadata_files VALUES (?,?,?,?)",
+                                             [(c.type, c.full_name, path, data) for path, data in c.files.items()])
                 store.db.execute("COMMIT")
             except BaseException:
                 store.db.execute("ROLLBACK")

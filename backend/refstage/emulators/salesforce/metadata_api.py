@@ -293,7 +293,44 @@ def op_read_metadata(org: Org, call: Any, user_id: str) -> str:
     return f"<readMetadataResponse><result>{''.join(records)}</result></readMetadataResponse>"
 
 
+def op_retrieve(org: Org, call: Any, user_id: str) -> str:
+    from .retrieve import retriever
+
+    req = _child(call, "retrieveRequest") or _child(call, "request")  # jsforce names it "request"
+    if req is None:
+        raise Fault("INVALID_XML", "retrieve needs a retrieveRequest")
+    api_version = _text(req, "apiVersion") or "65.0"
+    if _children(req, "packageNames"):
+        raise Fault("INVALID_CROSS_REFERENCE_KEY", "No package named '"
+                    + (_children(req, "packageNames")[0].text or "") + "' found")
+    unpackaged = _child(req, "unpackaged")
+    manifest: dict[str, list[str]] = {}
+    for t in _children(unpackaged, "types") if unpackaged is not None else []:
+        manifest.setdefault(_text(t, "name") or "", []).extend((m.text or "").strip() for m in _children(t, "members"))
+    if not manifest:
+        raise Fault("INVALID_CROSS_REFERENCE_KEY", "Must specify one of packageNames, unpackaged or specificFiles")
+    job = retriever(org).submit(manifest, _bool(req, "singlePackage", False), api_version)
+    return serialize("retrieveResponse", {"result": {"done": False, "id": job.id, "state": "Queued"}})
+
+
+def op_check_retrieve_status(org: Org, call: Any, user_id: str) -> str:
+    from .retrieve import retriever
+
+    job_id = _text(call, "asyncProcessId") or ""
+    job = retriever(org).get(job_id)
+    if job is None:
+        raise Fault("INVALID_ID_FIELD", f"Invalid or null id: {job_id}")
+    include_zip = _bool(call, "includeZip", True)
+    return serialize("checkRetrieveStatusResponse", {"result": {
+        "done": job.done, "errorMessage": job.error, "errorStatusCode": "UNKNOWN_EXCEPTION" if job.error else None,
+        "fileProperties": job.properties, "id": job.id, "messages": job.messages, "status": job.status,
+        "success": job.status == "Succeeded",
+        "zipFile": base64.b64encode(job.zip_data).decode() if include_zip else None}})
+
+
 OPERATIONS = {
+    "retrieve": op_retrieve,
+    "checkRetrieveStatus": op_check_retrieve_status,
     "readMetadata": op_read_metadata,
     "deploy": op_deploy,
     "checkDeployStatus": op_check_deploy_status,

@@ -183,6 +183,9 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS _metadata (type TEXT, full_name TEXT, file_name TEXT, "
                         "id TEXT, body BLOB, created TEXT, created_by TEXT, modified TEXT, modified_by TEXT, "
                         "seq INTEGER, PRIMARY KEY (type, full_name))")
+        # Every file of a multi-file component (bundles, code with its -meta.xml), for retrieve.
+        self.db.execute("CREATE TABLE IF NOT EXISTS _metadata_files (type TEXT, full_name TEXT, path TEXT, data BLOB, "
+                        "PRIMARY KEY (type, full_name, path))")
 
     def kv_get(self, key: str, default: str | None = None) -> str | None:
         with self.lock:
