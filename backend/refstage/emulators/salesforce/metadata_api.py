@@ -118,10 +118,12 @@ def soap(org: Org, request: Request, version: str, org_part: str | None = None) 
             user_id = org.oauth.validate(session)
         except SFError:
             raise Fault("INVALID_SESSION_ID", "Invalid Session ID found in SessionHeader: Illegal Session") from None
-        if org.usage.used("DailyApiRequests") >= org.usage.max["DailyApiRequests"]:
-            raise Fault("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        org.usage.add("DailyApiRequests")
         call = body[0]
+        # Polling a deploy or retrieve does not count against the API allowance (checkDeployStatus docs).
+        if _local(call) not in ("checkDeployStatus", "checkRetrieveStatus"):
+            if org.usage.used("DailyApiRequests") >= org.usage.max["DailyApiRequests"]:
+                raise Fault("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            org.usage.add("DailyApiRequests")
         operation = OPERATIONS.get(_local(call))
         if operation is None:
             raise Fault("INVALID_OPERATION", f"No operation available for request {call.tag}")
