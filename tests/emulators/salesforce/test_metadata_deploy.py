@@ -139,6 +139,9 @@ def test_the_package_deploys_and_becomes_the_orgs_configuration(bare, md):
     r = s.post(f"{base}/sobjects/PermissionSetAssignment", json={"AssigneeId": admin, "PermissionSetId": perm[0]["Id"]},
                timeout=10)
     assert r.status_code == 201, r.text
+    again = s.post(f"{base}/sobjects/PermissionSetAssignment",
+                   json={"AssigneeId": admin, "PermissionSetId": perm[0]["Id"]}, timeout=10)
+    assert again.status_code == 400 and again.json()[0]["errorCode"] == "DUPLICATE_VALUE"
     r = md.call("listMetadata", "<queries><type>PermissionSet</type></queries><queries><type>CustomField</type>"
                                 "</queries><asOfVersion>65.0</asOfVersion>")
     listed = {(p.findtext(f"{{{MD}}}type"), p.findtext(f"{{{MD}}}fullName"))

@@ -268,6 +268,10 @@ class Store:
                     f'CREATE INDEX IF NOT EXISTS "ix_{obj.name}_{f.name}" ON {obj.table} ("{f.name}" COLLATE NOCASE)'
                 )
 
+        if obj.name == "PermissionSetAssignment":  # a user holds a permission set once
+            self.db.execute('CREATE UNIQUE INDEX IF NOT EXISTS "ux_PermissionSetAssignment" ON '
+                            f'{obj.table} ("AssigneeId", "PermissionSetId")')
+
     def sobject(self, name: str) -> SObject:
         obj = self.objects.get(name)
         if obj is None:
@@ -422,6 +426,9 @@ class Store:
                     return SFError(400, "DUPLICATE_VALUE",
                                    f"duplicate value found: {f.name} duplicates value on record with id: {row[0]}",
                                    [])
+        if obj.name == "PermissionSetAssignment":
+            return SFError(400, "DUPLICATE_VALUE",
+                           "duplicate value found: <unknown> duplicates value on record with id: <unknown>", [])
         return SFError(400, "DUPLICATE_VALUE", f"duplicate value found: {exc}", [])
 
     def _autonumber(self, obj: SObject, rec: dict[str, Any]) -> None:
