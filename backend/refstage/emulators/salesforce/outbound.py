@@ -101,7 +101,10 @@ class Outbound:
 
     def delete_rule(self, rule_id: str) -> None:
         with self._lock:
-            self.rules.pop(ids.normalize(rule_id) or rule_id, None)
+            key = ids.normalize(rule_id) or rule_id
+            if self.rules.get(key, {}).get("deployed"):
+                return  # a deployed Outbound Message leaves with its metadata, not through the control API
+            self.rules.pop(key, None)
             self.queue = [n for n in self.queue if n["ruleId"] != rule_id]
 
     def clear(self) -> None:
