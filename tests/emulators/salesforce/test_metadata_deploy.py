@@ -202,6 +202,10 @@ def test_partial_success_deploys_what_passed_when_rollback_is_off(bare, md, tmp_
     perm = pkg / "main/default/permissionsets/Referral_Integration.permissionset-meta.xml"
     perm.write_text(perm.read_text().replace("<field>Contact.Referral_Code__c</field>",
                                              "<field>Contact.No_Such_Field__c</field>"))
+    (pkg / "main/default/objects/Referral__c/fields/Broken__c.field-meta.xml").write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<CustomField xmlns="{MD}">\n    <fullName>Broken__c</fullName>\n'
+        "    <label>Broken</label>\n    <referenceTo>Nope__c</referenceTo>\n    <relationshipName>Broken</relationshipName>"
+        "\n    <type>Lookup</type>\n</CustomField>\n")
     layout = pkg / "main/default/layouts/Referral_Program__c-Referral Program Layout.layout-meta.xml"
     layout.write_text(layout.read_text().replace("<field>Name</field>", "<field>Nickname__c</field>", 1))
     result = md.wait(md.deploy(source_zip(pkg), rollbackOnError=False))
@@ -210,6 +214,13 @@ def test_partial_success_deploys_what_passed_when_rollback_is_off(bare, md, tmp_
     assert "Referral_Integration" in failed
     assert failed["Referral_Program__c-Referral Program Layout"] == (
         "In field: field - no CustomField named Referral_Program__c.Nickname__c found")
+    assert failed["Referral__c.Broken__c"] == "referenceTo value of 'Nope__c' does not resolve to a valid sObject type"
+    # the object and its other fields deployed; only the failing field stayed out
+    s, base = _api(bare, md.token)
+    fields = {f["name"] for f in s.get(f"{base}/sobjects/Referral__c/describe", timeout=10).json()["fields"]}
+    assert "Status__c" in fields and "Broken__c" not in fields
+    succeeded = {(m["componentType"], m["fullName"]) for m in result["details"]["componentSuccesses"]}
+    assert ("CustomObject", "Referral__c") in succeeded and ("CustomField", "Referral__c.Broken__c") not in succeeded
     assert "Referral__c" in _sobjects(bare, md.token)
     s, base = _api(bare, md.token)
     names = {r["Name"] for r in s.get(f"{base}/query", params={"q": "SELECT Name FROM PermissionSet"},

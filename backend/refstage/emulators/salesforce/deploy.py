@@ -118,10 +118,29 @@ class Component:
     problems: list[Problem] = field(default_factory=list)
     children: list[tuple[str, str]] = field(default_factory=list)  # (type, fullName) reported with it
     child_problems: dict[tuple[str, str], list[Problem]] = field(default_factory=dict)
+    child_elements: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems and not any(self.child_problems.values())
+
+    @property
+    def failed_children(self) -> set[tuple[str, str]]:
+        return {child for child, problems in self.child_problems.items() if problems}
+
+    def without_failed_children(self) -> bytes:
+        """The component as committed in a partial deploy: its failing children (fields, messages) left out."""
+        import xml.etree.ElementTree as std_et
+
+        if not self.failed_children:
+            return self.xml or b""
+        root = copy.deepcopy(self.root)
+        doomed = {id(self.child_elements[c]) for c in self.failed_children if c in self.child_elements}
+        for original, clone in zip(self.root, list(root)):
+            if id(original) in doomed:
+                root.remove(clone)
+        std_et.register_namespace("", MD_URI)
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + std_et.tostring(root)
 
     def fail(self, message: str, el: Any = None, child: tuple[str, str] | None = None) -> None:
         line, col = self.positions.get(id(el), (None, None)) if el is not None else (None, None)
@@ -312,6 +331,7 @@ class Checker:
             fname = _text(fel, "fullName") or ""
             child = ("CustomField", f"{name}.{fname}")
             comp.children.append(child)
+            comp.child_elements[child] = fel
             before = len(comp.child_problems.get(child, []))
             self._check_field(comp, name, fel, child)
             if len(comp.child_problems.get(child, [])) == before:
@@ -401,6 +421,7 @@ class Checker:
             om_name = _text(om, "fullName") or ""
             child = ("WorkflowOutboundMessage", f"{obj_name}.{om_name}")
             comp.children.append(child)
+            comp.child_elements[child] = om
             if obj is None:
                 comp.fail(f"Entity Enumeration Or ID: bad value for restricted picklist field: {obj_name}", om, child)
                 continue
@@ -676,31 +697,34 @@ class Deployer:
         failed = [c for c in comps if not c.ok]
         job.total = len(comps)
         rollback = job.options.rollback_on_error and (failed or package_fail)
-        to_apply = [] if rollback or job.options.check_only else [c for c in comps if c.ok]
+        # What commits: everything, or (partial) each component without its own problems, minus failing children.
+        applicable = [c for c in comps if not c.problems]
+        to_apply = [] if rollback or job.options.check_only else applicable
         existing = {(t, n) for t, n in self._existing_keys()}
         for c in comps:
             created = (c.type, c.full_name) not in existing
-            if c.ok:
-                if not _only_children(c):
-                    job.successes.append(self._message(c.type, c.full_name, prefix + c.file_name, created, now,
-                                                       None, changed=not created))
-                for ctype, cname in c.children:
-                    job.successes.append(self._message(ctype, cname, prefix + c.file_name, created, now, None,
-                                                       changed=not created))
-            else:
-                for p in c.problems:
-                    job.failures.append(self._message(c.type, c.full_name, prefix + c.file_name, False, now,
-                                                      p.message, line=p.line, column=p.column))
-                for (ctype, cname), problems in c.child_problems.items():
+            file_name = prefix + c.file_name
+            if not c.problems and not _only_children(c):
+                job.successes.append(self._message(c.type, c.full_name, file_name, created, now, None,
+                                                   changed=not created))
+            for p in c.problems:
+                job.failures.append(self._message(c.type, c.full_name, file_name, False, now, p.message,
+                                                  line=p.line, column=p.column))
+            for ctype, cname in c.children:
+                problems = c.child_problems.get((ctype, cname))
+                if problems:
                     for p in problems:
-                        job.failures.append(self._message(ctype, cname, prefix + c.file_name, False, now,
-                                                          p.message, line=p.line, column=p.column))
+                        job.failures.append(self._message(ctype, cname, file_name, False, now, p.message,
+                                                          line=p.line, column=p.column))
+                elif not c.problems:
+                    job.successes.append(self._message(ctype, cname, file_name, created, now, None,
+                                                       changed=not created))
         job.failures.extend(package_fail)
         job.successes.append(self._message("", "package.xml", prefix + "package.xml", False, now, None))
-        job.errors = len(failed) + len(package_fail)
+        job.errors = len({(m["componentType"], m["fullName"]) for m in job.failures})
         if to_apply:
             self.apply(to_apply, job.created_by)
-        job.deployed = 0 if rollback else len([c for c in comps if c.ok])
+        job.deployed = 0 if rollback else len(applicable)
         if rollback:
             job.status, job.success = "Failed", False
         elif failed or package_fail:
@@ -733,7 +757,7 @@ class Deployer:
             try:
                 seq = store.db.execute("SELECT coalesce(max(seq), 0) FROM _metadata").fetchone()[0]
                 for c in comps:
-                    body = c.xml if c.type != "CustomObject" else self._merged_object(c)
+                    body = c.without_failed_children() if c.type != "CustomObject" else self._merged_object(c)
                     row = store.db.execute("SELECT id, created, created_by, seq FROM _metadata WHERE type=? AND "
                                            "full_name=?", (c.type, c.full_name)).fetchone()
                     if row is None:
@@ -765,9 +789,9 @@ class Deployer:
 
         prior = dict(self.org.store.deployed("CustomObject")).get(comp.full_name)
         if prior is None:
-            return comp.xml or b""
+            return comp.without_failed_children()
         old_root, _ = parse_xml(prior)
-        new_root = copy.deepcopy(comp.root)
+        new_root, _ = parse_xml(comp.without_failed_children())
         new_names = {_text(f, "fullName") for f in _all(new_root, "fields")}
         for f in _all(old_root, "fields"):
             if _text(f, "fullName") not in new_names:
