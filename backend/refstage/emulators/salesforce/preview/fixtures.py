@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,17 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail when a fixture differs from the org's answer")
     args = parser.parse_args(argv)
-    drift = []
+    drift, written = [], []
     for path, content in generate().items():
-        text = render(content)
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
+        # Content is compared, not layout: Prettier owns the files' formatting.
+        current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        if current == content:
             continue
         if args.check:
             drift.append(str(path.relative_to(ROOT)))
         else:
-            path.write_text(text, encoding="utf-8")
+            path.write_text(render(content), encoding="utf-8")
+            written.append(path)
             print(f"wrote {path.relative_to(ROOT)}")
+    prettier = ROOT / "node_modules" / ".bin" / "prettier"
+    if written and prettier.exists():
+        subprocess.run([str(prettier), "--write", "--log-level=warn", *map(str, written)], check=True)
     if drift:
         print("fixtures differ from the emulated org's UI API answers (regenerate with "
               "`python -m refstage.emulators.salesforce.preview.fixtures`):\n  " + "\n  ".join(drift))
