@@ -19,13 +19,7 @@ from tests.preview_support import component_text, ensure_preview_built, org_brow
 def preview_org(cert_dir) -> SalesforceEmulator:
     ensure_preview_built()
     emu = SalesforceEmulator(port=0, seed="empty", cert_dir=cert_dir)
-    fixtures.load_records(emu.org, fixtures.ATTRIBUTION_RECORDS)
-    account_records = [r for r in fixtures.ACCOUNT_RECORDS
-                       if r[1] not in {rid for _, rid, _ in fixtures.ATTRIBUTION_RECORDS}]
-    fixtures.load_records(emu.org, account_records)
-    # The account page scenario's source referral and account link, on top of the opportunity scenario.
-    emu.org.store.db.execute('UPDATE "o_Account" SET Referral__c=? WHERE Id=?', ("a02000000000009AAA",
-                                                                                "001000000000001AAA"))
+    fixtures.load_showcase(emu.org)
     with emu:
         yield emu
 

@@ -131,6 +131,17 @@ def load_records(org: Org, records: list[tuple[str, str, dict[str, Any]]]) -> No
         store.bulk_insert_rows(obj, list(row), [tuple(row.values())])
 
 
+def load_showcase(org: Org) -> None:
+    """Both scenarios in one org, for the preview's browser tests and the documentation's screenshots: the account
+    a referral brought in is also the home of the opportunity scenario's advocate."""
+    load_records(org, ATTRIBUTION_RECORDS)
+    loaded = {record_id for _, record_id, _ in ATTRIBUTION_RECORDS}
+    load_records(org, [r for r in ACCOUNT_RECORDS if r[1] not in loaded])
+    with org.store.lock:
+        org.store.db.execute('UPDATE "o_Account" SET Referral__c=? WHERE Id=?', ("a02000000000009AAA",
+                                                                                "001000000000001AAA"))
+
+
 def graphql_document(component: str) -> str:
     """The GraphQL document of a component's gql tagged template, as the component writes it."""
     source = (LWC / component / f"{component}.js").read_text(encoding="utf-8")
