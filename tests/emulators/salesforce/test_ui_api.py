@@ -137,3 +137,44 @@ def test_graphql_errors_are_graphql_errors(account_org) -> None:
     syntax = raw(account_org, "graphql", method="POST", json={"query": "query {"}).get_json()
     assert syntax["errors"][0]["extensions"]["ErrorType"] == "InvalidSyntax"
     assert raw(account_org, "graphql", method="POST", data="nope").status_code == 400
+
+
+@pytest.mark.parametrize("where,expected", [
+    ('{ Friend_Name__c: { like: "%babbage" } }', ["REF-000011"]),
+    ('{ Status__c: { in: ["routed", "rewarded"] } }', ["REF-000009", "REF-000012", "REF-000013"]),
+    ('{ not: { Status__c: { eq: "rewarded" } } }', ["REF-000011", "REF-000012"]),
+    ('{ or: [{ Name: { eq: "REF-000011" } }, { Captured_Date__c: { lt: "2026-04-01T00:00:00Z" } }] }',
+     ["REF-000009", "REF-000011"]),
+    ('{ Advocate__r: { Account: { Name: { eq: "Harvard Computation Lab" } } } }', ["REF-000009"]),
+])
+def test_graphql_where_operators(account_org, where, expected) -> None:
+    query = (f"query {{ uiapi {{ query {{ Referral__c(where: {where}, orderBy: {{ Name: {{ order: ASC }} }}) "
+             "{ edges { node { Name { value } } } } } } }")
+    data = account_org.graphql(query, {})
+    assert [e["node"]["Name"]["value"] for e in data["uiapi"]["query"]["Referral__c"]["edges"]] == expected
+
+
+def test_graphql_pages_with_cursors(account_org) -> None:
+    query = ("query page($after: String) { uiapi { query { Referral__c(first: 3, after: $after, orderBy: "
+             "{ Name: { order: ASC } }) { totalCount edges { node { Name { value } } } "
+             "pageInfo { hasNextPage endCursor } } } } }")
+    first = account_org.graphql(query, {})["uiapi"]["query"]["Referral__c"]
+    assert first["pageInfo"]["hasNextPage"] is True and len(first["edges"]) == 3
+    rest = account_org.graphql(query, {"after": first["pageInfo"]["endCursor"]})["uiapi"]["query"]["Referral__c"]
+    assert [e["node"]["Name"]["value"] for e in rest["edges"]] == ["REF-000013"]
+    assert rest["pageInfo"]["hasNextPage"] is False and rest["totalCount"] == 4
+
+
+def test_hostile_ui_api_input_gets_a_clear_400(opp_org) -> None:
+    many = ",".join(f"Opportunity.F{i}__c" for i in range(1200))
+    assert raw(opp_org, f"ui-api/records/006000000000001AAA?optionalFields={many}").status_code == 400
+    deep = "Opportunity." + "Referral__r." * 7 + "Name"
+    assert raw(opp_org, f"ui-api/records/006000000000001AAA?fields={deep}").status_code == 400
+    body = raw(opp_org, "ui-api/related-list-records/a02000000000001AAA/Rewards__r", method="POST", data="[1]",
+               content_type="application/json")
+    assert body.status_code == 400
+    bad_first = raw(opp_org, "graphql", method="POST", json={
+        "query": "query { uiapi { query { Referral__c(first: 100000) { totalCount } } } }"}).get_json()
+    assert bad_first["data"] is None and bad_first["errors"]
+    mutation = raw(opp_org, "graphql", method="POST", json={"query": "mutation { x }"}).get_json()
+    assert mutation["data"] is None
