@@ -3,8 +3,9 @@ adapters answered by its UI API, checked in Chromium against the records the Jes
 
 from __future__ import annotations
 
+import json
 import re
-from urllib.parse import unquote
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from werkzeug.test import Client
@@ -32,7 +33,7 @@ def test_pages_need_a_session_and_never_redirect_off_the_org(preview_org) -> Non
     assert bad.status_code == 401
     offsite = client.post("/lightning/login", data={"username": "admin@refstage.test", "pw": "refstage-demo",
                                                     "startURL": "https://evil.example/"})
-    assert offsite.status_code == 302 and offsite.headers["Location"] == "/lightning/r/Opportunity/home"
+    assert offsite.status_code == 302 and offsite.headers["Location"] == "/lightning/o/Opportunity/home"
     assert client.get("/lightning/r/Opportunity/006000000000099AAA/view").status_code == 404
     assert client.get("/lightning/r/Account/006000000000001AAA/view").status_code == 404
     assert client.get("/lightning/preview/../ui_api.py").status_code == 404
@@ -40,6 +41,17 @@ def test_pages_need_a_session_and_never_redirect_off_the_org(preview_org) -> Non
     assert page.status_code == 200
     config = re.search(r'id="preview-config">(.*?)</script>', page.get_data(as_text=True)).group(1)
     assert "</" not in config and '"recordId": "006000000000001AAA"' in config
+
+
+def watch_api(page) -> list:
+    """Every request the page sends to the org's REST API (what the wire adapters ask)."""
+    seen: list = []
+    page.on("request", lambda r: seen.append(r) if "/services/data/" in r.url else None)
+    return seen
+
+
+def query_list(request, name: str) -> list[str]:
+    return parse_qs(urlsplit(request.url).query)[name][0].split(",")
 
 
 def browser_test(fn):
@@ -52,8 +64,10 @@ def browser_test(fn):
 def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) -> None:
     with org_browser(preview_org) as context:
         page = context.new_page()
-        requests_seen: list[str] = []
-        page.on("request", lambda r: requests_seen.append(r.url) if "/ui-api/" in r.url else None)
+        requests_seen = watch_api(page)
+
+        def sent(path: str):
+            return next(r for r in requests_seen if urlsplit(r.url).path.endswith(path))
         sign_in(page, preview_org, "/lightning/r/Opportunity/006000000000001AAA/view")
         page.wait_for_selector('[data-id="reward"]')
         assert component_text(page, '[data-id="advocate"]') == "Ada Lovelace"
@@ -68,11 +82,15 @@ def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) 
         assert "€50.00" in rewards.nth(1).inner_text() and "Held until" in rewards.nth(1).inner_text()
         # What Lightning Data Service would ask: the record with its optional spanning fields, the related list
         # of the referral, the stage picklist of the record type.
-        record_call = unquote(next(u for u in requests_seen if "/ui-api/records/006000000000001AAA" in u))
-        assert "fields=Opportunity.StageName,Opportunity.IsClosed,Opportunity.IsWon,Opportunity.Referral__c" in record_call
-        assert "Opportunity.Referral__r.Advocate__r.Name" in record_call.split("optionalFields=")[1]
-        assert any("/related-list-records/a02000000000001AAA/Rewards__r" in u for u in requests_seen)
-        assert any("/picklist-values/012000000000000AAA/StageName" in u for u in requests_seen)
+        # They are the requests the Jest fixtures are generated from: component, fixtures and org agree.
+        record = sent("/ui-api/records/006000000000001AAA")
+        assert query_list(record, "fields") == fixtures.OPPORTUNITY_FIELDS
+        assert sorted(query_list(record, "optionalFields")) == sorted(fixtures.OPPORTUNITY_OPTIONAL)
+        related = sent("/related-list-records/a02000000000001AAA/Rewards__r")
+        assert related.method == "POST"
+        assert json.loads(related.post_data) == {"fields": fixtures.REWARD_FIELDS,
+                                                 "sortBy": ["Referral_Reward__c.Name"]}
+        assert sent("/ui-api/object-info/Opportunity/picklist-values/012000000000000AAA/StageName")
         assert axe_violations(page) == []
 
         page.goto(preview_org.base_url + "/lightning/r/Opportunity/006000000000002AAA/view")
@@ -91,6 +109,7 @@ def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) 
 def test_account_page_lists_referrals_with_totals_per_currency(preview_org) -> None:
     with org_browser(preview_org) as context:
         page = context.new_page()
+        requests_seen = watch_api(page)
         sign_in(page, preview_org, "/lightning/r/Account/001000000000001AAA/view")
         page.wait_for_selector('[data-id="referral-row"]')
         rows = page.locator('[data-id="referral-row"]')
@@ -104,4 +123,10 @@ def test_account_page_lists_referrals_with_totals_per_currency(preview_org) -> N
         assert "€500.00" in totals[0]
         assert "€250.00" in totals[1] and "$80.00" in totals[1]
         assert component_text(page, '[data-id="source-advocate"]') == "Grace Hopper"
+        record = next(r for r in requests_seen if urlsplit(r.url).path.endswith("/ui-api/records/001000000000001AAA"))
+        assert query_list(record, "fields") == fixtures.ACCOUNT_FIELDS
+        assert sorted(query_list(record, "optionalFields")) == sorted(fixtures.ACCOUNT_OPTIONAL)
+        graphql = next(r for r in requests_seen if urlsplit(r.url).path.endswith("/graphql"))
+        assert json.loads(graphql.post_data) == {"query": fixtures.graphql_document("accountReferrals"),
+                                                 "variables": {"accountId": "001000000000001AAA", "pageSize": 50}}
         assert axe_violations(page) == []

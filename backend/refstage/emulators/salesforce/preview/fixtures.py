@@ -5,7 +5,8 @@ fixture is the org's answer to the request the component's wire adapter makes: t
 fields of its ``getRecord``, the related list, fields and sort of its ``getRelatedListRecords``, the record
 type and field of its ``getPicklistValues``, and the GraphQL document of its ``graphql`` wire, read from the
 component's source. ``python -m refstage.emulators.salesforce.preview.fixtures`` rewrites the files;
-``--check`` (and tests/emulators/salesforce/test_lwc_fixtures.py) fails when a file and the org disagree.
+``--check`` (run by tests/emulators/salesforce/test_ui_api.py) fails when a file and the org disagree, and
+tests/emulators/salesforce/test_preview_pages.py checks that the compiled components send exactly these requests.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def record_page_typed(org: Org, request: Request, object_name: str, record_id: s
 def _safe_start(url: str | None) -> str:
     if url and url.startswith("/lightning/r/") and "//" not in url and "\\" not in url:
         return url
-    return "/lightning/r/Opportunity/home"
+    return "/lightning/o/Opportunity/home"
 
 
 def login(org: Org, request: Request) -> Response:
@@ -249,7 +249,7 @@ def asset(org: Org, request: Request, name: str) -> Response:
 def routes() -> list[tuple[str, list[str], Any]]:
     return [
         ("/lightning/login", ["GET", "POST"], login),
-        ("/lightning/r/Opportunity/home", ["GET"], opportunity_home),
+        ("/lightning/o/Opportunity/home", ["GET"], opportunity_home),
         ("/lightning/r/<object_name>/<record_id>/view", ["GET"], record_page_typed),
         ("/lightning/r/<record_id>/view", ["GET"], record_page),
         ("/lightning/preview/<path:name>", ["GET"], asset),
