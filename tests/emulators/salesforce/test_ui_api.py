@@ -83,8 +83,19 @@ def test_related_list_records_pages_and_sorts_get_and_post(opp_org) -> None:
                                                     "pageToken": "1", "sortBy": ["-Referral_Reward__c.Name"]})
     assert [r["fields"]["Name"]["value"] for r in second.get_json()["records"]] == ["RWD-000007"]
     assert second.get_json()["nextPageToken"] is None
-    amount = raw(opp_org, f"{path}?fields=Referral_Reward__c.Amount__c").get_json()["records"][0]["fields"]
-    assert amount["Amount__c"] == {"displayValue": "$250.00", "value": 250.0}
+    reason = raw(opp_org, f"{path}?fields=Referral_Reward__c.Review_Reason__c").get_json()["records"][0]["fields"]
+    assert reason["Review_Reason__c"] == {"displayValue": "Over Amount Threshold", "value": "over_amount_threshold"}
+
+
+def test_display_values_are_those_of_an_en_us_usd_org(opp_org) -> None:
+    fields = opp_org.get("records/006000000000001AAA", fields=["Opportunity.Amount", "Opportunity.CloseDate",
+                                                               "Opportunity.IsWon", "Opportunity.StageName"],
+                         optionalFields=["Opportunity.Referral__r.Captured_Date__c"])["fields"]
+    assert fields["Amount"] == {"displayValue": "$12,000.00", "value": 12000.0}
+    assert fields["CloseDate"] == {"displayValue": "12/20/2026", "value": "2026-12-20"}
+    assert fields["IsWon"] == {"displayValue": None, "value": False}
+    captured = fields["Referral__r"]["value"]["fields"]["Captured_Date__c"]
+    assert captured == {"displayValue": "10/1/2026, 9:30 AM", "value": "2026-10-01T09:30:00.000Z"}
 
 
 @pytest.mark.parametrize("query,code", [

@@ -59,7 +59,8 @@ ATTRIBUTION_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
         "Program__c": "a00000000000001AAA", "Friend_Name__c": "Charles Babbage"}),
     ("Opportunity", "006000000000001AAA", {
         "Name": "Analytical Engines - Difference Engine No. 2", "AccountId": "001000000000001AAA",
-        "StageName": "Proposal/Price Quote", "CloseDate": "2026-12-20", "Referral__c": "a02000000000001AAA"}),
+        "StageName": "Proposal/Price Quote", "CloseDate": "2026-12-20", "Amount": 12000,
+        "Referral__c": "a02000000000001AAA"}),
     ("Opportunity", "006000000000002AAA", {
         "Name": "Analytical Engines - Punch Cards", "AccountId": "001000000000001AAA", "StageName": "Prospecting",
         "CloseDate": "2027-01-31"}),
