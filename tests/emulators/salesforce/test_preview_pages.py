@@ -86,7 +86,8 @@ def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) 
         record = sent("/ui-api/records/006000000000001AAA")
         assert query_list(record, "fields") == fixtures.OPPORTUNITY_FIELDS
         assert sorted(query_list(record, "optionalFields")) == sorted(fixtures.OPPORTUNITY_OPTIONAL)
-        related = sent("/related-list-records/a02000000000001AAA/Rewards__r")
+        referral_id = fixtures.to_org_id(preview_org.org, "a02000000000001AAA")
+        related = sent(f"/related-list-records/{referral_id}/Rewards__r")
         assert related.method == "POST"
         assert json.loads(related.post_data) == {"fields": fixtures.REWARD_FIELDS,
                                                  "sortBy": ["Referral_Reward__c.Name"]}

@@ -21,7 +21,8 @@ def account_org() -> fixtures.OrgClient:
 
 
 def raw(org: fixtures.OrgClient, path: str, method: str = "GET", **kw):
-    return org.client.open(f"/services/data/v{V}/{path}", method=method, headers=org.headers, **kw)
+    """A call with the fixtures' record ids in the path turned into the org's; the answer as the org gives it."""
+    return org.client.open(f"/services/data/v{V}/{org.path(path)}", method=method, headers=org.headers, **kw)
 
 
 def test_fixtures_match_what_the_org_answers() -> None:

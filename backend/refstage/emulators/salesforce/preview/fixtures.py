@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from werkzeug.test import Client
 
+from .. import ids
 from ..server import App, Org
 from ..store import coerce
 
@@ -42,7 +43,7 @@ ACCOUNT_FIELDS = ["Account.Name", "Account.Referral__c"]
 ACCOUNT_OPTIONAL = [f"Account.Referral__r.{f}" for f in (
     "Name", "Status__c", "Captured_Date__c", "Advocate__c", "Advocate__r.Name", "Program__r.Name")]
 
-PROGRAM = ("Referral_Program__c", "a00000000000001AAA", {
+PROGRAM = ("Referral_Program__c", "a01000000000001AAA", {
     "Name": "Partner Program 2026", "Status__c": "active", "Milestone_Object__c": "Opportunity",
     "Milestone_Field__c": "StageName", "Milestone_Value__c": "Closed Won",
     "Qualification_Summary__c": "Opportunity stage is Closed Won and Amount is at least 5,000"})
@@ -56,7 +57,7 @@ ATTRIBUTION_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
     ("Referral__c", "a02000000000001AAA", {
         "Name": "REF-000042", "Status__c": "in_progress", "Captured_Date__c": "2026-10-01T09:30:00.000Z",
         "Routed_Date__c": "2026-10-01T09:31:00.000Z", "Advocate__c": "003000000000001AAA",
-        "Program__c": "a00000000000001AAA", "Friend_Name__c": "Charles Babbage"}),
+        "Program__c": "a01000000000001AAA", "Friend_Name__c": "Charles Babbage"}),
     ("Opportunity", "006000000000001AAA", {
         "Name": "Analytical Engines - Difference Engine No. 2", "AccountId": "001000000000001AAA",
         "StageName": "Proposal/Price Quote", "CloseDate": "2026-12-20", "Amount": 12000,
@@ -64,11 +65,11 @@ ATTRIBUTION_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
     ("Opportunity", "006000000000002AAA", {
         "Name": "Analytical Engines - Punch Cards", "AccountId": "001000000000001AAA", "StageName": "Prospecting",
         "CloseDate": "2027-01-31"}),
-    ("Referral_Reward__c", "a01000000000001AAA", {
+    ("Referral_Reward__c", "a03000000000001AAA", {
         "Name": "RWD-000007", "Referral__c": "a02000000000001AAA", "Recipient__c": "advocate", "Amount__c": 250,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "pending_review",
         "Review_Reason__c": "over_amount_threshold"}),
-    ("Referral_Reward__c", "a01000000000002AAA", {
+    ("Referral_Reward__c", "a03000000000002AAA", {
         "Name": "RWD-000008", "Referral__c": "a02000000000001AAA", "Recipient__c": "friend", "Amount__c": 50,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "pending_hold", "Hold_Until__c": "2026-12-01"}),
 ]
@@ -87,34 +88,69 @@ ACCOUNT_RECORDS: list[tuple[str, str, dict[str, Any]]] = [
     PROGRAM,
     ("Referral__c", "a02000000000009AAA", {
         "Name": "REF-000009", "Status__c": "rewarded", "Captured_Date__c": "2026-03-02T10:00:00.000Z",
-        "Advocate__c": "003000000000009AAA", "Program__c": "a00000000000001AAA",
+        "Advocate__c": "003000000000009AAA", "Program__c": "a01000000000001AAA",
         "Friend_Name__c": "Analytical Engines Ltd", "Referred_Account__c": "001000000000001AAA"}),
     ("Referral__c", "a02000000000011AAA", {
         "Name": "REF-000011", "Status__c": "qualified", "Captured_Date__c": "2026-09-20T08:00:00.000Z",
-        "Advocate__c": "003000000000001AAA", "Program__c": "a00000000000001AAA", "Friend_Name__c": "Charles Babbage"}),
+        "Advocate__c": "003000000000001AAA", "Program__c": "a01000000000001AAA", "Friend_Name__c": "Charles Babbage"}),
     ("Referral__c", "a02000000000012AAA", {
         "Name": "REF-000012", "Status__c": "routed", "Captured_Date__c": "2026-09-14T08:00:00.000Z",
-        "Advocate__c": "003000000000001AAA", "Program__c": "a00000000000001AAA", "Friend_Name__c": "Mary Somerville"}),
+        "Advocate__c": "003000000000001AAA", "Program__c": "a01000000000001AAA", "Friend_Name__c": "Mary Somerville"}),
     ("Referral__c", "a02000000000013AAA", {
         "Name": "REF-000013", "Status__c": "rewarded", "Captured_Date__c": "2026-08-01T08:00:00.000Z",
-        "Advocate__c": "003000000000002AAA", "Program__c": "a00000000000001AAA", "Friend_Name__c": "Alan Turing"}),
-    ("Referral_Reward__c", "a01000000000011AAA", {
+        "Advocate__c": "003000000000002AAA", "Program__c": "a01000000000001AAA", "Friend_Name__c": "Alan Turing"}),
+    ("Referral_Reward__c", "a03000000000011AAA", {
         "Name": "RWD-000011", "Referral__c": "a02000000000013AAA", "Recipient__c": "advocate", "Amount__c": 100,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "issued", "Issued_Date__c": "2026-08-20"}),
-    ("Referral_Reward__c", "a01000000000012AAA", {
+    ("Referral_Reward__c", "a03000000000012AAA", {
         "Name": "RWD-000012", "Referral__c": "a02000000000011AAA", "Recipient__c": "advocate", "Amount__c": 150,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "issued", "Issued_Date__c": "2026-10-02"}),
-    ("Referral_Reward__c", "a01000000000013AAA", {
+    ("Referral_Reward__c", "a03000000000013AAA", {
         "Name": "RWD-000013", "Referral__c": "a02000000000013AAA", "Recipient__c": "advocate", "Amount__c": 80,
         "Currency_Code__c": "USD", "Type__c": "fixed", "Status__c": "issued", "Issued_Date__c": "2026-08-21"}),
-    ("Referral_Reward__c", "a01000000000014AAA", {
+    ("Referral_Reward__c", "a03000000000014AAA", {
         "Name": "RWD-000014", "Referral__c": "a02000000000012AAA", "Recipient__c": "advocate", "Amount__c": 250,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "pending_review",
         "Review_Reason__c": "over_amount_threshold"}),
-    ("Referral_Reward__c", "a01000000000015AAA", {
+    ("Referral_Reward__c", "a03000000000015AAA", {
         "Name": "RWD-000015", "Referral__c": "a02000000000013AAA", "Recipient__c": "friend", "Amount__c": 40,
         "Currency_Code__c": "EUR", "Type__c": "fixed", "Status__c": "issued", "Issued_Date__c": "2026-08-21"}),
 ]
+
+
+# The fixtures' own key prefixes for the package's objects. An org gives custom objects whatever prefixes are free
+# when the package is installed; records are loaded under the org's prefixes and answers mapped back, so the
+# fixtures (and the Jest tests that name their ids) do not depend on installation order.
+FIXTURE_PREFIXES = {"a01": "Referral_Program__c", "a02": "Referral__c", "a03": "Referral_Reward__c"}
+_ID = re.compile(r"\b[a-zA-Z0-9]{15}[A-Z0-5]{3}\b")
+
+
+def to_org_id(org: Org, fixture_id: str) -> str:
+    """The id a fixture record has in ``org``: the org's key prefix for its object, the same number."""
+    obj_name = FIXTURE_PREFIXES.get(fixture_id[:3])
+    if obj_name is None:
+        return fixture_id
+    return ids.to18(org.store.objects[obj_name].key_prefix + fixture_id[3:15])
+
+
+def to_fixture_ids(org: Org, content: Any) -> Any:
+    """An answer of ``org`` with its record ids (whole values or inside URLs) written as the fixtures' ids."""
+    back = {org.store.objects[name].key_prefix: prefix for prefix, name in FIXTURE_PREFIXES.items()}
+
+    def swap(match: re.Match[str]) -> str:
+        value = match.group(0)
+        prefix = back.get(value[:3])
+        if prefix is None or ids.normalize(value) != value:
+            return value
+        return ids.to18(prefix + value[3:15])
+
+    if isinstance(content, dict):
+        return {key: to_fixture_ids(org, value) for key, value in content.items()}
+    if isinstance(content, list):
+        return [to_fixture_ids(org, value) for value in content]
+    if isinstance(content, str):
+        return _ID.sub(swap, content)
+    return content
 
 
 def load_records(org: Org, records: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -125,9 +161,11 @@ def load_records(org: Org, records: list[tuple[str, str, dict[str, Any]]]) -> No
         stamp = "2026-10-01T09:31:00.000+0000"
         row: dict[str, Any] = {f.name: (int(f.default) if isinstance(f.default, bool) else f.default)
                                for f in obj.fields.values() if f.default is not None}
-        row.update({name: coerce(obj.fields[name], value) for name, value in values.items()})
-        row.update(Id=record_id, IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp,
-                   CreatedById=org.admin_id, LastModifiedById=org.admin_id)
+        for name, value in values.items():
+            f = obj.fields[name]
+            row[name] = coerce(f, to_org_id(org, value) if f.type == "reference" else value)
+        row.update(Id=to_org_id(org, record_id), IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp,
+                   SystemModstamp=stamp, CreatedById=org.admin_id, LastModifiedById=org.admin_id)
         if obj.owned:
             row["OwnerId"] = org.admin_id
         store.bulk_insert_rows(obj, list(row), [tuple(row.values())])
@@ -140,8 +178,8 @@ def load_showcase(org: Org) -> None:
     loaded = {record_id for _, record_id, _ in ATTRIBUTION_RECORDS}
     load_records(org, [r for r in ACCOUNT_RECORDS if r[1] not in loaded])
     with org.store.lock:
-        org.store.db.execute('UPDATE "o_Account" SET Referral__c=? WHERE Id=?', ("a02000000000009AAA",
-                                                                                "001000000000001AAA"))
+        org.store.db.execute('UPDATE "o_Account" SET Referral__c=? WHERE Id=?',
+                             (to_org_id(org, "a02000000000009AAA"), "001000000000001AAA"))
 
 
 def graphql_document(component: str) -> str:
@@ -154,6 +192,8 @@ def graphql_document(component: str) -> str:
 
 
 class OrgClient:
+    """An empty org with a scenario loaded, asked in fixture ids and answering in them."""
+
     def __init__(self, records: list[tuple[str, str, dict[str, Any]]]) -> None:
         self.org = Org(seed="empty")
         load_records(self.org, records)
@@ -161,12 +201,20 @@ class OrgClient:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.client = Client(App(self.org))
 
+    def id(self, fixture_id: str) -> str:
+        return to_org_id(self.org, fixture_id)
+
+    def path(self, path: str) -> str:
+        """A resource path with the fixture ids in it turned into this org's."""
+        return _ID.sub(lambda m: self.id(m.group(0)), path)
+
     def get(self, path: str, **params: Any) -> Any:
         query = urlencode({k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()})
-        response = self.client.get(f"/services/data/v{VERSION}/ui-api/{path}?{query}", headers=self.headers)
+        response = self.client.get(f"/services/data/v{VERSION}/ui-api/{self.path(path)}?{query}",
+                                   headers=self.headers)
         if response.status_code != 200:
             raise SystemExit(f"{path}: {response.status_code} {response.get_data(as_text=True)}")
-        return response.get_json()
+        return to_fixture_ids(self.org, response.get_json())
 
     def graphql(self, document: str, variables: dict[str, Any]) -> Any:
         response = self.client.post(f"/services/data/v{VERSION}/graphql", json={"query": document,
@@ -175,7 +223,7 @@ class OrgClient:
         body = response.get_json()
         if response.status_code != 200 or body.get("errors"):
             raise SystemExit(f"graphql: {response.status_code} {body}")
-        return body["data"]
+        return to_fixture_ids(self.org, body["data"])
 
 
 def generate() -> dict[Path, Any]:
@@ -204,6 +252,14 @@ def generate() -> dict[Path, Any]:
     return out
 
 
+def _without_etags(content: Any) -> Any:
+    if isinstance(content, dict):
+        return {k: None if k == "eTag" else _without_etags(v) for k, v in content.items()}
+    if isinstance(content, list):
+        return [_without_etags(v) for v in content]
+    return content
+
+
 def render(content: Any) -> str:
     return json.dumps(content, indent=4, ensure_ascii=False) + "\n"
 
@@ -214,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     drift, written = [], []
     for path, content in generate().items():
-        # Content is compared, not layout: Prettier owns the files' formatting.
+        # Content is compared, not layout (Prettier owns the files' formatting), nor the opaque eTag hashes.
         current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-        if current == content:
+        if _without_etags(current) == _without_etags(content):
             continue
         if args.check:
             drift.append(str(path.relative_to(ROOT)))
