@@ -67,3 +67,14 @@ def sign_in(page, emulator, path: str) -> None:
 def component_text(page, selector: str) -> str:
     """Text of an element inside the mounted component (synthetic shadow: reachable from the document)."""
     return page.locator(selector).first.inner_text().strip()
+
+
+def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
+    """axe-core over the page, evaluated through the DevTools protocol: the page's Content-Security-Policy (scripts
+    only from the org) stays in force, where an injected <script> tag would be refused."""
+    from tests.browser_support import AXE
+
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+            for v in result if v.get("impact") in impacts]

@@ -12,8 +12,8 @@ from werkzeug.test import Client
 
 from refstage.emulators.salesforce.preview import fixtures
 from refstage.emulators.salesforce.server import App, SalesforceEmulator
-from tests.browser_support import NEEDS_CHROMIUM, axe_violations
-from tests.preview_support import component_text, ensure_preview_built, org_browser, sign_in
+from tests.browser_support import NEEDS_CHROMIUM
+from tests.preview_support import axe_violations, component_text, ensure_preview_built, org_browser, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +43,15 @@ def test_pages_need_a_session_and_never_redirect_off_the_org(preview_org) -> Non
     assert "</" not in config and '"recordId": "006000000000001AAA"' in config
 
 
-def watch_api(page) -> list:
-    """Every request the page sends to the org's REST API (what the wire adapters ask)."""
+def watch_api(page) -> tuple[list, list[str]]:
+    """Every request the page sends to the org's REST API (what the wire adapters ask), and every script error
+    or console error (a Content-Security-Policy refusal is one)."""
     seen: list = []
+    errors: list[str] = []
     page.on("request", lambda r: seen.append(r) if "/services/data/" in r.url else None)
-    return seen
+    page.on("pageerror", lambda error: errors.append(f"script error: {error}"))
+    page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    return seen, errors
 
 
 def query_list(request, name: str) -> list[str]:
@@ -64,7 +68,7 @@ def browser_test(fn):
 def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) -> None:
     with org_browser(preview_org) as context:
         page = context.new_page()
-        requests_seen = watch_api(page)
+        requests_seen, errors = watch_api(page)
 
         def sent(path: str):
             return next(r for r in requests_seen if urlsplit(r.url).path.endswith(path))
@@ -104,13 +108,14 @@ def test_opportunity_page_shows_the_referral_as_the_org_answers_it(preview_org) 
         page.click('[data-id="advocate"] a')
         page.wait_for_url("**/lightning/r/003000000000001AAA/view")
         assert "Ada Lovelace" in page.locator("h1").inner_text()
+        assert errors == []
 
 
 @browser_test
 def test_account_page_lists_referrals_with_totals_per_currency(preview_org) -> None:
     with org_browser(preview_org) as context:
         page = context.new_page()
-        requests_seen = watch_api(page)
+        requests_seen, errors = watch_api(page)
         sign_in(page, preview_org, "/lightning/r/Account/001000000000001AAA/view")
         page.wait_for_selector('[data-id="referral-row"]')
         rows = page.locator('[data-id="referral-row"]')
@@ -130,4 +135,5 @@ def test_account_page_lists_referrals_with_totals_per_currency(preview_org) -> N
         graphql = next(r for r in requests_seen if urlsplit(r.url).path.endswith("/graphql"))
         assert json.loads(graphql.post_data) == {"query": fixtures.graphql_document("accountReferrals"),
                                                  "variables": {"accountId": "001000000000001AAA", "pageSize": 50}}
+        assert errors == []
         assert axe_violations(page) == []

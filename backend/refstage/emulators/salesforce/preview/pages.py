@@ -69,6 +69,7 @@ def _shell(title: str, body: str, status: int = 200, script: str = "") -> Respon
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{html.escape(title)} | Salesforce (emulated org)</title>
 <link rel="stylesheet" href="/lightning/preview/assets/styles/salesforce-lightning-design-system.min.css">
 <style>
@@ -88,7 +89,13 @@ open-source LWC engine)
 </html>"""
     return Response(page, status=status, content_type="text/html; charset=utf-8",
                     headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                             "Referrer-Policy": "same-origin"})
+                             "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+                             # Scripts only from the org itself (the config block is JSON, never run); styles
+                             # inline too, as the engine's synthetic shadow injects component styles.
+                             "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+                                                        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                                        "object-src 'none'; base-uri 'none'; "
+                                                        "frame-ancestors 'none'; form-action 'self'"})
 
 
 def _message(title: str, text: str, status: int) -> Response:
