@@ -368,9 +368,10 @@ def graphql(org: Org, request: Request, version: str) -> Response:
 def _execute(org: Org, executor: Executor, operation: ast.OperationDefinitionNode) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for top in operation.selection_set.selections:
-        if not isinstance(top, ast.FieldNode) or top.name.value != "uiapi":
-            raise QueryError(f"Validation error of type FieldUndefined: Field '{getattr(top, 'name', None) and top.name.value}'"  # type: ignore[union-attr]
-                             " in type 'Query' is undefined", top)
+        if not isinstance(top, ast.FieldNode):
+            raise QueryError("Fragments are not supported by this org's GraphQL endpoint", top)
+        if top.name.value != "uiapi":
+            raise _undefined(top, "Query")
         uiapi: dict[str, Any] = {}
         for section in _fields(top):
             if section.name.value != "query":
