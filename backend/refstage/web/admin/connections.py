@@ -101,3 +101,17 @@ def connection_retry(connection_id: str):
                                               None if request.form.get("scope") == "all" else ids)
     flash(f"{count} failed write(s) queued again." if count else "Nothing to retry.")
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
+
+
+@bp.route("/connections/<connection_id>/push-path", methods=["POST"])
+@requires(*ADMIN)
+def connection_push_path(connection_id: str):
+    """Queue the deploy of the Outbound Messages and flows into the org (services.push_path; a job runs it)."""
+    from refstage.services import push_path
+
+    try:
+        push_path.request_install(rt(), tenant_id(), connection_id, actor=actor())
+        flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+    return redirect(back_or(url_for("admin.connections")))

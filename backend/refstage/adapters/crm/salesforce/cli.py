@@ -80,3 +80,31 @@ def disconnect_(tenant: str, connection_id: str) -> None:
     rt = _runtime()
     conn = disconnect(rt, _tenant_id(rt, tenant), connection_id, actor=Actor.system("cli"))
     click.echo(f"{conn.id}: {conn.status.value}")
+
+
+@connection.command("install-push-path")
+@click.argument("tenant")
+@click.argument("connection_id")
+@click.option("--endpoint-url", help="Outbound Message URL to deploy (default: this connection's authenticated URL).")
+def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None) -> None:
+    """Deploy the Outbound Messages and flows into the connected org now (also after rotating the push key)."""
+    from refstage.domain.errors import InvalidInput
+    from refstage.services import push_path
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    try:
+        push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli"))
+    except InvalidInput as exc:
+        raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
+    click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
+    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url)
+    click.echo(f"{connection_id}: push path {state.get('status')} (deploy {state.get('deploy_id') or '-'}, "
+               f"tests: {state.get('test_level') or '-'})")
+    for problem in state.get("problems") or []:
+        click.echo(f"  - {problem}")
+    if state.get("status") == "needs_activation":
+        click.echo("  Production kept these flows inactive: " + ", ".join(state.get("inactive_flows") or [])
+                   + ". Activate them in Setup → Flows, or turn on 'Deploy processes and flows as active' and run this again.")
+    if state.get("status") == "failed":
+        raise SystemExit(1)
