@@ -91,6 +91,7 @@ def test_production_deploy_runs_the_flow_tests_and_confirms_the_flows_are_active
         assert "<integrationUser>ada@acme.example</integrationUser>" in files[name]
         assert "<endpointUrl>https://refer.example.test/webhooks/salesforce/outbound-message/c1?key=s3cr3t-push-key" in files[name]
     assert "example.com" not in "".join(files.values())
+    assert "<status>Active</status>" in files["flows/Refstage_Opportunity_Stage_Changed.flow"]
     with rt.uow(conn.tenant_id) as uow:
         stored = uow.connections.get(conn.id).settings["push_path"]
         entries = uow.session.execute(
@@ -194,3 +195,26 @@ def test_bundle_refuses_bad_inputs_and_escapes_urls():
     assert "<endpointUrl>https://refer.example.test/h?a=1&amp;b=&lt;2&gt;</endpointUrl>" in files["workflows/Lead.workflow"]
     with zipfile.ZipFile(io.BytesIO(render_bundle("ada@acme.example", ENDPOINT_URL))) as z:
         assert sorted(z.namelist()) == sorted(files)
+
+
+@responses.activate
+def test_short_org_flow_coverage_falls_back_to_inactive_flows_and_says_so(rt, conn):
+    _query_answers({"IsSandbox": False, "OrganizationType": "Enterprise Edition"},
+                   [{"ApiName": "Refstage_Lead_Status_Changed", "ActiveVersionId": None},
+                    {"ApiName": "Refstage_Opportunity_Stage_Changed", "ActiveVersionId": None}])
+    short = bodies.check_status(status="Failed", tests=2, flow_warnings=["Some_Old_Org_Flow"])
+    responses.post(SOAP, body=bodies.deploy_response("0Af000000000001AAA"))
+    responses.post(SOAP, body=short)
+    responses.post(SOAP, body=short)
+    responses.post(SOAP, body=bodies.deploy_response("0Af000000000002AAA"))
+    responses.post(SOAP, body=bodies.check_status("0Af000000000002AAA", tests=2))
+    responses.post(SOAP, body=bodies.check_status("0Af000000000002AAA", tests=2))
+    state = push_path.run_install(rt, conn.tenant_id, conn.id, endpoint_url=ENDPOINT_URL)
+    assert state["status"] == "needs_activation" and state["deploy_id"] == "0Af000000000002AAA"
+    assert sorted(state["inactive_flows"]) == ["Refstage_Lead_Status_Changed", "Refstage_Opportunity_Stage_Changed"]
+    import base64
+
+    second = SafeET.fromstring(responses.calls[4].request.body)
+    raw = base64.b64decode(second.findtext("s:Body/md:deploy/md:ZipFile", namespaces=NS))
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        assert "<status>Draft</status>" in z.read("flows/Refstage_Lead_Status_Changed.flow").decode()
