@@ -21,6 +21,7 @@ from typing import Iterable, Mapping
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
 
 XSD = "{http://www.w3.org/2001/XMLSchema}"
 MD_NS = "http://soap.sforce.com/2006/04/metadata"
@@ -180,8 +181,8 @@ def validate_xml(text: str | bytes, source: str = "") -> list[str]:
     schema = load_schema()
     try:
         root = SafeET.fromstring(text.encode() if isinstance(text, str) else text)
-    except SafeET.ParseError as exc:
-        return [f"{source}: not well-formed XML ({exc})"]
+    except (SafeET.ParseError, DefusedXmlException) as exc:
+        return [f"{source}: not well-formed XML, or XML with a DTD or entities ({exc})"]
     ns, name = _tag(root)
     if ns != MD_NS:
         return [f"{source}: root element {name} is not in the metadata namespace"]
