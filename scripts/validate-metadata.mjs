@@ -1171,8 +1171,30 @@ export function validateProject(root) {
     }
 
     // ----- Lightning web components ---------------------------------------------------------------------
+    const labels = new Set(
+        bySuffix('.labels-meta.xml').flatMap(({ body }) => arr(body.labels).map((label) => text(label.fullName)))
+    );
+    const usedLabels = new Set();
     const bundles = new Map();
     for (const { file, body } of bySuffix('.js-meta.xml')) {
+        // Text a person reads must come from custom labels: no words outside {expressions} in templates.
+        for (const htmlFile of fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.html'))) {
+            const htmlPath = path.join(path.dirname(file), htmlFile);
+            const html = fs.readFileSync(htmlPath, 'utf8').replace(/<!--[\s\S]*?-->/g, '');
+            for (const [, textNode] of html.matchAll(/>([^<]+)</g)) {
+                const words = textNode.replace(/\{[^}]*\}/g, '').trim();
+                if (/\p{L}{2,}/u.test(words)) {
+                    error(htmlPath, `hard-coded text "${words}": use a custom label`);
+                }
+            }
+            for (const [, attribute, value] of html.matchAll(
+                /\s(alternative-text|title|label|placeholder)="([^"{]+)"/g
+            )) {
+                if (/\p{L}{2,}/u.test(value)) {
+                    error(htmlPath, `hard-coded ${attribute}="${value}": use a custom label`);
+                }
+            }
+        }
         const bundle = path.basename(path.dirname(file));
         if (path.basename(file, '.js-meta.xml') !== bundle) {
             error(file, 'the .js-meta.xml file must be named after its bundle folder');
@@ -1232,6 +1254,15 @@ export function validateProject(root) {
                     }
                 }
             }
+            for (const [, name] of source.matchAll(/['"]@salesforce\/label\/c\.([^'"]+)['"]/g)) {
+                usedLabels.add(name);
+                if (!labels.has(name)) {
+                    error(jsPath, `custom label ${name} is not defined in the package`);
+                }
+            }
+            if (/['"`]\/lightning\/r\//.test(source)) {
+                error(jsPath, 'record URLs are built as strings: use NavigationMixin (GenerateUrl / Navigate)');
+            }
             for (const [, relatedList] of source.matchAll(
                 /relatedListId\s*=\s*['"]([^'"]+)['"]|REWARDS_RELATED_LIST\s*=\s*['"]([^'"]+)['"]/g
             )) {
@@ -1241,6 +1272,10 @@ export function validateProject(root) {
             }
         }
     }
+
+    [...labels]
+        .filter((name) => !usedLabels.has(name))
+        .forEach((name) => error(null, `custom label ${name} is used by no component`));
 
     // ----- flexipages ------------------------------------------------------------------------------------
     for (const { file, body } of bySuffix('.flexipage-meta.xml')) {

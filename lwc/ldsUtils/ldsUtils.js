@@ -96,7 +96,8 @@ export function recordPage(recordId) {
  * @returns {string}
  */
 export function formatLabel(label, ...values) {
-    return String(label ?? '').replace(/\{(\d+)\}/g, (match, index) =>
-        values[Number(index)] === undefined ? match : String(values[Number(index)])
-    );
+    return String(label ?? '').replace(/\{(\d+)\}/g, (match, index) => {
+        const value = values[Number(index)];
+        return value === undefined ? match : String(value);
+    });
 }

@@ -22,7 +22,10 @@ function writeLabelModules(dir) {
     fs.rmSync(dir, { recursive: true, force: true }); // a label removed from the package must stop resolving
     fs.mkdirSync(dir, { recursive: true });
     for (const [name, value] of Object.entries(readLabels())) {
-        fs.writeFileSync(path.join(dir, `${name}.js`), `exports.__esModule = true;\nexports.default = ${JSON.stringify(value)};\n`);
+        fs.writeFileSync(
+            path.join(dir, `${name}.js`),
+            `exports.__esModule = true;\nexports.default = ${JSON.stringify(value)};\n`
+        );
     }
     return dir;
 }

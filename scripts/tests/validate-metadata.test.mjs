@@ -201,3 +201,15 @@ test('issue 19 #9: an Opportunity page without the subheader template', () => {
 test('issue 19 #11: a tab in no Lightning app', () => {
     assertReported(errorsAfter((dir) => edit(dir, `${DEFAULT}/applications/Refstage.app-meta.xml`, '<tabs>Referral_Reward__c</tabs>', '')), /tab Referral_Reward__c is in no Lightning app/);
 });
+
+test('issue 19 #11: hard-coded component text, an unknown label and string-built record URLs', () => {
+    const html = 'lwc/referralAttribution/referralAttribution.html';
+    assertReported(errorsAfter((dir) => edit(dir, html, '{label.rewardsNone}', 'No reward yet.')), /hard-coded text "No reward yet\."/);
+    assertReported(errorsAfter((dir) => edit(dir, html, 'alternative-text={label.loading}', 'alternative-text="Loading"')), /hard-coded alternative-text="Loading"/);
+    const js = 'lwc/referralAttribution/referralAttribution.js';
+    assertReported(errorsAfter((dir) => edit(dir, js, 'c.Refstage_Rewards_None', 'c.Refstage_Rewards_Nothing')), /custom label Refstage_Rewards_Nothing is not defined/);
+    assertReported(
+        errorsAfter((dir) => edit(dir, js, 'return this.recordUrls[this.advocateId];', 'return `/lightning/r/${this.advocateId}/view`;')),
+        /record URLs are built as strings/
+    );
+});
