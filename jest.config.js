@@ -19,7 +19,7 @@ module.exports = {
     },
     setupFilesAfterEnv: [...(jestConfig.setupFilesAfterEnv || []), '<rootDir>/scripts/jest/setup.js'],
     testPathIgnorePatterns: [...(jestConfig.testPathIgnorePatterns || []), '/__tests__/data/'],
-    collectCoverageFrom: ['lwc/**/*.js', '!lwc/**/__tests__/**'],
+    collectCoverageFrom: ['**/lwc/*/*.js', '!**/__tests__/**', '!**/node_modules/**'],
     coverageThreshold: {
         global: { statements: 85, branches: 70, functions: 85, lines: 85 }
     }
