@@ -28,6 +28,53 @@ function nodeBinary() {
     return candidate;
 }
 
+/** The one package directory; the LWC bundles reach it through the symlink main/default/lwc -> ../../../../lwc. */
+const PACKAGE_DIR = 'sfdx/force-app';
+const MANIFEST = path.join(root, 'manifest', 'package.xml');
+
+// sfdx-project.json and the scratch org definition, against the schemas the Salesforce CLI itself loads
+// (@salesforce/core); `sf package version create` reads package, versionName, versionNumber and
+// definitionFile from the package directory.
+const coreSchema = (file) => path.join(root, 'node_modules', '@salesforce', 'core', 'lib', 'schema', file);
+const { ProjectJsonSchema } = await import(coreSchema('sfdx-project/sfdxProjectJson.js'));
+const { ScratchOrgDefSchema } = await import(coreSchema('project-scratch-def/scratchOrgDef.js'));
+const project = JSON.parse(fs.readFileSync(path.join(root, 'sfdx-project.json'), 'utf8'));
+const problems = [];
+const projectCheck = ProjectJsonSchema.safeParse(project);
+if (!projectCheck.success) {
+    problems.push(`sfdx-project.json: ${JSON.stringify(projectCheck.error.issues)}`);
+}
+const packaged = (project.packageDirectories || []).filter((d) => d.package);
+if (packaged.length !== 1 || packaged[0].path !== PACKAGE_DIR) {
+    problems.push(`sfdx-project.json must define exactly one package, on ${PACKAGE_DIR}`);
+} else {
+    const dir = packaged[0];
+    if (!/^\d+\.\d+\.\d+\.(NEXT|\d+)$/.test(dir.versionNumber || '')) {
+        problems.push(`versionNumber ${dir.versionNumber} is not major.minor.patch.(NEXT|build)`);
+    }
+    if (!dir.versionName) {
+        problems.push('the package directory needs a versionName');
+    }
+    const definition = path.join(root, dir.definitionFile || '');
+    if (!dir.definitionFile || !fs.existsSync(definition)) {
+        problems.push(`definitionFile ${dir.definitionFile} is missing`);
+    } else {
+        const scratchCheck = ScratchOrgDefSchema.safeParse(JSON.parse(fs.readFileSync(definition, 'utf8')));
+        if (!scratchCheck.success) {
+            problems.push(`${dir.definitionFile}: ${JSON.stringify(scratchCheck.error.issues)}`);
+        }
+    }
+}
+if ((project.packageDirectories || []).some((d) => d.path === 'lwc')) {
+    problems.push(
+        'lwc must not be a package directory of its own: it is packaged through sfdx/force-app/main/default/lwc'
+    );
+}
+if (problems.length) {
+    problems.forEach((p) => console.error(p));
+    process.exit(1);
+}
+
 const sfRun = path.join(root, 'node_modules', '@salesforce', 'cli', 'bin', 'run.js');
 if (!fs.existsSync(sfRun)) {
     throw new Error('node_modules/@salesforce/cli is missing: run `npm install` first');
@@ -55,19 +102,7 @@ const env = {
     PATH: [path.join(root, 'node_modules', '.bin'), path.dirname(node), process.env.PATH].join(path.delimiter)
 };
 
-const args = [
-    sfRun,
-    'project',
-    'convert',
-    'source',
-    '--source-dir',
-    'sfdx/force-app',
-    '--source-dir',
-    'lwc',
-    '--output-dir',
-    outputDir,
-    '--json'
-];
+const args = [sfRun, 'project', 'convert', 'source', '--source-dir', PACKAGE_DIR, '--output-dir', outputDir, '--json'];
 const started = Date.now();
 const result = spawnSync(node, args, { cwd: root, env, encoding: 'utf8', timeout: 120000 });
 const elapsed = ((Date.now() - started) / 1000).toFixed(1);
@@ -85,7 +120,7 @@ if (result.status !== 0 || !parsed || parsed.status !== 0) {
     process.exit(1);
 }
 
-// Both package directories must have arrived: the LWC bundles live only in lwc/.
+// The LWC bundles must have arrived through the symlink, without their Jest tests.
 const converted = fs.readdirSync(path.join(outputDir, 'lwc'));
 const expected = fs
     .readdirSync(path.join(root, 'lwc'))
@@ -102,6 +137,30 @@ if (missing.length || leakedTests.length) {
 }
 const packageXml = fs.readFileSync(path.join(outputDir, 'package.xml'), 'utf8');
 const types = [...packageXml.matchAll(/<name>([^<]+)<\/name>/g)].map((m) => m[1]);
+
+// manifest/package.xml (for Metadata API deploys: sf project deploy start --manifest manifest/package.xml)
+// must name exactly what the package holds.
+const componentsOf = (xml) =>
+    [...xml.matchAll(/<types>([\s\S]*?)<\/types>/g)]
+        .flatMap(([, block]) => {
+            const name = /<name>([^<]+)<\/name>/.exec(block)[1];
+            return [...block.matchAll(/<members>([^<]+)<\/members>/g)].map((m) => `${name}:${m[1]}`);
+        })
+        .sort();
+if (process.argv.includes('--write-manifest')) {
+    fs.mkdirSync(path.dirname(MANIFEST), { recursive: true });
+    fs.writeFileSync(MANIFEST, packageXml);
+}
+const inManifest = fs.existsSync(MANIFEST) ? componentsOf(fs.readFileSync(MANIFEST, 'utf8')) : [];
+const inPackage = componentsOf(packageXml);
+const notListed = inPackage.filter((c) => !inManifest.includes(c));
+const stale = inManifest.filter((c) => !inPackage.includes(c));
+if (notListed.length || stale.length) {
+    console.error(
+        `manifest/package.xml is out of date (node scripts/sf-convert.mjs --write-manifest): missing [${notListed.join(', ')}], not in the package [${stale.join(', ')}]`
+    );
+    process.exit(1);
+}
 console.log(
     `sf project convert source: ${types.length} metadata types (${types.join(', ')}) in ${elapsed}s${keep ? ` -> ${outputDir}` : ''}`
 );

@@ -305,7 +305,8 @@ function walk(dir, out = []) {
     }
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) {
+        // sfdx/force-app/main/default/lwc is a symlink to the top-level lwc/ folder: follow it
+        if (entry.isDirectory() || (entry.isSymbolicLink() && fs.statSync(full).isDirectory())) {
             if (entry.name !== 'node_modules' && entry.name !== '__tests__') {
                 walk(full, out);
             }

@@ -18,7 +18,7 @@ const PUSH_PATH = 'backend/refstage/adapters/crm/salesforce/push_path';
 function copyProject() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refstage-validate-'));
     for (const item of ['sfdx-project.json', 'sfdx', 'lwc', MANIFEST, PUSH_PATH]) {
-        fs.cpSync(path.join(ROOT, item), path.join(dir, item), { recursive: true });
+        fs.cpSync(path.join(ROOT, item), path.join(dir, item), { recursive: true, verbatimSymlinks: true });
     }
     return dir;
 }
