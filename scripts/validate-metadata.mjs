@@ -42,7 +42,7 @@ const ROOT_BY_SUFFIX = {
     '.group-meta.xml': 'Group',
     '.cls-meta.xml': 'ApexClass',
     '.labels-meta.xml': 'CustomLabels',
-    '.externalClientApplication-meta.xml': 'ExternalClientApplication',
+    '.eca-meta.xml': 'ExternalClientApplication',
     '.ecaOauth-meta.xml': 'ExtlClntAppOauthSettings',
     '.ecaGlblOauth-meta.xml': 'ExtlClntAppGlobalOauthSettings',
     '.ecaOauthPlcy-meta.xml': 'ExtlClntAppOauthConfigurablePolicies'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import click
@@ -108,3 +109,25 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
                    + ". Activate them in Setup → Flows, or turn on 'Deploy processes and flows as active' and run this again.")
     if state.get("status") == "failed":
         raise SystemExit(1)
+
+
+@connection.command("external-client-app")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Empty folder to write the metadata-format bundle into.")
+@click.option("--contact-email", required=True, help="Who Salesforce admins contact about this app.")
+@click.option("--base-url", help="Refstage's public https URL (default: REFSTAGE_BASE_URL).")
+@click.option("--callback-url", help="OAuth callback (default: <base URL>/salesforce/oauth/callback).")
+def external_client_app(output: Path, contact_email: str, base_url: str | None, callback_url: str | None) -> None:
+    """Write the External Client App for this Refstage installation, ready for `sf project deploy start`."""
+    from refstage.adapters.crm.salesforce.eca_bundle import write_bundle
+    from refstage.config import load_settings
+
+    try:
+        write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
+                     callback_url=callback_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the External Client App 'Refstage' to {output}. Deploy it to your org with:\n")
+    click.echo(f"  sf project deploy start --metadata-dir {output} --target-org <your admin username>\n")
+    click.echo("Then open Setup > External Client App Manager > Refstage > Settings > OAuth Settings >\n"
+               "Consumer Key and Secret, and set REFSTAGE_SALESFORCE_CLIENT_ID / REFSTAGE_SALESFORCE_CLIENT_SECRET.")
