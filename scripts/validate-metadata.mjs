@@ -722,6 +722,7 @@ export function validateProject(root) {
             }
         }
     }
+    const onLayouts = new Set();
     for (const { file, body } of bySuffix('.layout-meta.xml')) {
         const objectName = path.basename(file).split('-')[0];
         if (!objects.has(objectName)) {
@@ -732,6 +733,7 @@ export function validateProject(root) {
             for (const column of arr(section.layoutColumns)) {
                 for (const item of arr(column.layoutItems)) {
                     const field = text(item.field);
+                    onLayouts.add(`${objectName}.${field}`);
                     if (field && !fieldExists(objectName, field)) {
                         error(file, `layout field ${objectName}.${field} does not exist`);
                     }
@@ -751,6 +753,18 @@ export function validateProject(root) {
                 if (column !== 'NAME' && !fieldExists(child, column)) {
                     error(file, `related list column ${child}.${column} does not exist`);
                 }
+            }
+        }
+    }
+
+    // Fields the package adds to standard objects must be on a packaged layout, or nobody sees them.
+    for (const [objectName, object] of objects) {
+        if (object.custom) {
+            continue;
+        }
+        for (const [fieldName, { file }] of object.fields) {
+            if (!onLayouts.has(`${objectName}.${fieldName}`)) {
+                error(file, `${objectName}.${fieldName} is on no page layout of the package`);
             }
         }
     }

@@ -213,3 +213,10 @@ test('issue 19 #11: hard-coded component text, an unknown label and string-built
         /record URLs are built as strings/
     );
 });
+
+test('issue 19 #11: a field on a standard object that no layout shows', () => {
+    const layout = `${DEFAULT}/layouts/Lead-Lead (Refstage).layout-meta.xml`;
+    const source = fs.readFileSync(path.join(ROOT, layout), 'utf8');
+    const item = /\s*<layoutItems>\s*<behavior>Readonly<\/behavior>\s*<field>Refstage_Referral_Id__c<\/field>\s*<\/layoutItems>/.exec(source)[0];
+    assertReported(errorsAfter((dir) => edit(dir, layout, item, '')), /Lead\.Refstage_Referral_Id__c is on no page layout/);
+});
