@@ -218,3 +218,31 @@ def test_short_org_flow_coverage_falls_back_to_inactive_flows_and_says_so(rt, co
     raw = base64.b64decode(second.findtext("s:Body/md:deploy/md:ZipFile", namespaces=NS))
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
         assert "<status>Draft</status>" in z.read("flows/Refstage_Lead_Status_Changed.flow").decode()
+
+
+@responses.activate
+def test_the_queued_job_runs_the_install_through_the_worker(rt, conn, monkeypatch):
+    """What a worker does with the console's request: the install_push_path task, the URL from the push keys."""
+    from refstage.jobs.queue import make_huey
+    from refstage.jobs.tasks import register_tasks
+
+    monkeypatch.setattr(push_path, "endpoint_url_for", lambda _rt, tenant_id, connection_id: ENDPOINT_URL)
+    _query_answers({"IsSandbox": True, "OrganizationType": "Enterprise Edition"}, BOTH_ACTIVE)
+    responses.post(SOAP, body=bodies.deploy_response())
+    responses.post(SOAP, body=bodies.check_status())
+    responses.post(SOAP, body=bodies.check_status())
+    push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN)
+    [(name, kwargs)] = rt.jobs.jobs
+    tasks = register_tasks(make_huey(rt.settings, immediate=True, name="push-path-job"), rt)
+    assert tasks[name](**kwargs).get() == "active"
+    with rt.uow(conn.tenant_id) as uow:
+        assert uow.connections.get(conn.id).settings["push_path"]["status"] == "active"
+
+
+def test_a_build_without_push_keys_fails_clearly(rt, conn, monkeypatch):
+    def missing(*_args):
+        raise ImportError("no push_keys")
+
+    monkeypatch.setattr(push_path, "endpoint_url_for", missing)
+    state = push_path.run_install(rt, conn.tenant_id, conn.id)
+    assert state["status"] == "failed" and "no push keys" in state["problems"][0]

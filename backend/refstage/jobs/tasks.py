@@ -254,6 +254,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "enrol_program": enrol_program,
         "process_events": process_events,
         "write_back": write_back_task,
+        "install_push_path": install_push_path,
         "notify": notify,
         "notify_many": notify_many,
         "schedule_syncs": schedule_syncs,

@@ -86,7 +86,12 @@ def run_install(rt: Runtime, tenant_id: str, connection_id: str, *, endpoint_url
     if conn.kind != CrmKind.SALESFORCE or not conn.usable:
         return _record(rt, tenant_id, connection_id, {"status": "failed", "problems": [
             "the connection is not an active Salesforce connection"]}, action="push_path_install_failed").settings[SETTINGS_KEY]
-    url = endpoint_url or endpoint_url_for(rt, tenant_id, connection_id)
+    try:
+        url = endpoint_url or endpoint_url_for(rt, tenant_id, connection_id)
+    except ImportError:  # a build without the authenticated push path has no URL to deploy
+        return _record(rt, tenant_id, connection_id, {"status": "failed", "problems": [
+            "this Refstage build has no push keys, so there is no endpoint to deploy"]},
+            action="push_path_install_failed").settings[SETTINGS_KEY]
     _record(rt, tenant_id, connection_id, {"status": "deploying"})
     try:
         outcome = (installer_factory or installer_for)(rt, conn).install(url)
