@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkPackageDefinition, PACKAGE_DIR } from './package-definition.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -28,48 +29,9 @@ function nodeBinary() {
     return candidate;
 }
 
-/** The one package directory; the LWC bundles reach it through the symlink main/default/lwc -> ../../../../lwc. */
-const PACKAGE_DIR = 'sfdx/force-app';
 const MANIFEST = path.join(root, 'manifest', 'package.xml');
 
-// sfdx-project.json and the scratch org definition, against the schemas the Salesforce CLI itself loads
-// (@salesforce/core); `sf package version create` reads package, versionName, versionNumber and
-// definitionFile from the package directory.
-const coreSchema = (file) => path.join(root, 'node_modules', '@salesforce', 'core', 'lib', 'schema', file);
-const { ProjectJsonSchema } = await import(coreSchema('sfdx-project/sfdxProjectJson.js'));
-const { ScratchOrgDefSchema } = await import(coreSchema('project-scratch-def/scratchOrgDef.js'));
-const project = JSON.parse(fs.readFileSync(path.join(root, 'sfdx-project.json'), 'utf8'));
-const problems = [];
-const projectCheck = ProjectJsonSchema.safeParse(project);
-if (!projectCheck.success) {
-    problems.push(`sfdx-project.json: ${JSON.stringify(projectCheck.error.issues)}`);
-}
-const packaged = (project.packageDirectories || []).filter((d) => d.package);
-if (packaged.length !== 1 || packaged[0].path !== PACKAGE_DIR) {
-    problems.push(`sfdx-project.json must define exactly one package, on ${PACKAGE_DIR}`);
-} else {
-    const dir = packaged[0];
-    if (!/^\d+\.\d+\.\d+\.(NEXT|\d+)$/.test(dir.versionNumber || '')) {
-        problems.push(`versionNumber ${dir.versionNumber} is not major.minor.patch.(NEXT|build)`);
-    }
-    if (!dir.versionName) {
-        problems.push('the package directory needs a versionName');
-    }
-    const definition = path.join(root, dir.definitionFile || '');
-    if (!dir.definitionFile || !fs.existsSync(definition)) {
-        problems.push(`definitionFile ${dir.definitionFile} is missing`);
-    } else {
-        const scratchCheck = ScratchOrgDefSchema.safeParse(JSON.parse(fs.readFileSync(definition, 'utf8')));
-        if (!scratchCheck.success) {
-            problems.push(`${dir.definitionFile}: ${JSON.stringify(scratchCheck.error.issues)}`);
-        }
-    }
-}
-if ((project.packageDirectories || []).some((d) => d.path === 'lwc')) {
-    problems.push(
-        'lwc must not be a package directory of its own: it is packaged through sfdx/force-app/main/default/lwc'
-    );
-}
+const problems = checkPackageDefinition(root);
 if (problems.length) {
     problems.forEach((p) => console.error(p));
     process.exit(1);

@@ -220,3 +220,36 @@ test('issue 19 #11: a field on a standard object that no layout shows', () => {
     const item = /\s*<layoutItems>\s*<behavior>Readonly<\/behavior>\s*<field>Refstage_Referral_Id__c<\/field>\s*<\/layoutItems>/.exec(source)[0];
     assertReported(errorsAfter((dir) => edit(dir, layout, item, '')), /Lead\.Refstage_Referral_Id__c is on no page layout/);
 });
+
+test('issue 19 #10: the package definition the CLI reads', async () => {
+    const { checkPackageDefinition } = await import('../package-definition.mjs');
+    const withProject = (change) => {
+        const dir = copyProject();
+        try {
+            fs.cpSync(path.join(ROOT, 'config'), path.join(dir, 'config'), { recursive: true });
+            const file = path.join(dir, 'sfdx-project.json');
+            const project = JSON.parse(fs.readFileSync(file, 'utf8'));
+            change(project, dir);
+            fs.writeFileSync(file, JSON.stringify(project));
+            return checkPackageDefinition(dir);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+    assert.deepEqual(withProject(() => {}), []);
+    // the project file as it was before issue 19: no package, two package directories
+    const before = withProject((p) => {
+        p.packageDirectories = [{ path: 'sfdx/force-app', default: true }, { path: 'lwc' }];
+    });
+    assertReported(before, /must define exactly one package/);
+    assertReported(before, /lwc must not be a package directory/);
+    assertReported(
+        withProject((p) => delete p.packageDirectories[0].versionNumber),
+        /sfdx-project\.json: .*Unrecognized key/
+    );
+    assertReported(withProject((p) => (p.packageDirectories[0].versionNumber = '1.0')), /is not major\.minor\.patch/);
+    assertReported(
+        withProject((p, dir) => fs.writeFileSync(path.join(dir, 'config/project-scratch-def.json'), '{"edition":"Free"}')),
+        /project-scratch-def\.json/
+    );
+});
