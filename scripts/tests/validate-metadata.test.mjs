@@ -253,3 +253,11 @@ test('issue 19 #10: the package definition the CLI reads', async () => {
         /project-scratch-def\.json/
     );
 });
+
+test('a dashboard component showing a report the package lacks', () => {
+    const dashboard = `${DEFAULT}/dashboards/Refstage_Dashboards/Refstage_Referral_Governance.dashboard-meta.xml`;
+    assertReported(
+        errorsAfter((dir) => edit(dir, dashboard, 'Refstage_Reports/Referral_Pipeline_by_Stage', 'Refstage_Reports/Pipeline')),
+        /dashboard component uses report Refstage_Reports\/Pipeline, which is not in this package/
+    );
+});
