@@ -53,7 +53,7 @@ def _local(qname: str) -> str:
 
 
 def _wsdl_text() -> str:
-    return resources.files("refstage.emulators").joinpath("reference", "salesforce-wsdl", "metadata-v65.wsdl").read_text("utf-8")
+    return resources.files("refstage").joinpath("emulators", "reference", "salesforce-wsdl", "metadata-v65.wsdl").read_text("utf-8")
 
 
 @functools.lru_cache(maxsize=1)
