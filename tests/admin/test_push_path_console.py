@@ -22,6 +22,9 @@ def test_turn_on_push_path_queues_the_job_and_shows_the_state(admin_client, rt, 
     assert (push_path.JOB_NAME, {"tenant_id": world.tenant.id, "connection_id": world.connection.id}) in rt.jobs.jobs
     page = admin_client.get("/admin/connections").get_data(as_text=True)
     assert "queued" in page and "Reinstall push path" in page
+    again = post(admin_client, f"/admin/connections/{world.connection.id}/push-path", follow_redirects=True)
+    assert "already being deployed" in again.get_data(as_text=True)
+    assert len([j for j in rt.jobs.jobs if j[0] == push_path.JOB_NAME]) == 1
 
 
 def test_another_tenants_connection_is_404(admin_client, rt):

@@ -162,10 +162,13 @@ def test_transient_failures_raise_for_the_job_to_retry(rt, conn):
         assert uow.connections.get(conn.id).settings["push_path"]["status"] == "queued"
 
 
-def test_request_install_queues_one_job_and_checks_the_connection(rt, conn):
-    push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN)
-    push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN)  # already queued: no second job
+def test_request_install_queues_one_job_and_checks_the_connection(rt, conn, clock):
+    assert push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN) is True
+    assert push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN) is False  # already queued
     assert rt.jobs.jobs == [("install_push_path", {"tenant_id": conn.tenant_id, "connection_id": conn.id})]
+    clock.advance(hours=1)  # the worker died: a stale request may be made again
+    assert push_path.request_install(rt, conn.tenant_id, conn.id, actor=ADMIN) is True
+    assert len(rt.jobs.jobs) == 2
     with rt.uow(conn.tenant_id) as uow:
         c = uow.connections.get(conn.id)
         c.status = ConnectionStatus.RECONNECT_REQUIRED

@@ -9,6 +9,7 @@ with the endpoint URL never stored or shown."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Callable
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = "push_path"
 JOB_NAME = "install_push_path"
 STATUSES = ("queued", "deploying", "active", "needs_activation", "deployed", "failed")
+# A request older than this that never finished (a worker died) may be made again.
+STALE_AFTER = dt.timedelta(minutes=45)
 
 
 def endpoint_url_for(rt: Runtime, tenant_id: str, connection_id: str) -> str:
@@ -60,8 +63,23 @@ def _record(rt: Runtime, tenant_id: str, connection_id: str, values: dict[str, A
         return conn
 
 
-def request_install(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
-    """Queues the deploy. Only for an active Salesforce connection that knows its user's username."""
+def in_progress(rt: Runtime, connection: CrmConnection) -> bool:
+    current = state(connection)
+    if current.get("status") not in ("queued", "deploying"):
+        return False
+    try:
+        since = dt.datetime.fromisoformat(current.get("updated_at") or "")
+    except ValueError:
+        return False
+    now = rt.now()
+    if since.tzinfo is None and now.tzinfo is not None:
+        since = since.replace(tzinfo=now.tzinfo)
+    return now - since < STALE_AFTER
+
+
+def request_install(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> bool:
+    """Queues the deploy; False when one is already queued or running. Only for an active Salesforce
+    connection that knows its user's username."""
     with rt.uow(tenant_id, readonly=True) as uow:
         conn = uow.connections.get(connection_id)  # NotFound for another tenant's connection
     if conn.kind != CrmKind.SALESFORCE:
@@ -70,11 +88,11 @@ def request_install(rt: Runtime, tenant_id: str, connection_id: str, *, actor: A
         raise InvalidInput({"connection": "connect (or reconnect) this Salesforce org first"})
     if not conn.external_username:
         raise InvalidInput({"connection": "the connection does not know its Salesforce username; reconnect it"})
-    if state(conn).get("status") in ("queued", "deploying"):
-        return conn
-    conn = _record(rt, tenant_id, connection_id, {"status": "queued", "problems": []}, actor, "push_path_install_requested")
+    if in_progress(rt, conn):
+        return False
+    _record(rt, tenant_id, connection_id, {"status": "queued", "problems": []}, actor, "push_path_install_requested")
     rt.jobs.enqueue(JOB_NAME, tenant_id=tenant_id, connection_id=connection_id)
-    return conn
+    return True
 
 
 def run_install(rt: Runtime, tenant_id: str, connection_id: str, *, endpoint_url: str | None = None,

@@ -110,8 +110,10 @@ def connection_push_path(connection_id: str):
     from refstage.services import push_path
 
     try:
-        push_path.request_install(rt(), tenant_id(), connection_id, actor=actor())
-        flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+        if push_path.request_install(rt(), tenant_id(), connection_id, actor=actor()):
+            flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+        else:
+            flash("The push path is already being deployed; this page shows the outcome when it is done.")
     except InvalidInput as exc:
         flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
     return redirect(back_or(url_for("admin.connections")))

@@ -95,7 +95,8 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
     rt = _runtime()
     tenant_id = _tenant_id(rt, tenant)
     try:
-        push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli"))
+        if not push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli")):
+            raise click.ClickException("a push-path deploy is already queued or running for this connection")
     except InvalidInput as exc:
         raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
     click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
