@@ -249,3 +249,28 @@ def test_a_build_without_push_keys_fails_clearly(rt, conn, monkeypatch):
     monkeypatch.setattr(push_path, "endpoint_url_for", missing)
     state = push_path.run_install(rt, conn.tenant_id, conn.id)
     assert state["status"] == "failed" and "no push keys" in state["problems"][0]
+
+
+def test_cli_installs_and_explains_what_to_do_next(rt, conn, monkeypatch):
+    from click.testing import CliRunner
+
+    from refstage.adapters.crm.salesforce import cli
+    from refstage.adapters.crm.salesforce.push_installer import InstallOutcome
+
+    class Installer:
+        def __init__(self, _rt, connection):
+            assert connection.id == conn.id
+
+        def install(self, endpoint_url):
+            assert endpoint_url == ENDPOINT_URL
+            return InstallOutcome("needs_activation", "0Af000000000001AAA", "RunSpecifiedTests", True, (),
+                                  ("Refstage_Lead_Status_Changed",))
+
+    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(push_path, "installer_for", Installer)
+    with rt.uow() as uow:
+        slug = uow.tenants.get(conn.tenant_id).slug
+    result = CliRunner().invoke(cli.connection, ["install-push-path", slug, conn.id, "--endpoint-url", ENDPOINT_URL])
+    assert result.exit_code == 0, result.output
+    assert "push path needs_activation" in result.output
+    assert "Activate them in Setup → Flows" in result.output and "Refstage_Lead_Status_Changed" in result.output
