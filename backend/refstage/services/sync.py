@@ -18,7 +18,7 @@ from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
 from refstage.services.ports import (BudgetExhausted, ChangedRecord, CrmError, DeferredRewards, MirrorBatch,
                                      ReconnectRequired)
-from refstage.services.qualification import ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
+from refstage.services.qualification import LINK_FIELD, ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
 
@@ -157,10 +157,20 @@ def drain_events(rt: Runtime, tenant_id: str, connection_id: str, report: SyncRe
         connection = uow.connections.get(connection_id)
         programs = [p for p in uow.programs.list(connection_id=connection_id) if p.status != ProgramStatus.DRAFT]
     fields = referrals_needing_fields(programs)
+    named: dict[str, set[str]] = {}
+    for hint in hints:
+        named.setdefault(hint.object, set()).add(hint.id)
     wanted: dict[str, set[str]] = {}
-    for hint in hints:  # the adapter reads the objects it follows (Salesforce: leads too, for conversions)
-        wanted.setdefault(hint.object, set()).add(hint.id)
     if programs:
+        # Only records a referral points at can matter (a conversion's new links are followed after the
+        # read), so a push naming anything else costs no CRM call at all.
+        with rt.uow(tenant_id, readonly=True) as uow:
+            for obj, ids in named.items():
+                column = LINK_FIELD.get(obj)
+                linked = uow.referrals.linked_ids(connection_id, column, sorted(ids)) if column else {}
+                if linked:
+                    wanted[obj] = set(linked)
+    if wanted:
         if not connection.usable:
             raise CrmError(f"connection is {connection.status.value}; pushed changes wait", transient=False)
         gateway = gateway or rt.gateway(connection)
