@@ -81,6 +81,19 @@ def outbound_message_url(rt: Runtime, tenant_id: str, connection_id: str) -> str
     return f"{_base_url(rt)}{OUTBOUND_MESSAGE_PATH}/{connection_id}/{key}"
 
 
+def endpoint_urls(rt: Runtime, tenant_id: str) -> dict[str, str]:
+    """{connection id: Outbound Message endpoint URL} of the tenant's Salesforce connections that have a key
+    (for the console; reads only)."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        conns = [c for c in uow.connections.list() if c.kind == CrmKind.SALESFORCE]
+    out = {}
+    for conn in conns:
+        key = _key_of(rt, conn)
+        if key:
+            out[conn.id] = f"{_base_url(rt)}{OUTBOUND_MESSAGE_PATH}/{conn.id}/{key}"
+    return out
+
+
 def rotate_push_key(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) -> str | None:
     """A new push secret; the old one stops working now. Salesforce: returns the new endpoint URL (the
     org's Outbound Messages must be pointed at it: re-run the push-path installer). Pipedrive: new HTTP
