@@ -60,3 +60,30 @@ def test_cli_rotation_prints_the_new_url(rt, world, monkeypatch):
     assert new != old and new in done.output
     shown = CliRunner().invoke(cli.connection, ["push-url", "acme", world.connection.id])
     assert shown.exit_code == 0 and new in shown.output
+
+
+def test_the_push_key_never_reaches_a_log(rt, world, client, caplog):
+    import datetime as dt
+    import logging
+    import types
+
+    from gunicorn.config import Config
+
+    from refstage.logs import JsonFormatter
+    from refstage.web.access_log import RedactingAccessLogger
+
+    path = _path(rt, world)
+    key = path.rsplit("/", 1)[1]
+    caplog.set_level(logging.DEBUG)
+    client.post(path, data=_message(world, 1), content_type="text/xml")
+    client.post(path.replace(key, "wrong"), data=_message(world, 2), content_type="text/xml")
+    client.post(path, data=envelope("00D000000000999AAA", [("Lead", "00Q000000000001AAA", {})], 3), content_type="text/xml")
+    assert caplog.records and key not in caplog.text
+    # What the app and gunicorn would write for a request line carrying the key.
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "unhandled error on POST %s", (path,), None)
+    assert key not in JsonFormatter().format(record)
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": path, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = RedactingAccessLogger(Config()).atoms(types.SimpleNamespace(status="200 OK", sent=1, headers=[]),
+                                                 types.SimpleNamespace(headers=[]),
+                                                 environ, dt.timedelta(seconds=0))
+    assert all(key not in str(v) for v in atoms.values()) and "[redacted]" in atoms["r"]
