@@ -61,8 +61,7 @@ def burn_equal_time(presented: str | None) -> None:
 
 
 def _base_url(rt: Runtime) -> str:
-    extra = dict(getattr(rt.settings, "extra", {}) or {})
-    return str(extra.get("push_base_url") or rt.settings.base_url).rstrip("/")
+    return rt.settings.base_url.rstrip("/")  # REFSTAGE_BASE_URL: must be reachable from Salesforce
 
 
 def outbound_message_url(rt: Runtime, tenant_id: str, connection_id: str) -> str:
