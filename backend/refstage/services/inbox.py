@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from refstage.adapters.crypto import CredentialsUnreadable
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import NotFound
 from refstage.domain.inbox import PushedChange
@@ -124,6 +123,7 @@ def receive_pipedrive_webhook(rt: Runtime, connection_id: str, user: str | None,
     `read_payload` returns the parsed JSON body (None if it is not JSON); it is called only once the
     credentials are checked, so a stranger's body is never parsed."""
     from refstage.adapters.crm.pipedrive.webhooks import MalformedDelivery, check_basic, parse_delivery
+    from refstage.adapters.crypto import CredentialsUnreadable
 
     found = _connection(rt, connection_id)
     expected = None
