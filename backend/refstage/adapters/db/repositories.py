@@ -801,7 +801,7 @@ class InboxRepository(_Scoped):
         seen: set[str] = set()
         for start in range(0, len(keys), 900):
             seen.update(self.session.scalars(select(E.dedupe_key).where(
-                E.connection_id == connection_id, E.dedupe_key.in_(keys[start:start + 900]))))
+                E.tenant_id == self.tenant_id, E.connection_id == connection_id, E.dedupe_key.in_(keys[start:start + 900]))))
         stored = 0
         for change in changes:
             key = change.delivery_id[:200]
