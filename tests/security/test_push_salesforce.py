@@ -135,11 +135,14 @@ def test_replayed_and_future_dated_pushes_change_nothing(rt, client, emu):
     settled = money_state(rt, tenant_id)
     assert settled["referrals"][referral.id][0] == "disqualified"
     events = inbox_count(rt)
-    # The genuine Closed Won message replayed verbatim: the same delivery id, so it is acknowledged and dropped.
+    queued = [j for j in rt.jobs.jobs if j[0] == "process_events"]
+    # The genuine Closed Won message replayed verbatim: the same delivery id, so it is acknowledged and dropped
+    # (nothing stored, nothing queued).
     for _ in range(3):
         r = client.post(path, data=genuine, content_type="text/xml")
         assert r.status_code == 200 and b"<Ack>true</Ack>" in r.data
     assert inbox_count(rt) == events
+    assert [j for j in rt.jobs.jobs if j[0] == "process_events"] == queued
     # Replayed under new notification ids, and once more future-dated: stored as hints, re-read, nothing moves.
     replays = [genuine.replace(b"04l000000000000050", f"04l{n:015d}".encode()) for n in range(60, 63)]
     replays.append(envelope(org_id, [("Opportunity", opp, {"StageName": "Closed Won", "Amount": "900000",
