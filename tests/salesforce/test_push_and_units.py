@@ -169,3 +169,19 @@ def test_soql_is_built_safely():
         soql.condition("CloseDate", "equals", "2026-01-01' OR Id != null", "date")
     with pytest.raises(InvalidInput):
         soql.where_all([FilterCondition("Nope__c", "equals", "x")], {"name": "string"})
+
+
+def test_outbound_message_parser():
+    from refstage.adapters.crm.salesforce import outbound_message as om
+
+    message = om.parse(ENVELOPE.format(org="00D000000000001AAA").encode())
+    assert message.organization_id == "00D000000000001AAA"
+    (note,) = message.notifications
+    assert (note.notification_id, note.object, note.id) == ("04l000000000001AAA", "Opportunity", "006000000000001AAA")
+    assert note.fields["StageName"] == "Closed Won" and note.stamp == "2026-11-02T09:00:00.000Z"
+    note_xml = "<Notification>" + ENVELOPE.split("<Notification>", 1)[1].split("</Notification>", 1)[0] + "</Notification>"
+    too_many = ENVELOPE.replace(note_xml, note_xml * 101).format(org="00D000000000001AAA")
+    bad_id = ENVELOPE.replace("<sf:Id>006000000000001AAA</sf:Id>", "<sf:Id>006' OR 1=1</sf:Id>").format(org="x")
+    for body in (too_many.encode(), bad_id.encode(), b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", b"<x/>", b"\xff"):
+        with pytest.raises(om.MalformedMessage):
+            om.parse(body)
