@@ -16,7 +16,7 @@ from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
-from refstage.services.ports import (BudgetExhausted, ChangedRecord, CrmError, DeferredRewards, MirrorBatch,
+from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch,
                                      ReconnectRequired)
 from refstage.services.qualification import LINK_FIELD, ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
