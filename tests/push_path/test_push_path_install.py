@@ -274,3 +274,32 @@ def test_cli_installs_and_explains_what_to_do_next(rt, conn, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "push path needs_activation" in result.output
     assert "Activate them in Setup → Flows" in result.output and "Refstage_Lead_Status_Changed" in result.output
+
+
+@responses.activate
+def test_the_deployed_endpoint_is_the_connections_push_key_url(rt, conn, settings):
+    """Wired to services.push_keys: the bundle carries the URL the receiver accepts; it is never stored."""
+    from refstage.services import push_keys
+
+    assert settings.base_url == "https://refer.example.test"
+    _query_answers({"IsSandbox": True, "OrganizationType": "Enterprise Edition"}, BOTH_ACTIVE)
+    responses.post(SOAP, body=bodies.deploy_response())
+    responses.post(SOAP, body=bodies.check_status())
+    responses.post(SOAP, body=bodies.check_status())
+    state = push_path.run_install(rt, conn.tenant_id, conn.id)
+    assert state["status"] == "active"
+    expected = push_keys.outbound_message_url(rt, conn.tenant_id, conn.id)
+    files = _bundle_sent()
+    assert f"<endpointUrl>{expected}</endpointUrl>" in files["workflows/Opportunity.workflow"]
+    key = expected.rsplit("/", 1)[-1]
+    with rt.uow(conn.tenant_id) as uow:
+        assert key not in repr(uow.connections.get(conn.id).settings.get("push_path"))
+
+
+def test_an_http_base_url_fails_before_calling_salesforce_and_says_what_to_set(rt, conn):
+    import dataclasses
+
+    rt.settings = dataclasses.replace(rt.settings, base_url="http://127.0.0.1:8000")
+    with responses.RequestsMock():  # any call to Salesforce would fail the test
+        state = push_path.run_install(rt, conn.tenant_id, conn.id)
+    assert state["status"] == "failed" and "REFSTAGE_BASE_URL" in state["problems"][0]

@@ -110,6 +110,10 @@ def run_install(rt: Runtime, tenant_id: str, connection_id: str, *, endpoint_url
         return _record(rt, tenant_id, connection_id, {"status": "failed", "problems": [
             "this Refstage build has no push keys, so there is no endpoint to deploy"]},
             action="push_path_install_failed").settings[SETTINGS_KEY]
+    except InvalidInput as exc:
+        problems = [m for msgs in exc.errors.values() for m in msgs]
+        return _record(rt, tenant_id, connection_id, {"status": "failed", "problems": problems},
+                       action="push_path_install_failed").settings[SETTINGS_KEY]
     _record(rt, tenant_id, connection_id, {"status": "deploying"})
     try:
         outcome = (installer_factory or installer_for)(rt, conn).install(url)

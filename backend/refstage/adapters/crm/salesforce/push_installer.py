@@ -46,7 +46,8 @@ def template_text(name: str) -> str:
 def check_inputs(integration_user: str, endpoint_url: str) -> None:
     parts = urlsplit(endpoint_url)
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        raise ValueError("the Outbound Message endpoint must be an https:// URL without credentials")
+        raise ValueError("the Outbound Message endpoint must be an https:// URL without credentials "
+                         "(set REFSTAGE_BASE_URL to Refstage's public https address)")
     if len(endpoint_url) > 1000:
         raise ValueError("the Outbound Message endpoint URL is too long")
     if not integration_user or len(integration_user) > MAX_USERNAME or "@" not in integration_user or any(
