@@ -213,6 +213,8 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
     if sf is not None:
         echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+        echo(f"  Rep's pages:     {sf.base_url}/lightning/o/Opportunity/home   (the package's components on the org's "
+             "record pages; links per referral on 'Play the rep')")
     if pd is not None:
         echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
     echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")
