@@ -55,8 +55,9 @@ def test_oauth_connect_through_the_authorize_page_then_refresh_and_reconnect(pd_
     start = requests.post(f"{server}/pipedrive/connections", json={"name": "Acme"}, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert start.status_code == 201, start.text
     # The API hands out the console's authorize page; a signed-in admin's browser opens it.
+    admin = tenants.add_user(pd_rt, tenant.id, "admin@acme.test", "admin", "correct horse battery", "Avery Admin")
     browser = requests.Session()
-    browser.cookies.update(console_cookies(app, tenant.id)[1])
+    browser.cookies.update(console_cookies(app, tenant.id, admin.id)[1])
     console = browser.get(start.json()["authorize_url"].replace("https://refer.example.test", server), allow_redirects=False,
                           timeout=30)
     assert console.status_code == 302, console.text
