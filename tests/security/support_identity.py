@@ -113,11 +113,12 @@ def follow_authorize(authorize_url: str, ca: str) -> dict[str, str]:
 
 
 class Listener:
-    """An internal service an attacker wants to reach: records requests, answers a secret body."""
+    """An internal service an attacker wants to reach: records requests, answers a secret body (with a
+    5xx by default, so a delivery log that keeps bodies would show it)."""
 
     BODY = b"INTERNAL-ONLY: db_password=hunter2"
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 503, location: str | None = None) -> None:
         self.hits: list[dict[str, Any]] = []
         outer = self
 
@@ -126,7 +127,9 @@ class Listener:
                 length = int(self.headers.get("Content-Length") or 0)
                 outer.hits.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                    "body": self.rfile.read(length).decode("utf-8", "replace")})
-                self.send_response(200)
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(Listener.BODY)))
                 self.end_headers()

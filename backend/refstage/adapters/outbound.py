@@ -191,13 +191,13 @@ def _split(url: str):
     return parts, port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve_target(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> ResolvedTarget:
+def resolve_target(url: str, *, allow_private: bool = False, resolver=None) -> ResolvedTarget:
     """Resolve the URL's host and check every address it names; the first is the one to connect to
     (so a second lookup cannot swap in another address: DNS rebinding)."""
     parts, port = _split(url)
     host = parts.hostname.rstrip(".")
     try:
-        infos = resolver(host, port, type=socket.SOCK_STREAM)
+        infos = (resolver or socket.getaddrinfo)(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise TargetRefused("the host name does not resolve", permanent=False) from None
     addresses = []
@@ -214,7 +214,7 @@ def resolve_target(url: str, *, allow_private: bool = False, resolver=socket.get
     return ResolvedTarget(parts.scheme, host, port, path, parts.netloc.rpartition("@")[2], addresses[0], auth)
 
 
-def check_webhook_url(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> None:
+def check_webhook_url(url: str, *, allow_private: bool = False, resolver=None) -> None:
     """At creation: refuse a URL whose host is (or resolves to) an address we never send to. A name that
     does not resolve yet is accepted; every send resolves and checks again."""
     try:
@@ -251,7 +251,7 @@ def _failure(exc: Exception) -> str:
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float = 10.0, *, allow_private: bool = False,
-              resolver=socket.getaddrinfo) -> HttpResult:
+              resolver=None) -> HttpResult:
     """POST to a checked address of the URL's host (TLS still verifies the host name); redirects are not
     followed; the answer's body is not read."""
     try:

@@ -1,0 +1,72 @@
+"""Finding 5: the Salesforce connect callback was not bound to the admin's browser session. Tenant B's
+admin starts connecting, sends the Salesforce approval link to another org's admin, who approves; the
+callback then completed with no cookies and tenant B held tokens for that org. A callback must come
+from the console session that started the flow (same tenant, same session): from a browser with no
+cookies, or signed in to another workspace, it is refused and changes nothing. Pipedrive's connect
+and "Sign in with Salesforce" are held to the same rule."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from refstage.emulators.salesforce.consent import browser_consent
+from refstage.services import tenants
+from tests.salesforce.conftest import emu, settings, sf_emulator  # noqa: F401 - the emulated org fixtures
+from tests.security.support_identity import csrf, side_effects, sign_in
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def people(rt):
+    attacker_tenant = tenants.create_tenant(rt, "Tenant B", "tenant-b")
+    victim_tenant = tenants.create_tenant(rt, "Tenant A", "tenant-a")
+    tenants.add_user(rt, attacker_tenant.id, "admin@b.test", "admin", PASSWORD)
+    tenants.add_user(rt, victim_tenant.id, "admin@a.test", "admin", PASSWORD)
+    return attacker_tenant, victim_tenant
+
+
+def _callback_query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_a_salesforce_approval_completed_elsewhere_is_refused(app, rt, emu, people):
+    attacker_tenant, _ = people
+    attacker = app.test_client()
+    sign_in(attacker, "admin@b.test", PASSWORD)
+    started = attacker.post("/admin/connections/connect", data={"login_host": emu.base_url, "csrf_token": csrf(attacker)})
+    assert started.status_code == 302 and started.headers["Location"].startswith(emu.base_url)
+    # The other org's admin approves the link they were sent; their browser comes back to Refstage.
+    query = _callback_query(browser_consent(started.headers["Location"]))
+    before = side_effects(rt)
+    no_cookies = app.test_client()
+    refused = no_cookies.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"})
+    victim = app.test_client()
+    sign_in(victim, "admin@a.test", PASSWORD)
+    also_refused = victim.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"})
+    assert refused.status_code in (400, 403) and also_refused.status_code in (400, 403)
+    assert side_effects(rt) == before
+    with rt.uow(attacker_tenant.id) as uow:
+        (conn,) = uow.connections.list()
+        assert conn.status.value == "pending" and conn.external_org_id is None
+        assert uow.connections.credentials(conn.id) is None
+    # The session that started it can still finish it: the refusals spent nothing.
+    finished = attacker.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"})
+    assert finished.status_code == 200, finished.get_data(as_text=True)
+
+
+def test_sign_in_with_salesforce_needs_the_session_that_started_it(app, rt, emu, people):
+    attacker = app.test_client()
+    attacker.get("/admin/login")
+    started = attacker.post("/admin/login/salesforce", data={"login_host": emu.base_url, "csrf_token": csrf(attacker)})
+    assert started.status_code == 302
+    query = _callback_query(browser_consent(started.headers["Location"]))
+    before = side_effects(rt)
+    other = app.test_client()
+    refused = other.get("/admin/login/salesforce/callback", query_string=query)
+    assert refused.status_code in (400, 401, 403)
+    with other.session_transaction() as s:
+        assert "admin_user_id" not in s
+    assert side_effects(rt) == before
