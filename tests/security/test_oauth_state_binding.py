@@ -70,3 +70,24 @@ def test_sign_in_with_salesforce_needs_the_session_that_started_it(app, rt, emu,
     with other.session_transaction() as s:
         assert "admin_user_id" not in s
     assert side_effects(rt) == before
+
+
+def test_a_pipedrive_callback_from_another_session_or_tenant_changes_nothing(rt, people):
+    """The same rule in the Pipedrive connect service: refused before the code is exchanged (the OAuth host
+    here is unreachable on purpose: reaching it would fail differently)."""
+    from refstage.domain.audit import Actor
+    from refstage.services import pipedrive_connect
+    from refstage.services.connections import ConnectFailed, FlowOwner
+
+    attacker_tenant, victim_tenant = people
+    rt.settings.extra.update({"pipedrive_client_id": "app", "pipedrive_client_secret": "platform-secret"})
+    owner = FlowOwner.browser(attacker_tenant.id, "the starting session's secret")
+    started = pipedrive_connect.start_connect(rt, attacker_tenant.id, actor=Actor.system("b admin"), owner=owner)
+    before = side_effects(rt)
+    for stranger in (FlowOwner.browser(victim_tenant.id, "the starting session's secret"),
+                     FlowOwner.browser(attacker_tenant.id, "another session"), FlowOwner.terminal()):
+        with pytest.raises(ConnectFailed):
+            pipedrive_connect.finish_connect(rt, "code-from-the-victim", started.state, owner=stranger)
+    assert side_effects(rt) == before
+    with rt.uow(attacker_tenant.id) as uow:
+        assert uow.connections.get(started.connection_id).settings.get("oauth_pending")  # not spent

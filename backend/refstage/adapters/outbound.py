@@ -153,14 +153,15 @@ def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, a
     """Why this address is not a public internet host (None when it is). With `allow_private` (development
     only), loopback, private and link-local addresses pass; metadata, multicast and unspecified never do."""
     inner = _embedded_ipv4(address)
-    for candidate in {address, inner}:
+    candidates = (inner,) if inner == address else (inner, address)  # the embedded IPv4 names the real target
+    for candidate in candidates:
         if candidate in METADATA_ADDRESSES:
             return "a cloud metadata address"
         if candidate.is_unspecified:
             return "an unspecified address"
         if candidate.is_multicast:
             return "a multicast address"
-    for candidate in {address, inner}:
+    for candidate in candidates:
         for kind, hit in (("a loopback", candidate.is_loopback), ("a link-local", candidate.is_link_local),
                           ("a private", candidate.is_private), ("a reserved", candidate.is_reserved),
                           ("a non-public", not candidate.is_global)):
