@@ -63,3 +63,19 @@ def test_a_stored_connection_naming_another_host_never_gets_the_secret(rt, idp):
         TokenKeeper(rt, conn).refresh("stale")
     connections.disconnect(rt, tenant.id, conn.id, actor=ATTACKER)  # revoking is skipped, the tokens forgotten
     assert not idp.secret_seen(CLIENT_SECRET) and idp.requests == []
+
+
+def test_a_stored_instance_url_elsewhere_gets_no_access_token(rt, idp):
+    from refstage.adapters.crm.salesforce.auth import TokenKeeper
+    from refstage.services.ports import CrmError
+
+    tenant = tenants.create_tenant(rt, "Tenant B", "tenant-b")
+    with rt.uow(tenant.id) as uow:
+        conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant.id, kind=CrmKind.SALESFORCE, name="old",
+                                                 status=ConnectionStatus.ACTIVE, login_host="https://login.salesforce.com",
+                                                 instance_url=idp.base_url))
+        uow.connections.store_credentials(conn.id, rt.vault.seal({"access_token": "a-1", "instance_url": idp.base_url}))
+        uow.commit()
+    with pytest.raises(CrmError, match="allow-listed"):
+        TokenKeeper(rt, conn)
+    assert idp.requests == []

@@ -195,6 +195,11 @@ class TokenKeeper:
         if not sealed:
             raise ReconnectRequired("the connection holds no Salesforce tokens")
         self.tokens = self.rt.vault.open(sealed)
+        # A row written before the allow-list could name any instance: our bearer token would go there.
+        instance = self.tokens.get("instance_url") or self.connection.instance_url
+        if instance and not salesforce_hosts(self.rt.settings).allows(instance):
+            raise CrmError(f"the connection's instance {instance!r} is not an allow-listed Salesforce host; add it to "
+                           "REFSTAGE_SALESFORCE_LOGIN_HOSTS if it is your org's", transient=False, code="host_not_allowed")
 
     @property
     def access_token(self) -> str:
