@@ -126,3 +126,23 @@ def test_the_connection_goes_to_the_address_that_was_checked(rt, tenant_key, mon
                                     resolver=resolver)
     assert result.ok and len(receiver.hits) == 1
     assert receiver.hits[0]["headers"]["Host"] == f"hooks.pinned.test:{receiver.port}"
+
+
+def test_https_to_the_pinned_address_still_verifies_the_host_name(tmp_path, monkeypatch):
+    """Pinning the address must not weaken TLS: the certificate is checked against the URL's host name."""
+    from refstage.adapters import outbound
+    from tests.security.support_identity import FakeIdentityProvider
+
+    with FakeIdentityProvider(tmp_path / "tls", org_id="00D000000000004AAA", user_id="005000000000004AAA",
+                              client_id="x") as receiver:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(receiver.certs.ca))
+        port = receiver.server.server_port
+
+        def to_loopback(host, port_, *args, **kwargs):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_))]
+
+        named = outbound.post_json(f"https://localhost:{port}/hook", b"{}", {}, allow_private=True, resolver=to_loopback)
+        other = outbound.post_json(f"https://hooks.pinned.test:{port}/hook", b"{}", {}, allow_private=True, resolver=to_loopback)
+    assert named.status_code == 404  # the TLS session with the certificate's name worked (the receiver has no /hook)
+    assert other.status_code is None and other.error == "TLS handshake or certificate check failed"
+    assert [r["path"] for r in receiver.requests] == ["/hook"]
