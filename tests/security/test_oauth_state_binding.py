@@ -91,3 +91,29 @@ def test_a_pipedrive_callback_from_another_session_or_tenant_changes_nothing(rt,
     assert side_effects(rt) == before
     with rt.uow(attacker_tenant.id) as uow:
         assert uow.connections.get(started.connection_id).settings.get("oauth_pending")  # not spent
+
+
+def test_the_api_hands_out_the_console_link_not_a_state(app, rt, emu, people):
+    """An API key has no browser session: it gets a pending connection and the console's authorize page,
+    which only a signed-in admin of that workspace can turn into a Salesforce approval link."""
+    from refstage.domain.audit import Actor
+
+    attacker_tenant, _ = people
+    key = tenants.create_api_key(rt, attacker_tenant.id, "b", Actor.system("b admin"))
+    api = app.test_client()
+    started = api.post("/salesforce/connections", json={"login_host": emu.base_url}, headers={"Authorization": f"Bearer {key}"})
+    assert started.status_code == 201
+    link = started.get_json()["authorize_url"]
+    path = urlsplit(link).path
+    assert link == f"{rt.settings.base_url}{path}" and path.endswith("/authorize") and "state" not in link
+    assert app.test_client().get(path).status_code == 302  # nobody signed in: to the sign-in page
+    assert "/admin/login" in app.test_client().get(path).headers["Location"]
+    victim = app.test_client()
+    sign_in(victim, "admin@a.test", PASSWORD)
+    assert victim.get(path).status_code == 404  # another workspace's connection
+    admin = app.test_client()
+    sign_in(admin, "admin@b.test", PASSWORD)
+    to_salesforce = admin.get(path)
+    assert to_salesforce.status_code == 302 and to_salesforce.headers["Location"].startswith(emu.base_url)
+    query = _callback_query(browser_consent(to_salesforce.headers["Location"]))
+    assert admin.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"}).status_code == 200

@@ -55,8 +55,8 @@ def start_connect():
     conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
                                              connection_id=data.get("connection_id"))
     # An admin of this workspace opens it signed in: the OAuth flow is bound to that console session.
-    return jsonify({"connection_id": conn.id, "authorize_url": url_for("admin.connection_authorize", connection_id=conn.id,
-                                                                      _external=True)}), 201
+    link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
+    return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
 
 @bp.get("/pipedrive/oauth/callback")

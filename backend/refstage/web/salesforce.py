@@ -51,8 +51,8 @@ def start_connect():
     conn = connections.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Salesforce"),
                                        login_host=str(data.get("login_host") or "production"),
                                        connection_id=data.get("connection_id"))
-    return jsonify({"connection_id": conn.id, "authorize_url": url_for("admin.connection_authorize", connection_id=conn.id,
-                                                                      _external=True)}), 201
+    link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
+    return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
 
 @bp.get("/salesforce/oauth/callback")
