@@ -117,3 +117,24 @@ def test_the_api_hands_out_the_console_link_not_a_state(app, rt, emu, people):
     assert to_salesforce.status_code == 302 and to_salesforce.headers["Location"].startswith(emu.base_url)
     query = _callback_query(browser_consent(to_salesforce.headers["Location"]))
     assert admin.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"}).status_code == 200
+
+
+def test_a_flow_started_in_the_terminal_finishes_only_there(app, rt, emu, people, monkeypatch):
+    from click.testing import CliRunner
+
+    from refstage.adapters.crm.salesforce import cli
+
+    attacker_tenant, _ = people
+    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    runner = CliRunner()
+    started = runner.invoke(cli.connection, ["add-salesforce", "tenant-b", "--login-host", emu.base_url])
+    assert started.exit_code == 0, started.output
+    authorize_url = next(line for line in started.output.splitlines() if line.startswith(emu.base_url))
+    location = browser_consent(authorize_url)
+    signed_in = app.test_client()
+    sign_in(signed_in, "admin@b.test", PASSWORD)  # even the workspace's own admin, in a browser
+    before = side_effects(rt)
+    web = signed_in.get("/salesforce/oauth/callback", query_string=_callback_query(location), headers={"Accept": "application/json"})
+    assert web.status_code in (400, 403) and side_effects(rt) == before
+    finished = runner.invoke(cli.connection, ["finish", location])
+    assert finished.exit_code == 0 and "connected" in finished.output, finished.output
