@@ -133,6 +133,22 @@ def connection_retry(connection_id: str):
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
 
 
+@bp.route("/connections/<connection_id>/push-path", methods=["POST"])
+@requires(*ADMIN)
+def connection_push_path(connection_id: str):
+    """Queue the deploy of the Outbound Messages and flows into the org (services.push_path; a job runs it)."""
+    from refstage.services import push_path
+
+    try:
+        if push_path.request_install(rt(), tenant_id(), connection_id, actor=actor()):
+            flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+        else:
+            flash("The push path is already being deployed; this page shows the outcome when it is done.")
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+    return redirect(back_or(url_for("admin.connections")))
+
+
 @bp.route("/connections/<connection_id>/rotate-push-key", methods=["POST"])
 @requires(*ADMIN)
 def connection_rotate_push_key(connection_id: str):
@@ -146,7 +162,7 @@ def connection_rotate_push_key(connection_id: str):
         flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
         return redirect(url_for("admin.connections"))
     if url:
-        flash("Push key rotated. Copy the new Outbound Message endpoint URL below into the org's Outbound Messages.")
+        flash("Push key rotated. Click Reinstall push path so the org's Outbound Messages use the new endpoint URL below.")
     else:
         flash("Push credentials rotated; the Pipedrive webhook is being re-created with them.")
     return redirect(url_for("admin.connections"))
