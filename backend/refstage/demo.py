@@ -52,35 +52,40 @@ PIPEDRIVE_PROGRAM = {
     "owner": {"name": "Riley Revops", "email": "riley@acme.test"},
     "routing": {"duplicate_policy": "attach"},
 }
-OUTBOUND_FIELDS = {
-    "Opportunity": ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],
-    "Lead": ["Id", "Status", "IsConverted", "ConvertedOpportunityId", "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"],
-}
 
 
 def _install_push_path(sf, hook: str) -> None:
-    """Deploy the package's Outbound Messages and flows into the emulated org (Metadata API deploy, as an
-    admin would, with an integration user of the org); control-API rules only if the package has none."""
-    from refstage.emulators.salesforce.deploy import default_package_dir, has_push_path, install_push_path
+    """Deploy the backend's push-path bundle (the Outbound Messages and the flows that send them) into the
+    emulated org through its Metadata API deploy, as the backend's installer does, with the connected admin
+    as integration user. In-process because the installer only sends https endpoints and the demo is http."""
+    from xml.sax.saxutils import escape
 
-    if has_push_path(default_package_dir()):
-        job = install_push_path(sf.org, hook, "refstage-integration@refstage.test")
-        if not job.success:
-            raise click.ClickException("installing the push path into the emulated org failed: "
-                                       + "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures))
-        return
-    for obj, fields in OUTBOUND_FIELDS.items():
-        sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+    from refstage.adapters.crm.salesforce.push_installer import TEMPLATE_FILES, template_text
+    from refstage.emulators.salesforce.deploy import deploy_files
+
+    values = {"integration_user": escape(sf.org.admin_username), "endpoint_url": escape(hook), "flow_status": "Active"}
+    files = {}
+    for name in TEMPLATE_FILES:
+        text = template_text(name)
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        files[name] = text
+    job = deploy_files(sf.org, files)
+    if not job.success:
+        raise click.ClickException("installing the push path into the emulated org failed: "
+                                   + "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures))
 
 
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
     from refstage.emulators.salesforce.consent import browser_consent
     from refstage.services import connections
 
-    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, name="Acme org (emulated)", login_host=sf.base_url)
+    owner = connections.FlowOwner.terminal()  # the seed starts and finishes the flow itself
+    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, owner=owner, name="Acme org (emulated)",
+                                        login_host=sf.base_url)
     location = browser_consent(started.authorize_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return connections.finish_connect(rt, query["code"], query["state"]).id
+    return connections.finish_connect(rt, query["code"], query["state"], owner=owner).id
 
 
 def seed(rt, sf=None, pd=None) -> dict[str, Any]:
@@ -103,7 +108,10 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
         programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
         progress = enrolment.run_enrolment(rt, tenant.id, program.id)
         # The push path: the org notifies the backend of stage and status changes within seconds.
-        hook = f"{rt.settings.base_url}/webhooks/salesforce/outbound-message/{connection_id}"
+        # The endpoint carries the connection's push key; the pushed values are only hints.
+        from refstage.services.push_keys import outbound_message_url
+
+        hook = outbound_message_url(rt, tenant.id, connection_id)
         _install_push_path(sf, hook)
         with rt.uow(tenant.id) as uow:
             advocate = uow.advocates.list(program_id=program.id, limit=1)[0]
@@ -155,6 +163,9 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_ID", "refstage-demo")
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_SECRET", "refstage-demo-secret")
     os.environ.setdefault("REFSTAGE_SALESFORCE_REDIRECT_URI", f"{base}/salesforce/oauth/callback")
+    if not no_emulators:
+        # The emulators listen on loopback: a demo-only allowance (config refuses it in production).
+        os.environ["REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS"] = "1"
     if not keep:
         _fresh(instance)
 
@@ -224,6 +235,8 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
     if sf is not None:
         echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+        echo(f"  Rep's pages:     {sf.base_url}/lightning/o/Opportunity/home   (the package's components on the org's "
+             "record pages; links per referral on 'Play the rep')")
     if pd is not None:
         echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
     echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")

@@ -1,7 +1,7 @@
-"""The demo's install of the package's push path, end to end without a browser: `refstage.demo.seed`
-connects the emulated org, deploys the package's Outbound Messages and flows through the Metadata API
-(no control-API rules), and a rep's win in the org reaches the app through the **package's** Outbound
-Message: the referral qualifies within 5 s, and the delivery names the deployed message."""
+"""The demo's install of the push path, end to end without a browser: `refstage.demo.seed` connects the
+emulated org and deploys the backend's push-path bundle (its Outbound Messages and the flows that send them)
+through the org's Metadata API (no control-API rules); a rep's win in the org reaches the app through the
+**deployed** Outbound Message: the referral qualifies within 5 s, and the delivery names the message."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ import time
 import pytest
 from test_scripted_flow import emulator, stack, wait_for  # noqa: F401 - fixtures shared with the browser flow
 
-from refstage.emulators.salesforce.deploy import default_package_dir, has_push_path
-
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(not has_push_path(default_package_dir()),
-                       reason="the package under sfdx/force-app carries no Outbound Messages"),
-]
+pytestmark = [pytest.mark.timeout(120)]
 
 
 def _referral(rt, tenant_id: str, referral_id: str):
@@ -33,6 +27,11 @@ def test_demo_install_pushes_a_won_deal_through_the_package_outbound_message(sta
     assert not emu.control.outbound_rules() or all(r.get("deployed") for r in emu.control.outbound_rules())
     deployed = {r["fullName"] for r in emu.control.outbound_rules() if r.get("deployed")}
     assert "Opportunity.Refstage_Opportunity_Changed" in deployed
+    # what the backend's installer reads to tell an admin the flows are on
+    views = emu.org.store.objects["FlowDefinitionView"]
+    with emu.org.store.lock:
+        active = dict(emu.org.store.db.execute(f"SELECT ApiName, IsActive FROM {views.table}").fetchall())
+    assert active == {"Refstage_Lead_Status_Changed": 1, "Refstage_Opportunity_Stage_Changed": 1}
 
     lead_id = wait_for("the worker to route the demo's first referral to a Lead",
                        lambda: _referral(rt, tenant_id, referral_id).crm.lead_id)

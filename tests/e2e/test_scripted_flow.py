@@ -179,7 +179,7 @@ def stack(settings, engine, emulator, tmp_path):
     holder: dict[str, Any] = {}
     srv = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     base = f"http://127.0.0.1:{srv.server_port}"
-    s = dataclasses.replace(settings, base_url=base, queue_path=tmp_path / "e2e-queue.db", extra={
+    s = dataclasses.replace(settings, base_url=base, queue_path=tmp_path / "e2e-queue.db", allow_loopback_crm_hosts=True, extra={
         "salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
         "salesforce_redirect_uri": f"{base}/salesforce/oauth/callback"})
     huey = make_huey(s)
@@ -348,7 +348,11 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
              diagnose=worker_state)
 
     # The push path: the org notifies the app of Lead and Opportunity changes (as the demo sets up).
-    hook = f"{base}/webhooks/salesforce/outbound-message/{connection.id}"
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
+    hook = base + urlsplit(outbound_message_url(rt, tenant.id, connection.id)).path  # carries the push key
     emu.control.add_outbound_rule(object="Lead", fields=["Id", "Status", "IsConverted", "ConvertedOpportunityId",
                                   "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"], endpointUrl=hook, name="Refstage Lead")
     emu.control.add_outbound_rule(object="Opportunity", fields=["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],

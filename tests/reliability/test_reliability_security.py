@@ -39,15 +39,18 @@ def _side_effects(rt) -> dict:
         }
 
 
-def _start(rt, emu):
+def _start(rt, emu, client):
+    from tests.oauth_support import console_session
+
     tenant = tenants.create_tenant(rt, "Sec", "sec")
-    started = connections.start_connect(rt, tenant.id, actor=ADMIN, name="org", login_host=emu.base_url)
+    started = connections.start_connect(rt, tenant.id, actor=ADMIN, owner=console_session(client, tenant.id), name="org",
+                                        login_host=emu.base_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(browser_consent(started.authorize_url)).query).items()}
     return tenant, started, query
 
 
 def test_tampered_state_is_refused_without_side_effects(rt, client, emu):
-    _, started, query = _start(rt, emu)
+    _, started, query = _start(rt, emu, client)
     before = _side_effects(rt)
     for state in (started.state + "x", started.connection_id + ".forged", "", "not-a-state",
                   f"{rt.new_id()}.{started.state.partition('.')[2]}"):
@@ -59,7 +62,7 @@ def test_tampered_state_is_refused_without_side_effects(rt, client, emu):
 
 
 def test_tampered_pkce_verifier_is_refused_by_the_org(rt, client, emu):
-    tenant, started, query = _start(rt, emu)
+    tenant, started, query = _start(rt, emu, client)
     with rt.uow(tenant.id) as uow:  # an attacker who could swap the stored verifier
         conn = uow.connections.get(started.connection_id)
         pending = rt.vault.open(conn.settings[connections.PENDING_KEY])
@@ -85,12 +88,20 @@ def test_outbound_messages_from_another_org_or_malformed_change_nothing(rt, clie
                 '</sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>')
     bad = [envelope.format(org="00D000000000000BAD"), "<not xml", "",
            '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', envelope.format(org="")]
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
+    keyed = urlsplit(outbound_message_url(rt, tenant_id, connection_id)).path
+    before = _side_effects(rt)
     for body in bad:
-        r = client.post(f"/webhooks/salesforce/outbound-message/{connection_id}", data=body, headers={"Content-Type": "text/xml"})
+        r = client.post(keyed, data=body, headers={"Content-Type": "text/xml"})
         assert r.status_code >= 400 and b"<Ack>true</Ack>" not in r.data
     other = tenants.create_tenant(rt, "Other", "other")
-    r = client.post(f"/webhooks/salesforce/outbound-message/{other.id}", data=envelope.format(org="x"), headers={"Content-Type": "text/xml"})
-    assert r.status_code >= 400
+    for path in (f"/webhooks/salesforce/outbound-message/{other.id}", keyed.replace(connection_id, other.id),
+                 f"/webhooks/salesforce/outbound-message/{connection_id}"):
+        r = client.post(path, data=envelope.format(org="x"), headers={"Content-Type": "text/xml"})
+        assert r.status_code >= 400
     after = _side_effects(rt)
     assert after["events"] == before["events"] and after["jobs"] == before["jobs"]  # nothing stored, nothing queued
 

@@ -18,9 +18,7 @@ import posixpath
 import threading
 import zipfile
 import zlib
-import re
 from collections.abc import Callable, Iterable
-from xml.sax.saxutils import escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -946,44 +944,11 @@ def default_package_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "sfdx" / "force-app"
 
 
-PUSH_PATH_TYPES = {"Workflow", "Flow"}
-
-
-def has_push_path(source_dir: Path) -> bool:
-    base = source_dir / "main" / "default" if (source_dir / "main" / "default").is_dir() else source_dir
-    return any(b"<outboundMessages>" in p.read_bytes() for p in base.glob("workflows/*.workflow-meta.xml"))
-
-
-def push_path_zip(source_dir: Path, endpoint_url: str, integration_username: str) -> bytes:
-    """The package's push path (its Outbound Messages and the flows that send them) set up for one org
-    and one receiver, as an admin edits them before deploying: endpoint URL and integration user."""
-    def rewrite(name: str, data: bytes) -> bytes:
-        if not name.startswith("workflows/"):
-            return data
-        text = data.decode()
-        text = re.sub(r"<endpointUrl>[^<]*</endpointUrl>", f"<endpointUrl>{escape(endpoint_url)}</endpointUrl>", text)
-        text = re.sub(r"<integrationUser>[^<]*</integrationUser>",
-                      f"<integrationUser>{escape(integration_username)}</integrationUser>", text)
-        return text.encode()
-
-    return source_zip(source_dir, types=PUSH_PATH_TYPES, rewrite=rewrite)
-
-
-def ensure_user(org: Org, username: str, last_name: str = "Integration") -> str:
-    """The user an admin creates for an integration (in-process set-up for the demo and tests)."""
-    store = org.store
-    user = store.objects["User"]
-    found = store.find_by(user, user.fields["Username"], username)
-    if found:
-        return found[0]
-    return store.insert(user, {"Username": username, "LastName": last_name, "FirstName": "Refstage",
-                               "Email": username, "Alias": "rsint", "IsActive": True}, org.admin_id, notify=False)
-
-
-def install_push_path(org: Org, endpoint_url: str, integration_username: str,
-                      source_dir: Path | None = None) -> DeployJob:
-    """Deploy the package's Outbound Messages and flows, pointed at endpoint_url, through the Metadata API
-    deploy (the integration user is created first when missing)."""
-    ensure_user(org, integration_username)
-    data = push_path_zip(source_dir or default_package_dir(), endpoint_url, integration_username)
-    return org.deployer.submit(data, DeployOptions(), org.admin_id, wait=True)
+def deploy_files(org: Org, files: dict[str, str | bytes], options: DeployOptions | None = None) -> DeployJob:
+    """Deploy metadata-format files (``package.xml`` included) into the org in-process, through the same deploy
+    the Metadata API runs (the demo installs the backend's push-path bundle this way)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return org.deployer.submit(buf.getvalue(), options or DeployOptions(), org.admin_id, wait=True)

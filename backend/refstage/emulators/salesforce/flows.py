@@ -192,6 +192,7 @@ class Automation:
                     "integrationUser": _text(om, "integrationUser"),
                     "userId": self._user_id(_text(om, "integrationUser") or ""), "active": True, "deployed": True})
         self.org.outbound.set_deployed(rules)
+        self._flow_definitions()
         flows = []
         for name, body in store.deployed("Flow"):
             try:
@@ -202,6 +203,32 @@ class Automation:
             if flow is not None:
                 flows.append(flow)
         self.flows = flows
+
+    def _flow_definitions(self) -> None:
+        """One FlowDefinitionView row per deployed flow (what installers read to see a flow is active)."""
+        store = self.org.store
+        view = store.objects.get("FlowDefinitionView")
+        if view is None:
+            return
+        for name, body in store.deployed("Flow"):
+            root, _ = parse_xml(body)
+            start = root.find(NS + "start")
+            version_id = store.kv_get(f"flow-version:{name}")
+            if version_id is None:
+                version_id = ids.make_id("301", store.ids.reserve(1))
+                store.kv_set(f"flow-version:{name}", version_id)
+            active = (_text(root, "status") or "") == "Active"
+            values = {"ApiName": name, "Label": _text(root, "label") or name,
+                      "Description": _text(root, "description"), "ProcessType": _text(root, "processType"),
+                      "TriggerType": _text(start, "triggerType"), "TriggerObjectOrEventLabel": _text(start, "object"),
+                      "IsActive": int(active), "ActiveVersionId": version_id if active else None,
+                      "LatestVersionId": version_id, "ApiVersion": float(_text(root, "apiVersion") or 0) or None}
+            found = store.find_by(view, view.fields["ApiName"], name)
+            if found:
+                store.set_system(view, found[0], values, self.org.admin_id)
+            else:
+                rid = store.insert(view, {}, self.org.admin_id, notify=False)
+                store.set_system(view, rid, values, self.org.admin_id)
 
     def _user_id(self, username: str) -> str | None:
         user = self.org.store.objects["User"]

@@ -60,6 +60,9 @@ class Field:
     name_field: bool = False
     auto_number: bool = False
     cascade_delete: bool = False
+    # Picklist value -> label, and a lookup's child relationship name as the metadata declares them (UI API).
+    picklist_labels: dict[str, str] = field(default_factory=dict)
+    child_relationship_name: str | None = None
 
     @property
     def sql_type(self) -> str:
@@ -404,7 +407,17 @@ def org_setup_objects() -> list[SObject]:
         _ref("PermissionSetId", "PermissionSet", "PermissionSet", nillable=False),
         _f("IsActive", "boolean", default=True, **RO), _f("ExpirationDate", "datetime"),
     ], owned=False)
-    return [org, perm, assignment]
+    flows = _std("FlowDefinitionView", "300", "Flow Definition View", "Flow Definition Views", [
+        _f("ApiName", "string", "API Name", length=80, nillable=False, **RO),
+        _f("Label", "string", length=255, name_field=True, **RO), _f("Description", "textarea", **RO),
+        _f("ProcessType", "string", length=40, **RO), _f("TriggerType", "string", length=40, **RO),
+        _f("TriggerObjectOrEventLabel", "string", length=255, **RO),
+        _f("IsActive", "boolean", **RO), _f("ActiveVersionId", "string", "Active Version ID", length=18, **RO),
+        _f("LatestVersionId", "string", "Latest Version ID", length=18, **RO),
+        _f("ApiVersion", "double", precision=18, scale=1, **RO),
+    ], owned=False)
+    flows.createable = False
+    return [org, perm, assignment, flows]
 
 
 # ---------------------------------------------------------------- SFDX metadata
@@ -460,20 +473,25 @@ def field_from_element(root: Any, name_hint: str = "") -> Field | None:
         target = _text(root, "referenceTo") or ""
         rel = name[:-3] + "__r" if name.endswith("__c") else name
         kw.update(reference_to=[target], relationship_name=rel)
+        child_rel = _text(root, "relationshipName")
+        if child_rel:
+            kw["child_relationship_name"] = child_rel + "__r"
         if md_type == "MasterDetail":
             kw.update(nillable=False, cascade_delete=True)
         elif (_text(root, "deleteConstraint") or "") == "Cascade":
             kw["cascade_delete"] = True
     if type_ in ("picklist", "multipicklist"):
         values = []
+        labels = {}
         default = None
         for v in _iter(root, "valueSet/valueSetDefinition/value"):
             full = _text(v, "fullName")
             if full:
                 values.append(full)
+                labels[full] = _text(v, "label") or full
                 if (_text(v, "default", "false") or "").lower() == "true":
                     default = full
-        kw.update(picklist=values, picklist_default=default, length=255)
+        kw.update(picklist=values, picklist_default=default, length=255, picklist_labels=labels)
         kw["restricted_picklist"] = (_text(_first(root, "valueSet"), "restricted", "false") or "") == "true"
         if default is not None:
             kw["default"] = default
