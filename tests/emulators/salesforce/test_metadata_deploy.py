@@ -426,3 +426,41 @@ def test_retrieve_returns_what_deployed_cut_to_the_members_asked(bare, md):
     listed = {(p.findtext(f"{{{MD}}}type"), p.findtext(f"{{{MD}}}fullName"))
               for p in result.findall(f"{{{MD}}}fileProperties")}
     assert ("CustomField", "Referral__c.Status__c") in listed and ("PermissionSet", "Referral_Viewer") in listed
+
+
+def test_the_backends_push_path_installer_deploys_into_the_emulated_org(cert_dir):
+    """The backend's own installer (issue 19) against this org: SOAP deploy, poll, FlowDefinitionView."""
+    with make_emulator(cert_dir, seed="demo", metadata_dir=default_package_dir()) as emu:
+        _install_with_the_backend_installer(emu)
+
+
+def _install_with_the_backend_installer(emu) -> None:
+    from types import SimpleNamespace
+
+    from refstage.adapters.crm.salesforce.metadata_api import MetadataApi
+    from refstage.adapters.crm.salesforce.push_installer import SalesforcePushPathInstaller
+
+    token = password_token(emu)["access_token"]
+    s, base = _api(emu, token)
+
+    class Credentials:
+        access_token, instance_url = token, emu.base_url
+
+        def refresh(self, stale_token: str) -> None:
+            raise AssertionError("the session should stay valid")
+
+    class Rest:
+        def query(self, soql: str) -> list[dict]:
+            r = s.get(f"{base}/query", params={"q": soql}, timeout=10)
+            assert r.status_code == 200, r.text
+            return r.json()["records"]
+
+    connection = SimpleNamespace(external_username=emu.org.admin_username)
+    installer = SalesforcePushPathInstaller(None, connection, metadata=MetadataApi(Credentials(), sleep=lambda _: None),
+                                            rest=Rest(), poll_seconds=0.05)
+    outcome = installer.install("https://refstage.example.com/webhooks/salesforce/outbound-message/c1/k1")
+    assert outcome.status == "active" and not outcome.problems, outcome
+    assert outcome.production is False and outcome.test_level == "NoTestRun"
+    deployed = {r["fullName"]: r for r in emu.control.outbound_rules() if r.get("deployed")}
+    assert deployed["Opportunity.Refstage_Opportunity_Changed"]["endpointUrl"].startswith("https://refstage.example.com/")
+    assert deployed["Opportunity.Refstage_Opportunity_Changed"]["integrationUser"] == emu.org.admin_username
