@@ -15,8 +15,10 @@ SETTINGS = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05, "retries":
             "bulk_write_threshold": 3, "page_size": 25}
 # Every kind the emulator injects, ~10 % in all; timeouts kept short so a cycle stays quick. Each cycle
 # also forces one kind on its next request (#1), in turn, so every kind bites even in the short mode.
+# drop_after / timeout_after let the org commit the write and then lose the response: what a retry must
+# not turn into a second Lead.
 RATES = {"503": 0.025, "500": 0.02, "drop": 0.015, "lock": 0.015, "401": 0.01, "timeout": 0.005, "slow": 0.01,
-         "403": 0.002, "bulkfail": 0.01}
+         "403": 0.002, "bulkfail": 0.01, "drop_after": 0.015, "timeout_after": 0.005}
 
 
 def _faults(cycle: int) -> str:

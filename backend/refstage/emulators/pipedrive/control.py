@@ -156,7 +156,8 @@ def blueprint(state: "EmulatorState") -> Blueprint:
         if "lose" in body:
             lose = body["lose"] or {}
             try:
-                state.faults.lose_next(str(lose.get("kind") or "drop_after"), _int(lose, "count", 1))
+                state.faults.lose_next(str(lose.get("kind") or "drop_after"), _int(lose, "count", 1),
+                                       lose.get("method"), lose.get("path"))
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from exc
         return done(faults=state.faults.snapshot())

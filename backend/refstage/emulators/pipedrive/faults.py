@@ -115,7 +115,7 @@ class Faults:
             self._webhook_rng = random.Random(spec.seed + 1)
             # A generator of its own, so adding after-handler faults leaves the status draws unchanged.
             self._after_rng = random.Random(spec.seed + 2)
-            self._after_next: deque[str] = deque()
+            self._after_next: deque[tuple[str, str | None, str | None]] = deque()
             self._bursts: deque[int] = deque()
             self._drop_next = 0
             self._dup_next = 0
@@ -154,20 +154,23 @@ class Faults:
                     return status
             return None
 
-    def lose_next(self, kind: str, count: int) -> None:
-        """Serve the next COUNT API requests, then lose their responses (kind 'drop_after'/'timeout_after')."""
+    def lose_next(self, kind: str, count: int, method: str | None = None, path: str | None = None) -> None:
+        """Serve the next COUNT API requests (those with METHOD and a path starting with PATH, if given),
+        then lose their responses; KIND is 'drop_after' or 'timeout_after'."""
         if kind not in ("drop_after", "timeout_after"):
             raise ValueError(f"unknown after-handler fault {kind!r}")
         with self._lock:
-            self._after_next.extend([kind] * int(count))
+            self._after_next.extend([(kind, method.upper() if method else None, path)] * int(count))
 
-    def after_fault(self) -> str | None:
+    def after_fault(self, method: str = "GET", path: str = "/api/") -> str | None:
         """'drop_after', 'timeout_after' or None: drawn before an API request is served, acted on after."""
         with self._lock:
-            if self._after_next:
-                kind = self._after_next.popleft()
-                self._count(kind)
-                return kind
+            for queued in self._after_next:
+                kind, want_method, prefix = queued
+                if (want_method is None or want_method == method) and (prefix is None or path.startswith(prefix)):
+                    self._after_next.remove(queued)
+                    self._count(kind)
+                    return kind
             if not (self.spec.drop_after or self.spec.timeout_after):
                 return None
             draw = self._after_rng.random()
@@ -203,5 +206,5 @@ class Faults:
         with self._lock:
             return {"spec": self.spec.describe(), "pending_bursts": list(self._bursts),
                     "drop_next": self._drop_next, "duplicate_next": self._dup_next,
-                    "lose_next": list(self._after_next),
+                    "lose_next": [{"kind": k, "method": m, "path": p} for k, m, p in self._after_next],
                     "injected": dict(self.injected)}

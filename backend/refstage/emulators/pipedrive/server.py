@@ -156,7 +156,7 @@ def create_app(state: EmulatorState) -> Flask:
             return resp
         g.principal = principal
         g.ratelimit_headers = decision.headers
-        lose = state.faults.after_fault()
+        lose = state.faults.after_fault(request.method, request.path)
         if lose:
             request.environ[LOSE_RESPONSE] = lose  # served in full, then lost by lose_responses()
         return None
