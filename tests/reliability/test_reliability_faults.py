@@ -90,3 +90,29 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
     assert state["rewards"] == 2 * n and state["rewards_per_referral"] == [2]  # 0 duplicate rewards
     assert state["org_referrals"] == n and state["org_rewards"] == 2 * n and state["pending_writes"] == 0
     assert state["org_referrals_won"] == n  # the org's mirror agrees with the backend
+
+
+def test_lead_created_but_the_answer_lost(rt, client, emu):
+    """Each Lead upsert commits in the org and its answer is lost (closed at once, or after a stall): the
+    retried routing upserts on Refstage_Referral_Id__c and finds that Lead, so it never makes a second."""
+    from refstage.domain.referrals import ReferralStatus
+    from tests.salesforce.helpers import refer
+
+    emu.control.seed(contacts=10, seed=4)
+    admin = OrgAdmin(emu)
+    tenant_id, connection_id, program_id = setup_world(rt, client, SETTINGS)
+    run_enrolment(rt, tenant_id, program_id)
+    ids = refer(rt, tenant_id, program_id, 3)
+    emu.control.set_faults("drop_after:#2,timeout_after:#1,timeout=0.3,path=/services/data/v62.0/sobjects/Lead/")
+    try:
+        for _ in range(4):
+            _cycle(rt, tenant_id, connection_id)
+        injected = emu.control.faults()["injected"]
+    finally:
+        emu.control.set_faults(None)
+    assert injected == {"drop_after": 2, "timeout_after": 1}, injected
+    with rt.uow(tenant_id) as uow:
+        statuses = [uow.referrals.get(i).status for i in ids]
+    assert statuses == [ReferralStatus.ROUTED] * 3  # 0 lost referrals
+    leads = admin.query("SELECT Id, Refstage_Referral_Id__c FROM Lead WHERE Refstage_Referral_Id__c != null")
+    assert sorted(lead["Refstage_Referral_Id__c"] for lead in leads) == sorted(ids)  # 0 duplicate Leads
