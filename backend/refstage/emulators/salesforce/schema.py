@@ -62,6 +62,9 @@ class Field:
     name_field: bool = False
     auto_number: bool = False
     cascade_delete: bool = False
+    formula: str | None = None  # a formula field's expression (formulas.py computes it)
+    formula_blank_as_zero: bool = False
+    summary: Any = None  # a roll-up summary's formulas.Summary
 
     @property
     def sql_type(self) -> str:
@@ -79,7 +82,7 @@ class Field:
             "autoNumber": self.auto_number,
             "byteLength": length * 3,
             "calculated": self.calculated,
-            "calculatedFormula": None,
+            "calculatedFormula": self.formula,
             "cascadeDelete": self.cascade_delete,
             "caseSensitive": False,
             "createable": self.createable,
@@ -448,11 +451,27 @@ def parse_field(path: Path) -> Field | None:
             kw["default"] = default
     if formula is not None or md_type == "Summary":
         kw.update(calculated=True, createable=False, updateable=False)
+    if formula is not None:
+        kw.update(formula=formula, formula_blank_as_zero=_text(root, "formulaTreatBlanksAs") == "BlankAsZero")
+    if md_type == "Summary":
+        kw["summary"] = _summary(root)
     if (_text(root, "required", "false") or "").lower() == "true" and type_ != "boolean":
         kw["nillable"] = False
     kw["external_id"] = (_text(root, "externalId", "false") or "").lower() == "true"
     kw["unique"] = (_text(root, "unique", "false") or "").lower() == "true"
     return Field(name=name, type=type_, label=_text(root, "label") or _label(name), **kw)
+
+
+def _summary(root: Any) -> Any:
+    from .formulas import Summary
+
+    child, _, foreign_key = (_text(root, "summaryForeignKey") or ".").partition(".")
+    summarized = (_text(root, "summarizedField") or "").partition(".")[2] or None
+    filters = [((_text(item, "field") or "").partition(".")[2] or (_text(item, "field") or ""),
+                _text(item, "operation") or "equals", _text(item, "value") or "")
+               for item in _iter(root, "summaryFilterItems")]
+    return Summary((_text(root, "summaryOperation") or "count").lower(), child, foreign_key, summarized, filters,
+                   _text(root, "summaryBooleanFilter"))
 
 
 def _first(root: Any, tag: str) -> Any:
