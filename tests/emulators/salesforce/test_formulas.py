@@ -167,3 +167,4 @@ def test_describe_marks_calculated_fields(sf):
     count = fields["Reward_Count__c"]
     assert count["calculated"] is True and count["type"] == "double" and count["scale"] == 0
     assert fields["Friend_Name__c"]["calculated"] is False
+

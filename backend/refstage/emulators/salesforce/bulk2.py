@@ -35,6 +35,8 @@ DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET":
 ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPS = ("insert", "update", "upsert", "delete", "hardDelete")
 CHUNK = 2000
+# Salesforce saves Bulk records in transactions of 200: the records of one share a SystemModstamp.
+TRANSACTION_ROWS = 200
 
 
 def _locator(offset: int) -> str:
@@ -321,17 +323,20 @@ class Bulk2:
                     store.defer_notifications()
                     store.db.execute("BEGIN")
                     try:
-                        for row in chunk:
-                            try:
-                                rid, created = self._ingest_row(obj, op, columns, row, ext_field, rule_id, user_id)
-                                ok.writerow([rid, "true" if created else "false", *row])
-                            except SFError as err:
-                                stats["failed"] += 1
-                                rid = ""
-                                if op in ("update", "delete", "hardDelete"):
-                                    rid = next((v for (n, _), v in zip(columns, row) if n == "Id"), "")
-                                bad.writerow([rid, f"{err.code}:{err.message}:{','.join(err.fields)} --", *row])
-                            stats["processed"] += 1
+                        for start in range(0, len(chunk), TRANSACTION_ROWS):
+                            with store.transaction_stamp():
+                                for row in chunk[start:start + TRANSACTION_ROWS]:
+                                    try:
+                                        rid, created = self._ingest_row(obj, op, columns, row, ext_field, rule_id,
+                                                                        user_id)
+                                        ok.writerow([rid, "true" if created else "false", *row])
+                                    except SFError as err:
+                                        stats["failed"] += 1
+                                        rid = ""
+                                        if op in ("update", "delete", "hardDelete"):
+                                            rid = next((v for (n, _), v in zip(columns, row) if n == "Id"), "")
+                                        bad.writerow([rid, f"{err.code}:{err.message}:{','.join(err.fields)} --", *row])
+                                    stats["processed"] += 1
                         store.db.execute("COMMIT")
                     except BaseException:
                         store.db.execute("ROLLBACK")

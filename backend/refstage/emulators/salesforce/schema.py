@@ -71,6 +71,16 @@ class Field:
         return TYPES[self.type][1]
 
     @property
+    def filterable(self) -> bool:
+        """A long text area (textarea over 255 characters: Long Text, Rich Text) can be selected, never
+        filtered or sorted; a plain Text Area can."""
+        return not (self.type == "textarea" and self.length > 255)
+
+    @property
+    def sortable(self) -> bool:
+        return self.filterable and self.type != "multipicklist"
+
+    @property
     def required(self) -> bool:
         return (not self.nillable) and self.createable and self.default is None and self.type != "boolean"
 
@@ -92,7 +102,7 @@ class Field:
             "dependentPicklist": False,
             "digits": self.precision if self.type == "int" else 0,
             "externalId": self.external_id,
-            "filterable": self.type != "textarea",
+            "filterable": self.filterable,
             "groupable": self.type not in ("textarea", "double", "currency", "percent", "datetime"),
             "htmlFormatted": False,
             "idLookup": self.name == "Id" or self.external_id or (self.unique and self.type == "string"),
@@ -115,7 +125,7 @@ class Field:
             "restrictedPicklist": self.restricted_picklist,
             "scale": self.scale if self.type in ("double", "currency", "percent") else 0,
             "soapType": soap,
-            "sortable": self.type not in ("textarea", "multipicklist"),
+            "sortable": self.sortable,
             "type": self.type,
             "unique": self.unique,
             "updateable": self.updateable,
