@@ -95,8 +95,10 @@ def test_lost_create_responses_with_a_lagging_search_index(pd_rt, connected, con
 def test_random_lost_responses_over_many_cycles(pd_rt, connected, control, jobs, api, pytestconfig):
     long_mode = bool(pytestconfig.getoption("--long"))
     w = connected
+    cycles, per_cycle = (10, 4) if long_mode else (3, 2)
+    if long_mode:  # the demo company has 8 persons to enrol; the long mode needs one advocate per referral
+        control("POST", "seed", {"persons": cycles * per_cycle, "deals": 0})
     enrolment.run_enrolment(pd_rt, w.tenant.id, w.program.id)
-    cycles, per_cycle = (4, 2) if long_mode else (3, 2)  # the demo company enrols 8 advocates
     ids: list[str] = []
     injected: dict[str, int] = {}
 
