@@ -115,15 +115,12 @@ def _el(name: str, value: Any) -> str:
 
 
 def _version(raw: str) -> float:
-    try:
-        version = float(raw)
-    except ValueError:
-        raise SoapFault("UNSUPPORTED_API_VERSION", f"Invalid Api version specified on URL: {raw}") from None
-    if version < LOGIN_VERSIONS[0]:
+    """The URL's API version: one the org serves (the same list as REST), else UNSUPPORTED_API_VERSION."""
+    from .server import API_VERSIONS
+
+    if raw not in API_VERSIONS:
         raise SoapFault("UNSUPPORTED_API_VERSION", f"Invalid Api version specified on URL: {raw}")
-    if version > 65.0:
-        raise SoapFault("UNSUPPORTED_API_VERSION", f"Invalid Api version specified on URL: {raw}")
-    return version
+    return float(raw)
 
 
 # --------------------------------------------------------------------------------------- org settings

@@ -8,6 +8,7 @@ sort and compare correctly as text, dates as ``YYYY-MM-DD``, booleans as 0/1.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from .formulas import Calculations, resolve_summary_types, summarize
 from .schema import NUMERIC, STAGES, Field, SObject, build_schema
 
 UTC = dt.timezone.utc
+log = logging.getLogger(__name__)
 
 
 def fmt_dt(value: dt.datetime) -> str:
@@ -422,6 +424,8 @@ class Store:
             resolve_summary_types(self.objects)
             self._calcs = Calculations(self.objects)
             self._calcs_signature = signature
+            for problem in self._calcs.check():  # such a field stays blank, as #Error! shows in an org
+                log.warning("calculated field not computed: %s", problem)
         return self._calcs
 
     def _calculate(self, obj: SObject, rec: dict[str, Any]) -> None:
