@@ -141,3 +141,31 @@ def test_random_lost_responses_over_many_cycles(pd_rt, connected, control, jobs,
     counts = _crm_counts(api, emails)
     assert counts["persons_per_email"] == [1] and counts["deals"] == len(ids)  # 0 duplicate persons / deals
     assert counts["deals_per_person"] == [1] and counts["notes"] == len(ids)
+
+
+def test_self_enrolment_person_created_but_the_answer_lost(pd_rt, connected, client, clock, api, control):
+    """A joiner's person is created, the answer lost, and search does not see it yet: the retry finds it by
+    our advocate id in the listing and writes the code there instead of making a second person."""
+    import pytest
+
+    from refstage.services import programs
+    from tests.pipedrive.conftest import ADMIN
+    from tests.web.conftest import fill
+
+    w = connected
+    programs.update_program(pd_rt, w.tenant.id, w.program.id, {"allow_self_enrolment": True}, ADMIN)
+    assert fill(client, clock, "/join/acme/customers", {"name": "Lia Lost", "email": "lia@lost.test"}).status_code == 200
+    with pd_rt.uow(w.tenant.id) as uow:
+        adv = uow.advocates.by_email(w.program.id, "lia@lost.test")
+        program = uow.programs.get(w.program.id)
+        connection = uow.connections.get(w.connection.id)
+    control("POST", "faults", {"spec": SEARCH_LAG})
+    control("POST", "faults", {"lose": {"kind": "drop_after", "method": "POST", "path": "/api/v2/persons", "count": 1}})
+    link = f"https://refer.example.test/r/{adv.code}"
+    with pytest.raises(CrmError):
+        pd_rt.gateway(connection).link_advocate(adv, program, link)
+    again = pd_rt.gateway(connection).link_advocate(adv, program, link)
+    persons = [p for p in _all(api, "v2/persons") if "lia@lost.test" in {e["value"] for e in p.get("emails") or []}]
+    assert [str(p["id"]) for p in persons] == [again.crm_id] and again.created is False
+    keys = pd_rt.gateway(connection).connection.settings["fields"]["person"]
+    assert persons[0]["custom_fields"][keys["code"]] == adv.code
