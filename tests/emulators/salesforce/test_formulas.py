@@ -17,10 +17,43 @@ from refstage.emulators.salesforce.formulas import (Calculations, Context, Evalu
 from refstage.emulators.salesforce.schema import Field, SObject, default_metadata_dir
 
 
+# Roll-ups the tests add to a copy of the package (its own may change with the package): sums, a max,
+# a currency sum, over the package's Referral_Reward__c children.
+EXTRA_FIELDS = {
+    "Referral_Reward__c/fields/Test_Fee__c": "<type>Currency</type><precision>16</precision><scale>2</scale>",
+    "Referral__c/fields/Test_Total_Amount__c": (
+        "<summarizedField>Referral_Reward__c.Amount__c</summarizedField><summaryFilterItems>"
+        "<field>Referral_Reward__c.Status__c</field><operation>notEqual</operation><value>cancelled, rejected</value>"
+        "</summaryFilterItems><summaryForeignKey>Referral_Reward__c.Referral__c</summaryForeignKey>"
+        "<summaryOperation>sum</summaryOperation><type>Summary</type>"),
+    "Referral__c/fields/Test_Issued_Amount__c": (
+        "<summarizedField>Referral_Reward__c.Amount__c</summarizedField><summaryFilterItems>"
+        "<field>Referral_Reward__c.Status__c</field><operation>equals</operation><value>issued</value>"
+        "</summaryFilterItems><summaryForeignKey>Referral_Reward__c.Referral__c</summaryForeignKey>"
+        "<summaryOperation>sum</summaryOperation><type>Summary</type>"),
+    "Referral__c/fields/Test_Total_Fee__c": (
+        "<summarizedField>Referral_Reward__c.Test_Fee__c</summarizedField><summaryForeignKey>"
+        "Referral_Reward__c.Referral__c</summaryForeignKey><summaryOperation>sum</summaryOperation><type>Summary</type>"),
+    "Referral__c/fields/Test_Is_Qualified__c": (
+        "<formula>IF(OR(ISPICKVAL(Status__c, \"qualified\"), ISPICKVAL(Status__c, \"rewarded\")), 1, 0)</formula>"
+        "<formulaTreatBlanksAs>BlankAsZero</formulaTreatBlanksAs><precision>18</precision><scale>0</scale>"
+        "<type>Number</type>"),
+}
+
+
 @pytest.fixture(scope="module")
-def package_emu(cert_dir):
-    """An org holding the package's own objects and fields."""
-    with make_emulator(cert_dir, seed="empty", metadata_dir=default_metadata_dir()) as emu:
+def package_emu(cert_dir, tmp_path_factory):
+    """An org holding the package's own objects and fields, plus EXTRA_FIELDS."""
+    import shutil
+
+    objects = tmp_path_factory.mktemp("package") / "objects"
+    shutil.copytree(default_metadata_dir(), objects)
+    for path, body in EXTRA_FIELDS.items():
+        name = path.rsplit("/", 1)[1]
+        (objects / f"{path}.field-meta.xml").write_text(
+            '<?xml version="1.0" encoding="UTF-8"?><CustomField xmlns="http://soap.sforce.com/2006/04/metadata">'
+            f"<fullName>{name}</fullName><label>{name}</label>{body}</CustomField>")
+    with make_emulator(cert_dir, seed="empty", metadata_dir=objects) as emu:
         yield emu
 
 
@@ -99,9 +132,8 @@ def test_summaries_count_sum_min_max_with_filters():
 def test_package_formulas_compile(package_emu):
     calcs = Calculations(package_emu.org.store.objects)
     assert calcs.check() == []
-    assert {f.name for f in calcs.formulas["Referral__c"]} >= {"Is_Qualified__c"}
-    assert {f.name for f in calcs.summaries["Referral__c"]} >= {"Reward_Count__c", "Total_Reward_Amount__c",
-                                                                "Issued_Reward_Amount__c"}
+    assert {f.name for f in calcs.formulas["Referral__c"]} >= {"Test_Is_Qualified__c"}
+    assert {f.name for f in calcs.summaries["Referral__c"]} >= {"Test_Total_Amount__c", "Test_Issued_Amount__c"}
 
 
 def _referral(sf, status="routed") -> str:
@@ -116,7 +148,7 @@ def _reward(sf, referral_id, amount, status, kind="advocate") -> str:
 
 def _rollups(sf, rid):
     rec = sf.Referral__c.get(rid)
-    return rec["Reward_Count__c"], rec["Total_Reward_Amount__c"], rec["Issued_Reward_Amount__c"], rec["Is_Qualified__c"]
+    return rec["Reward_Count__c"], rec["Test_Total_Amount__c"], rec["Test_Issued_Amount__c"], rec["Test_Is_Qualified__c"]
 
 
 def test_rollups_follow_children_and_formula_follows_status(sf):
@@ -137,15 +169,15 @@ def test_rollups_follow_children_and_formula_follows_status(sf):
     # SOQL filters and sorts on calculated columns like on any other.
     other = _referral(sf, "captured")
     _reward(sf, other, 10, "issued", None)
-    found = sf.query("SELECT Id, Issued_Reward_Amount__c FROM Referral__c WHERE Issued_Reward_Amount__c > 0 "
-                     "AND Is_Qualified__c = 0 ORDER BY Reward_Count__c DESC")["records"]
-    assert [r["Id"] for r in found] == [other] and found[0]["Issued_Reward_Amount__c"] == 10
+    found = sf.query("SELECT Id, Test_Issued_Amount__c FROM Referral__c WHERE Test_Issued_Amount__c > 0 "
+                     "AND Test_Is_Qualified__c = 0 ORDER BY Reward_Count__c DESC")["records"]
+    assert [r["Id"] for r in found] == [other] and found[0]["Test_Issued_Amount__c"] == 10
     # Deleting the master removes its children (master-detail) and nothing else moves.
     sf.Referral__c.delete(other)
     assert sf.query("SELECT COUNT() FROM Referral_Reward__c WHERE Referral__c = '%s'" % other)["totalSize"] == 0
 
 
-@pytest.mark.parametrize("field", ["Reward_Count__c", "Is_Qualified__c", "Total_Reward_Amount__c"])
+@pytest.mark.parametrize("field", ["Reward_Count__c", "Test_Is_Qualified__c", "Test_Total_Amount__c"])
 def test_calculated_fields_are_read_only(sf, field):
     with pytest.raises(SalesforceMalformedRequest) as err:
         sf.Referral__c.create({"Friend_Name__c": "X", field: 1})
@@ -159,11 +191,12 @@ def test_calculated_fields_are_read_only(sf, field):
 
 def test_describe_marks_calculated_fields(sf):
     fields = {f["name"]: f for f in sf.Referral__c.describe()["fields"]}
-    q = fields["Is_Qualified__c"]
+    q = fields["Test_Is_Qualified__c"]
     assert q["calculated"] is True and q["createable"] is False and q["updateable"] is False
     assert q["calculatedFormula"].startswith("IF(OR(ISPICKVAL(Status__c")
-    total = fields["Total_Reward_Amount__c"]
+    total = fields["Test_Total_Fee__c"]
     assert total["calculated"] is True and total["type"] == "currency" and total["scale"] == 2
+    assert fields["Test_Total_Amount__c"]["type"] == "double"  # a SUM takes the summed field's type
     count = fields["Reward_Count__c"]
     assert count["calculated"] is True and count["type"] == "double" and count["scale"] == 0
     assert fields["Friend_Name__c"]["calculated"] is False
