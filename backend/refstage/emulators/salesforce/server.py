@@ -148,12 +148,13 @@ Handler = Callable[..., Response]
 
 class App:
     def __init__(self, org: Org) -> None:
-        from . import bulk1, bulk2, control, oauth, rest, soap_partner
+        from . import bulk1, bulk2, control, oauth, rest, soap_partner, ui_api
+        from .preview import pages as preview_pages
 
         self.org = org
         rules: list[Rule] = []
         self.handlers: dict[str, Handler] = {}
-        for module in (oauth, rest, bulk2, control, soap_partner, bulk1):
+        for module in (oauth, rest, bulk2, control, ui_api, preview_pages, soap_partner, bulk1):
             for path, methods, fn in module.routes():
                 endpoint = f"{module.__name__}.{fn.__name__}"
                 self.handlers[endpoint] = fn
