@@ -156,7 +156,11 @@ class Rule:
         return _explain(self.tree, snapshot)
 
     def describe(self) -> str:
-        return _describe(self.tree, top=True)
+        # Kept once rendered (the rule is frozen): a mass update quotes it as evidence on every qualification.
+        text = self.__dict__.get("_description")
+        if text is None:
+            text = self.__dict__["_description"] = _describe(self.tree, top=True)
+        return text
 
 
 def _conditions(node: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -282,7 +282,7 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
         for reward in uow.take_inserted_rewards():
             uow.record(reward.changes, actor, reward.id)
             stats.rewards_created += 1
-            uow.mark_stale(connection_id, "reward", reward.id, now)
+            uow.mark_stale(connection_id, "reward", reward.id, now, created_here=True)
             if reward.status == RewardStatus.APPROVED:
                 notifications.append(("reward.approved", reward.id))
         uow.commit()
