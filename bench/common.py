@@ -82,10 +82,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello"):
+def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello",
+             cpus: str | None = None):
+    """cpus: a taskset CPU list ("1") the server (master and the workers it forks) is pinned to."""
     port = free_port()
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen([gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+    pin = ["taskset", "-c", cpus] if cpus else []
+    proc = subprocess.Popen([*pin, gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--worker-class", "gthread", "--keep-alive", "5", "--log-level", "warning", app],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = Server(f"http://127.0.0.1:{port}")
