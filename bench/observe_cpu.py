@@ -81,6 +81,12 @@ def main(n: int, profile: bool = False, phases: bool = False) -> dict:
     settings = replace(load_settings({"REFSTAGE_INSTANCE_DIR": tmp}), database_url=url)
     engine = make_engine(settings.database_url)
     upgrade_engine(engine)
+    if engine.dialect.name == "postgresql":
+        # A database of one's own (DATABASE_URL), emptied first: the fixtures' advocate codes are unique site-wide.
+        from refstage.adapters.db import models as m
+
+        with engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE " + ", ".join(t.name for t in m.Base.metadata.sorted_tables) + " CASCADE")
     rt = build_runtime(settings, engine=engine, queue=RecordingQueue())
     tenant, conn, program = tenant_with_connection(rt)
     prefix = uuid.uuid4().hex[:6]  # a shared PostgreSQL database keeps earlier runs' rows
