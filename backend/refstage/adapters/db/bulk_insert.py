@@ -9,6 +9,7 @@ driver's executemany runs on the session's connection, inside the session's tran
 
 from __future__ import annotations
 
+from operator import methodcaller
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import Table
@@ -36,7 +37,10 @@ def _prepared(dialect: Any, table: Table, columns: tuple[str, ...]) -> Prepared:
 def _same_keys(rows: Sequence[dict[str, Any]]) -> bool:
     """Every row has the first row's keys (compared in C: a big sync checks a million rows)."""
     keys = rows[0].keys()
-    return all(map(keys.__eq__, map(dict.keys, rows)))
+    return all(map(keys.__eq__, map(_keys_of, rows)))
+
+
+_keys_of = methodcaller("keys")  # any mapping, not only a dict
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
