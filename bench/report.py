@@ -155,13 +155,19 @@ def _verdict(value, op, target) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_report(path: Path) -> None:
+def _load_runs(suffix: str) -> dict:
     runs = {}
     for name in ("quick", "full"):  # a full run's figure replaces a quick one
-        f = ROOT / "bench" / "results" / f"{name}.json"
+        f = ROOT / "bench" / "results" / f"{name}{suffix}.json"
         if f.exists():
             for key, value in json.loads(f.read_text()).items():
                 runs[key] = {**value, "mode": name}
+    return runs
+
+
+def write_report(path: Path) -> None:
+    runs = _load_runs("")
+    pg_runs = _load_runs("-postgresql")  # `refstage bench --database postgresql`: PostgreSQL + Redis
     lines = ["# Benchmarks", "",
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
              "Targets come from issue 8. Each section names the command and the machine that produced it.",
@@ -170,44 +176,54 @@ def write_report(path: Path) -> None:
              "times, and the check, taken once before the run, does not always catch a slow spell; (a)'s `seed_seconds` "
              "(the same seeding work every run) is a second gauge. Compare durations only within one run; runs from before "
              "2026-11-23 have no speed check. A figure labelled (projected) was not measured in full: its note says how "
-             "it was projected.", ""]
+             "it was projected.",
+             "Each benchmark runs on SQLite (the default) and, with `refstage bench --database postgresql`, on PostgreSQL "
+             "+ Redis (the documented way to scale); the second appears under the first once it has been run.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():
         lines += [f"## ({key}) {title}", ""]
-        run = runs.get(key)
-        if run is None:
+        if key not in runs and key not in pg_runs:
             lines += ["Not run yet.", ""]
             continue
-        m = run.get("machine", {})
-        lines += [f"- Command: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took {run.get('seconds', 0):.0f} s",
-                  f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}"
-                  + (f"; speed check {m['python_speed_ms']} ms" if m.get("python_speed_ms") else ""), ""]
-        if "error" in run:
-            lines += ["The run failed:", "", "```", run["error"], "```", ""]
-            continue
-        result = run["result"]
-        lines += ["| figure | value | target | |", "|---|---|---|---|"]
-        for label, k, op, target, unit in TARGETS.get(key, []):
-            if k in result:
-                tgt = f"{op} {_fmt(target)} {unit}".strip() if op else ""
-                if key == "a" and result.get("naive_projected") and k in PARTLY_PROJECTED:
-                    label += " (projected)"
-                lines.append(f"| {label} | {_fmt(result[k])} {unit} | {tgt} | {_verdict(result[k], op, target)} |")
-        if key == "f" and result.get("sizes"):
-            lines += ["", "| opportunities | changes | wall time | per change | API calls | peak RSS | naive wall time | naive API calls |",
-                      "|---|---|---|---|---|---|---|---|"]
-            for r in result["sizes"]:
-                lines.append(f"| {_fmt(r['opportunities'])} | {_fmt(r['changes'])} | {_fmt(r['wall_s'])} s | "
-                             f"{_fmt(r['wall_s_per_change_ms'])} ms | {_fmt(r['api_calls'])} | {_fmt(r['peak_rss_mb'])} MB | "
-                             f"{_fmt(r['naive_wall_s']) + ' s' if 'naive_wall_s' in r else 'not run'} | "
-                             f"{_fmt(r['naive_api_calls']) if 'naive_api_calls' in r else 'not run'} |")
-        notes = _notes(key, result)
-        if notes:
-            lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
-        extra = {k: v for k, v in result.items() if k not in {t[1] for t in TARGETS.get(key, [])}}
-        if extra:
-            lines += ["", "<details><summary>all figures</summary>", "", "```json", json.dumps(extra, indent=1, default=str), "```",
-                      "", "</details>"]
-        lines.append("")
+        if key in runs:
+            lines += _section(key, runs[key])
+        if key in pg_runs:
+            lines += ["### On PostgreSQL + Redis", ""] + _section(key, pg_runs[key])
     path.write_text("\n".join(lines))
+
+
+def _section(key: str, run: dict) -> list[str]:
+    lines: list[str] = []
+    m = run.get("machine", {})
+    lines += [f"- Command: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took {run.get('seconds', 0):.0f} s",
+              f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}"
+              + (f"; speed check {m['python_speed_ms']} ms" if m.get("python_speed_ms") else ""), ""]
+    if "error" in run:
+        lines += ["The run failed:", "", "```", run["error"], "```", ""]
+        return lines
+    result = run["result"]
+    lines += ["| figure | value | target | |", "|---|---|---|---|"]
+    for label, k, op, target, unit in TARGETS.get(key, []):
+        if k in result:
+            tgt = f"{op} {_fmt(target)} {unit}".strip() if op else ""
+            if key == "a" and result.get("naive_projected") and k in PARTLY_PROJECTED:
+                label += " (projected)"
+            lines.append(f"| {label} | {_fmt(result[k])} {unit} | {tgt} | {_verdict(result[k], op, target)} |")
+    if key == "f" and result.get("sizes"):
+        lines += ["", "| opportunities | changes | wall time | per change | API calls | peak RSS | naive wall time | naive API calls |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in result["sizes"]:
+            lines.append(f"| {_fmt(r['opportunities'])} | {_fmt(r['changes'])} | {_fmt(r['wall_s'])} s | "
+                         f"{_fmt(r['wall_s_per_change_ms'])} ms | {_fmt(r['api_calls'])} | {_fmt(r['peak_rss_mb'])} MB | "
+                         f"{_fmt(r['naive_wall_s']) + ' s' if 'naive_wall_s' in r else 'not run'} | "
+                         f"{_fmt(r['naive_api_calls']) if 'naive_api_calls' in r else 'not run'} |")
+    notes = _notes(key, result)
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    extra = {k: v for k, v in result.items() if k not in {t[1] for t in TARGETS.get(key, [])}}
+    if extra:
+        lines += ["", "<details><summary>all figures</summary>", "", "```json", json.dumps(extra, indent=1, default=str), "```",
+                  "", "</details>"]
+    lines.append("")
+    return lines
