@@ -212,11 +212,15 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
     if info.get("api_key"):
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
     if sf is not None:
-        echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+        echo(f"  Salesforce org:  {sf.base_url}   (emulated API and OAuth, no home page; admin@refstage.test / refstage-demo)")
         echo(f"  Rep's pages:     {sf.base_url}/lightning/o/Opportunity/home   (the package's components on the org's "
              "record pages; links per referral on 'Play the rep')")
+        # The emulators' certificates come from the demo's local CA (set above), which browsers do not know.
+        ca = os.path.abspath(os.environ.get("REQUESTS_CA_BUNDLE", "instance/certs/ca.pem"))
+        ca = os.path.relpath(ca) if ca.startswith(os.getcwd() + os.sep) else ca
+        echo(f"                   (your browser warns about the certificate: trust {ca} or proceed)")
     if pd is not None:
-        echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
+        echo(f"  Pipedrive:       {pd.base_url}   (emulated API, no pages; API token {pd.api_token})")
     echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")
     echo("  on 'Play the rep', convert it and close the opportunity → the org pushes the change → the referral")
     echo("  qualifies and the advocate's reward waits in the review queue → approve it → see Reports.\n")
