@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,24 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
     return info
 
 
+def _check_port_free(port: int) -> None:
+    """Before the banner: otherwise it prints links to a web process that then cannot bind its port."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise click.ClickException(f"port {port} is in use ({exc.strerror}); stop what runs there or choose "
+                                       "another: REFSTAGE_DEMO_PORT=8010 make demo") from exc
+
+
 def _fresh(instance: Path) -> None:
     for name in ("refstage.db", "refstage.db-wal", "refstage.db-shm", "queue.db", "queue.db-wal", "queue.db-shm"):
         (instance / name).unlink(missing_ok=True)
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=int, envvar="REFSTAGE_DEMO_PORT")
 @click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT")
 @click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
@@ -144,6 +156,8 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_ID", "refstage-demo")
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_SECRET", "refstage-demo-secret")
     os.environ.setdefault("REFSTAGE_SALESFORCE_REDIRECT_URI", f"{base}/salesforce/oauth/callback")
+    if not seed_only:
+        _check_port_free(port)
     if not keep:
         _fresh(instance)
 
