@@ -23,6 +23,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         runtime = build_runtime(settings or load_settings())
     settings = runtime.settings
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    from refstage.web.json_body import BoundedJSONProvider
+
+    app.json = BoundedJSONProvider(app)  # request JSON: bounded depth, no NUL or lone surrogates
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

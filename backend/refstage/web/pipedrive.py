@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from refstage.adapters.crypto import CredentialsUnreadable
 from refstage.adapters.db import models as m
 from refstage.domain.connections import ConnectionStatus, CrmKind
-from refstage.domain.errors import NotFound
+from refstage.domain.errors import InvalidInput, NotFound
 from refstage.services import pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
@@ -51,8 +51,14 @@ def start_connect():
             rt(), g.tenant_id, actor=g.actor, api_token=str(data["api_token"]), api_domain=str(data.get("api_domain") or ""),
             name=str(data.get("name") or "Pipedrive"), connection_id=data.get("connection_id"))
         return jsonify(_conn_out(conn)), 201
-    started = pipedrive_connect.start_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
-                                              connection_id=data.get("connection_id"))
+    try:
+        started = pipedrive_connect.start_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
+                                                  connection_id=data.get("connection_id"))
+    except CrmError as exc:
+        if getattr(exc, "code", None) != "not_configured":
+            raise
+        # No OAuth app on this server: the caller must send a personal API token instead.
+        raise InvalidInput({"api_token": "required: this server has no Pipedrive app configured for OAuth"}) from None
     return jsonify({"connection_id": started.connection_id, "authorize_url": started.authorize_url}), 201
 
 

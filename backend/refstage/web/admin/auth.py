@@ -111,7 +111,9 @@ def admin_can(*roles: str) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    """A same-console path, else home: never another host, never a header break (CR/LF) in Location."""
+    if (target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target
+            and target.isascii() and target.isprintable() and len(target) <= 2000):
         return target
     return url_for("admin.home")
 
