@@ -39,12 +39,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         app.config.update(test_config)
     app.extensions["refstage"] = runtime
 
-    from refstage.web import api, csrf, errors, health, openapi, pipedrive, public, salesforce, sessions
+    from refstage.web import api, csrf, errors, headers, health, openapi, pipedrive, public, salesforce, sessions
     from refstage.web.admin import bp as admin_bp
 
     app.session_interface = sessions.LazySessionInterface()
 
     errors.init_app(app)
+    headers.init_app(app)
     csrf.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
