@@ -314,12 +314,16 @@ def submit_referral(code: str):
 
 @bp.get("/r/<code>/thanks")
 def thanks(code: str):
-    found = referral_page(code)
-    if found is None:
-        return unavailable("unknown", 404)
+    """Reachable by anyone who guesses a code: counted like a landing view, answers like the landing for
+    unknown and paused codes, and names the program only (not the advocate)."""
+    limited = rate_limited(("view_ip", client_ip()))
+    if limited:
+        return limited
+    found, error = _lookup(code)
+    if error:
+        return error
     program = found.program
-    return page("public/thanks.html", advocate=found.advocate, program=program, landing=program.landing,
-                brand=brand(program.landing.brand_color))
+    return page("public/thanks.html", program=program, landing=program.landing, brand=brand(program.landing.brand_color))
 
 
 # --- /join/<tenant>/<program>: self-enrolment ---------------------------------------------------------------
