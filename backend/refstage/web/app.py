@@ -54,6 +54,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.register_blueprint(admin_bp)  # /admin
     app.register_blueprint(salesforce.bp)  # OAuth connect and the Outbound Message receiver
     app.register_blueprint(pipedrive.bp)  # OAuth/API-token connect and the webhook receiver
+    if settings.trusted_proxies:
+        # Behind a load balancer: the client address, scheme and host come from the proxies' X-Forwarded-*
+        # headers, counting only the last `trusted_proxies` hops (anything earlier a client could forge).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     if settings.generated_secrets:
         log.warning("running with generated development secrets from %s", settings.instance_dir)
     return app
