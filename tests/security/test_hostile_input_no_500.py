@@ -106,6 +106,11 @@ def test_out_of_range_dates_in_the_console_are_not_a_500(admin_client, url):
         assert resp.status_code in (200, 400), (url, query, resp.status_code)
 
 
+@pytest.mark.parametrize("url", ["/admin/audit", "/admin/ledger", "/admin/review", "/admin/outbox"])
+def test_a_huge_page_number_in_the_console_is_not_a_500(admin_client, url):
+    assert admin_client.get(f"{url}?page=9999999999999999999999").status_code in (200, 400)
+
+
 def test_crlf_in_the_login_next_is_refused(client, rt, people):
     client.get("/admin/login")
     resp = client.post("/admin/login", data={"email": "admin@acme.test", "password": "correct horse battery",
