@@ -121,6 +121,15 @@ def test_crlf_in_the_login_next_is_refused(client, rt, people):
     assert page.status_code == 200
 
 
+def test_crlf_in_a_console_back_address_is_refused(admin_client, world):
+    from tests.admin.conftest import post
+
+    resp = post(admin_client, f"/admin/connections/{world.connection.id}/sync", {"back": "/admin/ledger\r\nX-Evil: 1"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/connections")
+    resp = post(admin_client, f"/admin/connections/{world.connection.id}/sync", {"back": "/admin/ledger?status=approved"})
+    assert resp.headers["Location"].endswith("/admin/ledger?status=approved")
+
+
 def test_pipedrive_connection_without_token_or_app_is_a_field_error(client, rt, api_key):
     before = row_counts(rt)
     resp = client.post("/pipedrive/connections", json={"name": "PD"}, headers=auth(api_key))

@@ -339,7 +339,7 @@ def home():
 def back_or(default: str) -> str:
     """A same-console return address from a form, or the default (never an open redirect)."""
     target = request.form.get("back")
-    return target if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target else default
+    return _safe_next(target) if target and _safe_next(target) == target else default
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
