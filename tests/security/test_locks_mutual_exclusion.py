@@ -97,9 +97,9 @@ def test_no_two_holders_while_locks_expire_and_are_taken_over(huey):
 
 
 def test_a_renewed_lock_outlives_its_ttl_and_keeps_others_out(huey):
-    ttl = 0.3
+    ttl = 1.0  # renewed every third of it: a busy machine must stall the heartbeat for 2/3 s to break this
     with locks.connection_lock(huey, "sync:long", ttl=ttl):
-        deadline = time.monotonic() + 4 * ttl  # a "sync" four TTLs long
+        deadline = time.monotonic() + 2.5 * ttl  # a "sync" longer than its TTL
         refused = 0
         while time.monotonic() < deadline:
             with pytest.raises(TaskLockedException):
