@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import admin_queries
+from refstage.services import admin_queries, push_keys
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
 
@@ -32,7 +32,8 @@ def connections():
     views = admin_queries.connections_overview(rt(), tenant_id())
     svc = _connections_service()
     return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
-                           can_disconnect=_disconnect_service() is not None)
+                           can_disconnect=_disconnect_service() is not None,
+                           push_urls=push_keys.endpoint_urls(rt(), tenant_id()))
 
 
 @bp.route("/connections/connect", methods=["POST"])
@@ -101,3 +102,22 @@ def connection_retry(connection_id: str):
                                               None if request.form.get("scope") == "all" else ids)
     flash(f"{count} failed write(s) queued again." if count else "Nothing to retry.")
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
+
+
+@bp.route("/connections/<connection_id>/rotate-push-key", methods=["POST"])
+@requires(*ADMIN)
+def connection_rotate_push_key(connection_id: str):
+    """Replace the connection's push secret (confirmed by a ticked box; audited by the service)."""
+    if request.form.get("confirm") != "yes":
+        flash("Tick the confirmation to rotate the push key.", "error")
+        return redirect(url_for("admin.connections"))
+    try:
+        url = push_keys.rotate_push_key(rt(), tenant_id(), connection_id, actor())
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        return redirect(url_for("admin.connections"))
+    if url:
+        flash("Push key rotated. Copy the new Outbound Message endpoint URL below into the org's Outbound Messages.")
+    else:
+        flash("Push credentials rotated; the Pipedrive webhook is being re-created with them.")
+    return redirect(url_for("admin.connections"))

@@ -80,3 +80,41 @@ def disconnect_(tenant: str, connection_id: str) -> None:
     rt = _runtime()
     conn = disconnect(rt, _tenant_id(rt, tenant), connection_id, actor=Actor.system("cli"))
     click.echo(f"{conn.id}: {conn.status.value}")
+
+
+@connection.command("push-url")
+@click.argument("tenant")
+@click.argument("connection_id")
+def push_url(tenant: str, connection_id: str) -> None:
+    """Print the Outbound Message endpoint URL of a Salesforce connection (it contains the push key: keep it
+    out of tickets and chat)."""
+    from refstage.services.push_keys import outbound_message_url
+
+    rt = _runtime()
+    click.echo(outbound_message_url(rt, _tenant_id(rt, tenant), connection_id))
+
+
+@connection.command("rotate-push-key")
+@click.argument("tenant")
+@click.argument("connection_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def rotate_push_key_(tenant: str, connection_id: str, yes: bool) -> None:
+    """Replace the connection's push secret; pushes carrying the old one are refused from now on.
+
+    Salesforce: prints the new Outbound Message endpoint URL; point the org's Outbound Messages at it
+    (re-run the push-path installer). Pipedrive: the webhook is re-created with new credentials."""
+    from refstage.services.push_keys import rotate_push_key
+
+    if not yes:
+        click.confirm(f"Rotate the push key of connection {connection_id}? Pushes using the old key are refused "
+                      "at once (the periodic sync still reads every change).", abort=True)
+    rt = _runtime()
+    url = rotate_push_key(rt, _tenant_id(rt, tenant), connection_id, Actor.system("cli"))
+    if url:
+        click.echo("Push key rotated. Point the org's Outbound Messages at:\n")
+        click.echo(url)
+    else:  # Pipedrive: this process queues nothing for a worker, so the webhook is re-created here
+        from refstage.services.pipedrive_connect import provision
+
+        provision(rt, _tenant_id(rt, tenant), connection_id)
+        click.echo("Push credentials rotated; the Pipedrive webhook was re-created with them.")
