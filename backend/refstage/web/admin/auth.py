@@ -35,6 +35,7 @@ from refstage.services.runtime import Runtime
 from refstage.web.admin import bp
 from refstage.web.csrf import SESSION_KEY as CSRF_SESSION_KEY
 from refstage.web.csrf import check_csrf, csrf_token
+from refstage.web.public import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,6 @@ def login():
     error = None
     status, headers = 200, {}
     if request.method == "POST":
-        from refstage.web.public import client_ip
-
         result = sign_in_service.sign_in(rt(), request.form.get("email", "")[:254], request.form.get("password", "")[:1024],
                                          client_ip())
         if result.retry_after is not None:
