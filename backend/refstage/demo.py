@@ -62,10 +62,12 @@ def _connect_salesforce(rt, tenant_id: str, sf) -> str:
     from refstage.emulators.salesforce.consent import browser_consent
     from refstage.services import connections
 
-    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, name="Acme org (emulated)", login_host=sf.base_url)
+    owner = connections.FlowOwner.terminal()  # the seed starts and finishes the flow itself
+    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, owner=owner, name="Acme org (emulated)",
+                                        login_host=sf.base_url)
     location = browser_consent(started.authorize_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return connections.finish_connect(rt, query["code"], query["state"]).id
+    return connections.finish_connect(rt, query["code"], query["state"], owner=owner).id
 
 
 def seed(rt, sf=None, pd=None) -> dict[str, Any]:
@@ -144,6 +146,9 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_ID", "refstage-demo")
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_SECRET", "refstage-demo-secret")
     os.environ.setdefault("REFSTAGE_SALESFORCE_REDIRECT_URI", f"{base}/salesforce/oauth/callback")
+    if not no_emulators:
+        # The emulators listen on loopback: a demo-only allowance (config refuses it in production).
+        os.environ["REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS"] = "1"
     if not keep:
         _fresh(instance)
 
@@ -213,6 +218,8 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
     if sf is not None:
         echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+        echo(f"  Rep's pages:     {sf.base_url}/lightning/o/Opportunity/home   (the package's components on the org's "
+             "record pages; links per referral on 'Play the rep')")
     if pd is not None:
         echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
     echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")

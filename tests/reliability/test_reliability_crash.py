@@ -24,7 +24,8 @@ def _worker_env(rt, emu) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": s.database_url, "SECRET_KEY": s.secret_key,
            "REFSTAGE_ENCRYPTION_KEYS": ",".join(s.encryption_keys), "REFSTAGE_INSTANCE_DIR": str(s.instance_dir),
            "REFSTAGE_QUEUE_PATH": str(s.queue_path), "REFSTAGE_ENV": "test", "REQUESTS_CA_BUNDLE": emu.ca_path,
-           "REFSTAGE_SALESFORCE_CLIENT_ID": CLIENT_ID, "REFSTAGE_SALESFORCE_CLIENT_SECRET": CLIENT_SECRET}
+           "REFSTAGE_SALESFORCE_CLIENT_ID": CLIENT_ID, "REFSTAGE_SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+           "REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS": "1"}  # the emulated org listens on loopback
     env.pop("REDIS_URL", None)
     return env
 

@@ -115,6 +115,18 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
             return 0
         return sync.write_back_all(rt, tenant_id, connection)
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="install_push_path")
+    @retrying
+    def install_push_path(tenant_id: str, connection_id: str) -> str | None:
+        """Deploy the Outbound Messages and flows into the org (Metadata API); one deploy per connection at a time."""
+        from refstage.services import push_path
+
+        try:
+            with connection_lock(huey, f"push_path:{connection_id}", ttl=2400):
+                return push_path.run_install(rt, tenant_id, connection_id).get("status")
+        except TaskLockedException:
+            raise RetryTask("push-path deploy already running", delay=30)
+
     @huey.task(name="notify")
     def notify(tenant_id: str, event: str, entity_id: str) -> None:
         from refstage.services import notifications
@@ -258,6 +270,7 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "enrol_program": enrol_program,
         "process_events": process_events,
         "write_back": write_back_task,
+        "install_push_path": install_push_path,
         "provision_push": provision_push,
         "notify": notify,
         "notify_many": notify_many,

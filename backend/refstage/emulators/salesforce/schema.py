@@ -62,6 +62,9 @@ class Field:
     name_field: bool = False
     auto_number: bool = False
     cascade_delete: bool = False
+    # Picklist value -> label, and a lookup's child relationship name as the metadata declares them (UI API).
+    picklist_labels: dict[str, str] = field(default_factory=dict)
+    child_relationship_name: str | None = None
 
     @property
     def sql_type(self) -> str:
@@ -429,20 +432,25 @@ def parse_field(path: Path) -> Field | None:
         target = _text(root, "referenceTo") or ""
         rel = name[:-3] + "__r" if name.endswith("__c") else name
         kw.update(reference_to=[target], relationship_name=rel)
+        child_rel = _text(root, "relationshipName")
+        if child_rel:
+            kw["child_relationship_name"] = child_rel + "__r"
         if md_type == "MasterDetail":
             kw.update(nillable=False, cascade_delete=True)
         elif (_text(root, "deleteConstraint") or "") == "Cascade":
             kw["cascade_delete"] = True
     if type_ in ("picklist", "multipicklist"):
         values = []
+        labels = {}
         default = None
         for v in _iter(root, "valueSet/valueSetDefinition/value"):
             full = _text(v, "fullName")
             if full:
                 values.append(full)
+                labels[full] = _text(v, "label") or full
                 if (_text(v, "default", "false") or "").lower() == "true":
                     default = full
-        kw.update(picklist=values, picklist_default=default, length=255)
+        kw.update(picklist=values, picklist_default=default, length=255, picklist_labels=labels)
         kw["restricted_picklist"] = (_text(_first(root, "valueSet"), "restricted", "false") or "") == "true"
         if default is not None:
             kw["default"] = default

@@ -148,12 +148,13 @@ Handler = Callable[..., Response]
 
 class App:
     def __init__(self, org: Org) -> None:
-        from . import bulk2, control, oauth, rest
+        from . import bulk2, control, oauth, rest, ui_api
+        from .preview import pages as preview_pages
 
         self.org = org
         rules: list[Rule] = []
         self.handlers: dict[str, Handler] = {}
-        for module in (oauth, rest, bulk2, control):
+        for module in (oauth, rest, bulk2, control, ui_api, preview_pages):
             for path, methods, fn in module.routes():
                 endpoint = f"{module.__name__}.{fn.__name__}"
                 self.handlers[endpoint] = fn

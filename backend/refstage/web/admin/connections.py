@@ -46,10 +46,39 @@ def connection_connect():
         return redirect(url_for("admin.connections"))
     from refstage.services.ports import CrmError
 
+    from refstage.web.oauth_owner import console_owner
+
     try:
-        started = svc.start_connect(rt(), tenant_id(), actor=actor(), name=request.form.get("name") or "Salesforce",
+        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
+                                    name=request.form.get("name") or "Salesforce",
                                     login_host=request.form.get("login_host") or "production",
                                     connection_id=request.form.get("connection_id") or None)
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Cannot connect: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    return redirect(started.authorize_url)
+
+
+@bp.route("/connections/<connection_id>/authorize")
+@requires(*ADMIN)
+def connection_authorize(connection_id: str):
+    """The link the API hands out for a prepared connection: the signed-in admin's browser is sent to the
+    CRM with a state only this session can finish."""
+    from refstage.domain.connections import CrmKind
+    from refstage.services import connections as sf_connect
+    from refstage.services import pipedrive_connect
+    from refstage.services.ports import CrmError
+    from refstage.web.oauth_owner import console_owner
+
+    with rt().uow(tenant_id()) as uow:
+        conn = uow.connections.get(connection_id)  # 404 for another tenant's connection
+    svc = pipedrive_connect if conn.kind == CrmKind.PIPEDRIVE else sf_connect
+    try:
+        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
+                                    connection_id=connection_id)
     except InvalidInput as exc:
         flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
         return redirect(url_for("admin.connections"))
@@ -104,6 +133,22 @@ def connection_retry(connection_id: str):
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
 
 
+@bp.route("/connections/<connection_id>/push-path", methods=["POST"])
+@requires(*ADMIN)
+def connection_push_path(connection_id: str):
+    """Queue the deploy of the Outbound Messages and flows into the org (services.push_path; a job runs it)."""
+    from refstage.services import push_path
+
+    try:
+        if push_path.request_install(rt(), tenant_id(), connection_id, actor=actor()):
+            flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+        else:
+            flash("The push path is already being deployed; this page shows the outcome when it is done.")
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+    return redirect(back_or(url_for("admin.connections")))
+
+
 @bp.route("/connections/<connection_id>/rotate-push-key", methods=["POST"])
 @requires(*ADMIN)
 def connection_rotate_push_key(connection_id: str):
@@ -117,7 +162,7 @@ def connection_rotate_push_key(connection_id: str):
         flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
         return redirect(url_for("admin.connections"))
     if url:
-        flash("Push key rotated. Copy the new Outbound Message endpoint URL below into the org's Outbound Messages.")
+        flash("Push key rotated. Click Reinstall push path so the org's Outbound Messages use the new endpoint URL below.")
     else:
         flash("Push credentials rotated; the Pipedrive webhook is being re-created with them.")
     return redirect(url_for("admin.connections"))

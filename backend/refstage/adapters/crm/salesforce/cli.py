@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import click
@@ -37,26 +38,27 @@ def connection() -> None:
 @click.option("--reconnect", "connection_id", help="Reconnect this existing connection instead of adding one.")
 def add_salesforce(tenant: str, login_host: str, name: str, connection_id: str | None) -> None:
     """Print the URL an admin opens to connect TENANT's org; then run `refstage connection finish`."""
-    from refstage.services.connections import start_connect
+    from refstage.services.connections import FlowOwner, start_connect
 
     rt = _runtime()
-    started = start_connect(rt, _tenant_id(rt, tenant), actor=Actor.system("cli"), name=name, login_host=login_host,
-                            connection_id=connection_id)
+    started = start_connect(rt, _tenant_id(rt, tenant), actor=Actor.system("cli"), owner=FlowOwner.terminal(), name=name,
+                            login_host=login_host, connection_id=connection_id)
     click.echo(f"connection {started.connection_id} is pending. Open this URL, sign in and allow access:\n")
     click.echo(started.authorize_url)
-    click.echo("\nThen paste the URL Salesforce redirected to:  refstage connection finish '<redirect URL>'")
+    click.echo("\nThen paste the URL Salesforce redirected to:  refstage connection finish '<redirect URL>'"
+               "\n(only this terminal command can finish it; the web callback refuses a flow started here)")
 
 
 @connection.command("finish")
 @click.argument("redirect_url")
 def finish(redirect_url: str) -> None:
     """Complete a connection from the callback URL (it carries the code and state)."""
-    from refstage.services.connections import finish_connect
+    from refstage.services.connections import FlowOwner, finish_connect
 
     query = parse_qs(urlsplit(redirect_url).query)
     if "error" in query:
         raise click.ClickException(f"Salesforce refused: {query.get('error_description', query['error'])[0]}")
-    conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0])
+    conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0], owner=FlowOwner.terminal())
     click.echo(f"connected {conn.id} to org {conn.external_org_id} as {conn.external_username} ({conn.instance_url})")
 
 
@@ -80,6 +82,57 @@ def disconnect_(tenant: str, connection_id: str) -> None:
     rt = _runtime()
     conn = disconnect(rt, _tenant_id(rt, tenant), connection_id, actor=Actor.system("cli"))
     click.echo(f"{conn.id}: {conn.status.value}")
+
+
+@connection.command("install-push-path")
+@click.argument("tenant")
+@click.argument("connection_id")
+@click.option("--endpoint-url", help="Outbound Message URL to deploy (default: this connection's authenticated URL).")
+def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None) -> None:
+    """Deploy the Outbound Messages and flows into the connected org now (also after rotating the push key)."""
+    from refstage.domain.errors import InvalidInput
+    from refstage.services import push_path
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    try:
+        if not push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli")):
+            raise click.ClickException("a push-path deploy is already queued or running for this connection")
+    except InvalidInput as exc:
+        raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
+    click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
+    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url)
+    click.echo(f"{connection_id}: push path {state.get('status')} (deploy {state.get('deploy_id') or '-'}, "
+               f"tests: {state.get('test_level') or '-'})")
+    for problem in state.get("problems") or []:
+        click.echo(f"  - {problem}")
+    if state.get("status") == "needs_activation":
+        click.echo("  Production kept these flows inactive: " + ", ".join(state.get("inactive_flows") or [])
+                   + ". Activate them in Setup → Flows, or turn on 'Deploy processes and flows as active' and run this again.")
+    if state.get("status") == "failed":
+        raise SystemExit(1)
+
+
+@connection.command("external-client-app")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Empty folder to write the metadata-format bundle into.")
+@click.option("--contact-email", required=True, help="Who Salesforce admins contact about this app.")
+@click.option("--base-url", help="Refstage's public https URL (default: REFSTAGE_BASE_URL).")
+@click.option("--callback-url", help="OAuth callback (default: <base URL>/salesforce/oauth/callback).")
+def external_client_app(output: Path, contact_email: str, base_url: str | None, callback_url: str | None) -> None:
+    """Write the External Client App for this Refstage installation, ready for `sf project deploy start`."""
+    from refstage.adapters.crm.salesforce.eca_bundle import write_bundle
+    from refstage.config import load_settings
+
+    try:
+        write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
+                     callback_url=callback_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the External Client App 'Refstage' to {output}. Deploy it to your org with:\n")
+    click.echo(f"  sf project deploy start --metadata-dir {output} --target-org <your admin username>\n")
+    click.echo("Then open Setup > External Client App Manager > Refstage > Settings > OAuth Settings >\n"
+               "Consumer Key and Secret, and set REFSTAGE_SALESFORCE_CLIENT_ID / REFSTAGE_SALESFORCE_CLIENT_SECRET.")
 
 
 @connection.command("push-url")
