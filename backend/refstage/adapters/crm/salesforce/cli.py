@@ -101,7 +101,7 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
     except InvalidInput as exc:
         raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
     click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
-    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url)
+    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url, retried_by_job=False)
     click.echo(f"{connection_id}: push path {state.get('status')} (deploy {state.get('deploy_id') or '-'}, "
                f"tests: {state.get('test_level') or '-'})")
     for problem in state.get("problems") or []:
