@@ -15,6 +15,7 @@ from refstage.domain.errors import InvalidInput, InvalidTransition, RuleError
 from refstage.domain.review import ReviewPolicy
 from refstage.domain.rewards import RewardRule
 from refstage.domain.rules import Rule
+from refstage.domain.text import unsafe_character
 
 
 class ProgramStatus(StrEnum):
@@ -207,6 +208,8 @@ class Program:
         errors: dict[str, str] = {}
         if not self.name.strip():
             errors["name"] = "a program needs a name"
+        elif unsafe_character(self.name):
+            errors["name"] = unsafe_character(self.name) or ""
         if not re.match(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", self.slug):
             errors["slug"] = "lowercase letters, digits and dashes"
         if not isinstance(self.holding_days, int) or not 0 <= self.holding_days <= 365:

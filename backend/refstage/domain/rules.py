@@ -27,6 +27,9 @@ _OP_ALIASES = {"==": "equals", "=": "equals", "!=": "not_equals", ">=": "gte", "
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")
 MAX_DEPTH = 8
 MAX_CONDITIONS = 50
+MAX_RULE_TEXT = 10_000  # characters of rule text; a real rule is a few hundred
+MAX_PARENTHESES = 32  # nesting; the parser recurses per level, so hostile text must stop here
+MAX_NUMBER_DIGITS = 30
 
 # Which snapshot fields the flag operators read, per object.
 _FLAG_FIELDS = {
@@ -353,7 +356,10 @@ class _Parser:
     def __init__(self, text: str):
         if not isinstance(text, str) or not text.strip():
             raise RuleError("empty rule", {"$": ["write a condition such as Opportunity.IsWon == true"]})
+        if len(text) > MAX_RULE_TEXT:
+            raise RuleError("rule too long", {"$": [f"at most {MAX_RULE_TEXT} characters"]})
         self.text = text
+        self.depth = 0
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -410,8 +416,12 @@ class _Parser:
     def _atom(self) -> dict[str, Any]:
         tok = self._next("a condition")
         if tok[1] == "(":
+            self.depth += 1
+            if self.depth > MAX_PARENTHESES:
+                raise RuleError("rule nested too deeply", {"$": [f"at most {MAX_PARENTHESES} levels of parentheses"]})
             node = self._or()
             self._expect(")")
+            self.depth -= 1
             return node
         if tok[0] != "word":
             raise RuleError("cannot read rule", {"$": [f"expected Object.Field at position {tok[2] + 1}, found {tok[1]!r}"]})
@@ -448,6 +458,8 @@ class _Parser:
             body = text[1:-1]
             return re.sub(r"\\(.)", r"\1", body)
         if kind == "num":
+            if len(text.lstrip("-").replace(".", "")) > MAX_NUMBER_DIGITS:
+                raise RuleError("cannot read rule", {"$": [f"a number at position {tok[2] + 1} has more than {MAX_NUMBER_DIGITS} digits"]})
             # Decimals stay text so the rule is plain JSON; comparisons read them as Decimal.
             return int(text) if re.fullmatch(r"-?\d+", text) else text
         if kind == "word" and text.lower() in ("true", "false"):

@@ -152,7 +152,8 @@ def ledger(rt: Runtime, tenant_id: str, *, status: str | None = None, program_id
     return out
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Full-width forms too: some spreadsheets read "＝1+1" as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def csv_safe(value: Any) -> str:
@@ -168,7 +169,9 @@ LEDGER_COLUMNS = ("reward_id", "program", "advocate", "friend_name", "friend_ema
 
 def ledger_csv(rows: Iterable[LedgerRow]) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    # Every cell quoted: in locales whose list separator is ";" (or ",") a bare value with that character
+    # would otherwise split into cells of its own when the file is opened.
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(LEDGER_COLUMNS)
     for row in rows:
         r = row.reward

@@ -13,6 +13,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from refstage.domain.errors import InvalidInput
 from refstage.services import inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
@@ -46,8 +47,14 @@ def start_connect():
             rt(), g.tenant_id, actor=g.actor, api_token=str(data["api_token"]), api_domain=str(data.get("api_domain") or ""),
             name=str(data.get("name") or "Pipedrive"), connection_id=data.get("connection_id"))
         return jsonify(_conn_out(conn)), 201
-    conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
-                                             connection_id=data.get("connection_id"))
+    try:
+        conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
+                                                 connection_id=data.get("connection_id"))
+    except CrmError as exc:
+        if getattr(exc, "code", None) != "not_configured":
+            raise
+        # No OAuth app on this server: the caller must send a personal API token instead.
+        raise InvalidInput({"api_token": "required: this server has no Pipedrive app configured for OAuth"}) from None
     # An admin of this workspace opens it signed in: the OAuth flow is bound to that console session.
     link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
     return jsonify({"connection_id": conn.id, "authorize_url": link}), 201

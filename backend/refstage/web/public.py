@@ -78,22 +78,11 @@ def _nonce() -> None:
     g.csp_nonce = randomness.token_urlsafe(16)
 
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{}'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY"))
-
-
 @bp.after_request
 def _headers(resp):
-    headers = resp.headers
-    present = {key.lower() for key, _ in headers.items()}  # one pass: setdefault scans the list per header
-    if "content-security-policy" not in present:
-        headers.add("Content-Security-Policy", CSP.format(getattr(g, "csp_nonce", "")))
-    for key, value in SECURITY_HEADERS:
-        if key.lower() not in present:
-            headers.add(key, value)
+    # The security headers (CSP with this request's nonce, framing, referrer) are added app-wide (web/headers.py).
     if request.method == "POST" or request.path.startswith("/me/"):
-        headers["Cache-Control"] = "no-store"
+        resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
@@ -131,11 +120,6 @@ def page(template: str, status: int = 200, headers: dict[str, str] | None = None
 def unavailable(kind: str, status: int, **ctx: Any):
     """Unknown code (404), paused program (410), expired or invalid link: a page, never a trace."""
     return page("public/unavailable.html", status, kind=kind, **ctx)
-
-
-@bp.app_template_global()
-def csp_nonce() -> str:
-    return getattr(g, "csp_nonce", "")
 
 
 @bp.errorhandler(Exception)
@@ -330,12 +314,16 @@ def submit_referral(code: str):
 
 @bp.get("/r/<code>/thanks")
 def thanks(code: str):
-    found = referral_page(code)
-    if found is None:
-        return unavailable("unknown", 404)
+    """Reachable by anyone who guesses a code: counted like a landing view, answers like the landing for
+    unknown and paused codes, and names the program only (not the advocate)."""
+    limited = rate_limited(("view_ip", client_ip()))
+    if limited:
+        return limited
+    found, error = _lookup(code)
+    if error:
+        return error
     program = found.program
-    return page("public/thanks.html", advocate=found.advocate, program=program, landing=program.landing,
-                brand=brand(program.landing.brand_color))
+    return page("public/thanks.html", program=program, landing=program.landing, brand=brand(program.landing.brand_color))
 
 
 # --- /join/<tenant>/<program>: self-enrolment ---------------------------------------------------------------

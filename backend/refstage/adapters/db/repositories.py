@@ -110,6 +110,9 @@ class UserRepository(_Scoped):
         rows = self.session.scalars(select(m.UserRow).where(m.UserRow.tenant_id == self.tenant_id).order_by(m.UserRow.email))
         return [_user(r) for r in rows]
 
+    def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self._one(m.UserRow, user_id).password_hash = password_hash
+
 
 class ApiKeyRepository(_Scoped):
     def add(self, key_id: str, name: str, prefix: str, key_hash: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from refstage.adapters.db import models as m
+from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
@@ -36,6 +37,7 @@ class UnitOfWork:
             self.session.connection(execution_options={"refstage_readonly": True})
         self.tenants = r.TenantRepository(self.session)
         self.directory = r.Directory(self.session)
+        self.login_throttle = auth_r.LoginThrottleRepository(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
         return self
@@ -52,6 +54,7 @@ class UnitOfWork:
         self.rewards = r.RewardRepository(s, tenant_id)
         self.audit = r.AuditRepository(s, tenant_id)
         self.crm_records = r.CrmRecordRepository(s, tenant_id)
+        self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
