@@ -397,3 +397,20 @@ def referral_owners(rt: Runtime, tenant_id: str) -> list[str]:
 
 __all__ = ["review_queue", "ledger", "ledger_csv", "csv_safe", "connections_overview", "sync_log", "retry_failed_writes",
            "request_sync", "milestones", "preview_count", "audit_log", "users_and_keys", "NotFound"]
+
+
+@dataclass
+class DisconnectImpact:
+    connection: CrmConnection
+    programs: list[Program]  # the programs on this connection
+
+    @property
+    def live(self) -> list[Program]:
+        return [p for p in self.programs if p.status.value == "live"]
+
+
+def disconnect_impact(rt: Runtime, tenant_id: str, connection_id: str) -> DisconnectImpact:
+    """What a disconnect stops: shown on the confirmation page before anything is revoked."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        conn = uow.connections.get(connection_id)  # NotFound for another tenant's id
+        return DisconnectImpact(conn, [p for p in uow.programs.list() if p.connection_id == connection_id])

@@ -107,6 +107,11 @@ def set_program_status(rt: Runtime, tenant_id: str, program_id: str, status: str
         raise InvalidInput({"status": "draft, live or paused"}) from None
     with rt.uow(tenant_id) as uow:
         program = uow.programs.get(program_id)
+        if target == ProgramStatus.LIVE and program.connection_id:
+            conn = uow.connections.get(program.connection_id)
+            if not conn.usable:
+                raise InvalidInput({"connection_id": f"the CRM connection {conn.name!r} is {conn.status.value.replace('_', ' ')}: "
+                                                     "reconnect it before going live"})
         program.set_status(target, rt.now())
         uow.programs.save(program)
         uow.record(program.changes, actor, program.id)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, func, literal_column, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -162,6 +162,32 @@ class ConnectionRepository(_Scoped):
 
     def credentials(self, connection_id: str) -> str | None:
         return self._one(m.ConnectionRow, connection_id).credentials
+
+    def delete_unused(self, connection_id: str) -> bool:
+        """Remove a connection nothing refers to (an abandoned or superseded "pending" one): its
+        sync runs and state go with it; a connection any program uses is kept. True if removed."""
+        row = self._one(m.ConnectionRow, connection_id)
+        for referrer in (m.ProgramRow, m.ReferralRow):
+            if self.session.scalar(select(func.count()).select_from(referrer).where(
+                    referrer.tenant_id == self.tenant_id, referrer.connection_id == connection_id)):
+                return False
+        for row_type in (m.CrmEventRow, m.SyncRunRow, m.SyncStateRow, m.RecordSyncRow, m.PendingWriteRow, m.CrmRecordRow):
+            self.session.execute(delete(row_type).where(row_type.tenant_id == self.tenant_id,
+                                                        row_type.connection_id == connection_id))
+        self.session.delete(row)
+        self._rows.pop((m.ConnectionRow, connection_id), None)
+        self.session.flush()
+        return True
+
+    def latest_runs(self) -> dict[str, dict[str, Any]]:
+        """Each connection's most recent sync run (status, when, error), by connection id."""
+        rows = self.session.scalars(select(m.SyncRunRow).where(m.SyncRunRow.tenant_id == self.tenant_id)
+                                    .order_by(m.SyncRunRow.started_at.desc()).limit(200))
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            out.setdefault(r.connection_id, {"kind": r.kind, "status": r.status, "started_at": r.started_at,
+                                             "error": r.error})
+        return out
 
     def store_credentials(self, connection_id: str, sealed: str | None) -> None:
         row = self._one(m.ConnectionRow, connection_id)

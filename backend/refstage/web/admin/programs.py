@@ -284,8 +284,8 @@ def _submit(program=None):
 @requires(*ADMIN)
 def programs():
     items = program_service.list_programs(rt(), tenant_id())
-    names = {c.id: c.name for c in _connections()}
-    return render_template("admin/programs.html", programs=items, connection_names=names)
+    conns = {c.id: c for c in _connections()}
+    return render_template("admin/programs.html", programs=items, connections=conns)
 
 
 @bp.route("/programs/new", methods=["GET", "POST"])
