@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import CrmConnection
-from refstage.domain.errors import InvalidInput, NotFound, RuleError
+from refstage.domain.errors import DomainError, InvalidInput, NotFound, RuleError
 from refstage.domain.programs import Program
 from refstage.domain.referrals import Referral, ReferralStatus
 from refstage.domain.rewards import Reward, RewardStatus
@@ -356,6 +356,34 @@ def preview_count(rt: Runtime, tenant_id: str, connection_id: str | None, rule_t
         return rt.gateway(conn).count_matching(rule), None
     except CrmError as exc:
         return None, f"the CRM could not be asked ({exc})"
+    except (ValueError, DomainError) as exc:  # a value the CRM's query language cannot take
+        return None, f"the CRM cannot count this rule ({exc})"
+
+
+@dataclass
+class RulePreview:
+    count: int | None
+    note: str | None  # why the count is unknown
+    problems: list[str]  # the rule against the CRM's describe: shown inline on the rule field
+
+
+def preview_rule(rt: Runtime, tenant_id: str, connection_id: str | None, rule_text: str) -> RulePreview:
+    """The editor's Preview: the rule checked against the CRM first (fields, types, picklist values);
+    only a rule that can match is counted."""
+    from refstage.services.programs import check_rule_against_crm
+
+    try:
+        rule = Rule.coerce(rule_text)
+    except RuleError as exc:
+        return RulePreview(None, None, [f"the rule cannot be read: {exc}"])
+    try:
+        problems = check_rule_against_crm(rt, tenant_id, connection_id, rule)
+    except CrmError as exc:
+        return RulePreview(None, f"the rule could not be checked against the CRM ({exc})", [])
+    if problems:
+        return RulePreview(None, "the rule cannot match anything as written", problems)
+    count, note = preview_count(rt, tenant_id, connection_id, rule_text)
+    return RulePreview(count, note, [])
 
 
 # --- audit log, users, keys -----------------------------------------------------------------------------------
