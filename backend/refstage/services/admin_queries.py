@@ -442,3 +442,16 @@ def disconnect_impact(rt: Runtime, tenant_id: str, connection_id: str) -> Discon
     with rt.uow(tenant_id, readonly=True) as uow:
         conn = uow.connections.get(connection_id)  # NotFound for another tenant's id
         return DisconnectImpact(conn, [p for p in uow.programs.list() if p.connection_id == connection_id])
+
+
+def referral_explanation(rt: Runtime, tenant_id: str, referral_id: str) -> dict[str, Any] | None:
+    """The program rule explained on the latest stored CRM state of the referral's records: the
+    qualification evidence a reviewer or a rep reads."""
+    with rt.uow(tenant_id) as uow:
+        referral = uow.referrals.get(referral_id)
+        connection_id = uow.referrals.connection_id(referral.id)
+        if not connection_id:
+            return None
+        snapshot = _snapshot(uow, connection_id, referral)
+        program = uow.programs.get(referral.program_id)
+    return program.rule.explain(snapshot) if snapshot else None

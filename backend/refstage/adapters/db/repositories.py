@@ -33,6 +33,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _escape_like(text: str) -> str:
+    """A search box's text as a LIKE pattern's literal part (%, _ and the escape itself escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class _Scoped:
     def __init__(self, session: Session, tenant_id: str):
         self.session = session
@@ -338,6 +343,31 @@ class AdvocateRepository(_Scoped):
             q = q.where(m.AdvocateRow.program_id == program_id)
         return [_advocate(r) for r in self.session.scalars(q.order_by(m.AdvocateRow.enrolled_at, m.AdvocateRow.id).limit(limit).offset(offset))]
 
+    def search(self, *, text: str | None = None, program_id: str | None = None, source: str | None = None,
+               limit: int = 100, offset: int = 0) -> tuple[list[Advocate], int]:
+        """The console's advocate list: name, email or code; by program and enrolment source; with the
+        total for paging. Newest first."""
+        A = m.AdvocateRow
+        q = self._filtered(select(A).where(A.tenant_id == self.tenant_id), (A.program_id, program_id), (A.source, source))
+        if text and text.strip():
+            like = f"%{_escape_like(text.strip().lower())}%"
+            q = q.where(func.lower(A.name).like(like, escape="\\") | func.lower(A.email).like(like, escape="\\")
+                        | func.lower(A.code).like(like, escape="\\") | (A.crm_id == text.strip()))
+        total = int(self.session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        rows = self.session.scalars(q.order_by(A.enrolled_at.desc(), A.id).limit(limit).offset(offset))
+        return [_advocate(r) for r in rows], total
+
+    def referral_counts(self, advocate_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per advocate: referrals by status."""
+        if not advocate_ids:
+            return {}
+        R = m.ReferralRow
+        out: dict[str, dict[str, int]] = {}
+        for aid, status, n in self.session.execute(select(R.advocate_id, R.status, func.count()).where(
+                R.tenant_id == self.tenant_id, R.advocate_id.in_(list(advocate_ids))).group_by(R.advocate_id, R.status)):
+            out.setdefault(aid, {})[status] = int(n)
+        return out
+
     def count(self, program_id: str | None = None) -> int:
         q = select(func.count()).select_from(m.AdvocateRow).where(m.AdvocateRow.tenant_id == self.tenant_id)
         if program_id:
@@ -577,6 +607,44 @@ class ReferralRepository(_Scoped):
                            (m.ReferralRow.advocate_id, advocate_id))
         rows = self.session.scalars(q.order_by(m.ReferralRow.captured_at.desc(), m.ReferralRow.id).limit(limit).offset(offset))
         return [_referral(r) for r in rows]
+
+    def search(self, *, text: str | None = None, program_id: str | None = None, status: str | None = None,
+               owner_id: str | None = None, advocate_id: str | None = None, since: dt.datetime | None = None,
+               until: dt.datetime | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Referral], int]:
+        """The console's referral list: free text (friend's name, email, company; the advocate's name or
+        code; a CRM id), filters, newest first; with the total count for paging."""
+        R, A = m.ReferralRow, m.AdvocateRow
+        q = self._filtered(select(R).where(R.tenant_id == self.tenant_id), (R.program_id, program_id),
+                           (R.status, status), (R.crm_owner_id, owner_id), (R.advocate_id, advocate_id))
+        if since:
+            q = q.where(R.captured_at >= since)
+        if until:
+            q = q.where(R.captured_at < until)
+        if text and text.strip():
+            like = f"%{_escape_like(text.strip().lower())}%"
+            advocates = select(A.id).where(A.tenant_id == self.tenant_id, func.lower(A.name).like(like, escape="\\")
+                                           | func.lower(A.code).like(like, escape="\\"))
+            q = q.where(func.lower(R.friend_name).like(like, escape="\\") | R.friend_canonical_email.like(like, escape="\\")
+                        | func.lower(R.friend_email).like(like, escape="\\") | func.lower(R.friend_company).like(like, escape="\\")
+                        | R.advocate_id.in_(advocates) | (R.id == text.strip()) | (R.lead_id == text.strip())
+                        | (R.opportunity_id == text.strip()) | (R.deal_id == text.strip()) | (R.person_id == text.strip()))
+        total = int(self.session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        rows = self.session.scalars(q.order_by(R.captured_at.desc(), R.id).limit(limit).offset(offset))
+        return [_referral(r) for r in rows], total
+
+    def owners(self) -> list[str]:
+        """The CRM owners referrals were routed to (for the owner filter)."""
+        R = m.ReferralRow
+        return sorted(o for o in self.session.scalars(select(R.crm_owner_id).where(
+            R.tenant_id == self.tenant_id, R.crm_owner_id.is_not(None)).distinct()) if o)
+
+    def funnel_counts(self, program_id: str | None = None) -> dict[str, int]:
+        """Referrals by status (one grouped count)."""
+        R = m.ReferralRow
+        q = select(R.status, func.count()).where(R.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(R.program_id == program_id)
+        return {status: int(n) for status, n in self.session.execute(q.group_by(R.status))}
 
     def unrouted(self, limit: int = 100) -> list[Referral]:
         rows = self.session.scalars(select(m.ReferralRow).where(
