@@ -52,7 +52,7 @@ def sign_in(page, server: str, email: str = "admin@acme.test") -> None:
     page.get_by_role("textbox", name="Email").fill(email)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/admin/programs")
+    page.wait_for_url("**/admin/dashboard")
 
 
 def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, server, rt, world, clock, people, needs_review):

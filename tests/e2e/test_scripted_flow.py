@@ -241,7 +241,7 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     page.get_by_role("textbox", name="Email").fill(ADMIN_EMAIL)
     page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/admin/programs")
+    page.wait_for_url("**/admin/dashboard")
     shot(page, "01-signed-in")
 
     # 2. connect the emulated org through the real OAuth pages ------------------------------------------

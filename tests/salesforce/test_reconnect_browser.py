@@ -40,7 +40,7 @@ def test_disconnect_confirm_reconnect_in_a_browser(rt, client, emu, server):
         page.get_by_role("textbox", name="Email").fill("admin@acme.test")
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url("**/admin/programs")
+        page.wait_for_url("**/admin/dashboard")
 
         page.goto(server + "/admin/connections")
         assert axe_violations(page) == []

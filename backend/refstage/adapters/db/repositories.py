@@ -936,3 +936,28 @@ class Directory:
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
         return list(self.session.scalars(q1))
+
+
+class AttentionRepository(_Scoped):
+    """Counts behind the dashboard's "needs attention" list (grouped counts, no rows)."""
+
+    def pending_review(self) -> int:
+        rewards = self.session.scalar(select(func.count()).select_from(m.RewardRow).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.status == "pending_review")) or 0
+        duplicates = self.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.status == "duplicate")) or 0
+        return int(rewards) + int(duplicates)
+
+    def failed_webhook_deliveries(self, since: dt.datetime) -> int:
+        W = m.WebhookDeliveryRow
+        return int(self.session.scalar(select(func.count()).select_from(W).where(
+            W.tenant_id == self.tenant_id, W.status == "failed", W.created_at >= since)) or 0)
+
+    def failed_crm_writes(self) -> int:
+        P = m.PendingWriteRow
+        return int(self.session.scalar(select(func.count()).select_from(P).where(
+            P.tenant_id == self.tenant_id, P.attempts > 0)) or 0)
+
+    def approved_not_issued(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(m.RewardRow).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.status == "approved")) or 0)
