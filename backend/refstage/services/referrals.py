@@ -276,6 +276,7 @@ def resolve_duplicate(rt: Runtime, tenant_id: str, referral_id: str, *, accept: 
         with rt.uow(tenant_id) as uow:
             _queue_mirror(uow, connection_id, "referral", referral_id, rt.now())
             uow.commit()
+        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)  # reaches the CRM now
     return referral
 
 
