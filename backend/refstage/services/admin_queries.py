@@ -455,3 +455,13 @@ def referral_explanation(rt: Runtime, tenant_id: str, referral_id: str) -> dict[
         snapshot = _snapshot(uow, connection_id, referral)
         program = uow.programs.get(referral.program_id)
     return program.rule.explain(snapshot) if snapshot else None
+
+
+def ledger_row(rt: Runtime, tenant_id: str, reward_id: str) -> LedgerRow:
+    """One reward with the names a person checks before paying it."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        reward = uow.rewards.get(reward_id)  # NotFound for another tenant's reward
+        referral = uow.referrals.get(reward.referral_id)
+        advocate = uow.advocates.get(referral.advocate_id)
+        program = uow.programs.get(reward.program_id)
+    return LedgerRow(reward, program.name, advocate.name, referral.friend_name, referral.friend_email)

@@ -92,3 +92,22 @@ def _words(value: Any) -> str:
     """An enum value or snake_case key as words: pending_review → pending review."""
     text = getattr(value, "value", value)
     return str(text or "").replace("_", " ")
+
+
+@bp.app_template_filter("evidence")
+def _evidence(value: Any) -> str:
+    """A flag's evidence value for a reviewer: money as money, timestamps as dates, ids shortened to
+    what a person compares, lists and small maps as plain words (never a Python dict)."""
+    if isinstance(value, dict):
+        if "amount" in value and "currency" in value:
+            return money_text(value)
+        return "; ".join(f"{_words(k)}: {_evidence(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_evidence(v) for v in value) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and value[10:11] == "T":
+        return when_text(value)
+    if value is None:
+        return "—"
+    return str(value)
