@@ -185,7 +185,8 @@ def test_self_referral_is_flagged_by_the_domain(client, site, clock, rt):
 # --- self-enrolment ---------------------------------------------------------------------------------------
 def test_join_enrols_and_shows_link_with_copy_and_share(client, site, clock, rt):
     page = client.get("/join/acme/partners")
-    assert page.status_code == 200 and "Refer friends to Acme Partners" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)  # the company in the text, the program where a program is meant
+    assert page.status_code == 200 and "Refer friends to Acme</h1>" in html and "Join the Acme Partners referral program" in html
     resp = fill(client, clock, "/join/acme/partners", {"name": "Nia New", "email": "Nia@New.test"})
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)

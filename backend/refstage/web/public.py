@@ -88,7 +88,11 @@ def _headers(resp):
     headers = resp.headers
     present = {key.lower() for key, _ in headers.items()}  # one pass: setdefault scans the list per header
     if "content-security-policy" not in present:
-        headers.add("Content-Security-Policy", CSP.format(getattr(g, "csp_nonce", "")))
+        policy = CSP.format(getattr(g, "csp_nonce", ""))
+        logo_origin = getattr(g, "csp_logo_origin", None)  # the company's logo host (https, validated on save)
+        if logo_origin:
+            policy = policy.replace("img-src 'self' data:;", f"img-src 'self' data: {logo_origin};")
+        headers.add("Content-Security-Policy", policy)
     for key, value in SECURITY_HEADERS:
         if key.lower() not in present:
             headers.add(key, value)
@@ -118,6 +122,13 @@ def brand(color: str | None) -> dict[str, str]:
     # Links and focus rings on the white page use the brand colour only when it has enough contrast.
     accent = color if on_white >= 4.5 else "#0b5cab"
     return {"color": color, "text": text, "accent": accent}
+
+
+def _company(program: Any) -> str:
+    from refstage.web.identity import company_of
+
+    company = company_of(program)
+    return company.company_name if company else program.name
 
 
 def page(template: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any):
@@ -415,7 +426,7 @@ def join_submit(tenant_slug: str, program_slug: str):
     link = referral_link(rt().settings.base_url, advocate.code)
     return page("public/joined.html", program=program, brand=brand(program.landing.brand_color), created=True,
                 advocate=advocate, link=link,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {link}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {link}")
 
 
 # --- advocate status: request a magic link, then the page ---------------------------------------------------
@@ -466,4 +477,4 @@ def advocate_status(token: str):
         return unavailable("invalid", 404)
     program = data["program"]
     return page("public/status.html", brand=brand(program.landing.brand_color), **data,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {data['link']}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {data['link']}")

@@ -66,6 +66,10 @@ class _Scoped:
 
 
 # --- tenants and users --------------------------------------------------------------------------
+def _tenant(row: m.TenantRow) -> Tenant:
+    return Tenant(row.id, row.name, row.slug, row.display_name, row.logo_url, row.brand_color, row.locale, row.time_zone)
+
+
 class TenantRepository:
     def __init__(self, session: Session):
         self.session = session
@@ -79,14 +83,23 @@ class TenantRepository:
         row = self.session.get(m.TenantRow, tenant_id)
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found")
-        return Tenant(row.id, row.name, row.slug)
+        return _tenant(row)
+
+    def save_identity(self, tenant: Tenant) -> Tenant:
+        row = self.session.get(m.TenantRow, tenant.id)
+        if row is None:
+            raise NotFound(f"tenant {tenant.id} not found")
+        for name in ("display_name", "logo_url", "brand_color", "locale", "time_zone"):
+            setattr(row, name, getattr(tenant, name))
+        self.session.flush()
+        return tenant
 
     def by_slug(self, slug: str) -> Tenant | None:
         row = self.session.scalar(select(m.TenantRow).where(m.TenantRow.slug == slug))
-        return Tenant(row.id, row.name, row.slug) if row else None
+        return _tenant(row) if row else None
 
     def list(self) -> list[Tenant]:
-        return [Tenant(r.id, r.name, r.slug) for r in self.session.scalars(select(m.TenantRow).order_by(m.TenantRow.name))]
+        return [_tenant(r) for r in self.session.scalars(select(m.TenantRow).order_by(m.TenantRow.name))]
 
 
 def _user(row: m.UserRow) -> User:
