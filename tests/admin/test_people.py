@@ -40,6 +40,7 @@ def test_referrals_list_search_filters_and_timeline(admin_client, rt, world, clo
     for text in ("Captured", "Routed to the CRM", "Qualified", "Qualification evidence", "Opportunity", "https://acme.my.salesforce.com/lightning/r/Opportunity/"):
         assert text in detail, text
     assert "$" in detail and "{'amount'" not in detail  # money for people
+    assert "CRM value: <code>Closed Won</code>" in detail and "All of (met)" in detail  # the evidence, as evaluated
 
     exported = admin_client.get("/admin/referrals.csv")
     assert exported.status_code == 200 and exported.mimetype == "text/csv"

@@ -27,13 +27,16 @@ def _fmt(value: float) -> str:
     return f"{value:,.1f}"
 
 
-def _nice_ticks(peak: float, count: int = 4) -> list[float]:
-    """Round tick values from 0 to at least `peak` (1, 2, 2.5 or 5 times a power of ten)."""
+def _nice_ticks(peak: float, count: int = 4, whole: bool = False) -> list[float]:
+    """Round tick values from 0 to at least `peak` (1, 2, 2.5 or 5 times a power of ten); counts
+    (`whole`) never get fractional ticks."""
     if peak <= 0:
         return [0.0, 1.0]
     raw = peak / count
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1.0, math.ceil(step))
     ticks, v = [], 0.0
     while v < peak + step * 0.999:
         ticks.append(round(v, 10))
@@ -98,7 +101,7 @@ def grouped_bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[
     """Bars for one or more series per category (e.g. referred and qualified per week), with a legend."""
     n = max(len(labels), 1)
     nums = [v for _, vals, _ in series for v in vals if v is not None]
-    ticks = _nice_ticks(max(nums) if nums else 0)
+    ticks = _nice_ticks(max(nums) if nums else 0, whole=all(float(v).is_integer() for v in nums))
     slot = (WIDTH - LEFT - RIGHT) / n
     group_w = min(slot * 0.75, 90 * len(series))
     bar_w = max(group_w / max(len(series), 1), 3)
