@@ -125,9 +125,11 @@ def _fresh(instance: Path) -> None:
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT")
-@click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port of the web app (console, pages, API).")
+@click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT",
+              help="Port of the emulated Salesforce org (HTTPS).")
+@click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT",
+              help="Port of the emulated Pipedrive company (HTTPS).")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
 @click.option("--no-emulators", is_flag=True, help="Backend only: a form-enrolment program, no CRM.")
 @click.option("--seed-only", is_flag=True, help="Migrate and seed, then exit (emulators stop with it).")

@@ -34,10 +34,10 @@ def _polite():
 
 
 def _runtime():
-    from refstage.bootstrap import build_runtime
+    from refstage.cli_support import runtime
     from refstage.services.runtime import RecordingQueue
 
-    return build_runtime(queue=RecordingQueue())
+    return runtime(queue=RecordingQueue())
 
 
 def _tenant_id(rt, slug: str) -> str:
