@@ -50,3 +50,11 @@ def test_every_identity_problem_is_reported_at_once(rt, site):
 def test_without_a_display_name_the_workspace_name_is_used(client, rt, site):
     html = client.get(f"/r/{site.code}").get_data(as_text=True)
     assert f"thinks {site.tenant.name} is worth a look" in html
+
+
+def test_api_docs_render_markdown_and_favicon_is_served(client):
+    html = client.get("/api/docs").get_data(as_text=True)
+    assert "<code>" in html and "`" not in html.split('<div class="prose">', 1)[1].split("</div>", 1)[0]
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+    assert 'rel="icon"' in html

@@ -1,12 +1,15 @@
-"""The company behind a program, for public pages and emails: `company_of(program)` in every
-template gives the tenant's display name, logo and colour (program names stay program names)."""
+"""Template helpers for every page: the company behind a program (`company_of(program)`: the tenant's
+display name, logo and colour — program names stay program names), Markdown for the API reference,
+and /favicon.ico."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, Response, current_app, g
+from markupsafe import Markup
 
 from refstage.domain.tenants import Tenant
 
@@ -47,7 +50,36 @@ def company_name_of(program: Any) -> str:
     return company.company_name if company else getattr(program, "name", "Refstage")
 
 
+_markdown = None
+
+
+def markdown(text: Any, inline: bool = False) -> Markup:
+    """CommonMark to HTML for text we wrote (the API reference's descriptions): raw HTML in the source
+    is escaped, never passed through (markdown-it-py, `html` off), links keep only safe schemes."""
+    global _markdown
+    if _markdown is None:
+        from markdown_it import MarkdownIt
+
+        _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    source = str(text or "")
+    return Markup(_markdown.renderInline(source) if inline else _markdown.render(source))
+
+
 @bp.record_once
 def _install(state: Any) -> None:
     # Globals, not a context processor: imported macros (the share buttons) see them too.
     state.app.jinja_env.globals.update(company_of=company_of, company_name_of=company_name_of, brand_of=brand_of)
+    state.app.jinja_env.filters["markdown"] = markdown
+    state.app.jinja_env.filters["markdown_inline"] = lambda text: markdown(text, inline=True)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on every site: the same icon the pages link to (SVG)."""
+    global _favicon
+    if _favicon is None:
+        _favicon = (Path(current_app.static_folder) / "favicon.svg").read_bytes()
+    return Response(_favicon, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+_favicon: bytes | None = None
