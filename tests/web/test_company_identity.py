@@ -58,3 +58,11 @@ def test_api_docs_render_markdown_and_favicon_is_served(client):
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
     assert 'rel="icon"' in html
+
+
+def test_a_very_long_phone_is_a_length_error():
+    from refstage.domain.referrals import clean_phone
+
+    with pytest.raises(InvalidInput) as refused:
+        clean_phone("1" * 500)
+    assert refused.value.errors["phone"] == ["at most 40 characters"]
