@@ -66,3 +66,4 @@ def test_a_very_long_phone_is_a_length_error():
     with pytest.raises(InvalidInput) as refused:
         clean_phone("1" * 500)
     assert refused.value.errors["phone"] == ["at most 40 characters"]
+

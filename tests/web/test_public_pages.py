@@ -195,6 +195,8 @@ def test_join_enrols_and_shows_link_with_copy_and_share(client, site, clock, rt)
     assert adv is not None and adv.source.value == "form"
     assert f"https://refer.example.test/r/{adv.code}" in html
     assert 'data-copy="ref-link"' in html and "data-share-url" in html and "mailto:" in html and "public.js" in html
+    for network in ("linkedin.com/sharing/share-offsite/?url=", "x.com/intent/post?text=", "wa.me/?text="):
+        assert network in html, network  # share buttons that work without JavaScript
 
 
 def test_join_with_known_email_does_not_reveal_the_link_but_emails_it(client, site, clock, rt):
