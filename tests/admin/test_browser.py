@@ -197,3 +197,22 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(browser, server, rt,
         phone.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
     context.close()
     assert not wide, wide
+
+
+def test_rule_errors_show_inline_on_preview_and_save(page, server, rt, world, people):
+    from refstage.domain.rules import FieldSpec
+
+    world.crm.describe_fields = lambda obj: {
+        "amount": FieldSpec("Amount", "number"), "stagename": FieldSpec("StageName", "picklist", ("Prospecting", "Closed Won")),
+        "isclosed": FieldSpec("IsClosed", "boolean"), "iswon": FieldSpec("IsWon", "boolean")} if obj == "Opportunity" else None
+    sign_in(page, server)
+    page.goto(f"{server}/admin/programs/{world.program.id}")
+    page.locator("#rule").fill("Opportunity.Amount >= 'lots' AND Opportunity.StageName == 'Closed Wonn'")
+    page.get_by_role("button", name="Preview").click()
+    errors = page.locator(".field-error").all_inner_texts()
+    assert any("is a number field" in e for e in errors) and any("'Closed Wonn' is not one of its values" in e for e in errors)
+    assert page.locator("#rule").input_value().startswith("Opportunity.Amount >= 'lots'")  # the form is kept
+    page.get_by_role("button", name="Save program").click()
+    assert page.locator(".field-error").count() >= 2 and "internal_error" not in page.content()
+    shot(page, "07-rule-errors")
+    assert axe_violations(page) == []

@@ -4,12 +4,15 @@ the same connection, and OAuth through the console comes back to the console (no
 
 from __future__ import annotations
 
+import os
 import re
 
+import pytest
 import requests
 
 from refstage.services import tenants
 from tests.admin.conftest import PASSWORD, post, sign_in
+from tests.browser_support import CHROMIUM
 
 
 def _admin(client, rt, tenant):
@@ -71,3 +74,27 @@ def test_oauth_connect_from_the_console_returns_to_the_console(client, pd_rt, se
     assert "Connected to Pipedrive company" in listing
     [conn] = _rows(pd_rt, tenant.id)
     assert conn.status.value == "active" and conn.settings["auth"] == "oauth"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): `make browser`")
+def test_pipedrive_connect_in_a_browser(pd_rt, server, tenant, emu):
+    from tests.browser_support import axe_violations, chromium
+
+    tenants.add_user(pd_rt, tenant.id, "admin@acme.test", "admin", PASSWORD)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server + "/admin/login")
+        page.get_by_role("textbox", name="Email").fill("admin@acme.test")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.wait_for_url("**/admin/dashboard")
+        page.goto(server + "/admin/connections")
+        assert axe_violations(page) == []
+        page.locator("#pd-domain").fill(emu.base_url)
+        page.locator("#pd-token").fill(emu.api_token)
+        page.get_by_role("button", name="Connect with API token").click()
+        page.wait_for_url("**/admin/connections")
+        assert "Connected to Pipedrive company" in page.locator(".flash").first.inner_text()
+        assert page.locator(".badge.active").count() == 1
