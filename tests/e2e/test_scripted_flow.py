@@ -398,7 +398,8 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     row = page.locator("tr", has_text="advocate-bonus")
     row.get_by_placeholder("payout reference").fill("PAY-E2E-1")
     row.get_by_role("button", name="Mark as paid").click()
-    assert "Reference PAY-E2E-1" in page.locator(".flash").first.inner_text()
+    page.get_by_role("button", name="Yes, mark as paid").click()  # the confirmation page
+    assert "reference PAY-E2E-1" in page.locator(".flash").first.inner_text()
     page.get_by_role("link", name="Reports").click()
     page.wait_for_url("**/admin/reports**")
     assert page.locator("#totals [data-metric=rewards_issued]").inner_text() == "1"
