@@ -10,7 +10,7 @@ TEST_DATABASES ?= sqlite
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-python test-lwc venv node browser clean bench
+.PHONY: demo test lint-imports test-python test-lwc venv node browser clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ browser:
 	  else echo "note: /usr/bin/chromium missing and not root; browser tests will skip"; fi; \
 	fi
 
-test-python: venv node browser
+# The layering contracts (import-linter, [tool.importlinter] in pyproject.toml) run first.
+lint-imports: venv
+	$(VENV)/bin/lint-imports --no-cache
+
+test-python: venv node browser lint-imports
 	@set -e; for db in $(TEST_DATABASES); do \
 	  if [ "$$db" = postgresql ]; then url="$(POSTGRES_TEST_URL)"; else url=""; fi; \
 	  echo "== Python suite on $$db"; \

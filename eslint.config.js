@@ -45,6 +45,12 @@ module.exports = defineConfig([
     },
     {
         files: ['scripts/**/*.js', '*.config.js'],
+        ignores: ['scripts/jest/mocks/**'],
         languageOptions: { sourceType: 'commonjs' }
+    },
+    // Jest module mocks stand in for platform ES modules (lightning/navigation)
+    {
+        files: ['scripts/jest/mocks/**/*.js'],
+        languageOptions: { sourceType: 'module' }
     }
 ]);

@@ -44,6 +44,14 @@ const CHECKS = [
     },
     { name: 'format', title: 'Prettier --check', cmd: bin('prettier'), args: ['--check', ...PRETTIER_FILES] },
     {
+        // The push-path bundle's Apex test class lives in the backend (which .prettierignore skips):
+        // prettier-plugin-apex parses it, so Apex that would not compile in the org fails here.
+        name: 'apex',
+        title: 'Apex parse (push path)',
+        cmd: bin('prettier'),
+        args: ['--ignore-path=', '--check', 'backend/refstage/adapters/crm/salesforce/push_path/classes/*.cls']
+    },
+    {
         name: 'jest',
         title: 'Jest (sfdx-lwc-jest)',
         cmd: bin('sfdx-lwc-jest'),

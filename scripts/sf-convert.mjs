@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkPackageDefinition, PACKAGE_DIR } from './package-definition.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -26,6 +27,14 @@ function nodeBinary() {
         throw new Error('node_modules/node/bin/node is missing: run `npm install` first');
     }
     return candidate;
+}
+
+const MANIFEST = path.join(root, 'manifest', 'package.xml');
+
+const problems = checkPackageDefinition(root);
+if (problems.length) {
+    problems.forEach((p) => console.error(p));
+    process.exit(1);
 }
 
 const sfRun = path.join(root, 'node_modules', '@salesforce', 'cli', 'bin', 'run.js');
@@ -55,19 +64,7 @@ const env = {
     PATH: [path.join(root, 'node_modules', '.bin'), path.dirname(node), process.env.PATH].join(path.delimiter)
 };
 
-const args = [
-    sfRun,
-    'project',
-    'convert',
-    'source',
-    '--source-dir',
-    'sfdx/force-app',
-    '--source-dir',
-    'lwc',
-    '--output-dir',
-    outputDir,
-    '--json'
-];
+const args = [sfRun, 'project', 'convert', 'source', '--source-dir', PACKAGE_DIR, '--output-dir', outputDir, '--json'];
 const started = Date.now();
 const result = spawnSync(node, args, { cwd: root, env, encoding: 'utf8', timeout: 120000 });
 const elapsed = ((Date.now() - started) / 1000).toFixed(1);
@@ -85,7 +82,7 @@ if (result.status !== 0 || !parsed || parsed.status !== 0) {
     process.exit(1);
 }
 
-// Both package directories must have arrived: the LWC bundles live only in lwc/.
+// The LWC bundles must have arrived through the symlink, without their Jest tests.
 const converted = fs.readdirSync(path.join(outputDir, 'lwc'));
 const expected = fs
     .readdirSync(path.join(root, 'lwc'))
@@ -102,6 +99,30 @@ if (missing.length || leakedTests.length) {
 }
 const packageXml = fs.readFileSync(path.join(outputDir, 'package.xml'), 'utf8');
 const types = [...packageXml.matchAll(/<name>([^<]+)<\/name>/g)].map((m) => m[1]);
+
+// manifest/package.xml (for Metadata API deploys: sf project deploy start --manifest manifest/package.xml)
+// must name exactly what the package holds.
+const componentsOf = (xml) =>
+    [...xml.matchAll(/<types>([\s\S]*?)<\/types>/g)]
+        .flatMap(([, block]) => {
+            const name = /<name>([^<]+)<\/name>/.exec(block)[1];
+            return [...block.matchAll(/<members>([^<]+)<\/members>/g)].map((m) => `${name}:${m[1]}`);
+        })
+        .sort();
+if (process.argv.includes('--write-manifest')) {
+    fs.mkdirSync(path.dirname(MANIFEST), { recursive: true });
+    fs.writeFileSync(MANIFEST, packageXml);
+}
+const inManifest = fs.existsSync(MANIFEST) ? componentsOf(fs.readFileSync(MANIFEST, 'utf8')) : [];
+const inPackage = componentsOf(packageXml);
+const notListed = inPackage.filter((c) => !inManifest.includes(c));
+const stale = inManifest.filter((c) => !inPackage.includes(c));
+if (notListed.length || stale.length) {
+    console.error(
+        `manifest/package.xml is out of date (node scripts/sf-convert.mjs --write-manifest): missing [${notListed.join(', ')}], not in the package [${stale.join(', ')}]`
+    );
+    process.exit(1);
+}
 console.log(
     `sf project convert source: ${types.length} metadata types (${types.join(', ')}) in ${elapsed}s${keep ? ` -> ${outputDir}` : ''}`
 );

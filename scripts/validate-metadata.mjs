@@ -37,7 +37,15 @@ const ROOT_BY_SUFFIX = {
     '.workflow-meta.xml': 'Workflow',
     '.flow-meta.xml': 'Flow',
     '.flexipage-meta.xml': 'FlexiPage',
-    '.js-meta.xml': 'LightningComponentBundle'
+    '.js-meta.xml': 'LightningComponentBundle',
+    '.app-meta.xml': 'CustomApplication',
+    '.group-meta.xml': 'Group',
+    '.cls-meta.xml': 'ApexClass',
+    '.labels-meta.xml': 'CustomLabels',
+    '.eca-meta.xml': 'ExternalClientApplication',
+    '.ecaOauth-meta.xml': 'ExtlClntAppOauthSettings',
+    '.ecaGlblOauth-meta.xml': 'ExtlClntAppGlobalOauthSettings',
+    '.ecaOauthPlcy-meta.xml': 'ExtlClntAppOauthConfigurablePolicies'
 };
 
 const FIELD_TYPES = new Set([
@@ -240,6 +248,26 @@ const DOMAIN_PICKLISTS = {
 const BACKEND_ID_OBJECTS = ['Referral_Program__c', 'Referral__c', 'Referral_Reward__c'];
 const INTEGRATION_PERMSET = 'Referral_Integration';
 const WRITE_BACK_MANIFEST = 'backend/refstage/adapters/crm/salesforce/package_fields.json';
+/** The push-path bundle the backend deploys after OAuth (metadata format, with {{placeholders}}). */
+const PUSH_PATH_DIR = 'backend/refstage/adapters/crm/salesforce/push_path';
+const PUSH_PATH_SAMPLE = {
+    integration_user: 'admin@acme-sample.invalid',
+    endpoint_url: 'https://refstage.invalid/webhooks/salesforce/outbound-message/sample',
+    flow_status: 'Active'
+};
+/** Permission sets that must cover every custom field, object, tab and app of the package. */
+const COVERING_PERMSETS = ['Referral_Admin', 'Referral_Viewer'];
+/** Elements whose value is a username: resolved at deploy time, different in every org. */
+const USER_REFERENCE_ELEMENTS = ['integrationUser', 'runningUser', 'user', 'recipient', 'senderAddress'];
+/** Hosts that only ever stand for "fill this in later". */
+const PLACEHOLDER_HOST = /(^|\.)(example\.(com|org|net)|localhost|[^.]+\.(test|invalid|example|local))$/i;
+/** The tab styles the Salesforce CLI knows (plugin-sobject's tab generator holds the list). */
+const TAB_STYLES_SOURCE = 'node_modules/@salesforce/plugin-sobject/lib/commands/schema/generate/tab.js';
+/** Standard Lightning pages whose record pages carry the Sales Path: they need the subheader template. */
+const SUBHEADER_PARENTS = {
+    sfa__Opportunity_rec_L: 'flexipage:recordHomeWithSubheaderTemplateDesktop',
+    sfa__Lead_rec_L: 'flexipage:recordHomeWithSubheaderTemplateDesktop'
+};
 
 const parser = new XMLParser({
     ignoreAttributes: false,
@@ -252,13 +280,33 @@ const arr = (value) => (value === undefined || value === null ? [] : Array.isArr
 const text = (value) =>
     value === undefined || value === null ? undefined : typeof value === 'object' ? value['#text'] : String(value);
 
+function urlHost(url) {
+    try {
+        return new URL(url).hostname;
+    } catch {
+        return '';
+    }
+}
+
+/** Tab styles from the Salesforce CLI's own list ("Custom41: Cash", ...), or null when the CLI is absent. */
+function cliTabStyles(root) {
+    const file = path.join(root, TAB_STYLES_SOURCE);
+    const fallback = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', TAB_STYLES_SOURCE);
+    const found = [file, fallback].find((f) => fs.existsSync(f));
+    if (!found) {
+        return null;
+    }
+    return new Set(fs.readFileSync(found, 'utf8').match(/Custom\d+: [^'"`]+/g) || []);
+}
+
 function walk(dir, out = []) {
     if (!fs.existsSync(dir)) {
         return out;
     }
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) {
+        // sfdx/force-app/main/default/lwc is a symlink to the top-level lwc/ folder: follow it
+        if (entry.isDirectory() || (entry.isSymbolicLink() && fs.statSync(full).isDirectory())) {
             if (entry.name !== 'node_modules' && entry.name !== '__tests__') {
                 walk(full, out);
             }
@@ -318,6 +366,44 @@ export function validateProject(root) {
     }
     const bySuffix = (suffix) =>
         [...docs.entries()].filter(([, d]) => d.suffix === suffix).map(([file, d]) => ({ file, body: d.body }));
+
+    // ----- the push-path bundle (not in the package): read with sample values, checked like the package
+    const pushPath = [];
+    const pushPathDir = path.join(root, PUSH_PATH_DIR);
+    if (fs.existsSync(pushPathDir)) {
+        for (const file of walk(pushPathDir).filter((f) => /\.(workflow|flow)$/.test(f))) {
+            const source = fs
+                .readFileSync(file, 'utf8')
+                .replace(/\{\{(\w+)\}\}/g, (_, key) => PUSH_PATH_SAMPLE[key] ?? `{{${key}}}`);
+            const valid = XMLValidator.validate(source);
+            if (valid !== true) {
+                error(file, `malformed XML: ${valid.err.msg} (line ${valid.err.line})`);
+                continue;
+            }
+            const parsed = parser.parse(source);
+            const kind = file.endsWith('.flow') ? 'Flow' : 'Workflow';
+            pushPath.push({ file, kind, body: parsed[kind] || {} });
+        }
+    }
+
+    // ----- user references and placeholder URLs ------------------------------------------------------
+    for (const file of docs.keys()) {
+        const source = fs.readFileSync(file, 'utf8');
+        for (const element of USER_REFERENCE_ELEMENTS) {
+            for (const [, value] of source.matchAll(new RegExp(`<${element}>([^<]*@[^<]*)</${element}>`, 'g'))) {
+                error(
+                    file,
+                    `user reference <${element}>${value}</${element}>: usernames are resolved at deploy time and ` +
+                        'differ in every org ("Cannot find a user that matches any of the following usernames")'
+                );
+            }
+        }
+        for (const [, url] of source.matchAll(/<(?:endpointUrl|url|callbackUrl|iconUrl|infoUrl)>([^<]+)</g)) {
+            if (PLACEHOLDER_HOST.test(urlHost(url))) {
+                error(file, `placeholder URL ${url}`);
+            }
+        }
+    }
 
     // ----- objects and fields ------------------------------------------------------------------------
     const objects = new Map(); // name -> { custom, body, file, fields: Map }
@@ -636,6 +722,7 @@ export function validateProject(root) {
             }
         }
     }
+    const onLayouts = new Set();
     for (const { file, body } of bySuffix('.layout-meta.xml')) {
         const objectName = path.basename(file).split('-')[0];
         if (!objects.has(objectName)) {
@@ -646,6 +733,7 @@ export function validateProject(root) {
             for (const column of arr(section.layoutColumns)) {
                 for (const item of arr(column.layoutItems)) {
                     const field = text(item.field);
+                    onLayouts.add(`${objectName}.${field}`);
                     if (field && !fieldExists(objectName, field)) {
                         error(file, `layout field ${objectName}.${field} does not exist`);
                     }
@@ -669,11 +757,45 @@ export function validateProject(root) {
         }
     }
 
+    // Fields the package adds to standard objects must be on a packaged layout, or nobody sees them.
+    for (const [objectName, object] of objects) {
+        if (object.custom) {
+            continue;
+        }
+        for (const [fieldName, { file }] of object.fields) {
+            if (!onLayouts.has(`${objectName}.${fieldName}`)) {
+                error(file, `${objectName}.${fieldName} is on no page layout of the package`);
+            }
+        }
+    }
+
     // ----- tabs and permission sets ------------------------------------------------------------------
     const tabs = new Set(bySuffix('.tab-meta.xml').map(({ file }) => path.basename(file, '.tab-meta.xml')));
     for (const tab of tabs) {
         if (!objects.get(tab)?.body) {
             error(null, `tab ${tab} has no custom object`);
+        }
+    }
+    const tabStyles = cliTabStyles(root);
+    for (const { file, body } of bySuffix('.tab-meta.xml')) {
+        const motif = text(body.motif);
+        if (tabStyles && motif && !tabStyles.has(motif)) {
+            error(file, `tab style "${motif}" is not one of the styles Salesforce knows (e.g. "Custom41: Cash")`);
+        }
+    }
+    const apps = new Map(
+        bySuffix('.app-meta.xml').map(({ file, body }) => [path.basename(file, '.app-meta.xml'), { file, body }])
+    );
+    for (const tab of tabs) {
+        if (![...apps.values()].some(({ body }) => arr(body.tabs).map(text).includes(tab))) {
+            error(null, `tab ${tab} is in no Lightning app of the package`);
+        }
+    }
+    for (const [name, { file, body }] of apps) {
+        for (const tab of arr(body.tabs).map(text)) {
+            if (!tab.startsWith('standard-') && !tabs.has(tab)) {
+                error(file, `app ${name} lists tab ${tab}, which the package does not define`);
+            }
         }
     }
     const permsets = new Map();
@@ -728,6 +850,40 @@ export function validateProject(root) {
                 error(file, `tabSettings for unknown tab ${text(ts.tab)}`);
             }
         }
+    }
+
+    for (const name of COVERING_PERMSETS) {
+        const body = permsets.get(name);
+        if (!body) {
+            error(null, `permission set ${name} is missing`);
+            continue;
+        }
+        const file = path.join(root, 'sfdx/force-app/main/default/permissionsets', `${name}.permissionset-meta.xml`);
+        const granted = new Set(arr(body.fieldPermissions).map((fp) => text(fp.field)));
+        for (const [objectName, object] of objects) {
+            for (const fieldName of object.fields.keys()) {
+                if (!isMasterDetailOrRequired(objectName, fieldName) && !granted.has(`${objectName}.${fieldName}`)) {
+                    error(file, `${name} grants no access to ${objectName}.${fieldName}`);
+                }
+            }
+            if (
+                object.custom &&
+                object.body &&
+                !arr(body.objectPermissions).some((op) => text(op.object) === objectName)
+            ) {
+                error(file, `${name} grants no access to object ${objectName}`);
+            }
+        }
+        const tabsGranted = new Set(arr(body.tabSettings).map((ts) => text(ts.tab)));
+        [...tabs].filter((t) => !tabsGranted.has(t)).forEach((t) => error(file, `${name} has no tab setting for ${t}`));
+        const appsGranted = new Set(
+            arr(body.applicationVisibilities)
+                .filter((a) => text(a.visible) === 'true')
+                .map((a) => text(a.application))
+        );
+        [...apps.keys()]
+            .filter((a) => !appsGranted.has(a))
+            .forEach((a) => error(file, `${name} does not show app ${a}`));
     }
 
     // ----- backend write-back manifest -----------------------------------------------------------------
@@ -830,8 +986,32 @@ export function validateProject(root) {
         reportTypes.set(`${name}__c`, { base, columns, tables });
     }
     const reports = new Set();
+    const reportBodies = new Map();
+    /** Objects whose amounts carry their own currency in a text field (Referral_Reward__c.Currency_Code__c). */
+    const currencyCodeOf = (objectName) =>
+        [...(objects.get(objectName)?.fields.keys() || [])].find((f) => /^Currency(_Code)?__c$/.test(f));
+    for (const [objectName, object] of objects) {
+        const code = currencyCodeOf(objectName);
+        for (const [fieldName, { file, body: f }] of object.fields) {
+            if (code && text(f.type) === 'Currency') {
+                error(
+                    file,
+                    `${objectName}.${fieldName} is a Currency field but the amount's currency is ${code}: ` +
+                        'Salesforce would show and convert it in the record or org currency'
+                );
+            }
+            if (text(f.type) === 'Summary' && text(f.summaryOperation) === 'sum') {
+                const [child] = (text(f.summarizedField) || '').split('.');
+                if (currencyCodeOf(child)) {
+                    error(file, `roll-up ${objectName}.${fieldName} sums ${text(f.summarizedField)} across currencies`);
+                }
+            }
+        }
+    }
     for (const { file, body } of bySuffix('.report-meta.xml')) {
-        reports.add(`${path.basename(path.dirname(file))}/${path.basename(file, '.report-meta.xml')}`);
+        const reportName = `${path.basename(path.dirname(file))}/${path.basename(file, '.report-meta.xml')}`;
+        reports.add(reportName);
+        reportBodies.set(reportName, { file, body });
         const type = reportTypes.get(text(body.reportType));
         if (!type) {
             error(file, `reportType ${text(body.reportType)} is not a report type of this package`);
@@ -858,20 +1038,91 @@ export function validateProject(root) {
         if (!['Tabular', 'Summary', 'Matrix', 'MultiBlock'].includes(text(body.format))) {
             error(file, `invalid report format ${text(body.format)}`);
         }
+        // A sum of amounts that carry their own currency is only meaningful inside one currency.
+        const groupings = arr(body.groupingsDown).map((g) => text(g.field));
+        for (const column of arr(body.columns)) {
+            if (!arr(column.aggregateTypes).map(text).includes('Sum')) {
+                continue;
+            }
+            const [table, fieldName] = text(column.field).split('$');
+            const objectName = type.tables.get(table);
+            const code = objectName && currencyCodeOf(objectName);
+            if (code && fieldName !== code) {
+                const codeColumn = `${table}$${code}`;
+                if (groupings[0] !== codeColumn || text(body.showGrandTotal) === 'true') {
+                    error(
+                        file,
+                        `sums ${text(column.field)} across currencies: group by ${codeColumn} first and show no grand total`
+                    );
+                }
+            }
+            if (objectName && fieldType(objectName, fieldName) === 'Checkbox') {
+                error(file, `a Checkbox column (${text(column.field)}) cannot be summed`);
+            }
+        }
+    }
+    const groups = new Set(bySuffix('.group-meta.xml').map(({ file }) => path.basename(file, '.group-meta.xml')));
+    const groupLabels = new Map(
+        bySuffix('.group-meta.xml').map(({ file, body }) => [path.basename(file, '.group-meta.xml'), text(body.name)])
+    );
+    for (const { file, body } of [...bySuffix('.reportFolder-meta.xml'), ...bySuffix('.dashboardFolder-meta.xml')]) {
+        const shares = arr(body.folderShares);
+        if (!shares.length) {
+            error(file, 'the folder is shared with nobody: only its creator and admins would see its contents');
+        }
+        for (const share of shares) {
+            const target = text(share.sharedTo);
+            if (text(share.sharedToType) === 'Group') {
+                if (!groups.has(target)) {
+                    error(file, `folder shared with group ${target}, which the package does not define`);
+                } else if (
+                    !COVERING_PERMSETS.some((ps) =>
+                        (text(permsets.get(ps)?.description) || '').includes(groupLabels.get(target))
+                    )
+                ) {
+                    error(
+                        file,
+                        `no permission set description tells admins to add users to ${groupLabels.get(target)}`
+                    );
+                }
+            } else if (['User', 'Role', 'RoleAndSubordinates'].includes(text(share.sharedToType))) {
+                error(file, `folder shared with the org-specific ${text(share.sharedToType)} ${target}`);
+            }
+        }
     }
     for (const { file, body } of bySuffix('.dashboard-meta.xml')) {
         for (const component of arr(body.dashboardGridLayout?.dashboardGridComponents)) {
             const report = text(component.dashboardComponent?.report);
             if (!reports.has(report)) {
                 error(file, `dashboard component uses report ${report}, which is not in this package`);
+                continue;
+            }
+            if (text(component.dashboardComponent?.componentType) === 'Table') {
+                const sort = text(component.dashboardComponent?.sortBy) || '';
+                const first = arr(reportBodies.get(report).body.groupingsDown)[0];
+                if (!sort.startsWith('RowValue') || text(first?.sortType) !== 'Aggregate') {
+                    error(
+                        file,
+                        `table of ${report} is not ranked: sort the component by value and the report's grouping by an aggregate`
+                    );
+                }
             }
         }
     }
 
     // ----- outbound messages and flows -----------------------------------------------------------------
     const outboundMessages = new Set();
-    for (const { file, body } of bySuffix('.workflow-meta.xml')) {
-        const objectName = path.basename(file, '.workflow-meta.xml');
+    const packagedWorkflows = bySuffix('.workflow-meta.xml').map((w) => ({ ...w, packaged: true }));
+    const bundleWorkflows = pushPath.filter((p) => p.kind === 'Workflow').map((w) => ({ ...w, packaged: false }));
+    for (const { file, body, packaged } of [...packagedWorkflows, ...bundleWorkflows]) {
+        const objectName = path.basename(file).replace(/\.workflow(-meta\.xml)?$/, '');
+        if (packaged && arr(body.outboundMessages).length) {
+            error(
+                file,
+                'outbound messages do not belong in the package: they need an org username and a per-connection ' +
+                    'endpoint, so the backend deploys them (push path)'
+            );
+        }
         for (const message of arr(body.outboundMessages)) {
             const name = text(message.fullName);
             outboundMessages.add(`${objectName}.${name}`);
@@ -883,6 +1134,9 @@ export function validateProject(root) {
             if (!/^https:\/\//.test(text(message.endpointUrl) || '')) {
                 error(file, `outbound message ${name}: endpointUrl must be https`);
             }
+            if (packaged && PLACEHOLDER_HOST.test(urlHost(text(message.endpointUrl)))) {
+                error(file, `outbound message ${name}: placeholder endpoint ${text(message.endpointUrl)}`);
+            }
             const fields = arr(message.fields).map(text);
             if (!fields.includes('Id')) {
                 error(file, `outbound message ${name} must send Id`);
@@ -892,8 +1146,25 @@ export function validateProject(root) {
                 .forEach((f) => error(file, `outbound message ${name}: ${objectName}.${f} does not exist`));
         }
     }
-    for (const { file, body } of bySuffix('.flow-meta.xml')) {
+    const apexTests = bySuffix('.cls-meta.xml').filter(({ file }) =>
+        /@IsTest/i.test(fs.readFileSync(file.replace(/-meta\.xml$/, ''), 'utf8'))
+    );
+    const packagedFlows = bySuffix('.flow-meta.xml').map((f) => ({ ...f, packaged: true }));
+    const bundleFlows = pushPath.filter((p) => p.kind === 'Flow').map((f) => ({ ...f, packaged: false }));
+    for (const { file, body, packaged } of [...packagedFlows, ...bundleFlows]) {
         const start = body.start || {};
+        if (
+            packaged &&
+            text(body.status) === 'Active' &&
+            text(body.processType) === 'AutoLaunchedFlow' &&
+            !apexTests.length
+        ) {
+            error(
+                file,
+                'an active autolaunched flow with no Apex test in the package: production deploys it inactive, ' +
+                    'or rolls back for flow test coverage when "Deploy processes and flows as active" is on'
+            );
+        }
         const objectName = text(start.object);
         if (objectName) {
             if (!objects.has(objectName)) {
@@ -915,8 +1186,30 @@ export function validateProject(root) {
     }
 
     // ----- Lightning web components ---------------------------------------------------------------------
+    const labels = new Set(
+        bySuffix('.labels-meta.xml').flatMap(({ body }) => arr(body.labels).map((label) => text(label.fullName)))
+    );
+    const usedLabels = new Set();
     const bundles = new Map();
     for (const { file, body } of bySuffix('.js-meta.xml')) {
+        // Text a person reads must come from custom labels: no words outside {expressions} in templates.
+        for (const htmlFile of fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.html'))) {
+            const htmlPath = path.join(path.dirname(file), htmlFile);
+            const html = fs.readFileSync(htmlPath, 'utf8').replace(/<!--[\s\S]*?-->/g, '');
+            for (const [, textNode] of html.matchAll(/>([^<]+)</g)) {
+                const words = textNode.replace(/\{[^}]*\}/g, '').trim();
+                if (/\p{L}{2,}/u.test(words)) {
+                    error(htmlPath, `hard-coded text "${words}": use a custom label`);
+                }
+            }
+            for (const [, attribute, value] of html.matchAll(
+                /\s(alternative-text|title|label|placeholder)="([^"{]+)"/g
+            )) {
+                if (/\p{L}{2,}/u.test(value)) {
+                    error(htmlPath, `hard-coded ${attribute}="${value}": use a custom label`);
+                }
+            }
+        }
         const bundle = path.basename(path.dirname(file));
         if (path.basename(file, '.js-meta.xml') !== bundle) {
             error(file, 'the .js-meta.xml file must be named after its bundle folder');
@@ -976,6 +1269,15 @@ export function validateProject(root) {
                     }
                 }
             }
+            for (const [, name] of source.matchAll(/['"]@salesforce\/label\/c\.([^'"]+)['"]/g)) {
+                usedLabels.add(name);
+                if (!labels.has(name)) {
+                    error(jsPath, `custom label ${name} is not defined in the package`);
+                }
+            }
+            if (/['"`]\/lightning\/r\//.test(source)) {
+                error(jsPath, 'record URLs are built as strings: use NavigationMixin (GenerateUrl / Navigate)');
+            }
             for (const [, relatedList] of source.matchAll(
                 /relatedListId\s*=\s*['"]([^'"]+)['"]|REWARDS_RELATED_LIST\s*=\s*['"]([^'"]+)['"]/g
             )) {
@@ -986,11 +1288,22 @@ export function validateProject(root) {
         }
     }
 
+    [...labels]
+        .filter((name) => !usedLabels.has(name))
+        .forEach((name) => error(null, `custom label ${name} is used by no component`));
+
     // ----- flexipages ------------------------------------------------------------------------------------
     for (const { file, body } of bySuffix('.flexipage-meta.xml')) {
         const sobject = text(body.sobjectType);
         if (text(body.type) === 'RecordPage' && !objects.has(sobject)) {
             error(file, `record page for unknown object ${sobject}`);
+        }
+        const wanted = SUBHEADER_PARENTS[text(body.parentFlexiPage)];
+        if (wanted && text(body.template?.name) !== wanted) {
+            error(
+                file,
+                `pages built on ${text(body.parentFlexiPage)} use ${wanted} (the Sales Path lives in its subheader)`
+            );
         }
         for (const region of arr(body.flexiPageRegions)) {
             const instances = [

@@ -89,7 +89,10 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
         programs.set_program_status(rt, tenant.id, program.id, "live", SEED_ACTOR)
         progress = enrolment.run_enrolment(rt, tenant.id, program.id)
         # The push path: the org notifies the backend of stage and status changes within seconds.
-        hook = f"{rt.settings.base_url}/webhooks/salesforce/outbound-message/{connection_id}"
+        # The endpoint carries the connection's push key; the pushed values are only hints.
+        from refstage.services.push_keys import outbound_message_url
+
+        hook = outbound_message_url(rt, tenant.id, connection_id)
         for obj, fields in OUTBOUND_FIELDS.items():
             sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
         with rt.uow(tenant.id) as uow:

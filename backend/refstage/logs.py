@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+
+# A Salesforce connection's push key travels in its Outbound Message URL path: never write it to a log.
+_PUSH_KEY_IN_PATH = re.compile(r"(/webhooks/salesforce/outbound-message/[^/\s?\"']+/)[^/\s?\"']+")
+
+
+def redact_push_keys(text: str) -> str:
+    """`.../outbound-message/<connection>/<key>` → `.../outbound-message/<connection>/[redacted]`."""
+    return _PUSH_KEY_IN_PATH.sub(r"\1[redacted]", text) if "outbound-message/" in text else text
+
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -16,7 +26,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact_push_keys(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -1,7 +1,52 @@
 import { LightningElement, api, wire } from 'lwc';
+import { NavigationMixin } from 'lightning/navigation';
 import { getRecord, getFieldValue, getFieldDisplayValue } from 'lightning/uiRecordApi';
 import { gql, graphql } from 'lightning/graphql';
-import { reduceErrors, recordUrl, totalsByKey } from 'c/ldsUtils';
+import { reduceErrors, recordPage, formatLabel, totalsByKey } from 'c/ldsUtils';
+
+import ERROR from '@salesforce/label/c.Refstage_Error';
+import UNKNOWN_ERROR from '@salesforce/label/c.Refstage_Unknown_Error';
+import UNKNOWN from '@salesforce/label/c.Refstage_Unknown';
+import NOT_RECORDED from '@salesforce/label/c.Refstage_Not_Recorded';
+import REFERRAL from '@salesforce/label/c.Refstage_Referral';
+import ADVOCATE from '@salesforce/label/c.Refstage_Advocate';
+import PROGRAM from '@salesforce/label/c.Refstage_Program';
+import STATUS from '@salesforce/label/c.Refstage_Status';
+import TITLE from '@salesforce/label/c.Refstage_Referrals';
+import LOADING from '@salesforce/label/c.Refstage_Referrals_Loading';
+import LOAD_FAILED from '@salesforce/label/c.Refstage_Referrals_Load_Failed';
+import EMPTY from '@salesforce/label/c.Refstage_Account_Empty';
+import SOURCE from '@salesforce/label/c.Refstage_Account_Source';
+import ADVOCATED from '@salesforce/label/c.Refstage_Account_Advocated';
+import ADVOCATED_NONE from '@salesforce/label/c.Refstage_Account_Advocated_None';
+import FRIEND from '@salesforce/label/c.Refstage_Friend';
+import CAPTURED from '@salesforce/label/c.Refstage_Captured';
+import UNNAMED_FRIEND from '@salesforce/label/c.Refstage_Unnamed_Friend';
+import REFERRAL_COUNT_ONE from '@salesforce/label/c.Refstage_Referral_Count_One';
+import REFERRAL_COUNT from '@salesforce/label/c.Refstage_Referral_Count';
+import REFERRAL_COUNT_PARTIAL from '@salesforce/label/c.Refstage_Referral_Count_Partial';
+import REWARDS from '@salesforce/label/c.Refstage_Account_Rewards';
+import REWARDS_NONE from '@salesforce/label/c.Refstage_Account_Rewards_None';
+
+/** Every text of the card: custom labels, so an org can translate them (Translation Workbench). */
+const LABELS = {
+    error: ERROR,
+    notRecorded: NOT_RECORDED,
+    referral: REFERRAL,
+    advocate: ADVOCATE,
+    program: PROGRAM,
+    status: STATUS,
+    title: TITLE,
+    loading: LOADING,
+    empty: EMPTY,
+    source: SOURCE,
+    advocated: ADVOCATED,
+    advocatedNone: ADVOCATED_NONE,
+    friend: FRIEND,
+    captured: CAPTURED,
+    rewards: REWARDS,
+    rewardsNone: REWARDS_NONE
+};
 
 import ACCOUNT_NAME_FIELD from '@salesforce/schema/Account.Name';
 import ACCOUNT_REFERRAL_FIELD from '@salesforce/schema/Account.Referral__c';
@@ -92,9 +137,14 @@ const ACCOUNT_REFERRALS_QUERY = gql`
     }
 `;
 
-export default class AccountReferrals extends LightningElement {
+export default class AccountReferrals extends NavigationMixin(LightningElement) {
     /** Id of the Account whose record page hosts the component. */
     @api recordId;
+
+    label = LABELS;
+    /** Record id -> URL that Salesforce generated for its page (NavigationMixin.GenerateUrl). */
+    recordUrls = {};
+    pendingUrls = new Set();
 
     account;
     accountError;
@@ -116,16 +166,47 @@ export default class AccountReferrals extends LightningElement {
     wiredAccount({ data, error }) {
         this.account = data;
         this.accountError = error;
+        if (data) {
+            this.generateUrls([
+                getFieldValue(data, ACCOUNT_REFERRAL_FIELD),
+                getFieldValue(data, SOURCE_ADVOCATE_FIELD)
+            ]);
+        }
     }
 
     @wire(graphql, { query: ACCOUNT_REFERRALS_QUERY, variables: '$variables' })
     wiredReferrals({ data, errors }) {
         this.graphqlData = data;
         this.graphqlErrors = errors;
+        this.generateUrls(this.referrals.map((referral) => referral.id));
     }
 
     get variables() {
         return { accountId: this.recordId, pageSize: PAGE_SIZE };
+    }
+
+    // ----- navigation -------------------------------------------------------------------------
+
+    /** Asks Salesforce for the URL of each record page once; links show it as their href. */
+    generateUrls(recordIds) {
+        recordIds
+            .filter((id) => id && !this.pendingUrls.has(id))
+            .forEach((id) => {
+                this.pendingUrls.add(id);
+                this[NavigationMixin.GenerateUrl](recordPage(id)).then((url) => {
+                    this.recordUrls = { ...this.recordUrls, [id]: url };
+                });
+            });
+    }
+
+    /** A plain click navigates inside Salesforce; modified clicks (new tab) keep the generated href. */
+    handleRecordLink(event) {
+        const recordId = event.currentTarget.dataset.recordId;
+        if (!recordId || event.metaKey || event.ctrlKey || event.shiftKey || event.button > 0) {
+            return;
+        }
+        event.preventDefault();
+        this[NavigationMixin.Navigate](recordPage(recordId));
     }
 
     // ----- state ------------------------------------------------------------------------------
@@ -154,7 +235,11 @@ export default class AccountReferrals extends LightningElement {
         if (this.graphqlErrors) {
             errors.push(...[].concat(this.graphqlErrors));
         }
-        return reduceErrors(errors).join(' ') || 'Unknown error.';
+        return reduceErrors(errors).join(' ') || UNKNOWN_ERROR;
+    }
+
+    get loadFailedMessage() {
+        return formatLabel(LOAD_FAILED, this.errorMessages);
     }
 
     get isEmpty() {
@@ -179,12 +264,13 @@ export default class AccountReferrals extends LightningElement {
         const value = (field) => getFieldValue(this.account, field);
         return {
             id,
-            url: recordUrl(id),
-            name: value(SOURCE_NAME_FIELD) || 'Referral',
+            url: this.recordUrls[id],
+            name: value(SOURCE_NAME_FIELD) || REFERRAL,
             status: getFieldDisplayValue(this.account, SOURCE_STATUS_FIELD) ?? value(SOURCE_STATUS_FIELD),
             capturedDate: value(SOURCE_CAPTURED_FIELD),
             advocateName: value(SOURCE_ADVOCATE_NAME_FIELD),
-            advocateUrl: recordUrl(value(SOURCE_ADVOCATE_FIELD)),
+            advocateId: value(SOURCE_ADVOCATE_FIELD),
+            advocateUrl: this.recordUrls[value(SOURCE_ADVOCATE_FIELD)],
             programName: value(SOURCE_PROGRAM_NAME_FIELD)
         };
     }
@@ -199,9 +285,9 @@ export default class AccountReferrals extends LightningElement {
         const edges = this.referralConnection?.edges || [];
         return edges.map(({ node }) => ({
             id: node.Id,
-            url: recordUrl(node.Id),
+            url: this.recordUrls[node.Id],
             name: node.Name?.value,
-            friendName: node.Friend_Name__c?.value || 'Unnamed friend',
+            friendName: node.Friend_Name__c?.value || UNNAMED_FRIEND,
             status: node.Status__c?.displayValue ?? node.Status__c?.value,
             capturedDate: node.Captured_Date__c?.value,
             advocateName: node.Advocate__r?.Name?.value,
@@ -216,8 +302,10 @@ export default class AccountReferrals extends LightningElement {
     get referralCountLabel() {
         const total = this.referralConnection?.totalCount ?? this.referrals.length;
         const shown = this.referrals.length;
-        const noun = total === 1 ? 'referral' : 'referrals';
-        return shown < total ? `${total} ${noun} (latest ${shown} shown)` : `${total} ${noun}`;
+        if (shown < total) {
+            return formatLabel(REFERRAL_COUNT_PARTIAL, total, shown);
+        }
+        return total === 1 ? REFERRAL_COUNT_ONE : formatLabel(REFERRAL_COUNT, total);
     }
 
     // ----- reward totals ----------------------------------------------------------------------
@@ -227,7 +315,7 @@ export default class AccountReferrals extends LightningElement {
         return totalsByKey(
             edges.map(({ node }) => ({
                 key: node.Status__c?.value || 'unknown',
-                label: node.Status__c?.displayValue ?? node.Status__c?.value ?? 'Unknown',
+                label: node.Status__c?.displayValue ?? node.Status__c?.value ?? UNKNOWN,
                 amount: node.Amount__c?.value,
                 currency: node.Currency_Code__c?.value
             })),

@@ -80,10 +80,24 @@ export function totalsByKey(items, order = []) {
 }
 
 /**
- * URL of a record's page in Lightning Experience, for plain, keyboard-reachable links.
+ * Page reference of a record's view page, for NavigationMixin (GenerateUrl for the link's href, Navigate on
+ * click), so Salesforce decides the URL in every container (Lightning Experience, the mobile app, consoles).
  * @param {string} recordId
- * @returns {string|undefined}
+ * @returns {object|undefined}
  */
-export function recordUrl(recordId) {
-    return recordId ? `/lightning/r/${recordId}/view` : undefined;
+export function recordPage(recordId) {
+    return recordId ? { type: 'standard__recordPage', attributes: { recordId, actionName: 'view' } } : undefined;
+}
+
+/**
+ * A custom label with its {0}, {1}, ... placeholders filled in (labels keep word order translatable).
+ * @param {string} label
+ * @param {...*} values
+ * @returns {string}
+ */
+export function formatLabel(label, ...values) {
+    return String(label ?? '').replace(/\{(\d+)\}/g, (match, index) => {
+        const value = values[Number(index)];
+        return value === undefined ? match : String(value);
+    });
 }

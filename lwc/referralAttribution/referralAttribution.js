@@ -1,8 +1,54 @@
 import { LightningElement, api, wire } from 'lwc';
+import { NavigationMixin } from 'lightning/navigation';
 import { getRecord, getFieldValue, getFieldDisplayValue } from 'lightning/uiRecordApi';
 import { getRelatedListRecords } from 'lightning/uiRelatedListApi';
 import { getPicklistValues } from 'lightning/uiObjectInfoApi';
-import { reduceErrors, recordUrl } from 'c/ldsUtils';
+import { reduceErrors, recordPage, formatLabel } from 'c/ldsUtils';
+
+import ERROR from '@salesforce/label/c.Refstage_Error';
+import UNKNOWN_ERROR from '@salesforce/label/c.Refstage_Unknown_Error';
+import UNKNOWN from '@salesforce/label/c.Refstage_Unknown';
+import NOT_RECORDED from '@salesforce/label/c.Refstage_Not_Recorded';
+import REFERRAL from '@salesforce/label/c.Refstage_Referral';
+import ADVOCATE from '@salesforce/label/c.Refstage_Advocate';
+import PROGRAM from '@salesforce/label/c.Refstage_Program';
+import STATUS from '@salesforce/label/c.Refstage_Status';
+import TITLE from '@salesforce/label/c.Refstage_Attribution_Title';
+import LOADING from '@salesforce/label/c.Refstage_Attribution_Loading';
+import LOAD_FAILED from '@salesforce/label/c.Refstage_Attribution_Load_Failed';
+import EMPTY from '@salesforce/label/c.Refstage_Attribution_Empty';
+import SOURCE from '@salesforce/label/c.Refstage_Source';
+import ENDED_AS from '@salesforce/label/c.Refstage_Ended_As';
+import REASON from '@salesforce/label/c.Refstage_Reason';
+import HELD_FOR_REVIEW from '@salesforce/label/c.Refstage_Held_For_Review';
+import STATUS_TIMELINE from '@salesforce/label/c.Refstage_Status_Timeline';
+import STEP_CAPTURED from '@salesforce/label/c.Refstage_Step_Captured';
+import STEP_ROUTED from '@salesforce/label/c.Refstage_Step_Routed';
+import STEP_QUALIFIED from '@salesforce/label/c.Refstage_Step_Qualified';
+import STEP_REWARDED from '@salesforce/label/c.Refstage_Step_Rewarded';
+import STEP_NOT_REACHED from '@salesforce/label/c.Refstage_Step_Not_Reached';
+import STEP_CURRENT from '@salesforce/label/c.Refstage_Step_Current';
+import STEP_COMPLETED from '@salesforce/label/c.Refstage_Step_Completed';
+import PROGRAM_MILESTONE from '@salesforce/label/c.Refstage_Program_Milestone';
+import MILESTONE from '@salesforce/label/c.Refstage_Milestone';
+import DEAL_STAGE from '@salesforce/label/c.Refstage_Deal_Stage';
+import MILESTONE_PROGRESS from '@salesforce/label/c.Refstage_Milestone_Progress';
+import MILESTONE_PROGRESS_VALUE from '@salesforce/label/c.Refstage_Milestone_Progress_Value';
+import MILESTONE_NONE from '@salesforce/label/c.Refstage_Milestone_None';
+import MILESTONE_OTHER_FIELD from '@salesforce/label/c.Refstage_Milestone_Other_Field';
+import MILESTONE_REACHED from '@salesforce/label/c.Refstage_Milestone_Reached';
+import MILESTONE_CLOSED_LOST from '@salesforce/label/c.Refstage_Milestone_Closed_Lost';
+import MILESTONE_NOT_YET from '@salesforce/label/c.Refstage_Milestone_Not_Yet';
+import MILESTONE_PAST from '@salesforce/label/c.Refstage_Milestone_Past';
+import MILESTONE_ONE_STAGE from '@salesforce/label/c.Refstage_Milestone_One_Stage';
+import MILESTONE_STAGES from '@salesforce/label/c.Refstage_Milestone_Stages';
+import REWARDS from '@salesforce/label/c.Refstage_Rewards';
+import REWARDS_LOADING from '@salesforce/label/c.Refstage_Rewards_Loading';
+import REWARDS_LOAD_FAILED from '@salesforce/label/c.Refstage_Rewards_Load_Failed';
+import REWARDS_NONE from '@salesforce/label/c.Refstage_Rewards_None';
+import HELD_UNTIL from '@salesforce/label/c.Refstage_Held_Until';
+import REVIEW_REASON from '@salesforce/label/c.Refstage_Review_Reason';
+import ISSUED from '@salesforce/label/c.Refstage_Issued';
 
 import STAGE_FIELD from '@salesforce/schema/Opportunity.StageName';
 import IS_CLOSED_FIELD from '@salesforce/schema/Opportunity.IsClosed';
@@ -70,10 +116,10 @@ const REWARD_FIELDS = [
 
 /** The main path of a referral; the other statuses are end states off this path. */
 const TIMELINE = [
-    { status: 'captured', label: 'Captured', dateField: CAPTURED_DATE_FIELD },
-    { status: 'routed', label: 'Routed', dateField: ROUTED_DATE_FIELD },
-    { status: 'qualified', label: 'Qualified', dateField: QUALIFIED_DATE_FIELD },
-    { status: 'rewarded', label: 'Rewarded', dateField: REWARDED_DATE_FIELD }
+    { status: 'captured', label: STEP_CAPTURED, dateField: CAPTURED_DATE_FIELD },
+    { status: 'routed', label: STEP_ROUTED, dateField: ROUTED_DATE_FIELD },
+    { status: 'qualified', label: STEP_QUALIFIED, dateField: QUALIFIED_DATE_FIELD },
+    { status: 'rewarded', label: STEP_REWARDED, dateField: REWARDED_DATE_FIELD }
 ];
 /** How far along the timeline each status is (in_progress sits between routed and qualified). */
 const STATUS_POSITION = { captured: 0, routed: 1, in_progress: 1, qualified: 2, rewarded: 3 };
@@ -81,9 +127,38 @@ const END_STATES = ['duplicate', 'rejected', 'disqualified'];
 const HELD_REWARD_STATUSES = ['pending_hold', 'pending_review'];
 const CANCELLED_REWARD_STATUSES = ['rejected', 'cancelled'];
 
-export default class ReferralAttribution extends LightningElement {
+/** Every text of the card: custom labels, so an org can translate them (Translation Workbench). */
+const LABELS = {
+    error: ERROR,
+    notRecorded: NOT_RECORDED,
+    referral: REFERRAL,
+    advocate: ADVOCATE,
+    program: PROGRAM,
+    status: STATUS,
+    title: TITLE,
+    loading: LOADING,
+    empty: EMPTY,
+    source: SOURCE,
+    statusTimeline: STATUS_TIMELINE,
+    programMilestone: PROGRAM_MILESTONE,
+    milestone: MILESTONE,
+    dealStage: DEAL_STAGE,
+    milestoneProgress: MILESTONE_PROGRESS,
+    rewards: REWARDS,
+    rewardsLoading: REWARDS_LOADING,
+    rewardsNone: REWARDS_NONE,
+    heldUntil: HELD_UNTIL,
+    issued: ISSUED
+};
+
+export default class ReferralAttribution extends NavigationMixin(LightningElement) {
     /** Id of the Opportunity whose record page hosts the component. */
     @api recordId;
+
+    label = LABELS;
+    /** Record id -> URL that Salesforce generated for its page (NavigationMixin.GenerateUrl). */
+    recordUrls = {};
+    pendingUrls = new Set();
 
     opportunity;
     opportunityError;
@@ -99,6 +174,9 @@ export default class ReferralAttribution extends LightningElement {
     wiredOpportunity({ data, error }) {
         this.opportunity = data;
         this.opportunityError = error;
+        if (data) {
+            this.generateUrls([this.referralId, this.value(ADVOCATE_FIELD), this.value(PROGRAM_FIELD)]);
+        }
     }
 
     @wire(getRelatedListRecords, {
@@ -118,6 +196,30 @@ export default class ReferralAttribution extends LightningElement {
         this.stageValues = data ? data.values : undefined;
     }
 
+    // ----- navigation --------------------------------------------------------------------------
+
+    /** Asks Salesforce for the URL of each record page once; links show it as their href. */
+    generateUrls(recordIds) {
+        recordIds
+            .filter((id) => id && !this.pendingUrls.has(id))
+            .forEach((id) => {
+                this.pendingUrls.add(id);
+                this[NavigationMixin.GenerateUrl](recordPage(id)).then((url) => {
+                    this.recordUrls = { ...this.recordUrls, [id]: url };
+                });
+            });
+    }
+
+    /** A plain click navigates inside Salesforce; modified clicks (new tab) keep the generated href. */
+    handleRecordLink(event) {
+        const recordId = event.currentTarget.dataset.recordId;
+        if (!recordId || event.metaKey || event.ctrlKey || event.shiftKey || event.button > 0) {
+            return;
+        }
+        event.preventDefault();
+        this[NavigationMixin.Navigate](recordPage(recordId));
+    }
+
     // ----- state -------------------------------------------------------------------------------
 
     get isLoading() {
@@ -133,7 +235,11 @@ export default class ReferralAttribution extends LightningElement {
     }
 
     get errorMessages() {
-        return reduceErrors(this.opportunityError).join(' ') || 'Unknown error.';
+        return reduceErrors(this.opportunityError).join(' ') || UNKNOWN_ERROR;
+    }
+
+    get loadFailedMessage() {
+        return formatLabel(LOAD_FAILED, this.errorMessages);
     }
 
     get referralId() {
@@ -163,27 +269,35 @@ export default class ReferralAttribution extends LightningElement {
     }
 
     get referralName() {
-        return this.value(REFERRAL_NAME_FIELD) || 'Referral';
+        return this.value(REFERRAL_NAME_FIELD) || REFERRAL;
     }
 
     get referralUrl() {
-        return recordUrl(this.referralId);
+        return this.recordUrls[this.referralId];
     }
 
     get advocateName() {
         return this.value(ADVOCATE_NAME_FIELD);
     }
 
+    get advocateId() {
+        return this.value(ADVOCATE_FIELD);
+    }
+
     get advocateUrl() {
-        return recordUrl(this.value(ADVOCATE_FIELD));
+        return this.recordUrls[this.advocateId];
     }
 
     get programName() {
         return this.value(PROGRAM_NAME_FIELD);
     }
 
+    get programId() {
+        return this.value(PROGRAM_FIELD);
+    }
+
     get programUrl() {
-        return recordUrl(this.value(PROGRAM_FIELD));
+        return this.recordUrls[this.programId];
     }
 
     get status() {
@@ -191,7 +305,16 @@ export default class ReferralAttribution extends LightningElement {
     }
 
     get statusLabel() {
-        return this.display(REFERRAL_STATUS_FIELD) || 'Unknown';
+        return this.display(REFERRAL_STATUS_FIELD) || UNKNOWN;
+    }
+
+    get endStateMessage() {
+        const ended = formatLabel(ENDED_AS, this.statusLabel);
+        return this.referralReviewReason ? `${ended} ${formatLabel(REASON, this.referralReviewReason)}` : ended;
+    }
+
+    get heldForReviewMessage() {
+        return formatLabel(HELD_FOR_REVIEW, this.referralReviewReason);
     }
 
     get isEndState() {
@@ -208,11 +331,11 @@ export default class ReferralAttribution extends LightningElement {
             const date = this.value(step.dateField);
             const reached = !!date || (position !== undefined && index <= position);
             const current = position === index;
-            let stateLabel = 'Not reached';
+            let stateLabel = STEP_NOT_REACHED;
             if (current) {
-                stateLabel = 'Current step';
+                stateLabel = STEP_CURRENT;
             } else if (reached) {
-                stateLabel = 'Completed';
+                stateLabel = STEP_COMPLETED;
             }
             return {
                 key: step.status,
@@ -249,29 +372,34 @@ export default class ReferralAttribution extends LightningElement {
     get milestoneStanding() {
         const milestone = this.milestoneValue;
         if (!milestone) {
-            return 'This program has no milestone recorded.';
+            return MILESTONE_NONE;
         }
         if (!this.tracksOpportunityStage) {
-            return `Qualifies when ${this.value(MILESTONE_OBJECT_FIELD)}.${this.value(MILESTONE_FIELD_FIELD)} reaches "${milestone}".`;
+            return formatLabel(
+                MILESTONE_OTHER_FIELD,
+                this.value(MILESTONE_OBJECT_FIELD),
+                this.value(MILESTONE_FIELD_FIELD),
+                milestone
+            );
         }
         const stage = this.value(STAGE_FIELD);
         if (stage === milestone) {
-            return 'This deal has reached the program milestone.';
+            return MILESTONE_REACHED;
         }
         if (this.value(IS_CLOSED_FIELD) && !this.value(IS_WON_FIELD)) {
-            return 'This deal closed without reaching the program milestone.';
+            return MILESTONE_CLOSED_LOST;
         }
         const stages = (this.stageValues || []).map((entry) => entry.value);
         const current = stages.indexOf(stage);
         const target = stages.indexOf(milestone);
         if (current === -1 || target === -1) {
-            return 'This deal has not reached the program milestone yet.';
+            return MILESTONE_NOT_YET;
         }
         if (current > target) {
-            return 'This deal is past the program milestone stage.';
+            return MILESTONE_PAST;
         }
         const remaining = target - current;
-        return `${remaining} ${remaining === 1 ? 'stage' : 'stages'} to go before the program milestone.`;
+        return remaining === 1 ? MILESTONE_ONE_STAGE : formatLabel(MILESTONE_STAGES, remaining);
     }
 
     get milestoneProgress() {
@@ -285,6 +413,10 @@ export default class ReferralAttribution extends LightningElement {
             return undefined;
         }
         return Math.min(100, Math.round(((current + 1) / (target + 1)) * 100));
+    }
+
+    get milestoneProgressValue() {
+        return formatLabel(MILESTONE_PROGRESS_VALUE, this.milestoneProgress);
     }
 
     get milestoneProgressStyle() {
@@ -302,7 +434,9 @@ export default class ReferralAttribution extends LightningElement {
     }
 
     get rewardsErrorMessage() {
-        return this.rewardsError ? reduceErrors(this.rewardsError).join(' ') || 'Unknown error.' : undefined;
+        return this.rewardsError
+            ? formatLabel(REWARDS_LOAD_FAILED, reduceErrors(this.rewardsError).join(' ') || UNKNOWN_ERROR)
+            : undefined;
     }
 
     get rewardItems() {
@@ -336,7 +470,7 @@ export default class ReferralAttribution extends LightningElement {
                 badgeClass,
                 holdUntil: status === 'pending_hold' ? getFieldValue(record, REWARD_HOLD_UNTIL_FIELD) : undefined,
                 issuedDate: getFieldValue(record, REWARD_ISSUED_DATE_FIELD),
-                reviewReason: held ? reason : undefined
+                reviewReason: held && reason ? formatLabel(REVIEW_REASON, reason) : undefined
             };
         });
     }

@@ -348,7 +348,11 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
              diagnose=worker_state)
 
     # The push path: the org notifies the app of Lead and Opportunity changes (as the demo sets up).
-    hook = f"{base}/webhooks/salesforce/outbound-message/{connection.id}"
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
+    hook = base + urlsplit(outbound_message_url(rt, tenant.id, connection.id)).path  # carries the push key
     emu.control.add_outbound_rule(object="Lead", fields=["Id", "Status", "IsConverted", "ConvertedOpportunityId",
                                   "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"], endpointUrl=hook, name="Refstage Lead")
     emu.control.add_outbound_rule(object="Opportunity", fields=["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],

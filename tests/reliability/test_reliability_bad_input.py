@@ -98,7 +98,12 @@ def test_json_api(client, rt, world, cases, record):
 
 
 def test_outbound_message_receiver(client, rt, world, cases, record):
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
     seen = {"n": 0}
+    path = urlsplit(outbound_message_url(rt, world.tenant.id, world.connection.id)).path  # past the key check
     envelope = ('<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
                 '<notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>{org}</OrganizationId>'
                 '<Notification><Id>{nid}</Id><sObject xsi:type="sf:{obj}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -117,7 +122,7 @@ def test_outbound_message_receiver(client, rt, world, cases, record):
                              ts=st.one_of(text, st.just("2026-11-02T09:00:00.000Z")))))
     def run(raw):
         seen["n"] += 1
-        resp = client.post(f"/webhooks/salesforce/outbound-message/{world.connection.id}", data=raw,
+        resp = client.post(path, data=raw,
                            headers={"Content-Type": "text/xml"})
         _clean(resp)
 

@@ -65,7 +65,11 @@ def test_outbound_messages_replayed_three_times_shuffled(rt, client, emu, size, 
 
     deliveries = bodies * 3
     random.Random(8).shuffle(deliveries)
-    url = f"/webhooks/salesforce/outbound-message/{connection_id}"
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
+    url = urlsplit(outbound_message_url(rt, tenant_id, connection_id)).path
     for body in deliveries:
         r = client.post(url, data=body, headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
         assert r.status_code == 200 and b"<Ack>true</Ack>" in r.data

@@ -85,12 +85,20 @@ def test_outbound_messages_from_another_org_or_malformed_change_nothing(rt, clie
                 '</sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>')
     bad = [envelope.format(org="00D000000000000BAD"), "<not xml", "",
            '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', envelope.format(org="")]
+    from urllib.parse import urlsplit
+
+    from refstage.services.push_keys import outbound_message_url
+
+    keyed = urlsplit(outbound_message_url(rt, tenant_id, connection_id)).path
+    before = _side_effects(rt)
     for body in bad:
-        r = client.post(f"/webhooks/salesforce/outbound-message/{connection_id}", data=body, headers={"Content-Type": "text/xml"})
+        r = client.post(keyed, data=body, headers={"Content-Type": "text/xml"})
         assert r.status_code >= 400 and b"<Ack>true</Ack>" not in r.data
     other = tenants.create_tenant(rt, "Other", "other")
-    r = client.post(f"/webhooks/salesforce/outbound-message/{other.id}", data=envelope.format(org="x"), headers={"Content-Type": "text/xml"})
-    assert r.status_code >= 400
+    for path in (f"/webhooks/salesforce/outbound-message/{other.id}", keyed.replace(connection_id, other.id),
+                 f"/webhooks/salesforce/outbound-message/{connection_id}"):
+        r = client.post(path, data=envelope.format(org="x"), headers={"Content-Type": "text/xml"})
+        assert r.status_code >= 400
     after = _side_effects(rt)
     assert after["events"] == before["events"] and after["jobs"] == before["jobs"]  # nothing stored, nothing queued
 

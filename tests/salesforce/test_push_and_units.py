@@ -4,6 +4,7 @@ and the connect flow's tenancy guard."""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -41,7 +42,10 @@ def test_outbound_message_pushes_a_qualification(rt, app, client, emu):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/webhooks/salesforce/outbound-message/{connection_id}"
+        from refstage.services.push_keys import outbound_message_url
+
+        path = urlsplit(outbound_message_url(rt, tenant_id, connection_id)).path
+        url = f"http://127.0.0.1:{server.server_port}{path}"
         emu.control.add_outbound_rule(object="Opportunity", fields=["Id", "StageName", "Amount", "IsWon", "IsClosed",
                                                                      "SystemModstamp"], endpointUrl=url)
         admin.update("Opportunity", [{"Id": opp, "StageName": "Closed Won", "Amount": 7000}])
@@ -72,14 +76,20 @@ ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_receiver_refuses_other_orgs_and_dedupes(rt, client, emu):
+    from refstage.services.push_keys import outbound_message_url
+
     tenant_id, connection_id, _ = setup_world(rt, client, FAST)
-    path = f"/webhooks/salesforce/outbound-message/{connection_id}"
+    path = urlsplit(outbound_message_url(rt, tenant_id, connection_id)).path
     wrong = client.post(path, data=ENVELOPE.format(org="00D000000000999AAA"), content_type="text/xml")
     assert wrong.status_code == 403 and b"Fault" in wrong.data
     assert rt.jobs.jobs == [] or all(j[0] != "process_events" for j in rt.jobs.jobs)
     bad = client.post(path, data=b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", content_type="text/xml")
     assert bad.status_code == 400
-    assert client.post("/webhooks/salesforce/outbound-message/nope", data=b"<x/>").status_code == 404
+    assert client.post("/webhooks/salesforce/outbound-message/nope/key", data=b"<x/>").status_code == 403
+    # The endpoint without a key (configured before push keys) fails loudly with a SOAP fault.
+    stale = client.post(f"/webhooks/salesforce/outbound-message/{connection_id}", data=ENVELOPE.format(
+        org=emu.control.org.org_id), content_type="text/xml")
+    assert stale.status_code == 410 and b"push key" in stale.data
     org = emu.control.org.org_id
     for _ in range(2):  # at-least-once delivery: the second copy is acknowledged and dropped
         ok = client.post(path, data=ENVELOPE.format(org=org), content_type="text/xml")
@@ -159,3 +169,19 @@ def test_soql_is_built_safely():
         soql.condition("CloseDate", "equals", "2026-01-01' OR Id != null", "date")
     with pytest.raises(InvalidInput):
         soql.where_all([FilterCondition("Nope__c", "equals", "x")], {"name": "string"})
+
+
+def test_outbound_message_parser():
+    from refstage.adapters.crm.salesforce import outbound_message as om
+
+    message = om.parse(ENVELOPE.format(org="00D000000000001AAA").encode())
+    assert message.organization_id == "00D000000000001AAA"
+    (note,) = message.notifications
+    assert (note.notification_id, note.object, note.id) == ("04l000000000001AAA", "Opportunity", "006000000000001AAA")
+    assert note.fields["StageName"] == "Closed Won" and note.stamp == "2026-11-02T09:00:00.000Z"
+    note_xml = "<Notification>" + ENVELOPE.split("<Notification>", 1)[1].split("</Notification>", 1)[0] + "</Notification>"
+    too_many = ENVELOPE.replace(note_xml, note_xml * 101).format(org="00D000000000001AAA")
+    bad_id = ENVELOPE.replace("<sf:Id>006000000000001AAA</sf:Id>", "<sf:Id>006' OR 1=1</sf:Id>").format(org="x")
+    for body in (too_many.encode(), bad_id.encode(), b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", b"<x/>", b"\xff"):
+        with pytest.raises(om.MalformedMessage):
+            om.parse(body)

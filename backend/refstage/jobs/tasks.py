@@ -80,7 +80,8 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
     @huey.task(retries=MAX_RETRIES, context=True, name="process_events")
     @retrying
     def process_events(tenant_id: str, connection_id: str) -> int:
-        # Same lock as the sync: one writer per connection at a time keeps ordering simple.
+        """Pushed changes are hints: drain_events re-reads the records from the CRM (outside any transaction)
+        and observes only the CRM's answer. Same lock as the sync: one writer per connection at a time."""
         try:
             with connection_lock(huey, f"sync:{connection_id}"):
                 processed = sync.drain_events(rt, tenant_id, connection_id)
@@ -90,6 +91,21 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
             write_back_task(tenant_id, connection_id)
         return processed
 
+    @huey.task(retries=MAX_RETRIES, context=True, name="provision_push")
+    @retrying
+    def provision_push(tenant_id: str, connection_id: str) -> bool:
+        """After a push-secret rotation of a Pipedrive connection: re-create its webhook with the new
+        credentials (the old webhook, and with it the old credentials, is removed)."""
+        from refstage.domain.connections import CrmKind
+        from refstage.services import pipedrive_connect
+
+        with rt.uow(tenant_id, readonly=True) as uow:
+            connection = uow.connections.get(connection_id)
+        if connection.kind != CrmKind.PIPEDRIVE or not connection.usable:
+            return False
+        pipedrive_connect.provision(rt, tenant_id, connection_id)
+        return True
+
     @huey.task(retries=MAX_RETRIES, context=True, name="write_back")
     @retrying
     def write_back_task(tenant_id: str, connection_id: str) -> int:
@@ -98,6 +114,18 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         if not connection.usable:
             return 0
         return sync.write_back_all(rt, tenant_id, connection)
+
+    @huey.task(retries=MAX_RETRIES, context=True, name="install_push_path")
+    @retrying
+    def install_push_path(tenant_id: str, connection_id: str) -> str | None:
+        """Deploy the Outbound Messages and flows into the org (Metadata API); one deploy per connection at a time."""
+        from refstage.services import push_path
+
+        try:
+            with connection_lock(huey, f"push_path:{connection_id}", ttl=2400):
+                return push_path.run_install(rt, tenant_id, connection_id).get("status")
+        except TaskLockedException:
+            raise RetryTask("push-path deploy already running", delay=30)
 
     @huey.task(name="notify")
     def notify(tenant_id: str, event: str, entity_id: str) -> None:
@@ -242,6 +270,8 @@ def register_tasks(huey: Huey, rt: Any) -> dict[str, Callable[..., Any]]:
         "enrol_program": enrol_program,
         "process_events": process_events,
         "write_back": write_back_task,
+        "install_push_path": install_push_path,
+        "provision_push": provision_push,
         "notify": notify,
         "notify_many": notify_many,
         "schedule_syncs": schedule_syncs,

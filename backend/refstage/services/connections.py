@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput, NotFound
+from refstage.services import push_keys
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
         conn.external_username = ident.get("username")
         conn.instance_url = token.get("instance_url")
         conn.login_host = pending["login_host"]
+        push_keys.issue_if_missing(rt, conn)  # the secret its Outbound Messages must carry
         conn.status = ConnectionStatus.ACTIVE
         conn.status_message = None
         uow.connections.save(conn)

@@ -13,6 +13,7 @@ def rotate_credentials(rt: Runtime) -> int:
     """Re-encrypt every sealed secret under the first configured key; after it, the other keys can be
     dropped. Returns how many secrets were rewritten."""
     from refstage.services.connections import PENDING_KEY
+    from refstage.services.push_keys import PUSH_KEY_SETTING
 
     count = 0
     with rt.session_factory() as session:
@@ -20,9 +21,10 @@ def rotate_credentials(rt: Runtime) -> int:
             if row.credentials:
                 row.credentials = rt.vault.rotate(row.credentials)
                 count += 1
-            if (row.settings or {}).get(PENDING_KEY):
-                row.settings = {**row.settings, PENDING_KEY: rt.vault.rotate(row.settings[PENDING_KEY])}
-                count += 1
+            for key in (PENDING_KEY, PUSH_KEY_SETTING):
+                if (row.settings or {}).get(key):
+                    row.settings = {**row.settings, key: rt.vault.rotate(row.settings[key])}
+                    count += 1
         for endpoint in session.scalars(select(m.WebhookEndpointRow)):
             endpoint.secret = rt.vault.rotate(endpoint.secret)
             count += 1

@@ -222,6 +222,13 @@ class CrmGateway(abc.ABC):
         adapter whose change read returns every change needs nothing here."""
         return ChangeBatch([], {}, api_calls=0, done=True)
 
+    def read_current(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
+        """The current state of the named records ({object: ids}), read from the CRM over our own
+        authenticated API, with the fields the rules need and the CRM's own modification time. This is how a
+        pushed change is confirmed before anything is decided: a push only says which records to look at.
+        Records the CRM does not return (made up, or deleted and gone) are left out."""
+        raise CrmError(f"this {self.kind} adapter cannot confirm pushed changes", transient=False)
+
     def count_matching(self, rule: Rule) -> int | None:
         """How many open records satisfy the rule today (program editor preview); None if unknown."""
         return None

@@ -16,9 +16,9 @@ from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
-from refstage.services.ports import (BudgetExhausted, ChangedRecord, CrmError, DeferredRewards, MirrorBatch,
+from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch,
                                      ReconnectRequired)
-from refstage.services.qualification import ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
+from refstage.services.qualification import LINK_FIELD, ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
 
@@ -91,7 +91,7 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
                 if on_progress:
                     on_progress(report)
             _fetch_unseen(rt, tenant_id, connection_id, gateway, fields, report)
-        drain_events(rt, tenant_id, connection_id, report)
+        drain_events(rt, tenant_id, connection_id, report, gateway=gateway)
         write_back_all(rt, tenant_id, connection, report, gateway)
     except ReconnectRequired as exc:
         mark_reconnect_required(rt, tenant_id, connection_id, "syncing")
@@ -143,24 +143,71 @@ def _finish(rt: Runtime, tenant_id: str, run_id: str, report: SyncReport, starte
         uow.commit()
 
 
-def drain_events(rt: Runtime, tenant_id: str, connection_id: str, report: SyncReport | None = None, limit: int = 5000) -> int:
-    """Apply pushed changes from the durable inbox. A failure leaves them pending for the next drain."""
+def drain_events(rt: Runtime, tenant_id: str, connection_id: str, report: SyncReport | None = None, limit: int = 5000,
+                 gateway=None) -> int:
+    """Act on pushed changes from the inbox. A push is a hint, never the truth: the records it names are
+    re-read from the CRM (gateway.read_current: the CRM's values and its own modification time) and only that
+    answer is observed. What a push carried — values, timestamps — decides nothing, so a forged, replayed or
+    future-dated push cannot create, move or cancel a reward, nor make the real state look older later.
+    The CRM is called between units of work; a failure leaves the hints pending for the next drain."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        hints = uow.inbox.pending(connection_id, limit)
+        if not hints:
+            return 0
+        connection = uow.connections.get(connection_id)
+        programs = [p for p in uow.programs.list(connection_id=connection_id) if p.status != ProgramStatus.DRAFT]
+    fields = referrals_needing_fields(programs)
+    named: dict[str, set[str]] = {}
+    for hint in hints:
+        named.setdefault(hint.object, set()).add(hint.id)
+    wanted: dict[str, set[str]] = {}
+    if programs:
+        # Only records a referral points at can matter (a conversion's new links are followed after the
+        # read), so a push naming anything else costs no CRM call at all.
+        with rt.uow(tenant_id, readonly=True) as uow:
+            for obj, ids in named.items():
+                column = LINK_FIELD.get(obj)
+                linked = uow.referrals.linked_ids(connection_id, column, sorted(ids)) if column else {}
+                if linked:
+                    wanted[obj] = set(linked)
+    if wanted:
+        if not connection.usable:
+            raise CrmError(f"connection is {connection.status.value}; pushed changes wait", transient=False)
+        gateway = gateway or rt.gateway(connection)
+        stats, calls = _observe_confirmed(rt, tenant_id, connection_id, gateway, fields, wanted)
+        if report is not None:
+            report.observe.add(stats)
+            report.api_calls += calls
+            report.pulled += stats.records
     with rt.uow(tenant_id) as uow:
-        rows = list(uow.session.scalars(select(m.CrmEventRow).where(
-            m.CrmEventRow.tenant_id == tenant_id, m.CrmEventRow.connection_id == connection_id,
-            m.CrmEventRow.processed_at.is_(None)).order_by(m.CrmEventRow.changed_at, m.CrmEventRow.id).limit(limit)))
-        records = [ChangedRecord(r.object_type, r.object_id, dict(r.payload.get("fields") or {}), r.changed_at,
-                                 bool(r.payload.get("deleted"))) for r in rows]
-        ids = [r.id for r in rows]
-    if not ids:
-        return 0
-    stats = observe_crm_changes(rt, tenant_id, connection_id, records, Actor.sync(connection_id))
-    if report is not None:
-        report.observe.add(stats)
-    with rt.uow(tenant_id) as uow:
-        uow.session.execute(update(m.CrmEventRow).where(m.CrmEventRow.id.in_(ids)).values(processed_at=rt.now()))
+        uow.inbox.mark_processed([h.pk for h in hints], rt.now())
         uow.commit()
-    return len(ids)
+    return len(hints)
+
+
+def _observe_confirmed(rt: Runtime, tenant_id: str, connection_id: str, gateway, fields: dict[str, set[str]],
+                       wanted: dict[str, set[str]]) -> tuple[ObserveStats, int]:
+    """Read the named records from the CRM and observe that; then once more for records referrals were just
+    linked to (a converted lead's opportunity) that the inbox did not name, so a conversion pushed on its own
+    still qualifies in this drain. Returns the stats and the CRM calls spent."""
+    stats = ObserveStats()
+    batch = gateway.read_current(fields, wanted)
+    calls = batch.api_calls
+    if batch.records:
+        stats.add(observe_crm_changes(rt, tenant_id, connection_id, batch.records, Actor.sync(connection_id)))
+    unseen = {obj: ids - wanted.get(obj, set()) for obj, ids in stats.unseen.items() if obj in fields}
+    unseen = {obj: ids for obj, ids in unseen.items() if ids}
+    if unseen:
+        with rt.uow(tenant_id, readonly=True) as uow:
+            known = uow.crm_records.load(connection_id, unseen)
+        unseen = {obj: {i for i in ids if (obj, i) not in known} for obj, ids in unseen.items()}
+        unseen = {obj: ids for obj, ids in unseen.items() if ids}
+    if unseen:
+        more = gateway.read_current(fields, unseen)
+        calls += more.api_calls
+        if more.records:
+            stats.add(observe_crm_changes(rt, tenant_id, connection_id, more.records, Actor.sync(connection_id)))
+    return stats, calls
 
 
 def _referrals(uow, referral_ids: list[str]):

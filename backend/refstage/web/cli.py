@@ -26,4 +26,5 @@ def serve(host: str, port: int, migrate: bool) -> None:
     sibling = Path(sys.executable).with_name("gunicorn")
     gunicorn = str(sibling) if sibling.exists() else "gunicorn"
     os.execvp(gunicorn, [gunicorn, "--bind", f"{host}:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-                           "--threads", "4", "--access-logfile", "-", "refstage.web.app:create_app()"])
+                           "--threads", "4", "--access-logfile", "-",
+                           "--logger-class", "refstage.web.access_log.RedactingAccessLogger", "refstage.web.app:create_app()"])

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from refstage.domain.errors import Conflict, DomainError, InvalidInput, InvalidTransition, NotFound, RuleError
+from refstage.logs import redact_push_keys
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +62,5 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact_push_keys(request.path))
         return error_response(500, "internal_error", "something went wrong on our side; it has been logged")

@@ -1,25 +1,19 @@
 """Pipedrive web endpoints: the OAuth connect flow (and API-token connect) for admins, and the
 webhook receiver.
 
-The receiver checks HTTP basic auth (constant time) against the connection's sealed credentials,
-stores the delivery in the crm_events inbox (deduped on `meta.id` by the unique constraint,
-`changed_at` = the object's `update_time` for ordering), commits, queues `process_events`, and only
-then answers 200 — no CRM call, no rule evaluation in the request, so it answers well within
-Pipedrive's 10 s (and our 1 s) budget. Bad auth: 401, nothing stored. Malformed JSON: 400."""
+The receiver hands the delivery to services.inbox, which checks HTTP basic auth (constant time) against
+the connection's sealed credentials, stores the delivery in the inbox once per `meta.id`, commits, and
+queues `process_events` when it was new; only then does the view answer 200 — no CRM call, no rule
+evaluation in the request. The delivery is a hint: the deal is re-read from Pipedrive before anything is
+decided. Bad auth: 401, nothing stored. Malformed JSON: 400."""
 
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from refstage.adapters.crypto import CredentialsUnreadable
-from refstage.adapters.db import models as m
-from refstage.domain.connections import ConnectionStatus, CrmKind
-from refstage.domain.errors import NotFound
-from refstage.services import pipedrive_connect
+from refstage.services import inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
@@ -105,64 +99,19 @@ def _unauthorized() -> Response:
 
 @bp.post("/webhooks/pipedrive/<connection_id>")
 def webhook(connection_id: str):
-    from refstage.adapters.crm.pipedrive.webhooks import MalformedDelivery, check_basic, parse_delivery
-
-    runtime = rt()
-    if len(connection_id) > 64:
-        return _unauthorized()
-    with runtime.uow() as uow:
-        tenant_id = uow.directory.tenant_for_connection(connection_id)
     basic = request.authorization
     user = basic.username if basic and basic.type == "basic" else None
     password = basic.password if basic and basic.type == "basic" else None
-    if tenant_id is None:
-        check_basic({"user": "x", "password": "x"}, user, password)  # same work as a known connection
-        return _unauthorized()
-    try:
-        with runtime.uow(tenant_id) as uow:
-            conn = uow.connections.get(connection_id)
-            sealed = uow.connections.credentials(connection_id)
-        expected = runtime.vault.open(sealed).get("webhook") if sealed else None
-    except (NotFound, CredentialsUnreadable):
-        return _unauthorized()
-    if conn.kind != CrmKind.PIPEDRIVE or not check_basic(expected, user, password):
-        log.warning("Pipedrive webhook for connection %s refused: bad credentials", connection_id)
-        return _unauthorized()
-    if conn.status != ConnectionStatus.ACTIVE:
-        return jsonify({"error": "gone", "message": "this connection does not take deliveries now"}), 410
-    if (request.content_length or 0) > MAX_BODY:
-        return jsonify({"error": "too_large"}), 413
-    payload = request.get_json(silent=True)
-    if payload is None:
-        return jsonify({"error": "bad_request", "message": "the body is not JSON"}), 400
-    try:
-        delivery = parse_delivery(payload, conn.settings.get("custom_names") or {})
-    except MalformedDelivery as exc:
-        return jsonify({"error": "bad_request", "message": str(exc)}), 400
-    if delivery.record is None:
-        return jsonify({"ok": True, "ignored": delivery.entity})
-    rec = delivery.record
-    stored = False
-    with runtime.uow(tenant_id) as uow:
-        exists = uow.session.scalar(select(m.CrmEventRow.id).where(
-            m.CrmEventRow.connection_id == connection_id, m.CrmEventRow.dedupe_key == delivery.event_id))
-        if exists is None:
-            try:
-                with uow.session.begin_nested():
-                    uow.session.add(m.CrmEventRow(
-                        tenant_id=tenant_id, connection_id=connection_id, source="pipedrive_webhook",
-                        dedupe_key=delivery.event_id, object_type=rec.object, object_id=rec.id, changed_at=rec.modified_at,
-                        payload={"fields": rec.fields, "deleted": rec.deleted, "action": delivery.action,
-                                 "attempt": (payload.get("meta") or {}).get("attempt")},
-                        received_at=runtime.now(), attempts=0))
-                stored = True
-            except IntegrityError:
-                stored = False  # the same delivery arriving concurrently: already in the inbox
-        uow.commit()
-    if stored:
-        try:
-            runtime.jobs.enqueue("process_events", tenant_id=tenant_id, connection_id=connection_id)
-        except Exception:  # noqa: BLE001 - the event is durable; the periodic sync drains it anyway
-            log.exception("could not queue process_events for %s", connection_id)
-            return jsonify({"error": "unavailable"}), 503
-    return jsonify({"ok": True, "duplicate": not stored})
+    too_large = (request.content_length or 0) > MAX_BODY
+    try:  # the body is read only once the credentials are checked
+        receipt = inbox.receive_pipedrive_webhook(rt(), connection_id, user, password,
+                                                  lambda: request.get_json(silent=True), too_large=too_large)
+    except inbox.PushRefused as exc:
+        if exc.status == 401:
+            return _unauthorized()
+        return jsonify({"error": exc.code, "message": exc.message}), exc.status
+    except inbox.PushNotQueued:
+        return jsonify({"error": "unavailable"}), 503
+    if receipt.ignored:
+        return jsonify({"ok": True, "ignored": receipt.ignored})
+    return jsonify({"ok": True, "duplicate": receipt.stored == 0})

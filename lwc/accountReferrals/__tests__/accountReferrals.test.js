@@ -2,6 +2,10 @@ import { createElement } from 'lwc';
 import AccountReferrals from 'c/accountReferrals';
 import { getRecord } from 'lightning/uiRecordApi';
 import { graphql } from 'lightning/graphql';
+import { getNavigateCalls, getGenerateUrlCalls, resetNavigationCalls } from 'lightning/navigation';
+
+const { readLabels } = require('../../../scripts/jest/labels');
+const LABELS = readLabels();
 
 const mockReferred = require('./data/getRecordReferred.json');
 const mockPlain = require('./data/getRecordPlain.json');
@@ -28,6 +32,7 @@ describe('c-account-referrals', () => {
             document.body.removeChild(document.body.firstChild);
         }
         jest.clearAllMocks();
+        resetNavigationCalls();
     });
 
     const $ = (selector) => element.shadowRoot.querySelector(selector);
@@ -166,6 +171,40 @@ describe('c-account-referrals', () => {
             ]);
             $$('section').forEach((section) => expect(section.getAttribute('aria-labelledby')).toBeTruthy());
             await expect(element).toBeAccessible();
+        });
+    });
+
+    describe('labels and navigation', () => {
+        it('takes its title, headings and column names from the package custom labels', async () => {
+            await render(mockReferred, mockReferrals);
+            expect($('h2').textContent).toBe(LABELS.Refstage_Referrals);
+            expect($$('h3').map((h) => h.textContent)).toEqual([
+                LABELS.Refstage_Account_Source,
+                LABELS.Refstage_Account_Advocated,
+                LABELS.Refstage_Account_Rewards
+            ]);
+            expect($$('thead th').map((th) => th.textContent)).toEqual([
+                LABELS.Refstage_Friend,
+                LABELS.Refstage_Advocate,
+                LABELS.Refstage_Status,
+                LABELS.Refstage_Captured
+            ]);
+        });
+
+        it('generates every record link through NavigationMixin and navigates on click', async () => {
+            await render(mockReferred, mockReferrals);
+            await flushPromises();
+            const generated = getGenerateUrlCalls().map((ref) => ref.attributes.recordId);
+            expect(generated).toContain('a02000000000009AAA');
+            $$('a').forEach((link) => expect(generated).toContain(link.dataset.recordId));
+            const rowLink = $('[data-id="referral-row"] a');
+            const click = new MouseEvent('click', { bubbles: true, cancelable: true });
+            rowLink.dispatchEvent(click);
+            expect(click.defaultPrevented).toBe(true);
+            expect(getNavigateCalls()[0].pageReference).toEqual({
+                type: 'standard__recordPage',
+                attributes: { recordId: rowLink.dataset.recordId, actionName: 'view' }
+            });
         });
     });
 });

@@ -1,4 +1,4 @@
-import { reduceErrors, totalsByKey, recordUrl } from 'c/ldsUtils';
+import { reduceErrors, totalsByKey, recordPage, formatLabel } from 'c/ldsUtils';
 
 describe('c/ldsUtils', () => {
     describe('reduceErrors', () => {
@@ -72,9 +72,18 @@ describe('c/ldsUtils', () => {
         });
     });
 
-    it('builds Lightning record URLs', () => {
-        expect(recordUrl('001000000000001AAA')).toBe('/lightning/r/001000000000001AAA/view');
-        expect(recordUrl(undefined)).toBeUndefined();
+    it('builds record page references for NavigationMixin, not URL strings', () => {
+        expect(recordPage('001000000000001AAA')).toEqual({
+            type: 'standard__recordPage',
+            attributes: { recordId: '001000000000001AAA', actionName: 'view' }
+        });
+        expect(recordPage(undefined)).toBeUndefined();
+    });
+
+    it('fills label placeholders in any order and leaves unknown ones', () => {
+        expect(formatLabel('{1} of {0}', 'ten', 3)).toBe('3 of ten');
+        expect(formatLabel('Reason: {0}. {2}', 'spam')).toBe('Reason: spam. {2}');
+        expect(formatLabel(undefined)).toBe('');
     });
 });
 

@@ -3,6 +3,10 @@ import ReferralAttribution from 'c/referralAttribution';
 import { getRecord } from 'lightning/uiRecordApi';
 import { getRelatedListRecords } from 'lightning/uiRelatedListApi';
 import { getPicklistValues } from 'lightning/uiObjectInfoApi';
+import { getNavigateCalls, getGenerateUrlCalls, resetNavigationCalls } from 'lightning/navigation';
+
+const { readLabels } = require('../../../scripts/jest/labels');
+const LABELS = readLabels();
 
 const mockAttributed = require('./data/getRecordAttributed.json');
 const mockUnattributed = require('./data/getRecordUnattributed.json');
@@ -35,6 +39,7 @@ describe('c-referral-attribution', () => {
             document.body.removeChild(document.body.firstChild);
         }
         jest.clearAllMocks();
+        resetNavigationCalls();
     });
 
     const $ = (selector) => element.shadowRoot.querySelector(selector);
@@ -227,6 +232,70 @@ describe('c-referral-attribution', () => {
             $$('section').forEach((section) => expect(section.getAttribute('aria-labelledby')).toBeTruthy());
             $$('a').forEach((link) => expect(link.getAttribute('href')).toMatch(/^\/lightning\/r\//));
             await expect(element).toBeAccessible();
+        });
+    });
+
+    describe('labels and navigation', () => {
+        async function render() {
+            getRecord.emit(mockAttributed);
+            await flushPromises();
+            getRelatedListRecords.emit(mockRewards);
+            await flushPromises();
+        }
+
+        it('takes every heading from the package custom labels', async () => {
+            await render();
+            expect($('h2').textContent).toBe(LABELS.Refstage_Attribution_Title);
+            expect($$('h3').map((h) => h.textContent)).toEqual([
+                LABELS.Refstage_Source,
+                LABELS.Refstage_Status_Timeline,
+                LABELS.Refstage_Program_Milestone,
+                LABELS.Refstage_Rewards
+            ]);
+            expect($$('dt').map((dt) => dt.textContent)).toEqual(
+                expect.arrayContaining([LABELS.Refstage_Referral, LABELS.Refstage_Advocate, LABELS.Refstage_Deal_Stage])
+            );
+        });
+
+        it('fills label placeholders with the values, not with code-built sentences', async () => {
+            getRecord.emitError({ body: [{ message: 'Insufficient access' }] });
+            await flushPromises();
+            expect($('[role="alert"] p').textContent).toBe(
+                LABELS.Refstage_Attribution_Load_Failed.replace('{0}', 'Insufficient access')
+            );
+        });
+
+        it('asks Salesforce for record URLs through NavigationMixin.GenerateUrl', async () => {
+            await render();
+            const requested = getGenerateUrlCalls().map((ref) => ref.attributes.recordId);
+            expect(requested).toEqual(
+                expect.arrayContaining(['a02000000000001AAA', '003000000000001AAA', 'a01000000000001AAA'])
+            );
+            getGenerateUrlCalls().forEach((ref) => {
+                expect(ref.type).toBe('standard__recordPage');
+                expect(ref.attributes.actionName).toBe('view');
+            });
+        });
+
+        it('navigates with NavigationMixin.Navigate on a plain click and leaves modified clicks to the browser', async () => {
+            await render();
+            const link = $('[data-id="advocate"] a');
+            const click = new MouseEvent('click', { bubbles: true, cancelable: true });
+            link.dispatchEvent(click);
+            expect(click.defaultPrevented).toBe(true);
+            expect(getNavigateCalls()).toEqual([
+                {
+                    pageReference: {
+                        type: 'standard__recordPage',
+                        attributes: { recordId: '003000000000001AAA', actionName: 'view' }
+                    },
+                    replace: undefined
+                }
+            ]);
+            const newTab = new MouseEvent('click', { bubbles: true, cancelable: true, ctrlKey: true });
+            link.dispatchEvent(newTab);
+            expect(newTab.defaultPrevented).toBe(false);
+            expect(getNavigateCalls()).toHaveLength(1);
         });
     });
 });

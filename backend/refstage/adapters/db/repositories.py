@@ -20,6 +20,7 @@ from refstage.adapters.db.bulk_insert import execute_many, insert_many
 from refstage.domain.audit import Actor, ActorKind, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import NotFound
+from refstage.domain.inbox import InboxEntry, PushedChange
 from refstage.domain.money import Money
 from refstage.domain.programs import EnrolmentSource, LandingPage, Owner, Program, ProgramStatus, Routing
 from refstage.domain.referrals import Advocate, AdvocateSource, CrmRefs, Referral, ReferralSource, ReferralStatus
@@ -893,6 +894,57 @@ class CrmRecordRepository(_Scoped):
                 update(T).where(T.c.id == bindparam("b_pk")).values(fields=bindparam("b_fields"), modified_at=bindparam("b_mod"),
                                                                     deleted=bindparam("b_del"), updated_at=bindparam("b_now")),
                 [{"b_pk": s.pk, "b_fields": s.fields, "b_mod": s.modified_at, "b_del": s.deleted, "b_now": now} for s in changed])
+
+
+# --- inbox of CRM pushes ------------------------------------------------------------------------------
+class InboxRepository(_Scoped):
+    """Pushed CRM changes (Outbound Messages, webhooks), stored once per (connection, delivery id)."""
+
+    def add_new(self, connection_id: str, source: str, changes: Sequence[PushedChange], now: dt.datetime) -> int:
+        """Store the changes not seen before; returns how many were new. A delivery arriving twice at once
+        (two web workers) loses the race on the unique constraint and counts as seen."""
+        E = m.CrmEventRow
+        keys = list(dict.fromkeys(c.delivery_id[:200] for c in changes))
+        seen: set[str] = set()
+        for start in range(0, len(keys), 900):
+            seen.update(self.session.scalars(select(E.dedupe_key).where(
+                E.tenant_id == self.tenant_id, E.connection_id == connection_id, E.dedupe_key.in_(keys[start:start + 900]))))
+        stored = 0
+        for change in changes:
+            key = change.delivery_id[:200]
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                with self.session.begin_nested():
+                    self.session.add(E(tenant_id=self.tenant_id, connection_id=connection_id, source=source,
+                                       dedupe_key=key, object_type=change.object[:40], object_id=change.id[:40],
+                                       changed_at=change.changed_at, payload=change.payload, received_at=now,
+                                       attempts=0))
+                stored += 1
+            except IntegrityError:
+                continue
+        return stored
+
+    def pending(self, connection_id: str, limit: int) -> list[InboxEntry]:
+        E = m.CrmEventRow
+        rows = self.session.execute(select(E.id, E.object_type, E.object_id, E.source).where(
+            E.tenant_id == self.tenant_id, E.connection_id == connection_id, E.processed_at.is_(None))
+            .order_by(E.id).limit(limit))
+        return [InboxEntry(pk, obj, crm_id, source) for pk, obj, crm_id, source in rows]
+
+    def mark_processed(self, pks: Sequence[int], at: dt.datetime) -> None:
+        E = m.CrmEventRow
+        for start in range(0, len(pks), 900):
+            self.session.execute(update(E).where(E.tenant_id == self.tenant_id, E.id.in_(list(pks[start:start + 900])))
+                                 .values(processed_at=at))
+
+    def count(self, connection_id: str | None = None) -> int:
+        E = m.CrmEventRow
+        q = select(func.count()).select_from(E).where(E.tenant_id == self.tenant_id)
+        if connection_id:
+            q = q.where(E.connection_id == connection_id)
+        return int(self.session.scalar(q) or 0)
 
 
 # --- cross-tenant resolution ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import admin_queries
+from refstage.services import admin_queries, push_keys
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
 
@@ -63,7 +63,8 @@ def connections():
     svc = _connections_service()
     return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
                            can_disconnect=_disconnect_service() is not None,
-                           salesforce_oauth=_configured(SalesforceApp), pipedrive_oauth=_configured(PipedriveApp))
+                           salesforce_oauth=_configured(SalesforceApp), pipedrive_oauth=_configured(PipedriveApp),
+                           push_urls=push_keys.endpoint_urls(rt(), tenant_id()))
 
 
 @bp.route("/connections/connect", methods=["POST"])
@@ -168,3 +169,38 @@ def connection_retry(connection_id: str):
                                               None if request.form.get("scope") == "all" else ids)
     flash(f"{count} failed write(s) queued again." if count else "Nothing to retry.")
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
+
+
+@bp.route("/connections/<connection_id>/push-path", methods=["POST"])
+@requires(*ADMIN)
+def connection_push_path(connection_id: str):
+    """Queue the deploy of the Outbound Messages and flows into the org (services.push_path; a job runs it)."""
+    from refstage.services import push_path
+
+    try:
+        if push_path.request_install(rt(), tenant_id(), connection_id, actor=actor()):
+            flash("Push path queued: the worker deploys it into Salesforce; this page shows the outcome.")
+        else:
+            flash("The push path is already being deployed; this page shows the outcome when it is done.")
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+    return redirect(back_or(url_for("admin.connections")))
+
+
+@bp.route("/connections/<connection_id>/rotate-push-key", methods=["POST"])
+@requires(*ADMIN)
+def connection_rotate_push_key(connection_id: str):
+    """Replace the connection's push secret (confirmed by a ticked box; audited by the service)."""
+    if request.form.get("confirm") != "yes":
+        flash("Tick the confirmation to rotate the push key.", "error")
+        return redirect(url_for("admin.connections"))
+    try:
+        url = push_keys.rotate_push_key(rt(), tenant_id(), connection_id, actor())
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        return redirect(url_for("admin.connections"))
+    if url:
+        flash("Push key rotated. Click Reinstall push path so the org's Outbound Messages use the new endpoint URL below.")
+    else:
+        flash("Push credentials rotated; the Pipedrive webhook is being re-created with them.")
+    return redirect(url_for("admin.connections"))

@@ -407,6 +407,24 @@ class PipedriveGateway(CrmGateway):
                                   done=not next_cursor and entity == plan[-1][0])
                 before = self.client.calls
 
+    def read_current(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
+        """`GET /api/v2/deals?ids=…` (deleted deals included) and `/persons?ids=…`, ≤100 ids a call."""
+        before = self.client.calls
+        records = []
+        plan = (("Deal", "deals", "deal", deal_record, {"status": "open,won,lost,deleted"}),
+                ("Person", "persons", "person", person_record, {}))
+        for obj, path, entity, mapper, extra in plan:
+            wanted = sorted((i for i in ids.get(obj) or () if str(i).isdigit()), key=int)
+            if not wanted:
+                continue
+            names = self._names(entity)
+            want = set(fields.get(obj) or ())
+            for start in range(0, len(wanted), 100):
+                chunk = wanted[start:start + 100]
+                for items, _ in self.client.pages(path, ids=",".join(chunk), limit=100, **extra):
+                    records.extend(mapper(item, names, want) for item in items)
+        return ChangeBatch(records, {}, api_calls=self._calls(before), done=True)
+
     def mirror(self, referrals: Sequence[tuple[Referral, Advocate, Program]], rewards: Sequence[Reward],
                record_states: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> WriteResult:
         before = self.client.calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import click
@@ -164,3 +165,92 @@ def disconnect_(tenant: str, connection_id: str) -> None:
         disconnect = pipedrive_connect.disconnect if kind == "pipedrive" else connections.disconnect
         conn = disconnect(rt, tenant_id, connection_id, actor=Actor.system("cli"))
     click.echo(f"{conn.id}: {conn.status.value}")
+
+
+@connection.command("install-push-path")
+@click.argument("tenant")
+@click.argument("connection_id")
+@click.option("--endpoint-url", help="Outbound Message URL to deploy (default: this connection's authenticated URL).")
+def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None) -> None:
+    """Deploy the Outbound Messages and flows into the connected org now (also after rotating the push key)."""
+    from refstage.domain.errors import InvalidInput
+    from refstage.services import push_path
+
+    rt = _runtime()
+    tenant_id = _tenant_id(rt, tenant)
+    try:
+        if not push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli")):
+            raise click.ClickException("a push-path deploy is already queued or running for this connection")
+    except InvalidInput as exc:
+        raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
+    click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
+    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url)
+    click.echo(f"{connection_id}: push path {state.get('status')} (deploy {state.get('deploy_id') or '-'}, "
+               f"tests: {state.get('test_level') or '-'})")
+    for problem in state.get("problems") or []:
+        click.echo(f"  - {problem}")
+    if state.get("status") == "needs_activation":
+        click.echo("  Production kept these flows inactive: " + ", ".join(state.get("inactive_flows") or [])
+                   + ". Activate them in Setup → Flows, or turn on 'Deploy processes and flows as active' and run this again.")
+    if state.get("status") == "failed":
+        raise SystemExit(1)
+
+
+@connection.command("external-client-app")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Empty folder to write the metadata-format bundle into.")
+@click.option("--contact-email", required=True, help="Who Salesforce admins contact about this app.")
+@click.option("--base-url", help="Refstage's public https URL (default: REFSTAGE_BASE_URL).")
+@click.option("--callback-url", help="OAuth callback (default: <base URL>/salesforce/oauth/callback).")
+def external_client_app(output: Path, contact_email: str, base_url: str | None, callback_url: str | None) -> None:
+    """Write the External Client App for this Refstage installation, ready for `sf project deploy start`."""
+    from refstage.adapters.crm.salesforce.eca_bundle import write_bundle
+    from refstage.config import load_settings
+
+    try:
+        write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
+                     callback_url=callback_url)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the External Client App 'Refstage' to {output}. Deploy it to your org with:\n")
+    click.echo(f"  sf project deploy start --metadata-dir {output} --target-org <your admin username>\n")
+    click.echo("Then open Setup > External Client App Manager > Refstage > Settings > OAuth Settings >\n"
+               "Consumer Key and Secret, and set REFSTAGE_SALESFORCE_CLIENT_ID / REFSTAGE_SALESFORCE_CLIENT_SECRET.")
+
+
+@connection.command("push-url")
+@click.argument("tenant")
+@click.argument("connection_id")
+def push_url(tenant: str, connection_id: str) -> None:
+    """Print the Outbound Message endpoint URL of a Salesforce connection (it contains the push key: keep it
+    out of tickets and chat)."""
+    from refstage.services.push_keys import outbound_message_url
+
+    rt = _runtime()
+    click.echo(outbound_message_url(rt, _tenant_id(rt, tenant), connection_id))
+
+
+@connection.command("rotate-push-key")
+@click.argument("tenant")
+@click.argument("connection_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def rotate_push_key_(tenant: str, connection_id: str, yes: bool) -> None:
+    """Replace the connection's push secret; pushes carrying the old one are refused from now on.
+
+    Salesforce: prints the new Outbound Message endpoint URL; point the org's Outbound Messages at it
+    (re-run the push-path installer). Pipedrive: the webhook is re-created with new credentials."""
+    from refstage.services.push_keys import rotate_push_key
+
+    if not yes:
+        click.confirm(f"Rotate the push key of connection {connection_id}? Pushes using the old key are refused "
+                      "at once (the periodic sync still reads every change).", abort=True)
+    rt = _runtime()
+    url = rotate_push_key(rt, _tenant_id(rt, tenant), connection_id, Actor.system("cli"))
+    if url:
+        click.echo("Push key rotated. Point the org's Outbound Messages at:\n")
+        click.echo(url)
+    else:  # Pipedrive: this process queues nothing for a worker, so the webhook is re-created here
+        from refstage.services.pipedrive_connect import provision
+
+        provision(rt, _tenant_id(rt, tenant), connection_id)
+        click.echo("Push credentials rotated; the Pipedrive webhook was re-created with them.")

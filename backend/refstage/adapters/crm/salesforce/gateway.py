@@ -42,6 +42,8 @@ ADVOCATE_EXTERNAL_ID = "Refstage_Advocate_Id__c"  # on Lead and Contact: self-en
 SELF_ENROLMENT_LEAD_SOURCE = "Referral Program"
 REVIEW_REASONS = {r.value for r in Reason}
 CUSTOMER_TYPE_PREFIX = "Customer"
+# Fixed key prefixes of the standard objects a push can name (the first three characters of their ids).
+KEY_PREFIX = {"Lead": "00Q", "Contact": "003", "Account": "001", "Opportunity": "006"}
 
 
 # Types of the standard fields enrolment reads, fixed by Salesforce (lower-case names, as the describe map).
@@ -483,6 +485,22 @@ class SalesforceGateway(CrmGateway):
             for chunk in _chunks(sorted(wanted), 200):
                 rows = self.rest.query(soql.select(names, obj, [f"Id IN {soql.id_list(chunk)}"]), include_deleted=True)
                 records.extend(changed(obj, rows))
+        return ChangeBatch(records, {}, api_calls=self.api_calls - start, done=True)
+
+    def read_current(self, fields: dict[str, set[str]], ids: dict[str, set[str]]) -> ChangeBatch:
+        """One sObject Collections GET per object per ≤200 ids. Ids that cannot be a record of that object
+        (another key prefix) are not asked for: Salesforce would refuse the whole call for them."""
+        start = self.api_calls
+        records = []
+        for obj, wanted in ids.items():
+            prefix = KEY_PREFIX.get(obj)
+            if obj not in SYNC_OBJECTS or prefix is None:
+                continue
+            candidates = sorted(i for i in wanted if isinstance(i, str) and i[:3] == prefix and len(i) in (15, 18))
+            names = [n for n in fields_for(obj, fields) if n != "IsDeleted"]  # a GET returns live records only
+            for chunk in _chunks(candidates, COLLECTION_MAX):
+                rows = self.rest.retrieve_collection(obj, list(chunk), names)
+                records.extend(changed(obj, [r for r in rows if r]))
         return ChangeBatch(records, {}, api_calls=self.api_calls - start, done=True)
 
     # --- write-back ------------------------------------------------------------------------------------

@@ -90,6 +90,17 @@ class RestApi:
     def get(self, sobject: str, record_id: str, fields: Sequence[str]) -> dict[str, Any]:
         return strip(self.call("GET", f"sobjects/{sobject}/{record_id}", params={"fields": ",".join(fields)}).json())
 
+    def retrieve_collection(self, sobject: str, record_ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any] | None]:
+        """One sObject Collections GET (≤200 ids): the records in request order, None where Salesforce has
+        no such (live) record."""
+        if len(record_ids) > COLLECTION_MAX:
+            raise ValueError("at most 200 ids per collections call")
+        body = self.call("GET", f"composite/sobjects/{sobject}",
+                         params={"ids": ",".join(record_ids), "fields": ",".join(fields)}).json()
+        if not isinstance(body, list):
+            raise CrmError("unexpected sObject Collections answer", transient=True)
+        return [strip(r) if isinstance(r, dict) else None for r in body]
+
     def collection(self, method: str, path: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One collections call (≤200 records, allOrNone false); per-record results in request order."""
         if len(records) > COLLECTION_MAX:

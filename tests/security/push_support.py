@@ -1,0 +1,81 @@
+"""Shared by the push-path security tests (tests/security/test_push_*.py): an emulated Salesforce org
+over HTTPS, a connected tenant with a live program and one routed referral, forged envelopes, and a
+snapshot of everything a push could change."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from sqlalchemy import func, select
+
+from refstage.adapters.db import models as m
+from refstage.emulators.salesforce.server import SalesforceEmulator
+from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT
+
+FAST = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05}
+
+
+@pytest.fixture(scope="module")
+def sf_emulator(tmp_path_factory: pytest.TempPathFactory):
+    emu = SalesforceEmulator(port=0, seed="demo", cert_dir=tmp_path_factory.mktemp("push-sec-certs"), outbound_retry_base=0.2)
+    old = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
+    emu.start()
+    yield emu
+    emu.stop()
+    if old is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old
+
+
+@pytest.fixture
+def emu(sf_emulator: SalesforceEmulator) -> SalesforceEmulator:
+    sf_emulator.control.reset()
+    return sf_emulator
+
+
+@pytest.fixture
+def settings(settings, emu):
+    return dataclasses.replace(settings, extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
+                                                "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
+
+
+def envelope(org_id: str, notifications: list[tuple[str, str, dict]], first_id: int = 1) -> bytes:
+    """A SOAP `notifications` envelope as Salesforce posts it: [(sObject type, record Id, {field: value})]."""
+    parts = []
+    for n, (obj, record_id, fields) in enumerate(notifications, start=first_id):
+        values = "".join(f"<sf:{k}>{v}</sf:{k}>" for k, v in {"Id": record_id, **fields}.items())
+        parts.append(f'<Notification><Id>04l{n:015d}</Id><sObject xsi:type="sf:{obj}" '
+                     f'xmlns:sf="urn:sobject.enterprise.soap.sforce.com">{values}</sObject></Notification>')
+    return ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+            '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+            f'<OrganizationId>{org_id}</OrganizationId><ActionId>04k000000000001AAA</ActionId>'
+            '<SessionId xsi:nil="true"/>' + "".join(parts) + "</notifications></soapenv:Body></soapenv:Envelope>").encode()
+
+
+def money_state(rt, tenant_id: str) -> dict:
+    """Referrals (status and CRM links), rewards, and the record states kept for the rules."""
+    with rt.uow(tenant_id) as uow:
+        refs = uow.referrals.list(limit=500)
+        rewards = uow.rewards.for_referrals([r.id for r in refs])
+        records = uow.session.execute(select(m.CrmRecordRow.object_name, m.CrmRecordRow.crm_id, m.CrmRecordRow.modified_at)
+                                      .where(m.CrmRecordRow.tenant_id == tenant_id)).all()
+    return {
+        "referrals": {r.id: (r.status.value, r.crm.lead_id, r.crm.opportunity_id, r.qualified_at) for r in refs},
+        "rewards": {r.id: [(w.rule_key, w.status.value, str(w.amount)) for w in rewards.get(r.id, [])] for r in refs},
+        "records": sorted((o, i, str(t)) for o, i, t in records),
+    }
+
+
+def reward_count(rt) -> int:
+    with rt.session_factory() as s:
+        return int(s.scalar(select(func.count()).select_from(m.RewardRow)))
+
+
+def inbox_count(rt) -> int:
+    with rt.session_factory() as s:
+        return int(s.scalar(select(func.count()).select_from(m.CrmEventRow)))

@@ -1,0 +1,89 @@
+"""Rotating a connection's push key from the admin console (a confirmed POST) and the CLI: the old
+endpoint URL is refused at once, the new one works, the rotation is audited without the secret, and
+another tenant's admin cannot rotate it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from click.testing import CliRunner
+
+from refstage.services.push_keys import outbound_message_url
+from tests.admin.conftest import admin_client, other_client, people, post  # noqa: F401
+from tests.integration.conftest import fake_crm, world  # noqa: F401
+from tests.security.push_support import envelope, inbox_count
+
+
+def _message(world, n: int) -> bytes:
+    return envelope(world.connection.external_org_id, [("Lead", "00Q000000000001AAA", {"Status": "Working"})], n)
+
+
+def _path(rt, world) -> str:
+    return urlsplit(outbound_message_url(rt, world.tenant.id, world.connection.id)).path
+
+
+def test_console_rotation_needs_confirmation_and_retires_the_old_url(rt, world, admin_client, other_client, client):
+    old = _path(rt, world)
+    page = admin_client.get("/admin/connections").get_data(as_text=True)
+    assert old in page and "Rotate push key" in page
+    # Without the ticked confirmation nothing changes.
+    post(admin_client, f"/admin/connections/{world.connection.id}/rotate-push-key")
+    assert _path(rt, world) == old
+    # Another tenant's admin cannot rotate it.
+    r = post(other_client, f"/admin/connections/{world.connection.id}/rotate-push-key", {"confirm": "yes"})
+    assert r.status_code == 404 and _path(rt, world) == old
+    r = post(admin_client, f"/admin/connections/{world.connection.id}/rotate-push-key", {"confirm": "yes"})
+    assert r.status_code in (302, 303)
+    new = _path(rt, world)
+    assert new != old and new in admin_client.get("/admin/connections").get_data(as_text=True)
+    events = inbox_count(rt)
+    assert client.post(old, data=_message(world, 1), content_type="text/xml").status_code == 403
+    assert inbox_count(rt) == events
+    assert client.post(new, data=_message(world, 2), content_type="text/xml").status_code == 200
+    with rt.uow(world.tenant.id) as uow:
+        entries = [e for e in uow.audit.list(entity_type="connection", entity_id=world.connection.id)
+                   if e.action == "push_key_rotated"]
+    assert len(entries) == 1 and entries[0].actor.label == "admin@acme.test"
+    assert new.rsplit("/", 1)[1] not in repr(entries[0]) and old.rsplit("/", 1)[1] not in repr(entries[0])
+
+
+def test_cli_rotation_prints_the_new_url(rt, world, monkeypatch):
+    from refstage.adapters.crm.salesforce import cli
+
+    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    old = _path(rt, world)
+    refused = CliRunner().invoke(cli.connection, ["rotate-push-key", "acme", world.connection.id], input="n\n")
+    assert refused.exit_code != 0 and _path(rt, world) == old
+    done = CliRunner().invoke(cli.connection, ["rotate-push-key", "acme", world.connection.id, "--yes"])
+    assert done.exit_code == 0, done.output
+    new = _path(rt, world)
+    assert new != old and new in done.output
+    shown = CliRunner().invoke(cli.connection, ["push-url", "acme", world.connection.id])
+    assert shown.exit_code == 0 and new in shown.output
+
+
+def test_the_push_key_never_reaches_a_log(rt, world, client, caplog):
+    import datetime as dt
+    import logging
+    import types
+
+    from gunicorn.config import Config
+
+    from refstage.logs import JsonFormatter
+    from refstage.web.access_log import RedactingAccessLogger
+
+    path = _path(rt, world)
+    key = path.rsplit("/", 1)[1]
+    caplog.set_level(logging.DEBUG)
+    client.post(path, data=_message(world, 1), content_type="text/xml")
+    client.post(path.replace(key, "wrong"), data=_message(world, 2), content_type="text/xml")
+    client.post(path, data=envelope("00D000000000999AAA", [("Lead", "00Q000000000001AAA", {})], 3), content_type="text/xml")
+    assert caplog.records and key not in caplog.text
+    # What the app and gunicorn would write for a request line carrying the key.
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "unhandled error on POST %s", (path,), None)
+    assert key not in JsonFormatter().format(record)
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": path, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = RedactingAccessLogger(Config()).atoms(types.SimpleNamespace(status="200 OK", sent=1, headers=[]),
+                                                 types.SimpleNamespace(headers=[]),
+                                                 environ, dt.timedelta(seconds=0))
+    assert all(key not in str(v) for v in atoms.values()) and "[redacted]" in atoms["r"]
