@@ -235,6 +235,22 @@ def alerts(rt: Runtime, tenant_id: str) -> list[ConnectionAlert]:
     return out
 
 
+def oauth_configured(rt: Runtime, kind: CrmKind) -> bool:
+    """Whether the CRM's OAuth app (client id and secret) is configured on this server: without it the
+    console offers the alternatives (a Pipedrive API token) and names the missing settings."""
+    from refstage.services.ports import CrmError
+
+    if kind == CrmKind.SALESFORCE:
+        from refstage.adapters.crm.salesforce.auth import OAuthApp
+    else:
+        from refstage.adapters.crm.pipedrive.auth import OAuthApp  # type: ignore[assignment]
+    try:
+        OAuthApp.from_settings(rt.settings)
+    except CrmError:
+        return False
+    return True
+
+
 def usable_connection_ids(rt: Runtime, tenant_id: str) -> set[str]:
     with rt.uow(tenant_id, readonly=True) as uow:
         return {c.id for c in uow.connections.list() if c.usable}
@@ -251,5 +267,5 @@ def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnec
 
 
 __all__ = ["start_connect", "finish_connect", "disconnect", "pending_connection", "same_org_connection",
-           "alerts", "ConnectionAlert", "usable_connection_ids", "list_connections", "get_connection", "ConnectStart",
+           "alerts", "ConnectionAlert", "usable_connection_ids", "oauth_configured", "list_connections", "get_connection", "ConnectStart",
            "ConnectFailed", "NotFound"]

@@ -30,18 +30,6 @@ def _errors_text(exc: InvalidInput) -> str:
     return "; ".join(str(m) for msgs in exc.errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
 
 
-def _configured(app_class) -> bool:
-    """Whether the CRM's OAuth app (client id + secret) is configured: without it the console offers
-    the alternatives (Pipedrive API token) and says which settings are missing."""
-    from refstage.services.ports import CrmError
-
-    try:
-        app_class.from_settings(rt().settings)
-    except CrmError:
-        return False
-    return True
-
-
 @bp.context_processor
 def _connection_alerts():
     """The banner on every console page: a CRM that cannot work, or whose last sync failed."""
@@ -56,14 +44,14 @@ def _connection_alerts():
 @bp.route("/connections")
 @requires(*ADMIN)
 def connections():
-    from refstage.adapters.crm.pipedrive.auth import OAuthApp as PipedriveApp
-    from refstage.adapters.crm.salesforce.auth import OAuthApp as SalesforceApp
+    from refstage.domain.connections import CrmKind
 
     views = admin_queries.connections_overview(rt(), tenant_id())
     svc = _connections_service()
     return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
                            can_disconnect=_disconnect_service() is not None,
-                           salesforce_oauth=_configured(SalesforceApp), pipedrive_oauth=_configured(PipedriveApp),
+                           salesforce_oauth=svc.oauth_configured(rt(), CrmKind.SALESFORCE) if svc else False,
+                           pipedrive_oauth=svc.oauth_configured(rt(), CrmKind.PIPEDRIVE) if svc else False,
                            push_urls=push_keys.endpoint_urls(rt(), tenant_id()))
 
 
