@@ -10,7 +10,7 @@ TEST_DATABASES ?= sqlite
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint-imports test-python test-lwc venv node browser clean bench
+.PHONY: demo test lint-imports test-python test-lwc venv node browser clean bench preview
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ node_modules/.installed: package.json
 
 node: node_modules/.installed
 
-demo: venv
+# The record page preview: the package's LWCs compiled onto the open-source engine, served by the emulated org.
+PREVIEW := backend/refstage/emulators/salesforce/preview
+$(PREVIEW)/dist/preview.js: node_modules/.installed scripts/build-preview.mjs $(shell find lwc $(PREVIEW)/src sfdx/force-app/main/default/labels -type f 2>/dev/null)
+	npm run --silent build:preview
+
+preview: $(PREVIEW)/dist/preview.js
+
+demo: venv preview
 	$(REFSTAGE) demo
 
 test: test-python test-lwc
@@ -45,7 +52,7 @@ browser:
 lint-imports: venv
 	$(VENV)/bin/lint-imports --no-cache
 
-test-python: venv node browser lint-imports
+test-python: venv node browser lint-imports preview
 	@set -e; for db in $(TEST_DATABASES); do \
 	  if [ "$$db" = postgresql ]; then url="$(POSTGRES_TEST_URL)"; else url=""; fi; \
 	  echo "== Python suite on $$db"; \
@@ -59,4 +66,4 @@ bench: venv
 	$(REFSTAGE) bench
 
 clean:
-	rm -rf $(VENV) node_modules instance test-artifacts
+	rm -rf $(VENV) node_modules instance test-artifacts $(PREVIEW)/dist

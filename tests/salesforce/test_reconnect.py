@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from refstage.domain.audit import Actor
 from refstage.domain.errors import InvalidInput
 from refstage.services import connections, programs
+from tests.oauth_support import console_session
 from tests.salesforce.helpers import browser_consent, callback_query, setup_world
 
 ACTOR = Actor.system("test")
@@ -47,8 +48,10 @@ def test_disconnect_then_reconnect_same_org_same_connection(rt, client, emu, how
     existing = connection_id if how == "reconnect_button" else None
     host = rt.settings.extra["login_host"]
     # an abandoned attempt first (the admin closed the tab), then the real one: still one pending row at most
-    connections.start_connect(rt, tenant_id, actor=ACTOR, name="Acme org", login_host=host, connection_id=existing)
-    started = connections.start_connect(rt, tenant_id, actor=ACTOR, name="Acme org", login_host=host, connection_id=existing)
+    owner = console_session(client, tenant_id)
+    connections.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host, connection_id=existing)
+    started = connections.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host,
+                                        connection_id=existing)
     assert len([c for c in _rows(rt, tenant_id) if c.status.value == "pending"]) <= 1
     r = _consent_and_callback(rt, client, started, HTML)
     assert r.status_code == 303 and r.headers["Location"].endswith("/admin/connections"), r.get_data(as_text=True)
@@ -65,7 +68,8 @@ def test_disconnect_then_reconnect_same_org_same_connection(rt, client, emu, how
 def test_callback_json_reconnect_answers_the_connection_not_500(rt, client, emu):
     tenant_id, connection_id, _ = setup_world(rt, client)
     connections.disconnect(rt, tenant_id, connection_id, actor=ACTOR)
-    started = connections.start_connect(rt, tenant_id, actor=ACTOR, login_host=rt.settings.extra["login_host"])
+    started = connections.start_connect(rt, tenant_id, actor=ACTOR, owner=console_session(client, tenant_id),
+                                        login_host=rt.settings.extra["login_host"])
     assert started.connection_id != connection_id  # a fresh pending row until we know the org
     r = _consent_and_callback(rt, client, started)
     assert r.status_code == 200 and r.get_json()["connection_id"] == connection_id

@@ -93,7 +93,8 @@ def demo_close_won(referral_id: str):
     r = _sf("PATCH", sf, f"/services/data/v{SF_VERSION}/sobjects/Opportunity/{opportunity_id}",
             json={"StageName": "Closed Won", "Amount": 12000})
     if r.status_code == 204:
-        flash(f"Opportunity {opportunity_id} is Closed Won. Salesforce notifies the backend; watch the review queue.")
+        flash(f"Opportunity {opportunity_id} is Closed Won. Salesforce notifies the backend; watch the review queue "
+              "and reload the rep's Opportunity page to see the referral qualify and its rewards appear.")
     else:
         flash(f"Salesforce refused: {r.text[:300]}", "error")
     return redirect(url_for("admin.demo_tools"))
