@@ -54,10 +54,28 @@ PIPEDRIVE_PROGRAM = {
     "owner": {"name": "Riley Revops", "email": "riley@acme.test"},
     "routing": {"duplicate_policy": "attach"},
 }
-OUTBOUND_FIELDS = {
-    "Opportunity": ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],
-    "Lead": ["Id", "Status", "IsConverted", "ConvertedOpportunityId", "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"],
-}
+
+
+def _install_push_path(sf, hook: str) -> None:
+    """Deploy the backend's push-path bundle (the Outbound Messages and the flows that send them) into the
+    emulated org through its Metadata API deploy, as the backend's installer does, with the connected admin
+    as integration user. In-process because the installer only sends https endpoints and the demo is http."""
+    from xml.sax.saxutils import escape
+
+    from refstage.adapters.crm.salesforce.push_installer import TEMPLATE_FILES, template_text
+    from refstage.emulators.salesforce.deploy import deploy_files
+
+    values = {"integration_user": escape(sf.org.admin_username), "endpoint_url": escape(hook), "flow_status": "Active"}
+    files = {}
+    for name in TEMPLATE_FILES:
+        text = template_text(name)
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        files[name] = text
+    job = deploy_files(sf.org, files)
+    if not job.success:
+        raise click.ClickException("installing the push path into the emulated org failed: "
+                                   + "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures))
 
 
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
@@ -96,8 +114,7 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
         from refstage.services.push_keys import outbound_message_url
 
         hook = outbound_message_url(rt, tenant.id, connection_id)
-        for obj, fields in OUTBOUND_FIELDS.items():
-            sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+        _install_push_path(sf, hook)
         with rt.uow(tenant.id) as uow:
             advocate = uow.advocates.list(program_id=program.id, limit=1)[0]
         first = referrals.capture_referral(rt, advocate.code, referrals.FriendInput(
