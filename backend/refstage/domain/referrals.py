@@ -103,6 +103,8 @@ def clean_phone(value: str | None) -> str | None:
     text = (value or "").strip()
     if not text:
         return None
+    if len(text) > 40:  # the length first: a 500-digit "number" is too long, not badly written
+        raise InvalidInput({"phone": "at most 40 characters"})
     if not _PHONE.match(text):
         raise InvalidInput({"phone": "enter a phone number with digits, spaces, + ( ) - or ."})
     return text

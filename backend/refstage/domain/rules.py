@@ -467,3 +467,72 @@ class _Parser:
         if kind == "word" and text.lower() == "null":
             return None
         raise RuleError("cannot read rule", {"$": [f"expected a value at position {tok[2] + 1}, found {text!r}"]})
+
+
+# --- checking a rule against the CRM's own description of its objects ------------------------------
+FIELD_KINDS = ("text", "number", "date", "datetime", "boolean", "picklist", "multipicklist", "reference")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One CRM field as the CRM describes it: its API name, a kind from FIELD_KINDS, the allowed
+    values of a picklist (API values and labels; None when free), and the label people see."""
+    name: str
+    kind: str
+    values: tuple[str, ...] | None = None
+    label: str | None = None
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if value is None:
+        return True  # "== null" is a fair question for any field
+    if kind == "number":
+        return _as_number(value) is not None
+    if kind in ("date", "datetime"):
+        return _as_time(value) is not None
+    if kind == "boolean":
+        return _as_bool(value) is not None
+    return True
+
+
+_KIND_TEXT = {"number": "a number", "date": "a date (YYYY-MM-DD)", "datetime": "a date and time (ISO 8601)",
+              "boolean": "true or false"}
+
+
+def schema_errors(rule: "Rule", describe: Mapping[str, Mapping[str, FieldSpec] | None]) -> list[str]:
+    """Every way the rule cannot match what the CRM has: unknown fields, an operator the field's type
+    cannot take, values of the wrong type, picklist values that do not exist. `describe` maps each
+    object to its fields by lower-cased API name (None: not described, nothing checked). One message
+    per problem, in the rule's order, written for the person editing it."""
+    out: list[str] = []
+    for cond in _conditions(rule.tree):
+        obj, op = cond["object"], cond["op"]
+        fields_ = describe.get(obj)
+        if fields_ is None or op in FLAG_OPS:
+            continue
+        name = cond["field"]
+        if "." in name:  # a relationship path (Account.Name): the related object is not described here
+            continue
+        spec = fields_.get(name.lower())
+        where = f"{obj}.{name}"
+        if spec is None:
+            close = [s.name for k, s in sorted(fields_.items()) if name.lower()[:4] in k][:3]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            out.append(f"{where}: {obj} has no field {name!r} in the connected CRM{hint}")
+            continue
+        values = cond.get("value")
+        values = values if isinstance(values, list) else [values]
+        if op in ("gte", "lte") and spec.kind in ("boolean", "picklist", "multipicklist", "reference"):
+            out.append(f"{where} is a {spec.kind} field: compare it with ==, != or in, not {_OP_TEXT[op]}")
+            continue
+        wrong = [v for v in values if not _fits(spec.kind, v)]
+        if wrong:
+            out.append(f"{where} is a {spec.kind} field: {_literal(wrong[0])} is not {_KIND_TEXT[spec.kind]}")
+            continue
+        if spec.values is not None and spec.kind in ("picklist", "multipicklist"):
+            allowed = {str(v).casefold() for v in spec.values}
+            missing = [v for v in values if v is not None and str(v).casefold() not in allowed]
+            if missing:
+                shown = ", ".join(repr(v) for v in spec.values[:12]) + (", ..." if len(spec.values) > 12 else "")
+                out.append(f"{where}: {_literal(missing[0])} is not one of its values ({shown})")
+    return out

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
 from refstage.domain.rewards import Reward
-from refstage.domain.rules import Rule
+from refstage.domain.rules import FieldSpec, Rule
 
 
 class CrmError(Exception):
@@ -231,4 +231,9 @@ class CrmGateway(abc.ABC):
 
     def count_matching(self, rule: Rule) -> int | None:
         """How many open records satisfy the rule today (program editor preview); None if unknown."""
+        return None
+
+    def describe_fields(self, object_name: str) -> dict[str, FieldSpec] | None:
+        """The object's fields as the CRM describes them, by lower-cased API name (rules are checked
+        against it on save and go-live); None when this CRM cannot say, or has no such object."""
         return None

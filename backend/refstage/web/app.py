@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(openapi.bp, url_prefix="/api")  # the OpenAPI document and /api/docs
     app.register_blueprint(public.bp)  # /r/<code>, /join, advocate status pages
+    from refstage.web import identity
+
+    app.register_blueprint(identity.bp)  # company_of(program) in every template
     app.register_blueprint(admin_bp)  # /admin
     app.register_blueprint(salesforce.bp)  # OAuth connect and the Outbound Message receiver
     app.register_blueprint(pipedrive.bp)  # OAuth/API-token connect and the webhook receiver

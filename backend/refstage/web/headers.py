@@ -26,9 +26,12 @@ def csp_nonce() -> str:
     return nonce
 
 
-def content_security_policy(path: str, nonce: str | None) -> str:
-    return _CSP.format(nonce=f" 'nonce-{nonce}'" if nonce else "",
-                       form_action=CONSOLE_FORM_ACTION if path.startswith("/admin") else PUBLIC_FORM_ACTION)
+def content_security_policy(path: str, nonce: str | None, image_origin: str | None = None) -> str:
+    policy = _CSP.format(nonce=f" 'nonce-{nonce}'" if nonce else "",
+                         form_action=CONSOLE_FORM_ACTION if path.startswith("/admin") else PUBLIC_FORM_ACTION)
+    if image_origin:  # the company's logo host (https, validated when saved; web/identity.py)
+        policy = policy.replace("img-src 'self' data:;", f"img-src 'self' data: {image_origin};")
+    return policy
 
 
 def init_app(app: Flask) -> None:
@@ -39,7 +42,8 @@ def init_app(app: Flask) -> None:
         headers = resp.headers
         present = {key.lower() for key, _ in headers.items()}  # one pass: setdefault scans the list per header
         if "content-security-policy" not in present:
-            headers.add("Content-Security-Policy", content_security_policy(request.path, getattr(g, "csp_nonce", None)))
+            headers.add("Content-Security-Policy", content_security_policy(
+                request.path, getattr(g, "csp_nonce", None), getattr(g, "csp_logo_origin", None)))
         for key, value in ALWAYS:
             if key.lower() not in present:
                 headers.add(key, value)

@@ -109,6 +109,13 @@ def brand(color: str | None) -> dict[str, str]:
     return {"color": color, "text": text, "accent": accent}
 
 
+def _company(program: Any) -> str:
+    from refstage.web.identity import company_of
+
+    company = company_of(program)
+    return company.company_name if company else program.name
+
+
 def page(template: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any):
     ctx.setdefault("brand", brand(None))
     resp = make_response(render_template(template, labels=STATUS_LABELS, **ctx), status)
@@ -403,7 +410,7 @@ def join_submit(tenant_slug: str, program_slug: str):
     link = referral_link(rt().settings.base_url, advocate.code)
     return page("public/joined.html", program=program, brand=brand(program.landing.brand_color), created=True,
                 advocate=advocate, link=link,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {link}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {link}")
 
 
 # --- advocate status: request a magic link, then the page ---------------------------------------------------
@@ -454,4 +461,4 @@ def advocate_status(token: str):
         return unavailable("invalid", 404)
     program = data["program"]
     return page("public/status.html", brand=brand(program.landing.brand_color), **data,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {data['link']}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {data['link']}")

@@ -125,6 +125,12 @@ class TenantRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime]
+    # Company identity for public pages and emails; locale and time zone for the console (0004_h).
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    brand_color: Mapped[str | None] = mapped_column(String(7))
+    locale: Mapped[str | None] = mapped_column(String(20))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class UserRow(Base):

@@ -55,6 +55,7 @@ class UnitOfWork:
         self.audit = r.AuditRepository(s, tenant_id)
         self.crm_records = r.CrmRecordRepository(s, tenant_id)
         self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
+        self.attention = r.AttentionRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":

@@ -359,9 +359,7 @@ def login_choose():
 @bp.route("/")
 @requires(*ALL)
 def home():
-    if g.admin_user.role == Role.ADMIN:
-        return redirect(url_for("admin.programs"))
-    return redirect(url_for("admin.review"))
+    return redirect(url_for("admin.dashboard"))
 
 
 def back_or(default: str) -> str:
