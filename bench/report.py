@@ -157,7 +157,7 @@ def _notes(key: str, result: dict) -> list[str]:
                           "Load average (1, 5, 15 min) at the end of the run: ")
                          + f"{', '.join(_fmt(x) for x in result['load_average'])} on 2 cores"
                          + (" — taken under load from other work on the machine, so the figures are conservative."
-                            if result["load_average"][0] >= 1.5 else "."))
+                            if (start or result["load_average"])[0] >= 2 else "."))  # 2 cores busy before we began
     return notes
 
 
