@@ -143,8 +143,8 @@ def _notes(key: str, result: dict) -> list[str]:
                      "the cost per change does not grow with the org.")
     if key == "g":
         notes.append(f"{_fmt(result.get('samples'))} decisions through the JSON API (`POST /api/v1/rewards/<id>/approve`, "
-                     "then `/issue` with a payout reference: mark paid), each on a reward a review policy held for a "
-                     "reviewer; timed from the request to the org's Referral_Reward__c showing the new status (and "
+                     "then `/issue` with a payout reference: mark paid; every fifth reward `/reject`ed instead"
+                     + _decision_counts(result.get("decisions")) + "), each on a reward a review policy held for a reviewer; timed from the request to the org's Referral_Reward__c showing the new status (and "
                      "Referral__c showing `rewarded` after mark paid), polled over the org's REST API every "
                      f"{_fmt(result.get('poll_interval_s'))} s. A worker process (`refstage worker -w 2`, SQLite "
                      "queue, no periodic sync) and gunicorn run the real path; the worker sat idle for a random "
@@ -159,6 +159,13 @@ def _notes(key: str, result: dict) -> list[str]:
                          + (" — taken under load from other work on the machine, so the figures are conservative."
                             if (start or result["load_average"])[0] >= 2 else "."))  # 2 cores busy before we began
     return notes
+
+
+def _decision_counts(counts: dict | None) -> str:
+    if not counts:
+        return ""
+    return (f": {_fmt(counts.get('approve', 0))} approved, {_fmt(counts.get('mark_paid', 0))} marked paid, "
+            f"{_fmt(counts.get('reject', 0))} rejected")
 
 
 def _fmt(value) -> str:

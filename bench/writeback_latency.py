@@ -1,8 +1,8 @@
-"""Benchmark (g): decision write-back latency. A reviewer approves a reward, then marks it paid, through the
-JSON API (the same reward services the console's buttons call); each decision queues a write-back at once, a
-worker process mirrors it, and we time from the request until the org's Referral_Reward__c shows the new status
-(and, for mark-paid, the referral's Referral__c shows `rewarded`), polling the org's REST API every 100 ms. As in
-(d), the worker sits idle for a random 0-8 s (seeded) before each decision, as between a reviewer's clicks."""
+"""Benchmark (g): decision write-back latency. A reviewer approves a reward, then marks it paid (or rejects it),
+through the JSON API (the same reward services the console's buttons call); each decision queues a write-back at
+once, a worker process mirrors it, and we time from the request until the org's Referral_Reward__c shows the new
+status (and, for mark-paid, the referral's Referral__c shows `rewarded`), polling the org's REST API every 100 ms.
+As in (d), the worker sits idle for a random 0-8 s (seeded) before each decision, as between a reviewer's clicks."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ REVIEWED_PROGRAM = {**PROGRAM, "reward_rules": [PROGRAM["reward_rules"][0]],
 
 
 def run(quick: bool) -> dict:
-    rewards_due = 5 if quick else 20  # two decisions each: approve, then mark paid
+    rewards_due = 6 if quick else 22  # two decisions each (approve, then mark paid); every fifth is rejected instead
     max_idle = 2.0 if quick else 8.0
     pauses = random.Random(13)
     load_at_start = list(os.getloadavg())
@@ -59,15 +59,18 @@ def run(quick: bool) -> dict:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         approve_s: list[float] = []
         issue_s: list[float] = []
+        reject_s: list[float] = []
         try:
             with gunicorn("refstage.web.app:create_app()", env, probe="/health") as web:
                 ours = {"Authorization": f"Bearer {api_key}"}
                 for n, reward in enumerate(pending):
-                    for decision, status, referral_status, samples in (
-                            ("approve", "approved", None, approve_s), ("issue", "issued", "rewarded", issue_s)):
+                    decisions = ((("reject", "rejected", None, reject_s),) if n % 5 == 4 else
+                                 (("approve", "approved", None, approve_s), ("issue", "issued", "rewarded", issue_s)))
+                    for decision, status, referral_status, samples in decisions:
                         time.sleep(pauses.uniform(0, max_idle))
                         t0 = time.perf_counter()
-                        body = {"payout_reference": f"BENCH-{n}"} if decision == "issue" else {}
+                        body = {"issue": {"payout_reference": f"BENCH-{n}"},
+                                "reject": {"comment": "not a customer referral"}}.get(decision, {})
                         r = org.http.post(f"{web}/api/v1/rewards/{reward.id}/{decision}", json=body, headers=ours,
                                           timeout=30)
                         r.raise_for_status()
@@ -76,13 +79,15 @@ def run(quick: bool) -> dict:
         finally:
             worker.terminate()
             worker.wait(15)
-    every = sorted(approve_s + issue_s)
+    every = sorted(approve_s + issue_s + reject_s)
     return {"samples": len(every), "p50_s": statistics.median(every), "p95_s": _p95(every), "max_s": every[-1],
             "min_s": every[0], "approve_p50_s": statistics.median(approve_s), "approve_max_s": max(approve_s),
             "mark_paid_p50_s": statistics.median(issue_s), "mark_paid_max_s": max(issue_s),
+            "reject_p50_s": statistics.median(reject_s), "reject_max_s": max(reject_s),
+            "decisions": {"approve": len(approve_s), "mark_paid": len(issue_s), "reject": len(reject_s)},
             "idle_before_each_s": f"0-{max_idle:g}", "poll_interval_s": POLL_S, "load_average_at_start": load_at_start,
             "load_average": list(os.getloadavg()),
-            "path": "POST /api/v1/rewards/<id>/approve|issue → write_back job → worker → Referral_Reward__c / Referral__c"}
+            "path": "POST /api/v1/rewards/<id>/approve|issue|reject → write_back job → worker → Referral_Reward__c / Referral__c"}
 
 
 def _p95(values: list[float]) -> float:
