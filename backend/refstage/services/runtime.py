@@ -7,13 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from refstage.adapters.crypto import Vault
-from refstage.adapters.db.unit_of_work import UnitOfWork
 from refstage.config import Settings
 from refstage.domain.connections import CrmConnection
-from refstage.services.ports import CrmGateway
+from refstage.services.ports import CrmGateway, UnitOfWork
 
 
 class JobQueue(Protocol):
@@ -46,15 +43,21 @@ def new_id() -> str:
 @dataclass
 class Runtime:
     settings: Settings
-    session_factory: sessionmaker[Session]
+    # The storage adapter's session factory: opaque here; only adapters (the unit of work, the form's hot path)
+    # open sessions with it.
+    session_factory: Any
     vault: Vault
+    # Builds the concrete unit of work: (session_factory, tenant_id, readonly) -> UnitOfWork; set by bootstrap.
+    unit_of_work: Callable[[Any, str | None, bool], UnitOfWork] | None = None
     jobs: JobQueue = field(default_factory=RecordingQueue)
     clock: Callable[[], dt.datetime] = utcnow
     new_id: Callable[[], str] = new_id
     gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
 
     def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, tenant_id, readonly)
+        if self.unit_of_work is None:
+            raise RuntimeError("this runtime has no storage: build it with refstage.bootstrap.build_runtime")
+        return self.unit_of_work(self.session_factory, tenant_id, readonly)
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -8,7 +8,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, func, literal_column, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -838,6 +838,104 @@ class InboxRepository(_Scoped):
         if connection_id:
             q = q.where(E.connection_id == connection_id)
         return int(self.session.scalar(q) or 0)
+
+
+# --- sync state, runs and the write-back queue ----------------------------------------------------------
+class SyncStateRepository(_Scoped):
+    """Per connection and key: a watermark (enrolment) or a checkpoint (the change cursor), so a restart resumes."""
+
+    def _row(self, connection_id: str, key: str) -> m.SyncStateRow | None:
+        row = self.session.get(m.SyncStateRow, (connection_id, key))
+        return row if row is not None and row.tenant_id == self.tenant_id else None
+
+    def _row_for_write(self, connection_id: str, key: str, now: dt.datetime) -> m.SyncStateRow:
+        row = self._row(connection_id, key)
+        if row is None:
+            row = m.SyncStateRow(connection_id=connection_id, object_name=key, tenant_id=self.tenant_id, checkpoint={},
+                                 updated_at=now)
+            self.session.add(row)
+        return row
+
+    def watermark(self, connection_id: str, key: str) -> dt.datetime | None:
+        row = self._row(connection_id, key)
+        return row.watermark if row else None
+
+    def set_watermark(self, connection_id: str, key: str, value: dt.datetime) -> None:
+        row = self._row_for_write(connection_id, key, value)
+        row.watermark = value
+        row.updated_at = value
+
+    def checkpoint(self, connection_id: str, key: str) -> dict[str, Any]:
+        row = self._row(connection_id, key)
+        return dict(row.checkpoint or {}) if row else {}
+
+    def set_checkpoint(self, connection_id: str, key: str, checkpoint: dict[str, Any], now: dt.datetime) -> None:
+        row = self._row_for_write(connection_id, key, now)
+        row.checkpoint = checkpoint
+        row.updated_at = now
+
+
+class SyncRunRepository(_Scoped):
+    """One row per sync run: started, then finished with its status and figures."""
+
+    def start(self, run_id: str, connection_id: str, kind: str, started_at: dt.datetime) -> None:
+        self.session.add(m.SyncRunRow(id=run_id, tenant_id=self.tenant_id, connection_id=connection_id, kind=kind,
+                                      status="running", started_at=started_at, stats={}))
+
+    def finish(self, run_id: str, *, status: str, finished_at: dt.datetime, stats: dict[str, Any], api_calls: int,
+               error: str | None) -> None:
+        self.session.execute(update(m.SyncRunRow).where(m.SyncRunRow.id == run_id, m.SyncRunRow.tenant_id == self.tenant_id)
+                             .values(status=status, finished_at=finished_at, stats=stats, api_calls=api_calls, error=error))
+
+
+class PendingWriteRepository(_Scoped):
+    """The write-back queue (filled by UnitOfWork.mark_stale) and the per-record log of failed writes."""
+
+    def queued(self, connection_id: str, limit: int) -> Iterable[tuple[int, str, str]]:
+        """(row id, entity type, entity id) in queue order, streamed."""
+        P = m.PendingWriteRow
+        return self.session.execute(select(P.id, P.entity_type, P.entity_id).where(
+            P.tenant_id == self.tenant_id, P.connection_id == connection_id).order_by(P.id).limit(limit))
+
+    def remove(self, row_ids: Sequence[int]) -> None:
+        """By row id: an entity re-queued meanwhile has a new row, which stays."""
+        P = m.PendingWriteRow
+        for start in range(0, len(row_ids), 900):
+            self.session.execute(delete(P).where(P.tenant_id == self.tenant_id, P.id.in_(list(row_ids[start:start + 900]))))
+
+    def record_failure(self, row_id: int, connection_id: str, entity_type: str, entity_id: str, message: str,
+                       at: dt.datetime) -> None:
+        P = m.PendingWriteRow
+        self.session.execute(update(P).where(P.id == row_id, P.tenant_id == self.tenant_id).values(
+            attempts=P.attempts + 1, last_error=message[:2000]))
+        self.session.add(m.RecordSyncRow(tenant_id=self.tenant_id, connection_id=connection_id, entity_type=entity_type,
+                                         entity_id=entity_id, operation="mirror", status="failed",
+                                         message=message[:2000], at=at))
+
+
+# --- operator tasks -------------------------------------------------------------------------------------
+class SealedSecrets:
+    """Every encrypted secret of every tenant, for the operator's key rotation (deliberately cross-tenant)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def reseal(self, reseal: Callable[[str], str], setting_keys: Sequence[str]) -> int:
+        """Re-encrypt CRM credentials, the named connection settings and webhook signing secrets with `reseal`;
+        returns how many were rewritten."""
+        count = 0
+        for row in self.session.scalars(select(m.ConnectionRow)):
+            if row.credentials:
+                row.credentials = reseal(row.credentials)
+                count += 1
+            for key in setting_keys:
+                if (row.settings or {}).get(key):
+                    row.settings = {**row.settings, key: reseal(row.settings[key])}
+                    count += 1
+        for endpoint in self.session.scalars(select(m.WebhookEndpointRow)):
+            endpoint.secret = reseal(endpoint.secret)
+            count += 1
+        return count
 
 
 # --- cross-tenant resolution ----------------------------------------------------------------------------
