@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from refstage.domain.audit import Actor, Change
 from refstage.domain.programs import EnrolmentSource, Program
@@ -39,6 +39,7 @@ class UnitOfWork(Protocol):
     tenants: Any
     directory: Any
     sealed_secrets: Any
+    intake_backlog: Any
     # Scoped to tenant_id (present once it is bound).
     users: Any
     api_keys: Any
@@ -53,6 +54,7 @@ class UnitOfWork(Protocol):
     sync_state: Any
     sync_runs: Any
     pending_writes: Any
+    intake: Any
 
     def __enter__(self) -> "UnitOfWork": ...
 
@@ -74,6 +76,22 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class FormWrite(Protocol):
+    """The public form's one transaction: count rate limits and store accepted posts (see services.intake)."""
+
+    def bump_counters(self, counters: list[tuple[str, int, dt.datetime]]) -> dict[str, int]: ...
+
+    def insert_intake(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """What the composition root hands the runtime: opens units of work, and the form's precompiled write."""
+
+    def __call__(self, session_factory: Any, tenant_id: str | None = None, readonly: bool = False) -> UnitOfWork: ...
+
+    def form_write(self, session_factory: Any) -> ContextManager[FormWrite]: ...
 
 
 class CrmError(Exception):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 from refstage.adapters.crypto import Vault
 from refstage.config import Settings
 from refstage.domain.connections import CrmConnection
-from refstage.services.ports import CrmGateway, UnitOfWork
+from refstage.services.ports import CrmGateway, FormWrite, UnitOfWork, UnitOfWorkFactory
 
 
 class JobQueue(Protocol):
@@ -47,17 +47,24 @@ class Runtime:
     # open sessions with it.
     session_factory: Any
     vault: Vault
-    # Builds the concrete unit of work: (session_factory, tenant_id, readonly) -> UnitOfWork; set by bootstrap.
-    unit_of_work: Callable[[Any, str | None, bool], UnitOfWork] | None = None
+    # Builds the concrete unit of work (and the form's write); set by bootstrap.
+    unit_of_work: UnitOfWorkFactory | None = None
     jobs: JobQueue = field(default_factory=RecordingQueue)
     clock: Callable[[], dt.datetime] = utcnow
     new_id: Callable[[], str] = new_id
     gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
 
     def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
+        return self._storage()(self.session_factory, tenant_id, readonly)
+
+    def form_write(self) -> ContextManager[FormWrite]:
+        """The public form's one write transaction (precompiled, outside the ORM; see services.intake)."""
+        return self._storage().form_write(self.session_factory)
+
+    def _storage(self) -> UnitOfWorkFactory:
         if self.unit_of_work is None:
             raise RuntimeError("this runtime has no storage: build it with refstage.bootstrap.build_runtime")
-        return self.unit_of_work(self.session_factory, tenant_id, readonly)
+        return self.unit_of_work
 
     def now(self) -> dt.datetime:
         return self.clock()

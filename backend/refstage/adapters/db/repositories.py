@@ -938,6 +938,45 @@ class SealedSecrets:
         return count
 
 
+# --- the public form's submissions -------------------------------------------------------------------------
+class IntakeRepository(_Scoped):
+    """Stored form posts of one tenant (written by the form's hot path, adapters/db/hot.py)."""
+
+    def mark_processed(self, intake_id: str, at: dt.datetime, referral_id: str | None, refused_reason: str | None) -> None:
+        """Record how a waiting submission ended; one already processed is left as it is."""
+        I = m.ReferralIntakeRow
+        self.session.execute(update(I).where(I.id == intake_id, I.tenant_id == self.tenant_id, I.processed_at.is_(None))
+                             .values(processed_at=at, referral_id=referral_id, refused_reason=refused_reason))
+
+
+class IntakeBacklog:
+    """Form posts of every tenant, for the worker that drains them (deliberately cross-tenant: each row names its
+    tenant, and the capture that follows runs scoped to it)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def waiting(self, received_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant id, intake id) of unprocessed posts received before the given time, oldest first."""
+        I = m.ReferralIntakeRow
+        rows = self.session.execute(select(I.tenant_id, I.id).where(I.processed_at.is_(None), I.received_at <= received_before)
+                                    .order_by(I.received_at).limit(limit))
+        return [(t, i) for t, i in rows]
+
+    def prune(self, processed_before: dt.datetime) -> int:
+        I = m.ReferralIntakeRow
+        deleted = self.session.execute(delete(I).where(I.processed_at.is_not(None), I.processed_at < processed_before)).rowcount
+        return int(deleted or 0)
+
+    def get(self, intake_id: str) -> dict[str, Any] | None:
+        row = self.session.get(m.ReferralIntakeRow, intake_id)
+        if row is None:
+            return None
+        return {"id": row.id, "tenant_id": row.tenant_id, "code": row.code, "friend": row.friend,
+                "consent_version": row.consent_version, "received_at": row.received_at,
+                "processed_at": row.processed_at, "referral_id": row.referral_id, "refused_reason": row.refused_reason}
+
+
 # --- cross-tenant resolution ----------------------------------------------------------------------------
 class Directory:
     """The only look-ups that do not start from a tenant: they find which tenant a public input belongs to."""

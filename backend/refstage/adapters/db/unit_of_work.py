@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.adapters.db import repositories as r
 from refstage.adapters.db.bulk_insert import insert_many
@@ -31,6 +32,10 @@ class Conflict(StorageConflict, IntegrityError):
 class UnitOfWork:
     """The concrete unit of work over SQLAlchemy; services see it through `services.ports.UnitOfWork`."""
 
+    # The public form's one write (rate-limit counters + intake rows), precompiled on a raw connection: the
+    # hottest path of the app skips the ORM session (see hot.py).
+    form_write = staticmethod(hot.transaction)
+
     def __init__(self, session_factory: sessionmaker[Session], tenant_id: str | None = None, readonly: bool = False):
         self._factory = session_factory
         self.tenant_id = tenant_id
@@ -49,6 +54,7 @@ class UnitOfWork:
         self.tenants = r.TenantRepository(self.session)
         self.directory = r.Directory(self.session)
         self.sealed_secrets = r.SealedSecrets(self.session)
+        self.intake_backlog = r.IntakeBacklog(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
         return self
@@ -69,6 +75,7 @@ class UnitOfWork:
         self.sync_state = r.SyncStateRepository(s, tenant_id)
         self.sync_runs = r.SyncRunRepository(s, tenant_id)
         self.pending_writes = r.PendingWriteRepository(s, tenant_id)
+        self.intake = r.IntakeRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
