@@ -55,6 +55,8 @@ class UnitOfWork(Protocol):
     sync_runs: Any
     pending_writes: Any
     intake: Any
+    email_templates: Any
+    outbox: Any
 
     def __enter__(self) -> "UnitOfWork": ...
 

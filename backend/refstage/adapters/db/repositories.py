@@ -840,6 +840,91 @@ class InboxRepository(_Scoped):
         return int(self.session.scalar(q) or 0)
 
 
+# --- emails: templates and the outbox ------------------------------------------------------------------
+class EmailTemplateRepository(_Scoped):
+    """A program's overrides of the shipped notification emails."""
+
+    def _row(self, program_id: str, event: str) -> m.EmailTemplateRow | None:
+        T = m.EmailTemplateRow
+        return self.session.scalar(select(T).where(T.tenant_id == self.tenant_id, T.program_id == program_id, T.event == event))
+
+    def for_program(self, program_id: str) -> dict[str, tuple[str, str, dt.datetime]]:
+        """{event: (subject, body, updated_at)} of the program's overrides."""
+        T = m.EmailTemplateRow
+        return {r.event: (r.subject, r.body, r.updated_at) for r in self.session.scalars(
+            select(T).where(T.tenant_id == self.tenant_id, T.program_id == program_id))}
+
+    def get(self, program_id: str, event: str) -> tuple[str, str] | None:
+        row = self._row(program_id, event)
+        return (row.subject, row.body) if row else None
+
+    def put(self, template_id: str, program_id: str, event: str, subject: str, body: str, now: dt.datetime) -> None:
+        """Create or replace the override (`template_id` is used when it is new)."""
+        row = self._row(program_id, event)
+        if row is None:
+            row = m.EmailTemplateRow(id=template_id, tenant_id=self.tenant_id, program_id=program_id, event=event)
+            self.session.add(row)
+        row.subject, row.body, row.updated_at = subject, body, now
+
+    def remove(self, program_id: str, event: str) -> None:
+        row = self._row(program_id, event)
+        if row is not None:
+            self.session.delete(row)
+
+
+def _outbox_dict(r: m.OutboxRow) -> dict[str, Any]:
+    return {"id": r.id, "event": r.event, "entity_id": r.entity_id, "program_id": r.program_id, "to": r.to_address,
+            "subject": r.subject, "body": r.body, "status": r.status, "transport": r.transport, "attempts": r.attempts,
+            "error": r.error, "created_at": r.created_at, "sent_at": r.sent_at}
+
+
+class OutboxRepository(_Scoped):
+    """Every email of the tenant, stored before it is sent; `dedupe_key` makes each go out once."""
+
+    def add_once(self, email_id: str, dedupe_key: str, *, event: str, entity_id: str, program_id: str | None,
+                 to: str, subject: str, body: str, now: dt.datetime) -> str | None:
+        """Store the email unless its dedupe key exists. Returns the id of a row that still needs delivering
+        (new, or an earlier attempt waiting for a retry), else None."""
+        existing = self.session.scalar(select(m.OutboxRow).where(m.OutboxRow.dedupe_key == dedupe_key))
+        if existing is not None:
+            if existing.tenant_id != self.tenant_id:
+                return None
+            return existing.id if existing.status in ("pending", "retrying") else None
+        row = m.OutboxRow(id=email_id, tenant_id=self.tenant_id, dedupe_key=dedupe_key, event=event, entity_id=entity_id,
+                          program_id=program_id, to_address=to, subject=subject, body=body, status="pending", attempts=0,
+                          created_at=now)
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return None  # a concurrent job stored it first; that job delivers it
+        return row.id
+
+    def claim(self, email_id: str) -> bool:
+        """Mark a pending or retrying email as being sent (one attempt more); False if it is in no such state."""
+        O = m.OutboxRow
+        return bool(self.session.execute(update(O).where(
+            O.id == email_id, O.tenant_id == self.tenant_id, O.status.in_(["pending", "retrying"]))
+            .values(status="sending", attempts=O.attempts + 1)).rowcount)
+
+    def get(self, email_id: str) -> dict[str, Any]:
+        row = self.session.get(m.OutboxRow, email_id)
+        if row is None or row.tenant_id != self.tenant_id:
+            raise NotFound(f"email {email_id} not found")
+        return _outbox_dict(row)
+
+    def finish(self, email_id: str, status: str, error: str | None, transport: str, sent_at: dt.datetime | None) -> None:
+        O = m.OutboxRow
+        self.session.execute(update(O).where(O.id == email_id, O.tenant_id == self.tenant_id).values(
+            status=status, error=error, transport=transport, sent_at=sent_at))
+
+    def list(self, *, event: str | None = None, status: str | None = None, limit: int = 100,
+             offset: int = 0) -> list[dict[str, Any]]:
+        O = m.OutboxRow
+        q = self._filtered(select(O).where(O.tenant_id == self.tenant_id), (O.event, event), (O.status, status))
+        return [_outbox_dict(r) for r in self.session.scalars(q.order_by(O.created_at.desc(), O.id).limit(limit).offset(offset))]
+
+
 # --- sync state, runs and the write-back queue ----------------------------------------------------------
 class SyncStateRepository(_Scoped):
     """Per connection and key: a watermark (enrolment) or a checkpoint (the change cursor), so a restart resumes."""
@@ -1027,6 +1112,18 @@ class Directory:
         A, P, C = m.AdvocateRow, m.ProgramRow, m.ConnectionRow
         return list(self.session.scalars(select(A.tenant_id).join(P, P.id == A.program_id).join(C, C.id == P.connection_id).where(
             A.crm_id.is_(None), A.email.is_not(None), C.status == ConnectionStatus.ACTIVE.value).distinct()))
+
+    def active_advocates_by_email(self, email: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(tenant_id, advocate_id) of the active enrolments of an address (the status-link request form)."""
+        A = m.AdvocateRow
+        return [tuple(row) for row in self.session.execute(select(A.tenant_id, A.id).where(
+            A.email == email, A.active.is_(True)).limit(limit))]
+
+    def emails_due(self, created_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, outbox id) of emails still pending or retrying, oldest first (the sweep re-queues them)."""
+        O = m.OutboxRow
+        return [tuple(row) for row in self.session.execute(select(O.tenant_id, O.id).where(
+            O.status.in_(["pending", "retrying"]), O.created_at <= created_before).order_by(O.created_at).limit(limit))]
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()

@@ -76,6 +76,8 @@ class UnitOfWork:
         self.sync_runs = r.SyncRunRepository(s, tenant_id)
         self.pending_writes = r.PendingWriteRepository(s, tenant_id)
         self.intake = r.IntakeRepository(s, tenant_id)
+        self.email_templates = r.EmailTemplateRepository(s, tenant_id)
+        self.outbox = r.OutboxRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
