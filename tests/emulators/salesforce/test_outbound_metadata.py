@@ -155,8 +155,8 @@ def test_master_detail_cascade_and_autonumber(sf):
 REPO_OBJECTS = default_metadata_dir()
 
 
-@pytest.mark.skipif(not REPO_OBJECTS.is_dir(), reason="sfdx/ metadata not in the repo yet")
 def test_repo_sfdx_metadata_is_served(cert_dir):
+    assert REPO_OBJECTS.is_dir(), f"the package's objects folder is missing: {REPO_OBJECTS}"
     objs = build_schema(REPO_OBJECTS)
     custom = [o for o in objs.values() if o.custom]
     assert custom, "sfdx objects folder exists but no custom objects were loaded"
