@@ -23,12 +23,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def bench_database() -> str:
+    """"sqlite" (the default: a file in each benchmark's instance directory) or "postgresql" (PostgreSQL + Redis,
+    `refstage bench --database postgresql`)."""
+    return os.environ.get("REFSTAGE_BENCH_DATABASE", "sqlite")
+
+
+_EMPTIED: set[str] = set()
+
+
+def _production_path_env(instance: Path) -> dict[str, str]:
+    """DATABASE_URL and REDIS_URL for a benchmark on PostgreSQL + Redis: the databases named by
+    REFSTAGE_BENCH_DATABASE_URL and REFSTAGE_BENCH_REDIS_URL, emptied once per benchmark instance (so each starts
+    as the SQLite runs do, from nothing). Separate variables from DATABASE_URL/REDIS_URL on purpose: a benchmark
+    must never empty the database an instance runs on by accident."""
+    url, redis_url = os.environ.get("REFSTAGE_BENCH_DATABASE_URL"), os.environ.get("REFSTAGE_BENCH_REDIS_URL")
+    if not url or not redis_url or not url.startswith("postgresql"):
+        raise RuntimeError("--database postgresql needs REFSTAGE_BENCH_DATABASE_URL (a PostgreSQL database the benchmarks "
+                           "may empty, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/refstage_bench) and "
+                           "REFSTAGE_BENCH_REDIS_URL (a Redis database they may flush, e.g. redis://127.0.0.1:6379/9)")
+    if str(instance) not in _EMPTIED:
+        import redis
+        from sqlalchemy import create_engine
+
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+        redis.Redis.from_url(redis_url).flushdb()
+        _EMPTIED.add(str(instance))
+    return {"DATABASE_URL": url, "REDIS_URL": redis_url}
+
+
 def bench_env(instance: Path, **extra: str) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    if bench_database() == "postgresql":
+        env.update(_production_path_env(instance))
     env.update({
         "REFSTAGE_ENV": "bench", "REFSTAGE_INSTANCE_DIR": str(instance), "SECRET_KEY": "b" * 48,
+        "REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS": "1",  # the emulated orgs listen on loopback
         "REFSTAGE_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "REFSTAGE_BENCH": "1",
         "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
     })
@@ -82,10 +118,13 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello"):
+def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 4, probe: str = "/hello",
+             cpus: str | None = None):
+    """cpus: a taskset CPU list ("1") the server (master and the workers it forks) is pinned to."""
     port = free_port()
     gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen([gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+    pin = ["taskset", "-c", cpus] if cpus else []
+    proc = subprocess.Popen([*pin, gunicorn_bin, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                              "--worker-class", "gthread", "--keep-alive", "5", "--log-level", "warning", app],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = Server(f"http://127.0.0.1:{port}")

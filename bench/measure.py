@@ -57,6 +57,10 @@ def main() -> None:
         from bench.naive import run_naive
 
         result = run_naive(rt, **args)
+    elif op == "competent":
+        from bench.naive import run_competent
+
+        result = run_competent(rt, **args)
     else:
         raise SystemExit(f"unknown op {op}")
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -64,6 +65,15 @@ def run(quick: bool) -> dict:
             h300 = open_loop(hello, hello_req, rate=300, duration=rate_duration)
             land300 = open_loop(app, landing_req, rate=300, duration=rate_duration)
             form300 = open_loop(app, lambda n: submit(10**9 + n), rate=300, duration=rate_duration, expect={303})
+    if not quick and shutil.which("wrk"):
+        # The same pages with the load generated outside Python (bench/wrk_pages.py); the form target is set there.
+        from bench.wrk_pages import run as run_wrk_pages
+
+        wrk = run_wrk_pages(rounds=rounds, window=window, rate_duration=rate_duration)
+        results.update({"wrk": wrk, "form_over_bare_form": wrk["form_over_bare_form"],
+                        "wrk_landing_over_hello": wrk["landing_over_hello"]})
+    elif not quick:
+        results["wrk"] = "not run: wrk is not installed (`apt-get install wrk`)"
     h, land, form = totals["hello"], totals["landing"], totals["form"]
     results.update({
         "hello_rps": h.rps, "landing_rps": land.rps, "form_rps": form.rps,

@@ -11,11 +11,13 @@ import statistics
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 from bench.backend_side import connect, env_for, runtime
 from bench.common import gunicorn, instance_dir
 from bench.fixtures import PROGRAM, linked_referrals
 from bench.salesforce_org import VERSION, emulated_org
+from refstage.services import push_keys
 
 OM_FIELDS = ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"]
 
@@ -35,9 +37,10 @@ def run(quick: bool) -> dict:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             with gunicorn("refstage.web.app:create_app()", env, probe="/health") as web:
+                # The connection's own endpoint (its push key in the path), on the server started here.
+                endpoint = urlsplit(push_keys.outbound_message_url(rt, tenant_id, connection_id)).path
                 org.control("POST", "/outbound/rules", json={
-                    "object": "Opportunity", "fields": OM_FIELDS,
-                    "endpointUrl": f"{web}/webhooks/salesforce/outbound-message/{connection_id}"})
+                    "object": "Opportunity", "fields": OM_FIELDS, "endpointUrl": f"{web}{endpoint}"})
                 headers = {"Authorization": f"Bearer {org.token()}"}
                 api = f"{org.base}/services/data/v{VERSION}"
                 latencies = []

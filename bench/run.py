@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -26,11 +27,18 @@ BENCHMARKS = {
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     only = None
+    database = "sqlite"
     for arg in argv:
         if arg.startswith("--only="):
             only = set(arg.split("=", 1)[1].split(","))
+        if arg.startswith("--database="):
+            database = arg.split("=", 1)[1]
+    if database not in ("sqlite", "postgresql"):
+        raise SystemExit(f"--database: sqlite or postgresql, not {database}")
+    os.environ["REFSTAGE_BENCH_DATABASE"] = database
     selected = [k for k in BENCHMARKS if only is None or k in only]
-    command = "refstage bench" + (" --quick" if quick else "") + (f" --only={','.join(sorted(only))}" if only else "")
+    command = ("refstage bench" + (" --quick" if quick else "") + (f" --only={','.join(sorted(only))}" if only else "")
+               + (" --database postgresql" if database == "postgresql" else ""))
     results: dict[str, dict] = {}
     host = machine()  # once, before the benchmarks load the machine: its speed check describes this run
     for key in selected:
@@ -44,7 +52,7 @@ def main(argv: list[str]) -> int:
             results[key] = {"title": title, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(),
                             "seconds": time.perf_counter() - started}
         print(json.dumps(results[key].get("result") or results[key].get("error"), indent=1, default=str), flush=True)
-    out = ROOT / "bench" / "results" / ("quick.json" if quick else "full.json")
+    out = ROOT / "bench" / "results" / (("quick" if quick else "full") + ("-postgresql" if database == "postgresql" else "") + ".json")
     out.parent.mkdir(exist_ok=True)
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update({k: {**v, "command": command, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

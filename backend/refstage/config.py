@@ -45,6 +45,12 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "Refstage <no-reply@refstage.local>"
     extra: dict[str, str] = field(default_factory=dict)
+    #: Extra Salesforce login hosts an administrator trusts (host names or *.suffix patterns).
+    salesforce_login_hosts: tuple[str, ...] = ()
+    #: Development/demo only: the CRM emulators on loopback count as Salesforce/Pipedrive hosts.
+    allow_loopback_crm_hosts: bool = False
+    #: Development only: webhook endpoints may point at loopback, private or link-local addresses.
+    allow_private_webhook_targets: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -66,6 +72,15 @@ def _local_secret(instance_dir: Path, name: str, factory) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+def _flag(env_vars: dict[str, str], name: str) -> bool:
+    value = env_vars.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, not {value!r}")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -94,6 +109,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if not keys:
             keys = (_local_secret(instance_dir, "encryption_key", lambda: Fernet.generate_key().decode()),)
             generated = True
+    allow_loopback_crm = _flag(env_vars, "REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS")
+    allow_private_webhooks = _flag(env_vars, "REFSTAGE_ALLOW_PRIVATE_WEBHOOK_TARGETS")
+    if env in PRODUCTION_ENVS and (allow_loopback_crm or allow_private_webhooks):
+        raise ConfigError("REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS and REFSTAGE_ALLOW_PRIVATE_WEBHOOK_TARGETS are for "
+                          "development and demos; refusing to start in production with them set")
+    from refstage.domain.hosts import parse_host_patterns
+
+    try:
+        login_hosts = parse_host_patterns(env_vars.get("REFSTAGE_SALESFORCE_LOGIN_HOSTS"))
+    except ValueError as exc:
+        raise ConfigError(f"REFSTAGE_SALESFORCE_LOGIN_HOSTS: {exc}") from exc
     for key in keys:
         try:
             Fernet(key.encode())
@@ -114,4 +140,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_budget_fraction=float(env_vars.get("REFSTAGE_API_BUDGET_FRACTION", "0.8")),
         smtp_url=env_vars.get("REFSTAGE_SMTP_URL") or None,
         mail_from=env_vars.get("REFSTAGE_MAIL_FROM", "Refstage <no-reply@refstage.local>"),
+        salesforce_login_hosts=login_hosts,
+        allow_loopback_crm_hosts=allow_loopback_crm,
+        allow_private_webhook_targets=allow_private_webhooks,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,12 @@ def _connect_salesforce(rt, tenant_id: str, sf) -> str:
     from refstage.emulators.salesforce.consent import browser_consent
     from refstage.services import connections
 
-    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, name="Acme org (emulated)", login_host=sf.base_url)
+    owner = connections.FlowOwner.terminal()  # the seed starts and finishes the flow itself
+    started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, owner=owner, name="Acme org (emulated)",
+                                        login_host=sf.base_url)
     location = browser_consent(started.authorize_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return connections.finish_connect(rt, query["code"], query["state"]).id
+    return connections.finish_connect(rt, query["code"], query["state"], owner=owner).id
 
 
 def seed(rt, sf=None, pd=None) -> dict[str, Any]:
@@ -122,13 +125,24 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
     return info
 
 
+def _check_port_free(port: int) -> None:
+    """Before the banner: otherwise it prints links to a web process that then cannot bind its port."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise click.ClickException(f"port {port} is in use ({exc.strerror}); stop what runs there or choose "
+                                       "another: REFSTAGE_DEMO_PORT=8010 make demo") from exc
+
+
 def _fresh(instance: Path) -> None:
     for name in ("refstage.db", "refstage.db-wal", "refstage.db-shm", "queue.db", "queue.db-wal", "queue.db-shm"):
         (instance / name).unlink(missing_ok=True)
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=int, envvar="REFSTAGE_DEMO_PORT")
 @click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT")
 @click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
@@ -144,6 +158,11 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_ID", "refstage-demo")
     os.environ.setdefault("REFSTAGE_SALESFORCE_CLIENT_SECRET", "refstage-demo-secret")
     os.environ.setdefault("REFSTAGE_SALESFORCE_REDIRECT_URI", f"{base}/salesforce/oauth/callback")
+    if not seed_only:
+        _check_port_free(port)
+    if not no_emulators:
+        # The emulators listen on loopback: a demo-only allowance (config refuses it in production).
+        os.environ["REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS"] = "1"
     if not keep:
         _fresh(instance)
 
@@ -212,11 +231,15 @@ def _banner(base: str, info: dict[str, Any], sf, pd) -> None:
     if info.get("api_key"):
         echo(f"  API key:         {info['api_key']}   (shown once; stored hashed)")
     if sf is not None:
-        echo(f"  Salesforce org:  {sf.base_url}   (emulated; admin@refstage.test / refstage-demo)")
+        echo(f"  Salesforce org:  {sf.base_url}   (emulated API and OAuth, no home page; admin@refstage.test / refstage-demo)")
         echo(f"  Rep's pages:     {sf.base_url}/lightning/o/Opportunity/home   (the package's components on the org's "
              "record pages; links per referral on 'Play the rep')")
+        # The emulators' certificates come from the demo's local CA (set above), which browsers do not know.
+        ca = os.path.abspath(os.environ.get("REQUESTS_CA_BUNDLE", "instance/certs/ca.pem"))
+        ca = os.path.relpath(ca) if ca.startswith(os.getcwd() + os.sep) else ca
+        echo(f"                   (your browser warns about the certificate: trust {ca} or proceed)")
     if pd is not None:
-        echo(f"  Pipedrive:       {pd.base_url}   (emulated; API token {pd.api_token})")
+        echo(f"  Pipedrive:       {pd.base_url}   (emulated API, no pages; API token {pd.api_token})")
     echo("\n  The loop: open the referral link and refer a friend → the worker creates the Lead in the org →")
     echo("  on 'Play the rep', convert it and close the opportunity → the org pushes the change → the referral")
     echo("  qualifies and the advocate's reward waits in the review queue → approve it → see Reports.\n")

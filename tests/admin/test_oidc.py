@@ -34,7 +34,7 @@ def sf(tmp_path_factory):
 
 @pytest.fixture
 def settings(settings, sf):
-    return dataclasses.replace(settings, extra={"salesforce_client_id": sf.org.client_id, "salesforce_client_secret": sf.org.client_secret,
+    return dataclasses.replace(settings, allow_loopback_crm_hosts=True, extra={"salesforce_client_id": sf.org.client_id, "salesforce_client_secret": sf.org.client_secret,
                                                 "salesforce_login_host": sf.base_url})
 
 

@@ -5,6 +5,8 @@ per approved reward; roles and tenant isolation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 
@@ -229,6 +231,12 @@ def test_webhook_crud_test_ping_delivery_log_and_redeliver(admin_client, rt, wor
 
 
 # --- payout ----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def settings(settings):
+    # The receivers in these tests listen on loopback: a development allowance, set explicitly.
+    return dataclasses.replace(settings, allow_private_webhook_targets=True)
+
 @pytest.fixture
 def approved(rt, world, clock, needs_review):
     _, found = qualified_referral(rt, world, clock)

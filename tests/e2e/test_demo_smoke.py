@@ -82,3 +82,18 @@ def test_demo_seed_only_prints_the_banner_and_seeds_both_crms(tmp_path):
     finally:
         engine.dispose()
     assert (tmp_path / "certs" / "ca.pem").exists()  # the emulators' CA went next to the instance, not into the repo
+
+
+def test_a_busy_web_port_stops_the_demo_before_the_banner(tmp_path):
+    """Otherwise the banner prints links, then the web process cannot bind and the demo stops a few seconds later."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**_child_env(tmp_path / "demo"), "REFSTAGE_DEMO_PORT": str(port)}
+        done = subprocess.run([str(REFSTAGE), "demo", "--salesforce-port", str(_free_port()),
+                               "--pipedrive-port", str(_free_port())], env=env, capture_output=True, text=True,
+                              timeout=SEED_TIMEOUT)
+    assert done.returncode != 0
+    assert f"port {port} is in use" in done.stderr and "REFSTAGE_DEMO_PORT" in done.stderr
+    assert "Admin console" not in done.stdout

@@ -179,7 +179,7 @@ def stack(settings, engine, emulator, tmp_path):
     holder: dict[str, Any] = {}
     srv = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     base = f"http://127.0.0.1:{srv.server_port}"
-    s = dataclasses.replace(settings, base_url=base, queue_path=tmp_path / "e2e-queue.db", extra={
+    s = dataclasses.replace(settings, base_url=base, queue_path=tmp_path / "e2e-queue.db", allow_loopback_crm_hosts=True, extra={
         "salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
         "salesforce_redirect_uri": f"{base}/salesforce/oauth/callback"})
     huey = make_huey(s)

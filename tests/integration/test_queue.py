@@ -195,3 +195,28 @@ def test_an_idle_worker_polls_the_queue_at_least_every_second(settings, tmp_path
     result = CliRunner().invoke(cli.worker, ["-w", "1", "--no-periodic"])
     assert result.exit_code == 0, result.output
     assert made["ran"] and made["max_delay"] <= 1.0 and made["workers"] == 1 and made["periodic"] is False
+
+
+def test_sync_command_reports_an_unreachable_crm_without_a_traceback(rt, world, monkeypatch):
+    """`refstage sync` runs in the admin's terminal: a transient CRM failure (which the worker would retry) is
+    one line per connection and exit status 1, and the other connections still sync."""
+    from click.testing import CliRunner
+
+    import refstage.bootstrap
+    import refstage.services.sync
+    from refstage.jobs import cli
+
+    attempted = []
+
+    def unreachable(_rt, _tenant_id, connection_id, **_kw):
+        attempted.append(connection_id)
+        raise CrmError("Salesforce could not be reached: certificate verify failed", transient=True)
+
+    monkeypatch.setattr(refstage.bootstrap, "build_runtime", lambda **_kw: rt)
+    monkeypatch.setattr(refstage.services.sync, "run_sync", unreachable)
+    with rt.uow() as uow:
+        expected = [c for _t, c in uow.directory.active_connections()]
+    result = CliRunner().invoke(cli.sync, [])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "could not be reached" in result.output and "Traceback" not in result.output
+    assert attempted == expected and expected

@@ -5,6 +5,8 @@ OpenAPI files (backend/refstage/emulators/reference)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import threading
 import time
@@ -118,6 +120,12 @@ def contract() -> Contract:
 
 
 # --- emulator and app ------------------------------------------------------------------------------
+@pytest.fixture
+def settings(settings):
+    # The emulated company listens on loopback: a development allowance the tests set explicitly.
+    return dataclasses.replace(settings, allow_loopback_crm_hosts=True)
+
+
 @pytest.fixture
 def emu(tmp_path: Path):
     with PipedriveEmulator(port=0, seed="demo", faults=None, cert_dir=tmp_path / "certs", webhook_time_scale=0.01,

@@ -48,11 +48,20 @@ def _basic(rt, w) -> tuple[str, str]:
 
 
 # --- OAuth ---------------------------------------------------------------------------------------
-def test_oauth_connect_through_the_authorize_page_then_refresh_and_reconnect(pd_rt, server, tenant, emu, control, api):
+def test_oauth_connect_through_the_authorize_page_then_refresh_and_reconnect(pd_rt, app, server, tenant, emu, control, api):
+    from tests.oauth_support import console_cookies
+
     key = _api_key(pd_rt, tenant.id)
     start = requests.post(f"{server}/pipedrive/connections", json={"name": "Acme"}, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert start.status_code == 201, start.text
-    authorize_url = start.json()["authorize_url"]
+    # The API hands out the console's authorize page; a signed-in admin's browser opens it.
+    admin = tenants.add_user(pd_rt, tenant.id, "admin@acme.test", "admin", "correct horse battery", "Avery Admin")
+    browser = requests.Session()
+    browser.cookies.update(console_cookies(app, tenant.id, admin.id)[1])
+    console = browser.get(start.json()["authorize_url"].replace("https://refer.example.test", server), allow_redirects=False,
+                          timeout=30)
+    assert console.status_code == 302, console.text
+    authorize_url = console.headers["Location"]
     assert authorize_url.startswith(f"{emu.base_url}/oauth/authorize?") and "state=" in authorize_url
     page = requests.get(authorize_url, verify=emu.ca_path, timeout=30)
     hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
@@ -61,11 +70,12 @@ def test_oauth_connect_through_the_authorize_page_then_refresh_and_reconnect(pd_
     assert allow.status_code == 302
     callback = allow.headers["Location"]
     assert callback.startswith(f"{server}/pipedrive/oauth/callback?")
-    done = requests.get(callback, timeout=60)
+    assert requests.get(callback, timeout=30).status_code == 403  # not the console session that started it
+    done = browser.get(callback, timeout=60)
     assert done.status_code == 200, done.text
     conn_id = done.json()["connection_id"]
     assert done.json()["status"] == "active" and done.json()["company_id"]
-    assert requests.get(callback, timeout=30).status_code == 400  # the state is single use
+    assert browser.get(callback, timeout=30).status_code == 400  # the state is single use
     with pd_rt.uow(tenant.id) as uow:
         conn = uow.connections.get(conn_id)
         sealed = uow.connections.credentials(conn_id)
@@ -88,10 +98,13 @@ def test_oauth_connect_through_the_authorize_page_then_refresh_and_reconnect(pd_
         pd_rt.gateway(conn).describe_milestones()
 
 
-def test_oauth_callback_refuses_a_forged_state(pd_rt, server, tenant):
+def test_oauth_callback_refuses_a_forged_state(pd_rt, app, server, tenant):
+    from tests.oauth_support import console_cookies
+
     key = _api_key(pd_rt, tenant.id)
     start = requests.post(f"{server}/pipedrive/connections", json={}, headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
-    forged = requests.get(f"{server}/pipedrive/oauth/callback", params={"code": "x", "state": f"{start['connection_id']}.nope"}, timeout=30)
+    forged = requests.get(f"{server}/pipedrive/oauth/callback", params={"code": "x", "state": f"{start['connection_id']}.nope"},
+                          cookies=console_cookies(app, tenant.id)[1], timeout=30)
     assert forged.status_code == 400
     assert requests.post(f"{server}/pipedrive/connections", json={}, timeout=30).status_code == 401  # API key required
 

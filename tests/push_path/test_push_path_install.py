@@ -276,6 +276,34 @@ def test_cli_installs_and_explains_what_to_do_next(rt, conn, monkeypatch):
     assert "Activate them in Setup → Flows" in result.output and "Refstage_Lead_Status_Changed" in result.output
 
 
+def test_cli_unreachable_org_fails_and_can_be_run_again_at_once(rt, conn, monkeypatch):
+    """The CLI deploys without a job: left `queued`, nothing would retry, and every new attempt (console or
+    CLI) would be refused as 'already running' for 45 minutes."""
+    from click.testing import CliRunner
+
+    from refstage.adapters.crm.salesforce import cli
+
+    class Unreachable:
+        def __init__(self, _rt, _connection):
+            pass
+
+        def install(self, _endpoint_url):
+            raise CrmError("Salesforce could not be reached: certificate verify failed", transient=True)
+
+    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(push_path, "installer_for", Unreachable)
+    with rt.uow() as uow:
+        slug = uow.tenants.get(conn.tenant_id).slug
+    args = ["install-push-path", slug, conn.id, "--endpoint-url", ENDPOINT_URL]
+    first = CliRunner().invoke(cli.connection, args)
+    assert first.exit_code == 1 and first.exception is not None and not isinstance(first.exception, CrmError)
+    assert "push path failed" in first.output and "could not be reached" in first.output
+    with rt.uow(conn.tenant_id) as uow:
+        assert uow.connections.get(conn.id).settings["push_path"]["status"] == "failed"
+    again = CliRunner().invoke(cli.connection, args)
+    assert "already queued or running" not in again.output and "push path failed" in again.output
+
+
 @responses.activate
 def test_the_deployed_endpoint_is_the_connections_push_key_url(rt, conn, settings):
     """Wired to services.push_keys: the bundle carries the URL the receiver accepts; it is never stored."""

@@ -24,7 +24,8 @@ def _worker_env(rt, emu) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": s.database_url, "SECRET_KEY": s.secret_key,
            "REFSTAGE_ENCRYPTION_KEYS": ",".join(s.encryption_keys), "REFSTAGE_INSTANCE_DIR": str(s.instance_dir),
            "REFSTAGE_QUEUE_PATH": str(s.queue_path), "REFSTAGE_ENV": "test", "REQUESTS_CA_BUNDLE": emu.ca_path,
-           "REFSTAGE_SALESFORCE_CLIENT_ID": CLIENT_ID, "REFSTAGE_SALESFORCE_CLIENT_SECRET": CLIENT_SECRET}
+           "REFSTAGE_SALESFORCE_CLIENT_ID": CLIENT_ID, "REFSTAGE_SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+           "REFSTAGE_ALLOW_LOOPBACK_CRM_HOSTS": "1"}  # the emulated org listens on loopback
     env.pop("REDIS_URL", None)
     return env
 
@@ -34,13 +35,25 @@ def _start(env):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _run_until_idle(huey, env, timeout: float = 60) -> None:
+def _running_syncs(rt) -> set[str]:
+    from sqlalchemy import select
+
+    from refstage.adapters.db import models as m
+
+    with rt.uow() as uow:
+        return set(uow.session.scalars(select(m.SyncRunRow.id).where(m.SyncRunRow.status == "running")))
+
+
+def _run_until_idle(huey, env, rt, timeout: float = 60) -> None:
+    """Run a worker until nothing is queued and no sync it started is still running (a killed worker's run
+    stays "running" for ever: those are left out). A slow machine can take longer than any fixed pause."""
+    abandoned = _running_syncs(rt)
     worker = _start(env)
     try:
         deadline = time.monotonic() + timeout
         quiet_since = None
         while time.monotonic() < deadline:
-            busy = huey.pending_count() or huey.scheduled_count()
+            busy = huey.pending_count() or huey.scheduled_count() or (_running_syncs(rt) - abandoned)
             if busy:
                 quiet_since = None
             elif quiet_since is None:
@@ -82,7 +95,7 @@ def test_worker_killed_at_random_points(rt, client, emu, size, record):
         kills = _kill_repeatedly(env, kills_wanted, rng)
         # After a crash, the scheduler's sweeps and syncs pick up what a killed worker had dequeued.
         queue.tasks["sweep_unrouted"].call_local()
-        _run_until_idle(huey, env)
+        _run_until_idle(huey, env, rt)
         for lead in admin.query("SELECT Id FROM Lead WHERE Refstage_Referral_Id__c != null"):
             opp = admin.convert(lead["Id"])["opportunityId"]
             admin.update("Opportunity", [{"Id": opp, "StageName": "Closed Won", "Amount": 9000}])
@@ -90,9 +103,9 @@ def test_worker_killed_at_random_points(rt, client, emu, size, record):
             queue.tasks["sync_connection"](tenant_id, connection_id)
         kills += _kill_repeatedly(env, kills_wanted, rng)
         queue.tasks["sync_connection"](tenant_id, connection_id)
-        _run_until_idle(huey, env)
+        _run_until_idle(huey, env, rt)
         queue.tasks["sync_connection"](tenant_id, connection_id)  # the next scheduled cycle
-        _run_until_idle(huey, env)
+        _run_until_idle(huey, env, rt)
     finally:
         huey.storage.flush_all()
     state = final_state(rt, admin, tenant_id, program_id)

@@ -15,8 +15,10 @@ SETTINGS = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05, "retries":
             "bulk_write_threshold": 3, "page_size": 25}
 # Every kind the emulator injects, ~10 % in all; timeouts kept short so a cycle stays quick. Each cycle
 # also forces one kind on its next request (#1), in turn, so every kind bites even in the short mode.
+# drop_after / timeout_after let the org commit the write and then lose the response: what a retry must
+# not turn into a second Lead.
 RATES = {"503": 0.025, "500": 0.02, "drop": 0.015, "lock": 0.015, "401": 0.01, "timeout": 0.005, "slow": 0.01,
-         "403": 0.002, "bulkfail": 0.01}
+         "403": 0.002, "bulkfail": 0.01, "drop_after": 0.015, "timeout_after": 0.005}
 
 
 def _faults(cycle: int) -> str:
@@ -88,3 +90,30 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
     assert state["rewards"] == 2 * n and state["rewards_per_referral"] == [2]  # 0 duplicate rewards
     assert state["org_referrals"] == n and state["org_rewards"] == 2 * n and state["pending_writes"] == 0
     assert state["org_referrals_won"] == n  # the org's mirror agrees with the backend
+
+
+def test_lead_created_but_the_answer_lost(rt, client, emu):
+    """Each Lead upsert commits in the org and its answer is lost (closed at once, or after a stall): the
+    retried routing upserts on Refstage_Referral_Id__c and finds that Lead, so it never makes a second."""
+    from refstage.domain.referrals import ReferralStatus
+    from tests.salesforce.helpers import refer
+
+    emu.control.seed(contacts=10, seed=4)
+    admin = OrgAdmin(emu)
+    tenant_id, connection_id, program_id = setup_world(rt, client, SETTINGS)
+    run_enrolment(rt, tenant_id, program_id)
+    ids = refer(rt, tenant_id, program_id, 3)
+    before = dict(emu.control.faults()["injected"])  # the org may have served other tests
+    emu.control.set_faults("drop_after:#2,timeout_after:#1,timeout=0.3,path=/services/data/v62.0/sobjects/Lead/")
+    try:
+        for _ in range(4):
+            _cycle(rt, tenant_id, connection_id)
+        injected = {k: v - before.get(k, 0) for k, v in emu.control.faults()["injected"].items() if v != before.get(k, 0)}
+    finally:
+        emu.control.set_faults(None)
+    assert injected == {"drop_after": 2, "timeout_after": 1}, injected
+    with rt.uow(tenant_id) as uow:
+        statuses = [uow.referrals.get(i).status for i in ids]
+    assert statuses == [ReferralStatus.ROUTED] * 3  # 0 lost referrals
+    leads = admin.query("SELECT Id, Refstage_Referral_Id__c FROM Lead WHERE Refstage_Referral_Id__c != null")
+    assert sorted(lead["Refstage_Referral_Id__c"] for lead in leads) == sorted(ids)  # 0 duplicate Leads

@@ -39,15 +39,18 @@ def _side_effects(rt) -> dict:
         }
 
 
-def _start(rt, emu):
+def _start(rt, emu, client):
+    from tests.oauth_support import console_session
+
     tenant = tenants.create_tenant(rt, "Sec", "sec")
-    started = connections.start_connect(rt, tenant.id, actor=ADMIN, name="org", login_host=emu.base_url)
+    started = connections.start_connect(rt, tenant.id, actor=ADMIN, owner=console_session(client, tenant.id), name="org",
+                                        login_host=emu.base_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(browser_consent(started.authorize_url)).query).items()}
     return tenant, started, query
 
 
 def test_tampered_state_is_refused_without_side_effects(rt, client, emu):
-    _, started, query = _start(rt, emu)
+    _, started, query = _start(rt, emu, client)
     before = _side_effects(rt)
     for state in (started.state + "x", started.connection_id + ".forged", "", "not-a-state",
                   f"{rt.new_id()}.{started.state.partition('.')[2]}"):
@@ -59,7 +62,7 @@ def test_tampered_state_is_refused_without_side_effects(rt, client, emu):
 
 
 def test_tampered_pkce_verifier_is_refused_by_the_org(rt, client, emu):
-    tenant, started, query = _start(rt, emu)
+    tenant, started, query = _start(rt, emu, client)
     with rt.uow(tenant.id) as uow:  # an attacker who could swap the stored verifier
         conn = uow.connections.get(started.connection_id)
         pending = rt.vault.open(conn.settings[connections.PENDING_KEY])

@@ -95,8 +95,11 @@ def connect(rt, client, tenant_id: str, conn_settings: dict | None = None):
     """Start connecting (service), consent on the emulator's pages, finish through the web callback."""
     from refstage.domain.audit import Actor
     from refstage.services.connections import start_connect
+    from tests.oauth_support import console_session
 
-    started = start_connect(rt, tenant_id, actor=Actor.system("test"), name="Acme org", login_host=rt.settings.extra["login_host"])
+    owner = console_session(client, tenant_id)
+    started = start_connect(rt, tenant_id, actor=Actor.system("test"), owner=owner, name="Acme org",
+                            login_host=rt.settings.extra["login_host"])
     location = browser_consent(started.authorize_url)
     q = callback_query(location)
     assert q["state"] == started.state

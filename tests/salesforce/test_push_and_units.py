@@ -104,8 +104,10 @@ def test_callback_state_is_bound_and_single_use(rt, client, emu):
     from refstage.services.connections import start_connect
     from tests.salesforce.helpers import browser_consent, callback_query
 
+    from tests.oauth_support import console_session
+
     acme = tenants.create_tenant(rt, "Acme", "acme")
-    started = start_connect(rt, acme.id, actor=Actor.system("t"), login_host=emu.base_url)
+    started = start_connect(rt, acme.id, actor=Actor.system("t"), owner=console_session(client, acme.id), login_host=emu.base_url)
     q = callback_query(browser_consent(started.authorize_url))
     forged = dict(q, state=started.connection_id + ".not-the-secret")
     assert client.get("/salesforce/oauth/callback", query_string=forged).status_code == 400

@@ -39,8 +39,9 @@ def emu(sf_emulator: SalesforceEmulator) -> SalesforceEmulator:
 
 @pytest.fixture
 def settings(settings, emu):
-    return dataclasses.replace(settings, extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
-                                                "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
+    return dataclasses.replace(settings, allow_loopback_crm_hosts=True,  # the emulated org listens on loopback
+                               extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
+                                      "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
 
 
 def envelope(org_id: str, notifications: list[tuple[str, str, dict]], first_id: int = 1) -> bytes:

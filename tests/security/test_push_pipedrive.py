@@ -12,7 +12,7 @@ import requests
 from refstage.services import enrolment, referrals
 from refstage.services.referrals import FriendInput
 from tests.pipedrive.conftest import (api, connected, control, emu, final_state, jobs, pd_rt, recorder,  # noqa: F401
-                                      run_sync, server, tenant)
+                                      run_sync, server, settings, tenant)
 from tests.security.push_support import inbox_count, reward_count
 
 

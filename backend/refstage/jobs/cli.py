@@ -36,6 +36,7 @@ def worker(workers: int, no_periodic: bool) -> None:
 def sync(connection_id: str | None, tenant_slug: str | None) -> None:
     """Run one sync cycle now, in this process, with progress and a summary."""
     from refstage.bootstrap import build_runtime
+    from refstage.services.ports import CrmError
     from refstage.services.runtime import RecordingQueue
     from refstage.services.sync import run_sync
 
@@ -60,7 +61,15 @@ def sync(connection_id: str | None, tenant_slug: str | None) -> None:
             def progress(report, bar=bar):
                 bar.length = max(bar.length or 0, report.pulled)
                 bar.update(report.pulled - bar.pos)
-            report = run_sync(rt, tenant_id, conn_id, on_progress=progress)
+            try:
+                report = run_sync(rt, tenant_id, conn_id, on_progress=progress)
+            except CrmError as exc:  # the worker retries these; here the admin reads why and runs it again
+                report = None
+                error = str(exc)
+        if report is None:
+            click.echo(f"{conn_id}: failed: {error}", err=True)
+            failed = True
+            continue
         click.echo(f"{conn_id}: {report.status} in {report.duration_s:.1f}s, {report.api_calls} API calls, "
                    + ", ".join(f"{k}={v}" for k, v in report.as_dict().items()))
         if report.error:

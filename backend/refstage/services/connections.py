@@ -3,7 +3,13 @@ finish (code → tokens sealed in the Vault, org/user/instance recorded), discon
 
 The OAuth state is `<connection id>.<secret>`: the id finds the tenant, the secret (stored only as a
 hash, single-use, ten minutes) proves the callback belongs to the flow this tenant started. A callback
-can never touch another tenant's connection."""
+can never touch another tenant's connection.
+
+The state alone is not enough: whoever holds the authorize URL could have someone else approve it (a
+tenant sends its URL to another org's admin and collects that org's tokens). So every flow has a
+`FlowOwner`, and only the owner may finish it: the console session (its tenant, and a secret kept in
+that session) that started it, or the operator's terminal (`refstage connection`, the demo seed). A
+callback from anyone else is refused before the code is exchanged, and changes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +31,45 @@ from refstage.services.runtime import Runtime
 log = logging.getLogger(__name__)
 STATE_TTL = dt.timedelta(minutes=10)
 PENDING_KEY = "oauth_pending"
+
+
+BROWSER, TERMINAL = "browser", "terminal"
+
+
+@dataclass(frozen=True)
+class FlowOwner:
+    """Who may finish an OAuth flow: a signed-in console session of the tenant (`browser`), or a
+    trusted process on the server (`terminal`: the CLI, the demo seed), never a web callback."""
+
+    channel: str
+    tenant_id: str | None = None
+    secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def browser(cls, tenant_id: str, secret: str) -> "FlowOwner":
+        if not tenant_id or not secret:
+            raise ValueError("a browser owner needs the session's tenant and secret")
+        return cls(BROWSER, tenant_id, secret)
+
+    @classmethod
+    def terminal(cls) -> "FlowOwner":
+        return cls(TERMINAL)
+
+    def sealed_fields(self) -> dict[str, str | None]:
+        return {"channel": self.channel, "owner_hash": _hash(self.secret) if self.secret else None}
+
+    def owns(self, pending: dict, tenant_id: str) -> bool:
+        if pending.get("channel") != self.channel:
+            return False
+        if self.channel == TERMINAL:
+            return True
+        return (self.tenant_id == tenant_id and bool(self.secret) and bool(pending.get("owner_hash"))
+                and hmac.compare_digest(str(pending["owner_hash"]), _hash(self.secret or "")))
+
+
+NOT_YOURS = ("this sign-in was not started from this console session; sign in to Refstage as an admin of the "
+             "workspace and start connecting again from Connections")
+CONNECT_HOST_KEY = "connect_login_host"
 
 
 @dataclass(frozen=True)
@@ -48,39 +93,77 @@ def _audit(uow, tenant_id: str, conn: CrmConnection, action: str, actor: Actor, 
     uow.audit.append([AuditEntry(tenant_id, "connection", conn.id, action, actor, at, before, after, reason)])
 
 
-def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Salesforce", login_host: str = "production",
-                  connection_id: str | None = None) -> ConnectStart:
-    """A new connection (or a reconnect of an existing one): returns the URL to send the admin to."""
+def _checked_owner(owner: FlowOwner, tenant_id: str) -> None:
+    if owner.channel == BROWSER and owner.tenant_id != tenant_id:
+        raise InvalidInput({"connection": NOT_YOURS})
+
+
+def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Salesforce", login_host: str = "production",
+                    connection_id: str | None = None) -> CrmConnection:
+    """The API's half of connecting (no browser at hand): a pending connection and its login host. An
+    admin then opens the console's authorize link, which starts the flow bound to their session."""
+    from refstage.adapters.crm.salesforce.auth import OAuthApp, login_host_url
+
+    try:
+        host = login_host_url(login_host, OAuthApp.from_settings(rt.settings).hosts)
+    except ValueError as exc:
+        raise InvalidInput({"login_host": str(exc)}) from None
+    with rt.uow(tenant_id) as uow:
+        conn = _pending_connection(rt, uow, tenant_id, actor, name, connection_id, rt.now())
+        conn.settings[CONNECT_HOST_KEY] = host
+        uow.connections.save(conn)
+        uow.commit()
+    return conn
+
+
+def _pending_connection(rt: Runtime, uow, tenant_id: str, actor: Actor, name: str, connection_id: str | None,
+                        now: dt.datetime) -> CrmConnection:
+    if connection_id:
+        conn = uow.connections.get(connection_id)
+        if conn.kind != CrmKind.SALESFORCE:
+            raise InvalidInput({"connection": "not a Salesforce connection"})
+        return conn
+    clean = " ".join((name or "").split())[:200] or "Salesforce"
+    conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.SALESFORCE,
+                                             name=clean, status=ConnectionStatus.PENDING))
+    _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": "salesforce", "name": clean})
+    return conn
+
+
+def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Salesforce",
+                  login_host: str | None = None, connection_id: str | None = None) -> ConnectStart:
+    """A new connection (or a reconnect of an existing one): returns the URL to send the admin to. Only
+    `owner` can finish the flow. Without `login_host`, a prepared connection's host (or production)."""
     from refstage.adapters.crm.salesforce.auth import OAuthApp, authorize_url, login_host_url, pkce_pair
 
+    _checked_owner(owner, tenant_id)
     app = OAuthApp.from_settings(rt.settings)
+    if login_host is None and connection_id:
+        with rt.uow(tenant_id) as uow:
+            prepared = uow.connections.get(connection_id)
+        login_host = prepared.settings.get(CONNECT_HOST_KEY) or prepared.login_host
     try:
-        host = login_host_url(login_host)
+        host = login_host_url(login_host or "production", app.hosts)
     except ValueError as exc:
         raise InvalidInput({"login_host": str(exc)}) from None
     now = rt.now()
     secret = secrets.token_urlsafe(32)
     verifier, _ = pkce_pair()
     with rt.uow(tenant_id) as uow:
-        if connection_id:
-            conn = uow.connections.get(connection_id)
-            if conn.kind != CrmKind.SALESFORCE:
-                raise InvalidInput({"connection": "not a Salesforce connection"})
-        else:
-            clean = " ".join((name or "").split())[:200] or "Salesforce"
-            conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.SALESFORCE,
-                                                     name=clean, status=ConnectionStatus.PENDING))
-            _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": "salesforce", "name": clean})
+        conn = _pending_connection(rt, uow, tenant_id, actor, name, connection_id, now)
+        conn.settings.pop(CONNECT_HOST_KEY, None)
         conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), "verifier": verifier, "login_host": host,
-                                                    "expires": (now + STATE_TTL).isoformat(), "actor": actor.label})
+                                                    "expires": (now + STATE_TTL).isoformat(), "actor": actor.label,
+                                                    **owner.sealed_fields()})
         uow.connections.save(conn)
         uow.commit()
     state = f"{conn.id}.{secret}"
     return ConnectStart(conn.id, authorize_url(app, host, state, verifier), state)
 
 
-def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
-    """The OAuth callback: exchange the code (with the PKCE verifier), record the org, seal the tokens."""
+def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
+    """The OAuth callback: check the flow is `owner`'s, exchange the code (with the PKCE verifier),
+    record the org, seal the tokens."""
     from refstage.adapters.crm.salesforce.auth import OAuthApp, exchange_code, identity, org_and_user
 
     connection_id, _, secret = (state or "").partition(".")
@@ -99,10 +182,13 @@ def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
     if not hmac.compare_digest(pending["state_hash"], _hash(secret)) or \
             dt.datetime.fromisoformat(pending["expires"]) < rt.now():
         raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    if not owner.owns(pending, tenant_id):
+        log.warning("Salesforce callback for connection %s refused: not the session that started it", connection_id)
+        raise ConnectFailed(NOT_YOURS)
     app = OAuthApp.from_settings(rt.settings)
     token = exchange_code(app, pending["login_host"], code, pending["verifier"])
     org_id, user_id = org_and_user(token["id"])
-    ident = identity(token)
+    ident = identity(token, app)
     now = rt.now()
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
@@ -174,5 +260,5 @@ def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnec
         return uow.connections.get(connection_id)
 
 
-__all__ = ["start_connect", "finish_connect", "disconnect", "list_connections", "get_connection", "ConnectStart",
+__all__ = ["start_connect", "prepare_connect", "finish_connect", "FlowOwner", "disconnect", "list_connections", "get_connection", "ConnectStart",
            "ConnectFailed", "NotFound"]

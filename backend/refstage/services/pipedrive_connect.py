@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from refstage.domain.audit import Actor
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput
-from refstage.services.connections import PENDING_KEY, STATE_TTL, ConnectFailed, ConnectStart, _audit, _hash
+from refstage.services.connections import (NOT_YOURS, PENDING_KEY, STATE_TTL, ConnectFailed, ConnectStart, FlowOwner,
+                                           _audit, _checked_owner, _hash)
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 
@@ -34,17 +35,31 @@ def webhook_url(rt: Runtime, connection_id: str) -> str:
     return f"{base.rstrip('/')}/webhooks/pipedrive/{connection_id}"
 
 
-def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Pipedrive",
+def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Pipedrive",
+                    connection_id: str | None = None) -> CrmConnection:
+    """The API's half of connecting: a pending connection an admin then authorizes from the console
+    (the flow is bound to that console session; see services.connections.FlowOwner)."""
+    from refstage.adapters.crm.pipedrive.auth import OAuthApp
+
+    OAuthApp.from_settings(rt.settings)  # "not configured" now, not after the admin clicks
+    with rt.uow(tenant_id) as uow:
+        conn = _pending(rt, uow, tenant_id, actor, name, connection_id, rt.now())
+        uow.commit()
+    return conn
+
+
+def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Pipedrive",
                   connection_id: str | None = None) -> ConnectStart:
     from refstage.adapters.crm.pipedrive.auth import OAuthApp, authorize_url
 
+    _checked_owner(owner, tenant_id)
     app = OAuthApp.from_settings(rt.settings)
     now = rt.now()
     secret = secrets.token_urlsafe(32)
     with rt.uow(tenant_id) as uow:
         conn = _pending(rt, uow, tenant_id, actor, name, connection_id, now)
         conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), "expires": (now + STATE_TTL).isoformat(),
-                                                    "actor": actor.label})
+                                                    "actor": actor.label, **owner.sealed_fields()})
         uow.connections.save(conn)
         uow.commit()
     state = f"{conn.id}.{secret}"
@@ -64,8 +79,8 @@ def _pending(rt: Runtime, uow, tenant_id: str, actor: Actor, name: str, connecti
     return conn
 
 
-def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
-    """The OAuth callback: check the state, exchange the code (HTTP Basic client auth), record the
+def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
+    """The OAuth callback: check the state and that `owner` started the flow, exchange the code (HTTP Basic client auth), record the
     company, seal the tokens, provision fields and the webhook."""
     from refstage.adapters.crm.pipedrive.auth import OAuthApp, StaticOAuthCredentials, exchange_code
 
@@ -84,6 +99,9 @@ def finish_connect(rt: Runtime, code: str, state: str) -> CrmConnection:
     pending = rt.vault.open(sealed)
     if not hmac.compare_digest(pending["state_hash"], _hash(secret)) or dt.datetime.fromisoformat(pending["expires"]) < rt.now():
         raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    if not owner.owns(pending, tenant_id):
+        log.warning("Pipedrive callback for connection %s refused: not the session that started it", connection_id)
+        raise ConnectFailed(NOT_YOURS)
     with rt.uow(tenant_id) as uow:  # single use: spend the state before the code is exchanged
         conn = uow.connections.get(connection_id)
         if conn.settings.get(PENDING_KEY) != sealed:
@@ -101,7 +119,7 @@ def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: s
     """The alternative to OAuth: a personal API token (checked against /users/me, then sealed)."""
     from urllib.parse import urlsplit
 
-    from refstage.adapters.crm.pipedrive.auth import ApiTokenCredentials
+    from refstage.adapters.crm.pipedrive.auth import ApiTokenCredentials, checked_api_domain
 
     token = (api_token or "").strip()
     parts = urlsplit((api_domain or "").strip())
@@ -109,7 +127,10 @@ def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: s
         raise InvalidInput({"api_token": "paste the personal API token from Pipedrive's settings"})
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or parts.query:
         raise InvalidInput({"api_domain": "the company's https:// address, e.g. https://acme.pipedrive.com"})
-    domain = f"https://{parts.netloc}"
+    try:
+        domain = checked_api_domain(rt.settings, api_domain.strip())
+    except CrmError as exc:
+        raise InvalidInput({"api_domain": f"{exc} (a Pipedrive company address, e.g. https://acme.pipedrive.com)"}) from None
     with rt.uow(tenant_id) as uow:
         conn = _pending(rt, uow, tenant_id, actor, name, connection_id, rt.now())
         uow.commit()
@@ -220,4 +241,4 @@ def get(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnection:
         return uow.connections.get(connection_id)
 
 
-__all__ = ["start_connect", "finish_connect", "connect_api_token", "provision", "disconnect", "webhook_url"]
+__all__ = ["prepare_connect", "start_connect", "finish_connect", "connect_api_token", "provision", "disconnect", "webhook_url"]

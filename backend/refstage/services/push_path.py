@@ -96,9 +96,11 @@ def request_install(rt: Runtime, tenant_id: str, connection_id: str, *, actor: A
 
 
 def run_install(rt: Runtime, tenant_id: str, connection_id: str, *, endpoint_url: str | None = None,
-                installer_factory: Callable[[Runtime, CrmConnection], Any] | None = None) -> dict[str, Any]:
+                installer_factory: Callable[[Runtime, CrmConnection], Any] | None = None,
+                retried_by_job: bool = True) -> dict[str, Any]:
     """The job: deploy, wait, confirm the flows are active, record the outcome. Transient failures raise
-    (the job retries); anything Salesforce refused is recorded as `failed` with its own words."""
+    (the job retries); anything Salesforce refused is recorded as `failed` with its own words. Run without a
+    job (the CLI), a transient failure is `failed` too: left `queued`, nothing would retry it."""
     with rt.uow(tenant_id, readonly=True) as uow:
         conn = uow.connections.get(connection_id)
     if conn.kind != CrmKind.SALESFORCE or not conn.usable:
@@ -118,7 +120,7 @@ def run_install(rt: Runtime, tenant_id: str, connection_id: str, *, endpoint_url
     try:
         outcome = (installer_factory or installer_for)(rt, conn).install(url)
     except CrmError as exc:
-        if exc.transient:
+        if exc.transient and retried_by_job:
             _record(rt, tenant_id, connection_id, {"status": "queued", "problems": [_scrub(str(exc), url)]})
             raise
         return _record(rt, tenant_id, connection_id, {"status": "failed", "problems": [_scrub(str(exc), url)]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from refstage.domain.audit import Actor
 from refstage.domain.money import Money
 from refstage.domain.programs import Program
 from refstage.domain.referrals import CrmRefs, Referral, ReferralStatus
-from refstage.domain.rewards import AdvocateHistory, RewardRule, RewardStatus, period_start
+from refstage.domain.rewards import AdvocateHistory, Reward, RewardRule, RewardStatus, period_start
 from refstage.services.ports import ChangedRecord
 from refstage.services.runtime import Runtime
 
@@ -149,30 +150,63 @@ def linked_records(referrals: Sequence[Referral]) -> dict[str, set[str]]:
     return wanted
 
 
-def _history(uow, referral: Referral, chunk: Sequence[Referral], now: dt.datetime):
-    cache: dict[str, AdvocateHistory] = {}
-    others = None
+class _ChunkHistory:
+    """The advocates' history that tier and cap rules read, for a whole chunk: one grouped query per kind (stored
+    qualifications; each capped rule's period totals), then kept current in memory as the chunk decides rewards,
+    so the thousandth referral of a chunk sees the 999 before it without a query of its own."""
 
-    def history_for(rule: RewardRule) -> AdvocateHistory:
-        nonlocal others
-        if rule.key in cache:
+    def __init__(self, uow, chunk: Sequence[Referral], now: dt.datetime):
+        self.uow, self.chunk, self.now = uow, chunk, now
+        self.by_advocate: dict[str, list[Referral]] = {}
+        for r in chunk:
+            self.by_advocate.setdefault(r.advocate_id, []).append(r)
+        self._stored_qualified: dict[str, int] | None = None
+        self._period: dict[str, dict[str, tuple[dict[str, Decimal], int]]] = {}
+
+    def _qualified_elsewhere(self, referral: Referral) -> int:
+        if self._stored_qualified is None:
+            self._stored_qualified = self.uow.referrals.qualified_counts(list(self.by_advocate), exclude=[r.id for r in self.chunk])
+        # Stored qualifications outside this chunk, plus this chunk's (in memory, not yet written).
+        return self._stored_qualified.get(referral.advocate_id, 0) + sum(
+            1 for r in self.by_advocate[referral.advocate_id] if r.id != referral.id and r.qualified_at)
+
+    def _period_totals(self, rule: RewardRule, advocate_id: str) -> tuple[dict[str, Decimal], int]:
+        if rule.key not in self._period:
+            self.uow.flush_pending_rewards()
+            self._period[rule.key] = self.uow.rewards.period_totals_many(
+                list(self.by_advocate), rule.key, period_start(self.now, rule.cap_period))
+        return self._period[rule.key].get(advocate_id, ({}, 0))
+
+    def for_referral(self, referral: Referral):
+        cache: dict[str, AdvocateHistory] = {}
+
+        def history_for(rule: RewardRule) -> AdvocateHistory:
+            if rule.key in cache:
+                return cache[rule.key]
+            if rule.tier_at is None and rule.cap_period is None:
+                return AdvocateHistory(qualified_count=1)  # nothing in this rule depends on history
+            total, count = None, 0
+            if rule.cap_period:
+                totals, count = self._period_totals(rule, referral.advocate_id)
+                currency = (rule.cap_amount or rule.amount or Money.zero(rule.currency or "USD")).currency
+                total = Money(totals.get(currency, 0), currency)
+            cache[rule.key] = AdvocateHistory(qualified_count=self._qualified_elsewhere(referral) + 1,
+                                              period_total=total, period_count=count)
             return cache[rule.key]
-        if rule.tier_at is None and rule.cap_period is None:
-            return AdvocateHistory(qualified_count=1)  # nothing in this rule depends on history
-        if others is None:
-            # Stored qualifications outside this chunk, plus this chunk's (in memory, not yet written).
-            others = uow.referrals.qualified_count(referral.advocate_id, exclude=[r.id for r in chunk]) + sum(
-                1 for r in chunk if r.advocate_id == referral.advocate_id and r.id != referral.id and r.qualified_at)
-        total, count = None, 0
-        if rule.cap_period:
-            uow.flush_pending_rewards()
-            totals, count = uow.rewards.period_totals(referral.advocate_id, rule.key, period_start(now, rule.cap_period))
-            currency = (rule.cap_amount or rule.amount or Money.zero(rule.currency or "USD")).currency
-            total = Money(totals.get(currency, 0), currency)
-        cache[rule.key] = AdvocateHistory(qualified_count=others + 1, period_total=total, period_count=count)
-        return cache[rule.key]
 
-    return history_for
+        return history_for
+
+    def created(self, rewards: Sequence[Reward]) -> None:
+        """Count the chunk's new rewards into the capped rules' period totals (as the query would once they are
+        written). A reward that then loses an insert race to another worker stays counted: the cap errs strict."""
+        for reward in rewards:
+            period = self._period.get(reward.rule_key)
+            if period is None or reward.advocate_id is None or reward.status in (RewardStatus.REJECTED, RewardStatus.CANCELLED):
+                continue
+            totals, count = period.get(reward.advocate_id, ({}, 0))
+            totals = dict(totals)
+            totals[reward.amount.currency] = totals.get(reward.amount.currency, Decimal(0)) + reward.amount.amount
+            period[reward.advocate_id] = (totals, count + 1)
 
 
 def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Sequence[ChangedRecord], actor: Actor) -> ObserveStats:
@@ -210,6 +244,7 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
         rewards_by_referral = uow.rewards.for_referrals([r.id for r in chunk])
         newest = max((r.modified_at for r in fresh if r.modified_at), default=now)
         programs: dict[str, Program] = {}
+        history = _ChunkHistory(uow, chunk, now)
         to_save: list[Referral] = []
         for referral in chunk:
             program = programs.get(referral.program_id) or uow.programs.get(referral.program_id)
@@ -223,7 +258,8 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
                 continue
             existing = {r.identity: r for r in rewards_by_referral.get(referral.id, [])}
             before = referral.status
-            outcome = qualification.observe(referral, program, snapshot, now, existing, _history(uow, referral, chunk, now), rt.new_id)
+            outcome = qualification.observe(referral, program, snapshot, now, existing, history.for_referral(referral), rt.new_id)
+            history.created(outcome.new_rewards)
             referral.last_observed_at = newest
             to_save.append(referral)
             changed = bool(referral.changes)
@@ -246,7 +282,7 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
         for reward in uow.take_inserted_rewards():
             uow.record(reward.changes, actor, reward.id)
             stats.rewards_created += 1
-            uow.mark_stale(connection_id, "reward", reward.id, now)
+            uow.mark_stale(connection_id, "reward", reward.id, now, created_here=True)
             if reward.status == RewardStatus.APPROVED:
                 notifications.append(("reward.approved", reward.id))
         uow.commit()

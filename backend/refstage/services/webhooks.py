@@ -68,6 +68,11 @@ def verify_signature(secret: str, header: str, body: bytes, now: int, tolerance:
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
+def _private_targets_allowed(rt: Runtime) -> bool:
+    """Development only (REFSTAGE_ALLOW_PRIVATE_WEBHOOK_TARGETS): receivers on this machine or the LAN."""
+    return bool(getattr(rt.settings, "allow_private_webhook_targets", False)) and not rt.settings.is_production
+
+
 def _validate(rt: Runtime, url: Any, events: Any, description: Any) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -78,7 +83,12 @@ def _validate(rt: Runtime, url: Any, events: Any, description: Any) -> dict[str,
         elif rt.settings.is_production and parts.scheme != "https":
             errors["url"] = ["webhooks go over https in production"]
         else:
-            clean["url"] = url
+            try:
+                outbound.check_webhook_url(url, allow_private=_private_targets_allowed(rt))
+            except outbound.TargetRefused as exc:
+                errors["url"] = [f"{exc.reason}; webhooks go to public internet hosts only"]
+            else:
+                clean["url"] = url
     if events is not None:
         if not isinstance(events, list) or not events or any(e not in ENDPOINT_EVENTS for e in events):
             errors["events"] = [f"a non-empty list of: {', '.join(ENDPOINT_EVENTS)}"]
@@ -260,14 +270,14 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
         url, sealed = endpoint.url, endpoint.secret
         active = endpoint.active
     if not active:
-        result = outbound.HttpResult(None, "", "endpoint disabled")
+        result = outbound.HttpResult(None, "endpoint disabled")
         final = True
     else:
         secret = rt.vault.open(sealed)["secret"]
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {SIGNATURE_HEADER: sign(secret, body, int(now.timestamp())), "Refstage-Event": event,
                    "Refstage-Delivery": delivery_id, "Refstage-Attempt": str(attempts)}
-        result = outbound.post_json(url, body, headers)
+        result = outbound.post_json(url, body, headers, allow_private=_private_targets_allowed(rt))
         final = not result.retryable
     if result.ok:
         status, retry_in = "delivered", None
@@ -279,7 +289,7 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
     with rt.uow(tenant_id) as uow:
         row = uow.session.get(m.WebhookDeliveryRow, delivery_id)
         row.status, row.last_status_code = status, result.status_code
-        row.last_error = None if result.ok else (result.error or "")[:1000] + (f" — {result.body_excerpt[:300]}" if result.body_excerpt else "")
+        row.last_error = None if result.ok else outbound.sanitise_reason(result.error or "failed")
         row.delivered_at = done if result.ok else None
         row.next_attempt_at = done + dt.timedelta(seconds=retry_in) if retry_in is not None else None
         uow.commit()

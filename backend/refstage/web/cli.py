@@ -22,9 +22,10 @@ def serve(host: str, port: int, migrate: bool) -> None:
         from refstage.adapters.db.migrate import upgrade
 
         upgrade(settings.database_url)
-    # The gunicorn beside this interpreter: the virtualenv's bin need not be on PATH.
+    # The gunicorn beside this interpreter: the virtualenv's bin need not be on PATH. No control socket: by
+    # default gunicorn (25.1+) puts it in the user's home, outside the instance folder, shared by every checkout.
     sibling = Path(sys.executable).with_name("gunicorn")
     gunicorn = str(sibling) if sibling.exists() else "gunicorn"
     os.execvp(gunicorn, [gunicorn, "--bind", f"{host}:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-                           "--threads", "4", "--access-logfile", "-",
+                           "--threads", "4", "--access-logfile", "-", "--no-control-socket",
                            "--logger-class", "refstage.web.access_log.RedactingAccessLogger", "refstage.web.app:create_app()"])

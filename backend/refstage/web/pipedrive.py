@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from refstage.services import inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
+from refstage.web.oauth_owner import console_owner
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pipedrive", __name__)
@@ -45,9 +46,11 @@ def start_connect():
             rt(), g.tenant_id, actor=g.actor, api_token=str(data["api_token"]), api_domain=str(data.get("api_domain") or ""),
             name=str(data.get("name") or "Pipedrive"), connection_id=data.get("connection_id"))
         return jsonify(_conn_out(conn)), 201
-    started = pipedrive_connect.start_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
-                                              connection_id=data.get("connection_id"))
-    return jsonify({"connection_id": started.connection_id, "authorize_url": started.authorize_url}), 201
+    conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
+                                             connection_id=data.get("connection_id"))
+    # An admin of this workspace opens it signed in: the OAuth flow is bound to that console session.
+    link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
+    return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
 
 @bp.get("/pipedrive/oauth/callback")
@@ -56,8 +59,11 @@ def oauth_callback():
     minutes, to one pending connection) is the credential."""
     if request.args.get("error"):
         return jsonify({"error": "pipedrive_refused", "message": request.args.get("error_description") or request.args["error"]}), 400
+    owner = console_owner(create=False)
+    if owner is None:
+        return jsonify({"error": "connect_failed", "message": pipedrive_connect.NOT_YOURS}), 403
     try:
-        conn = pipedrive_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""))
+        conn = pipedrive_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
     except CrmError as exc:
         return jsonify({"error": "pipedrive_error", "message": str(exc)}), 502 if exc.transient else 400
     return jsonify(_conn_out(conn))

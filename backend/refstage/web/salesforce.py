@@ -18,6 +18,7 @@ from refstage.services import connections, inbox
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
+from refstage.web.oauth_owner import console_owner
 
 log = logging.getLogger(__name__)
 bp = Blueprint("salesforce", __name__)
@@ -35,11 +36,14 @@ def rt() -> Runtime:
 @bp.post("/salesforce/connections")
 @require_api_key
 def start_connect():
+    """A pending connection; `authorize_url` is the console page an admin of this workspace opens (signed
+    in) to approve it at Salesforce: the flow is bound to that browser session, not to the API key."""
     data = body()
-    started = connections.start_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Salesforce"),
-                                        login_host=str(data.get("login_host") or "production"),
-                                        connection_id=data.get("connection_id"))
-    return jsonify({"connection_id": started.connection_id, "authorize_url": started.authorize_url}), 201
+    conn = connections.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Salesforce"),
+                                       login_host=str(data.get("login_host") or "production"),
+                                       connection_id=data.get("connection_id"))
+    link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
+    return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
 
 @bp.get("/salesforce/oauth/callback")
@@ -56,8 +60,11 @@ def oauth_callback():
 
     if request.args.get("error"):
         return answer_error("salesforce_refused", request.args.get("error_description") or request.args["error"], 400)
+    owner = console_owner(create=False)
+    if owner is None:
+        return answer_error("connect_failed", connections.NOT_YOURS, 403)
     try:
-        conn = connections.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""))
+        conn = connections.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
     except CrmError as exc:
         return answer_error("salesforce_error", str(exc), 502 if exc.transient else 400)
     except InvalidInput as exc:

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import sqlite3
 import time
+from operator import itemgetter
 from typing import Any, Iterator
 
 from sqlalchemy import Engine, bindparam
@@ -32,16 +33,54 @@ class Prepared:
         self.insert_prefetch = [c.key for c in getattr(compiled, "insert_prefetch", ())]
         names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
         self.names = names
-        self.processors = {name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in set(names)}
+        self.processors = {name: _with_constants(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                           for name in set(names)}
         self._order = [(name, self.processors[name]) for name in names]
+        # Positional rows that hold every name (the bulk writes' case): values picked in one C call, and only the
+        # columns that have a bind processor visited in Python.
+        self._pick = itemgetter(*names) if len(names) > 1 else None
+        self._converted = [(i, proc) for i, (_, proc) in enumerate(self._order) if proc is not None]
 
     def args(self, values: dict[str, Any]) -> Any:
         """The driver's parameters for one row; every value goes through its bind processor, None included (a
         JSON column stores None as JSON null, as the ORM does)."""
-        get = values.get
         if self.positional:
+            if self._pick is not None:
+                try:
+                    row = list(self._pick(values))
+                except KeyError:
+                    pass  # a name left out binds None, as below
+                else:
+                    for i, proc in self._converted:
+                        row[i] = proc(row[i])
+                    return row
+            get = values.get
             return [get(name) if proc is None else proc(get(name)) for name, proc in self._order]
+        get = values.get
         return {name: get(name) if proc is None else proc(get(name)) for name, proc in self.processors.items()}
+
+
+def _with_constants(process: Any) -> Any:
+    """A bind processor that answers None and the empty list from a table: a big sync binds hundreds of thousands
+    of JSON columns holding one of the two (no flags, no 'before'), and serialising them each time cost more than
+    storing them. The answers are the processor's own, computed once."""
+    if process is None:
+        return None
+    try:
+        for_none, for_empty = process(None), process([])
+    except Exception:  # noqa: BLE001 - a type that refuses a list (or None) keeps its own processor unchanged
+        return process
+    if not isinstance(for_empty, str):
+        return process  # only JSON-like columns, whose empty list is text, take the shortcut
+
+    def constant_or_process(value: Any) -> Any:
+        if value is None:
+            return for_none
+        if value.__class__ is list and not value:
+            return for_empty
+        return process(value)
+
+    return constant_or_process
 
 
 _PREPARED: dict[tuple[str, str], Prepared] = {}

@@ -545,6 +545,20 @@ class ReferralRepository(_Scoped):
             q = q.where(m.ReferralRow.id.not_in(list(exclude)))
         return int(self.session.scalar(q) or 0)
 
+    def qualified_counts(self, advocate_ids: Sequence[str], exclude: Sequence[str] = ()) -> dict[str, int]:
+        """qualified_count for many advocates at once: {advocate id: qualified referrals, leaving out `exclude`}
+        (a sync chunk's own referrals, which it counts in memory). Advocates with none are absent."""
+        R = m.ReferralRow.__table__
+        ids = list(dict.fromkeys(advocate_ids))
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 900):
+            q = select(R.c.advocate_id, func.count()).where(
+                R.c.tenant_id == self.tenant_id, R.c.advocate_id.in_(ids[start:start + 900]), R.c.qualified_at.is_not(None))
+            if exclude:
+                q = q.where(R.c.id.not_in(list(exclude)))
+            out.update((advocate_id, int(n)) for advocate_id, n in self.session.execute(q.group_by(R.c.advocate_id)))
+        return out
+
     def list(self, *, program_id: str | None = None, status: str | None = None, advocate_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Referral]:
         q = self._filtered(select(m.ReferralRow).where(m.ReferralRow.tenant_id == self.tenant_id),
@@ -699,6 +713,23 @@ class RewardRepository(_Scoped):
             totals[currency] = Decimal(total or 0)
             count += int(n)
         return totals, count
+
+    def period_totals_many(self, advocate_ids: Sequence[str], rule_key: str,
+                           since: dt.datetime) -> dict[str, tuple[dict[str, Decimal], int]]:
+        """period_totals for many advocates at once: {advocate id: ({currency: total}, count)}; advocates with no
+        such reward are absent."""
+        T = m.RewardRow.__table__
+        ids = list(dict.fromkeys(advocate_ids))
+        out: dict[str, tuple[dict[str, Decimal], int]] = {}
+        for start in range(0, len(ids), 900):
+            rows = self.session.execute(select(T.c.advocate_id, T.c.currency, func.sum(T.c.amount), func.count()).where(
+                T.c.tenant_id == self.tenant_id, T.c.advocate_id.in_(ids[start:start + 900]), T.c.rule_key == rule_key,
+                T.c.created_at >= since, T.c.status.not_in(["rejected", "cancelled"])).group_by(T.c.advocate_id, T.c.currency))
+            for advocate_id, currency, total, n in rows:
+                totals, count = out.get(advocate_id, ({}, 0))
+                totals[currency] = Decimal(total or 0)
+                out[advocate_id] = (totals, count + int(n))
+        return out
 
     def list(self, *, status: str | None = None, program_id: str | None = None, referral_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Reward]:

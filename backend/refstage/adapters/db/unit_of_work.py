@@ -43,6 +43,7 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._audit: list[AuditEntry] = []
         self._stale: dict[tuple[str, str, str], dt.datetime] = {}
+        self._stale_created: set[tuple[str, str, str]] = set()
         self.pending_rewards: list = []
         self._inserted_rewards: list = []
 
@@ -102,12 +103,19 @@ class UnitOfWork:
         )
         changes.clear()
 
-    def mark_stale(self, connection_id: str, entity_type: str, entity_id: str, at: dt.datetime) -> None:
+    def mark_stale(self, connection_id: str, entity_type: str, entity_id: str, at: dt.datetime,
+                   created_here: bool = False) -> None:
         """The entity's CRM mirror is out of date; the write-back job drains these at its pace.
 
         Re-marking replaces the queue row (new id), so a write-back that read the old row and finishes
-        later deletes only what it wrote, never a newer change."""
-        self._stale[(connection_id, entity_type, entity_id)] = at
+        later deletes only what it wrote, never a newer change. `created_here`: the entity was inserted in
+        this transaction, so no queue row can exist yet and none is looked for (a big sync creates 200,000)."""
+        key = (connection_id, entity_type, entity_id)
+        self._stale[key] = at
+        if created_here:
+            self._stale_created.add(key)
+        else:
+            self._stale_created.discard(key)
 
     def flush_pending_rewards(self) -> None:
         """Insert the rewards gathered so far, at most once per identity (see RewardRepository.add_many)."""
@@ -130,7 +138,8 @@ class UnitOfWork:
             # index (SQLite scans the whole queue for a row-value IN list: quadratic on a big sync).
             groups: dict[tuple[str, str], list[str]] = {}
             for c, t, e in self._stale:
-                groups.setdefault((c, t), []).append(e)
+                if (c, t, e) not in self._stale_created:
+                    groups.setdefault((c, t), []).append(e)
             P = m.PendingWriteRow.__table__
             for (c, t), ids in groups.items():
                 for start in range(0, len(ids), 900):
@@ -141,6 +150,7 @@ class UnitOfWork:
                 for (c, t, e), at in self._stale.items()
             ])
             self._stale = {}
+            self._stale_created = set()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
@@ -169,5 +179,6 @@ class UnitOfWork:
         self._after_commit.clear()
         self._audit = []
         self._stale = {}
+        self._stale_created = set()
         self.pending_rewards = []
         self._inserted_rewards = []

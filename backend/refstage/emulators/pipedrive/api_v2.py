@@ -122,7 +122,7 @@ def blueprint(state: "EmulatorState") -> Blueprint:
             raise ApiError(400, "Validation failed: term: The search term must be at least 2 characters long (1 when exact_match is true)")
         needle = term.strip().lower()
         hits: list[tuple[float, dict]] = []
-        for person in state.store.all("person"):
+        for person in state.store.searchable("person"):
             if org_id is not None and person.get("org_id") != org_id:
                 continue
             values: list[str] = []

@@ -12,7 +12,8 @@ from .faults import FaultSpec
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--seed", type=click.Choice(["demo", "empty"]), default="demo", show_default=True)
 @click.option("--faults", "faults", default=None, metavar="SPEC",
-              help="e.g. 429:0.1,503:0.05,drop_webhook:0.2,dup_webhook:0.2,seed=7")
+              help="e.g. 429:0.1,503:0.05,drop_webhook:0.2,dup_webhook:0.2,drop_after:0.05,"
+                   "timeout_after:0.01,timeout=30,search_lag=5,seed=7")
 @click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
               help="Where the local CA and server pair live (default instance/certs).")
 @click.option("--webhook-time-scale", type=float, default=1.0, show_default=True,

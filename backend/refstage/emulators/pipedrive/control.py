@@ -153,6 +153,13 @@ def blueprint(state: "EmulatorState") -> Blueprint:
             if not 400 <= status <= 599:
                 raise ApiError(400, "burst status must be 4xx or 5xx")
             state.faults.burst(status, _int(burst, "count", 1))
+        if "lose" in body:
+            lose = body["lose"] or {}
+            try:
+                state.faults.lose_next(str(lose.get("kind") or "drop_after"), _int(lose, "count", 1),
+                                       lose.get("method"), lose.get("path"))
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from exc
         return done(faults=state.faults.snapshot())
 
     @bp.get("/faults")

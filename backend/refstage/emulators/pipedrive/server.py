@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import ssl
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -81,6 +82,8 @@ class EmulatorState:
         self.clock = Clock()
         self.store = Store(self.clock, db_path)
         self.faults = Faults(faults)
+        self.stopping = threading.Event()
+        self.store.search_lag = lambda: self.faults.spec.search_lag
         self.limiter = RateLimiter(self.clock, daily_token_budget, burst_limit, search_burst_limit)
         self.webhooks = WebhookManager(self.store, self.clock, self.faults, time_scale=webhook_time_scale,
                                        timeout=webhook_timeout)
@@ -152,6 +155,9 @@ def create_app(state: EmulatorState) -> Flask:
             return resp
         g.principal = principal
         g.ratelimit_headers = decision.headers
+        lose = state.faults.after_fault(request.method, request.path)
+        if lose:
+            request.environ[LOSE_RESPONSE] = lose  # served in full, then lost by lose_responses()
         return None
 
     @app.after_request
@@ -187,6 +193,37 @@ def create_app(state: EmulatorState) -> Flask:
     def on_crash(exc: Exception) -> Response:
         log.exception("emulator crashed on %s %s", request.method, request.path)
         return error_response(500, "Internal server error", str(exc))
+
+    app.wsgi_app = lose_responses(app.wsgi_app, state)  # type: ignore[method-assign]
+    return app
+
+
+LOSE_RESPONSE = "refstage.lose_response"
+
+
+def lose_responses(wsgi_app: Callable, state: "EmulatorState") -> Callable:
+    """The after-handler faults: the request is served in full (a write commits, its webhooks fire)
+    and only then is the connection closed without a response, at once (`drop_after`) or after
+    holding it for the plan's timeout (`timeout_after`)."""
+
+    def app(environ: dict, start_response: Callable) -> Any:
+        captured: list[tuple] = []
+        body = wsgi_app(environ, lambda *args: captured.append(args) or (lambda data: None))
+        kind = environ.get(LOSE_RESPONSE)
+        if not kind:
+            start_response(*captured[0])
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        if kind == "timeout_after":
+            state.stopping.wait(state.faults.spec.timeout_seconds)
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise ConnectionAbortedError(f"emulator fault {kind}: response lost after the handler ran")
 
     return app
 
@@ -258,6 +295,7 @@ class PipedriveEmulator:
             self.stop()
 
     def stop(self) -> None:
+        self.state.stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

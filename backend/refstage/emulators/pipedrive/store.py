@@ -16,6 +16,9 @@ import sqlite3
 import threading
 from typing import Any, Iterable
 
+# Kinds whose writes feed the search index (what /persons/search reads).
+SEARCHABLE = ("person",)
+
 _COLUMNS = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id", "status", "is_deleted",
             "add_time", "update_time")
 
@@ -86,6 +89,8 @@ class Store:
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=MEMORY")
+        # Seconds the search index trails a write by (0: indexed at once); read at each write.
+        self.search_lag: Any = lambda: 0.0
         self._create()
 
     def _create(self) -> None:
@@ -94,6 +99,7 @@ class Store:
                 """
                 DROP TABLE IF EXISTS objects;
                 DROP TABLE IF EXISTS counters;
+                DROP TABLE IF EXISTS search_documents;
                 CREATE TABLE objects (
                     kind TEXT NOT NULL, id INTEGER NOT NULL,
                     owner_id INTEGER, person_id INTEGER, org_id INTEGER, pipeline_id INTEGER,
@@ -102,6 +108,12 @@ class Store:
                     PRIMARY KEY (kind, id));
                 CREATE INDEX objects_update ON objects (kind, update_time, id);
                 CREATE TABLE counters (kind TEXT PRIMARY KEY, last INTEGER NOT NULL);
+                -- Each write of a searchable object queues a snapshot that becomes the searchable
+                -- version of the object at visible_at (the index trails the table by search_lag).
+                CREATE TABLE search_documents (
+                    kind TEXT NOT NULL, id INTEGER NOT NULL, visible_at REAL NOT NULL,
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, is_deleted INTEGER NOT NULL, data TEXT NOT NULL);
+                CREATE INDEX search_documents_object ON search_documents (kind, id, visible_at);
                 """
             )
 
@@ -127,7 +139,33 @@ class Store:
                 f"VALUES (?, ?, {', '.join('?' for _ in _COLUMNS)}, ?)",
                 (kind, obj["id"], *cols, json.dumps(obj, ensure_ascii=False)),
             )
+            if kind in SEARCHABLE:
+                self._index(kind, obj)
             return obj
+
+    def _index(self, kind: str, obj: dict[str, Any]) -> None:
+        lag = max(0.0, float(self.search_lag() or 0.0))
+        now = self.clock.ts()
+        self.conn.execute(
+            "INSERT INTO search_documents (kind, id, visible_at, is_deleted, data) VALUES (?, ?, ?, ?, ?)",
+            (kind, obj["id"], now + lag, 1 if obj.get("is_deleted") else 0, json.dumps(obj, ensure_ascii=False)))
+        # Snapshots superseded by one already visible are never read again.
+        self.conn.execute(
+            "DELETE FROM search_documents WHERE kind=? AND id=? AND visible_at < "
+            "(SELECT MAX(visible_at) FROM search_documents WHERE kind=? AND id=? AND visible_at <= ?)",
+            (kind, obj["id"], kind, obj["id"], now))
+
+    def searchable(self, kind: str) -> list[dict[str, Any]]:
+        """The objects as the search index sees them now: each one's latest snapshot already visible,
+        without the deleted ones (a write not yet indexed is not seen, with its old values or at all)."""
+        now = self.clock.ts()
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT d.data FROM search_documents d WHERE d.kind=? AND d.visible_at <= ? AND d.seq = "
+                "(SELECT e.seq FROM search_documents e WHERE e.kind=d.kind AND e.id=d.id AND e.visible_at <= ? "
+                " ORDER BY e.visible_at DESC, e.seq DESC LIMIT 1) AND d.is_deleted = 0 ORDER BY d.id",
+                (kind, now, now)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def get(self, kind: str, obj_id: int) -> dict[str, Any] | None:
         with self.lock:
@@ -139,6 +177,7 @@ class Store:
     def delete_row(self, kind: str, obj_id: int) -> None:
         with self.lock:
             self.conn.execute("DELETE FROM objects WHERE kind=? AND id=?", (kind, obj_id))
+            self.conn.execute("DELETE FROM search_documents WHERE kind=? AND id=?", (kind, obj_id))
 
     def all(self, kind: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         sql = "SELECT data FROM objects WHERE kind=?"

@@ -35,6 +35,8 @@ DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET":
 ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPS = ("insert", "update", "upsert", "delete", "hardDelete")
 CHUNK = 2000
+# Salesforce saves Bulk records in transactions of 200: the records of one share a SystemModstamp.
+TRANSACTION_ROWS = 200
 
 
 def _locator(offset: int) -> str:
@@ -80,6 +82,26 @@ class Job:
     @property
     def state(self) -> str:
         return self.info["state"]
+
+
+def ingest_columns(store: Any, obj: Any, header: list[str]) -> list[tuple[str, Any]]:
+    """A CSV header's columns: (field name, None) or, for ``Rel__r.ExtId__c``, (lookup field, (target, field))."""
+    columns: list[tuple[str, Any]] = []
+    for col in header:
+        if "." in col:
+            rel, _, ext = col.partition(".")
+            ref = obj.relationship(rel)
+            target = store.objects.get(ref.reference_to[0]) if ref else None
+            tf = target.field_ci(ext) if target else None
+            if ref is None or tf is None:
+                raise SFError(400, "InvalidBatch", f"Field name not found : {col}")
+            columns.append((ref.name, (target, tf)))
+            continue
+        f = obj.field_ci(col)
+        if f is None:
+            raise SFError(400, "InvalidBatch", f"Field name not found : {col}")
+        columns.append((f.name, None))
+    return columns
 
 
 class Bulk2:
@@ -287,21 +309,7 @@ class Bulk2:
             ok.writerow(["sf__Id", "sf__Created", *header])
             bad.writerow(["sf__Id", "sf__Error", *header])
             # validate columns
-            columns: list[tuple[str, Any]] = []
-            for col in header:
-                if "." in col:
-                    rel, _, ext = col.partition(".")
-                    ref = obj.relationship(rel)
-                    target = store.objects.get(ref.reference_to[0]) if ref else None
-                    tf = target.field_ci(ext) if target else None
-                    if ref is None or tf is None:
-                        raise SFError(400, "InvalidBatch", f"Field name not found : {col}")
-                    columns.append((ref.name, (target, tf)))
-                    continue
-                f = obj.field_ci(col)
-                if f is None:
-                    raise SFError(400, "InvalidBatch", f"Field name not found : {col}")
-                columns.append((f.name, None))
+            columns = ingest_columns(store, obj, header)
             stats = job.info["_stats"]
             rows_iter = iter(reader)
             aborted = False
@@ -321,17 +329,20 @@ class Bulk2:
                     store.defer_notifications()
                     store.db.execute("BEGIN")
                     try:
-                        for row in chunk:
-                            try:
-                                rid, created = self._ingest_row(obj, op, columns, row, ext_field, rule_id, user_id)
-                                ok.writerow([rid, "true" if created else "false", *row])
-                            except SFError as err:
-                                stats["failed"] += 1
-                                rid = ""
-                                if op in ("update", "delete", "hardDelete"):
-                                    rid = next((v for (n, _), v in zip(columns, row) if n == "Id"), "")
-                                bad.writerow([rid, f"{err.code}:{err.message}:{','.join(err.fields)} --", *row])
-                            stats["processed"] += 1
+                        for start in range(0, len(chunk), TRANSACTION_ROWS):
+                            with store.transaction_stamp():
+                                for row in chunk[start:start + TRANSACTION_ROWS]:
+                                    try:
+                                        rid, created = self._ingest_row(obj, op, columns, row, ext_field, rule_id,
+                                                                        user_id)
+                                        ok.writerow([rid, "true" if created else "false", *row])
+                                    except SFError as err:
+                                        stats["failed"] += 1
+                                        rid = ""
+                                        if op in ("update", "delete", "hardDelete"):
+                                            rid = next((v for (n, _), v in zip(columns, row) if n == "Id"), "")
+                                        bad.writerow([rid, f"{err.code}:{err.message}:{','.join(err.fields)} --", *row])
+                                    stats["processed"] += 1
                         store.db.execute("COMMIT")
                     except BaseException:
                         store.db.execute("ROLLBACK")
@@ -342,6 +353,11 @@ class Bulk2:
             self.org.usage.add("DailyBulkApiBatches", max(1, (stats["processed"] + 9999) // 10000))
         if not aborted:
             self._set_state(job, "JobComplete")
+
+    def ingest_row(self, obj: Any, op: str, columns: list, row: list[str], ext_field: Any, rule_id: Any,
+                   user_id: str) -> tuple[str, bool]:
+        """One CSV row of an ingest (Bulk 1.0 batches share it): (record id, created)."""
+        return self._ingest_row(obj, op, columns, row, ext_field, rule_id, user_id)
 
     def _ingest_row(self, obj: Any, op: str, columns: list, row: list[str], ext_field: Any, rule_id: Any,
                     user_id: str) -> tuple[str, bool]:

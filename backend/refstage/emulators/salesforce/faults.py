@@ -6,7 +6,9 @@ SPEC syntax (also accepted as JSON by the control API)::
 
 KIND is one of ``503`` (SERVER_UNAVAILABLE), ``500`` (UNKNOWN_EXCEPTION), ``slow`` (answer late),
 ``timeout`` (hold the request for ``timeout`` seconds, then drop it), ``drop`` (close the connection
-without a response), ``401`` (INVALID_SESSION_ID), ``403`` (REQUEST_LIMIT_EXCEEDED), ``lock``
+without a response), ``drop_after`` / ``timeout_after`` (serve the request in full, so a write
+commits, then close the connection without a response, at once or after ``timeout`` seconds:
+"committed at the CRM, response lost"), ``401`` (INVALID_SESSION_ID), ``403`` (REQUEST_LIMIT_EXCEEDED), ``lock``
 (UNABLE_TO_LOCK_ROW on writes), ``bulkfail`` (a Bulk API job ends ``Failed``).
 P is a probability in [0, 1] (``503:0.1``) or ``#N`` for "the next N eligible requests" (``401:#1``).
 One random draw per request from ``random.Random(seed)`` picks at most one fault, so a given seed and
@@ -21,9 +23,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("503", "500", "slow", "timeout", "drop", "401", "403", "lock", "bulkfail")
+KINDS = ("503", "500", "slow", "timeout", "drop", "drop_after", "timeout_after", "401", "403", "lock", "bulkfail")
+# Kinds acted on after the handler ran (the others replace it).
+AFTER_HANDLER = ("drop_after", "timeout_after")
 ALIASES = {"unavailable": "503", "error": "500", "session": "401", "limit": "403", "unable_to_lock_row": "lock",
-           "bulk": "bulkfail", "dropped": "drop"}
+           "bulk": "bulkfail", "dropped": "drop", "drop-after": "drop_after", "timeout-after": "timeout_after"}
 
 
 @dataclass

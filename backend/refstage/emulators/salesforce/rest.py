@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -329,20 +328,21 @@ def _run_collection(org: Org, all_or_none: bool, items: list[Any], op: Any, crea
         store.db.execute("SAVEPOINT collection")
         store.defer_notifications()
         ok = True
-        for item in items:
-            store.db.execute("SAVEPOINT item")
-            try:
-                results.append(op(item))
-                store.db.execute("RELEASE item")
-            except SFError as err:
-                store.db.execute("ROLLBACK TO item")
-                store.db.execute("RELEASE item")
-                ok = False
-                rid = item.get("Id") if isinstance(item, dict) else (item if isinstance(item, str) else None)
-                res: dict[str, Any] = {"success": False, "errors": [err.item()]}
-                if rid:
-                    res = {"id": rid, **res}
-                results.append(res)
+        with store.transaction_stamp():  # one transaction: one SystemModstamp for every record written
+            for item in items:
+                store.db.execute("SAVEPOINT item")
+                try:
+                    results.append(op(item))
+                    store.db.execute("RELEASE item")
+                except SFError as err:
+                    store.db.execute("ROLLBACK TO item")
+                    store.db.execute("RELEASE item")
+                    ok = False
+                    rid = item.get("Id") if isinstance(item, dict) else (item if isinstance(item, str) else None)
+                    res: dict[str, Any] = {"success": False, "errors": [err.item()]}
+                    if rid:
+                        res = {"id": rid, **res}
+                    results.append(res)
         if all_or_none and not ok:
             store.db.execute("ROLLBACK TO collection")
             store.db.execute("RELEASE collection")
@@ -450,6 +450,11 @@ def collections_upsert(org: Org, request: Request, version: str, sobject: str, f
 
 
 # ---------------------------------------------------------------------- query
+# A query locator lives 15 minutes after its last use, then INVALID_QUERY_LOCATOR:
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query_more_results.htm
+CURSOR_IDLE_MS = 15 * 60 * 1000
+
+
 class Cursors:
     """Server-side query cursors: results larger than a page are snapshotted into a temp table."""
 
@@ -469,6 +474,14 @@ class Cursors:
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             return self.items.get(key)
+
+    def expire(self, now_ms: int) -> None:
+        """Drop the cursors idle for longer than CURSOR_IDLE_MS (Salesforce: 15 minutes)."""
+        with self._lock:
+            stale = [k for k, e in self.items.items() if now_ms - e["touched"] > CURSOR_IDLE_MS]
+            dropped = [self.items.pop(k) for k in stale]
+        for entry in dropped:
+            entry["drop"]()
 
     def pop(self, key: str) -> None:
         with self._lock:
@@ -519,8 +532,10 @@ def run_query(org: Org, request: Request, version: str, text: str, include_delet
         with store.lock:
             store.db.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
-    key = org_cursors(org).add({"table": table, "query": q, "total": total, "size": size, "drop": drop,
-                                "touched": time.monotonic()})
+    cursors = org_cursors(org)
+    cursors.expire(org.clock.now_ms())
+    key = cursors.add({"table": table, "query": q, "total": total, "size": size, "drop": drop,
+                       "touched": org.clock.now_ms()})
     return {"totalSize": total, "done": False,
             "nextRecordsUrl": f"/services/data/v{version}/query/{key}-{size}",
             "records": [q.render(r, version) for r in first[:size]]}
@@ -546,6 +561,7 @@ def query(org: Org, request: Request, version: str) -> Response:
 def query_more(org: Org, request: Request, version: str, locator: str) -> Response:
     api_call(org, request, version)
     key, _, pos_text = locator.rpartition("-")
+    org_cursors(org).expire(org.clock.now_ms())
     entry = org_cursors(org).get(key)
     try:
         pos = int(pos_text)
@@ -554,6 +570,7 @@ def query_more(org: Org, request: Request, version: str, locator: str) -> Respon
     if entry is None:
         raise SFError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
     size, total, q = entry["size"], entry["total"], entry["query"]
+    entry["touched"] = org.clock.now_ms()
     with org.store.lock:
         rows = org.store.db.execute(f"SELECT * FROM temp.{entry['table']} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                     (pos, size)).fetchall()

@@ -62,6 +62,9 @@ class Field:
     name_field: bool = False
     auto_number: bool = False
     cascade_delete: bool = False
+    formula: str | None = None  # a formula field's expression (formulas.py computes it)
+    formula_blank_as_zero: bool = False
+    summary: Any = None  # a roll-up summary's formulas.Summary
     # Picklist value -> label, and a lookup's child relationship name as the metadata declares them (UI API).
     picklist_labels: dict[str, str] = field(default_factory=dict)
     child_relationship_name: str | None = None
@@ -69,6 +72,16 @@ class Field:
     @property
     def sql_type(self) -> str:
         return TYPES[self.type][1]
+
+    @property
+    def filterable(self) -> bool:
+        """A long text area (textarea over 255 characters: Long Text, Rich Text) can be selected, never
+        filtered or sorted; a plain Text Area can."""
+        return not (self.type == "textarea" and self.length > 255)
+
+    @property
+    def sortable(self) -> bool:
+        return self.filterable and self.type != "multipicklist"
 
     @property
     def required(self) -> bool:
@@ -82,7 +95,7 @@ class Field:
             "autoNumber": self.auto_number,
             "byteLength": length * 3,
             "calculated": self.calculated,
-            "calculatedFormula": None,
+            "calculatedFormula": self.formula,
             "cascadeDelete": self.cascade_delete,
             "caseSensitive": False,
             "createable": self.createable,
@@ -92,7 +105,7 @@ class Field:
             "dependentPicklist": False,
             "digits": self.precision if self.type == "int" else 0,
             "externalId": self.external_id,
-            "filterable": self.type != "textarea",
+            "filterable": self.filterable,
             "groupable": self.type not in ("textarea", "double", "currency", "percent", "datetime"),
             "htmlFormatted": False,
             "idLookup": self.name == "Id" or self.external_id or (self.unique and self.type == "string"),
@@ -115,7 +128,7 @@ class Field:
             "restrictedPicklist": self.restricted_picklist,
             "scale": self.scale if self.type in ("double", "currency", "percent") else 0,
             "soapType": soap,
-            "sortable": self.type not in ("textarea", "multipicklist"),
+            "sortable": self.sortable,
             "type": self.type,
             "unique": self.unique,
             "updateable": self.updateable,
@@ -456,11 +469,27 @@ def parse_field(path: Path) -> Field | None:
             kw["default"] = default
     if formula is not None or md_type == "Summary":
         kw.update(calculated=True, createable=False, updateable=False)
+    if formula is not None:
+        kw.update(formula=formula, formula_blank_as_zero=_text(root, "formulaTreatBlanksAs") == "BlankAsZero")
+    if md_type == "Summary":
+        kw["summary"] = _summary(root)
     if (_text(root, "required", "false") or "").lower() == "true" and type_ != "boolean":
         kw["nillable"] = False
     kw["external_id"] = (_text(root, "externalId", "false") or "").lower() == "true"
     kw["unique"] = (_text(root, "unique", "false") or "").lower() == "true"
     return Field(name=name, type=type_, label=_text(root, "label") or _label(name), **kw)
+
+
+def _summary(root: Any) -> Any:
+    from .formulas import Summary
+
+    child, _, foreign_key = (_text(root, "summaryForeignKey") or ".").partition(".")
+    summarized = (_text(root, "summarizedField") or "").partition(".")[2] or None
+    filters = [((_text(item, "field") or "").partition(".")[2] or (_text(item, "field") or ""),
+                _text(item, "operation") or "equals", _text(item, "value") or "")
+               for item in _iter(root, "summaryFilterItems")]
+    return Summary((_text(root, "summaryOperation") or "count").lower(), child, foreign_key, summarized, filters,
+                   _text(root, "summaryBooleanFilter"))
 
 
 def _first(root: Any, tag: str) -> Any:

@@ -23,7 +23,7 @@ from refstage.emulators.tls import ensure_certificates
 
 from . import ids
 from .errors import SFError
-from .faults import Faults
+from .faults import AFTER_HANDLER, Faults
 from .store import Clock, Store
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,13 @@ Handler = Callable[..., Response]
 
 class App:
     def __init__(self, org: Org) -> None:
-        from . import bulk2, control, oauth, rest, ui_api
+        from . import bulk1, bulk2, control, oauth, rest, soap_partner, ui_api
         from .preview import pages as preview_pages
 
         self.org = org
         rules: list[Rule] = []
         self.handlers: dict[str, Handler] = {}
-        for module in (oauth, rest, bulk2, control, ui_api, preview_pages):
+        for module in (oauth, rest, bulk2, control, ui_api, preview_pages, soap_partner, bulk1):
             for path, methods, fn in module.routes():
                 endpoint = f"{module.__name__}.{fn.__name__}"
                 self.handlers[endpoint] = fn
@@ -166,13 +166,18 @@ class App:
         request = Request(environ)
         request.max_form_memory_size = 50 * 1024 * 1024
         response = self.handle(request)
+        lost = environ.get(LOSE_RESPONSE)
+        if lost:
+            self.lose(lost, request)
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
         org = self.org
         path = request.path
         fault = org.faults.draw(path, request.method)
-        if fault:
+        if fault in AFTER_HANDLER:
+            request.environ[LOSE_RESPONSE] = fault  # served in full below, then lost by __call__
+        elif fault:
             injected = self.inject(fault, request)
             if injected is not None:
                 return self.decorate(request, injected)
@@ -237,6 +242,22 @@ class App:
                     pass
             return Response(b"", 500)
         return None
+
+
+    def lose(self, fault: str, request: Request) -> None:
+        """The handler ran (a write committed); now the response never arrives."""
+        if fault == "timeout_after":
+            self.org.stopping.wait(self.org.faults.plan.timeout_seconds)
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise ConnectionAbortedError(f"emulator fault {fault}: response lost after the handler ran")
+
+
+LOSE_RESPONSE = "refstage.lose_response"
 
 
 class _OrgClockHandler(WSGIRequestHandler):

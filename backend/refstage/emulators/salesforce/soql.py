@@ -386,6 +386,9 @@ class Compiler:
             return f"NOT {self.cond(obj, node.children[0], base, True)}"
         path = node.children[0]
         col, f, _ = self.resolve(obj, path, base)
+        if not f.filterable:
+            raise _err(self.text, path.children[-1], f"field '{f.name}' can not be filtered in a query call",
+                       "INVALID_FIELD")
         nocase = " COLLATE NOCASE" if f.type in STRINGY else ""
         if d == "cmp":
             op_tok = node.children[1]
@@ -508,6 +511,9 @@ class Compiler:
         if "order" in rest:
             for it in rest["order"].children:
                 col, f, _ = self.resolve(obj, it.children[0])
+                if not f.sortable:
+                    raise _err(self.text, it.children[0].children[-1],
+                               f"field '{f.name}' can not be sorted in a query call")
                 direction = "ASC"
                 nulls = None
                 for c in it.children[1:]:

@@ -8,6 +8,7 @@ sort and compare correctly as text, dates as ``YYYY-MM-DD``, booleans as 0/1.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import sqlite3
 import threading
@@ -17,9 +18,11 @@ from typing import Any
 
 from . import ids
 from .errors import SFError, not_found
+from .formulas import Calculations, resolve_summary_types, summarize
 from .schema import NUMERIC, STAGES, Field, SObject, build_schema
 
 UTC = dt.timezone.utc
+log = logging.getLogger(__name__)
 
 
 def fmt_dt(value: dt.datetime) -> str:
@@ -165,6 +168,9 @@ class Store:
         self.db.execute("PRAGMA cache_size=-200000")
         self.db.execute("PRAGMA temp_store=MEMORY")
         self.ids = ids.IdFactory()
+        self._tx = threading.local()
+        self._calcs: Calculations | None = None
+        self._calcs_signature: tuple = ()
         self.hooks: list[Hook] = []
         self._deferred: list[tuple[str, SObject, list[str]]] | None = None
         self._deferred_owner = 0
@@ -190,6 +196,8 @@ class Store:
     def load_schema(self) -> list[str]:
         with self.lock:
             self.objects = build_schema(self.metadata_dir)
+            resolve_summary_types(self.objects)
+            self._calcs = None
             self._required: dict[str, list[str]] = {}
             self._prefixes = {o.key_prefix: o for o in self.objects.values()}
             for obj in self.objects.values():
@@ -203,6 +211,7 @@ class Store:
                         n = n * 62 + ids._BASE62.index(ch)
                     max_counter = max(max_counter, n)
             self.ids.bump_to(max_counter + 1)
+            self.recalculate_all()
             return sorted(self.objects)
 
     def _ensure_table(self, obj: SObject) -> None:
@@ -396,6 +405,90 @@ class Store:
                 self.kv_set(key, str(n))
                 rec[f.name] = f"{obj.label[:3].upper()}-{n:06d}"
 
+    # ------------------------------------------------------------------ transactions and calculated fields
+    def _stamp(self) -> str:
+        """The SystemModstamp of this write: the enclosing transaction's one, else a fresh one."""
+        shared = getattr(self._tx, "stamp", None)
+        return shared if shared is not None else self.clock.stamp()
+
+    def transaction_stamp(self) -> "_TransactionStamp":
+        """``with store.transaction_stamp():`` every record written inside (a collection, a Bulk batch)
+        gets one SystemModstamp / LastModifiedDate, as one database transaction does in a real org."""
+        return _TransactionStamp(self)
+
+    @property
+    def calcs(self) -> Calculations:
+        """The calculated-field plan; rebuilt when the schema changed under it (a deploy adds fields)."""
+        signature = (id(self.objects), len(self.objects), sum(len(o.fields) for o in self.objects.values()))
+        if self._calcs is None or self._calcs_signature != signature:
+            resolve_summary_types(self.objects)
+            self._calcs = Calculations(self.objects)
+            self._calcs_signature = signature
+            for problem in self._calcs.check():  # such a field stays blank, as #Error! shows in an org
+                log.warning("calculated field not computed: %s", problem)
+        return self._calcs
+
+    def _calculate(self, obj: SObject, rec: dict[str, Any]) -> None:
+        calcs = self.calcs
+        if obj.name in calcs.formulas:
+            now = self.clock.now()
+            calcs.compute_formulas(obj, rec, lambda target, rid: self.get(target, rid), now.date(), now)
+
+    def _roll_up(self, child: SObject, records: Iterable[dict[str, Any] | None], user_id: str, stamp: str) -> None:
+        """Recompute the roll-ups of the masters RECORDS (a child's before/after values) point at."""
+        for master, summary_field in self.calcs.summaries_by_child.get(child.name, ()):
+            fk = child.field_ci(summary_field.summary.foreign_key)
+            if fk is None:
+                continue
+            for master_id in {r.get(fk.name) for r in records if r and r.get(fk.name)}:
+                self._refresh_master(master, master_id, user_id, stamp)
+
+    def _refresh_master(self, master: SObject, master_id: str, user_id: str, stamp: str) -> None:
+        current = self.get(master, master_id)
+        if current is None:
+            return
+        rec = dict(current)
+        for f in self.calcs.summaries.get(master.name, ()):
+            spec = f.summary
+            child = self.objects.get(spec.child)
+            fk = child.field_ci(spec.foreign_key) if child else None
+            if fk is None:
+                continue
+            cur = self.db.execute(f'SELECT * FROM {child.table} WHERE "{fk.name}"=? AND IsDeleted=0', (master_id,))
+            names = [d[0] for d in cur.description]
+            rec[f.name] = summarize(spec, child, [dict(zip(names, row)) for row in cur.fetchall()])
+        self._calculate(master, rec)
+        changed = [c for c in rec if rec[c] != current.get(c)]
+        if not changed:
+            return
+        # The master is saved by the roll-up (its triggers and flows run), so its stamps move too.
+        rec.update(LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
+        changed += ["LastModifiedDate", "SystemModstamp", "LastModifiedById"]
+        self.db.execute(f"UPDATE {master.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in changed)} "
+                        "WHERE Id=?", [rec[c] for c in changed] + [master_id])
+        self._roll_up(master, [rec], user_id, stamp)
+        self._notify("updated", master, [master_id])
+
+    def recalculate_all(self) -> None:
+        """Compute every calculated field of every stored record (a schema with new formulas or roll-ups)."""
+        calcs = self.calcs
+        with self.lock:
+            for name in set(calcs.formulas) | set(calcs.summaries):
+                obj = self.objects[name]
+                for (rid,) in self.db.execute(f"SELECT Id FROM {obj.table} WHERE IsDeleted=0").fetchall():
+                    current = self.get(obj, rid) or {}
+                    rec = dict(current)
+                    if name in calcs.summaries:
+                        self._refresh_master(obj, rid, current.get("LastModifiedById") or "", current.get(
+                            "SystemModstamp") or self.clock.stamp())
+                        rec = self.get(obj, rid) or rec
+                        current = dict(rec)
+                    self._calculate(obj, rec)
+                    changed = [c for c in rec if rec[c] != current.get(c)]
+                    if changed:
+                        self.db.execute(f"UPDATE {obj.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in changed)}"
+                                        " WHERE Id=?", [rec[c] for c in changed] + [rid])
+
     def insert(self, obj: SObject, values: dict[str, Any], user_id: str, notify: bool = True) -> str:
         clean = self._validate(obj, values, creating=True)
         with self.lock:
@@ -405,7 +498,7 @@ class Store:
                     rec[f.name] = int(f.default) if isinstance(f.default, bool) else f.default
             rec.update(clean)
             rec["Id"] = self.ids.new(obj.key_prefix)
-            stamp = self.clock.stamp()
+            stamp = self._stamp()
             rec.update(IsDeleted=0, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp,
                        CreatedById=user_id, LastModifiedById=user_id)
             if obj.owned and not rec.get("OwnerId"):
@@ -415,6 +508,10 @@ class Store:
             if obj.name == "Opportunity" and rec.get("Probability") is None and prob is not None:
                 rec["Probability"] = float(prob)
             self._autonumber(obj, rec)
+            for f in self.calcs.summaries.get(obj.name, ()):  # a new master has no children yet
+                child = self.objects.get(f.summary.child)
+                rec[f.name] = summarize(f.summary, child, []) if child else None
+            self._calculate(obj, rec)
             self._check_required(obj, rec)
             cols = list(rec)
             try:
@@ -425,6 +522,7 @@ class Store:
                 )
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(obj, exc, rec) from None
+            self._roll_up(obj, [rec], user_id, stamp)
         if notify:
             self._notify("created", obj, [rec["Id"]])
         return rec["Id"]
@@ -445,7 +543,7 @@ class Store:
                 raise SFError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
             rec = dict(current)
             rec.update(clean)
-            stamp = self.clock.stamp()
+            stamp = self._stamp()
             rec.update(LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
             self._derive(obj, rec)
             rec.pop("_stage_prob", None)
@@ -453,6 +551,7 @@ class Store:
                 prob = next((s[1] for s in self.stages() if s[0] == rec.get("StageName")), None)
                 if prob is not None:
                     rec["Probability"] = float(prob)
+            self._calculate(obj, rec)
             self._check_required(obj, rec)
             changed = [c for c in rec if rec[c] != current.get(c)]
             try:
@@ -462,18 +561,24 @@ class Store:
                 )
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(obj, exc, rec) from None
+            self._roll_up(obj, [current, rec], user_id, stamp)
         if notify:
             self._notify("updated", obj, [rid])
 
     def set_system(self, obj: SObject, record_id: str, values: dict[str, Any], user_id: str) -> None:
         """Write fields that are read-only over the API (lead conversion), bumping the stamps."""
         with self.lock:
-            stamp = self.clock.stamp()
+            stamp = self._stamp()
             values = {**values, "LastModifiedDate": stamp, "SystemModstamp": stamp, "LastModifiedById": user_id}
+            current = self.get(obj, record_id, include_deleted=True) or {}
+            rec = {**current, **values}
+            self._calculate(obj, rec)
+            values.update({c: rec[c] for c in rec if c not in values and rec[c] != current.get(c)})
             self.db.execute(
                 f"UPDATE {obj.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in values)} WHERE Id=?",
                 [*values.values(), record_id],
             )
+            self._roll_up(obj, [current, rec], user_id, stamp)
         self._notify("updated", obj, [record_id])
 
     def delete(self, obj: SObject, record_id: str, user_id: str) -> None:
@@ -485,7 +590,8 @@ class Store:
                 if self.get(obj, rid, include_deleted=True) is not None:
                     raise SFError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
                 raise not_found()
-            stamp = self.clock.stamp()
+            before = self.get(obj, rid)
+            stamp = self._stamp()
             self.db.execute(
                 f"UPDATE {obj.table} SET IsDeleted=1, SystemModstamp=?, LastModifiedDate=?, LastModifiedById=? "
                 "WHERE Id=?", (stamp, stamp, user_id, rid),
@@ -499,13 +605,15 @@ class Store:
                             f'SELECT Id FROM {child.table} WHERE "{f.name}"=? AND IsDeleted=0', (rid,)
                         ).fetchall():
                             self.delete(child, cid, user_id)
+            self._roll_up(obj, [before], user_id, stamp)
         self._notify("deleted", obj, [rid])
 
     def undelete(self, obj: SObject, record_id: str, user_id: str) -> None:
         with self.lock:
-            stamp = self.clock.stamp()
+            stamp = self._stamp()
             self.db.execute(f"UPDATE {obj.table} SET IsDeleted=0, SystemModstamp=? WHERE Id=?", (stamp, record_id))
             self.db.execute("DELETE FROM _deleted WHERE id=?", (record_id,))
+            self._roll_up(obj, [self.get(obj, record_id)], user_id, stamp)
 
     def purge(self, obj: SObject, record_id: str) -> None:
         """Hard delete (emptying the recycle bin)."""
@@ -556,3 +664,22 @@ class Store:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+
+class _TransactionStamp:
+    """One SystemModstamp for every write of a transaction on this thread (nested: the outer one)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.outer = False
+
+    def __enter__(self) -> str:
+        tx = self.store._tx
+        if getattr(tx, "stamp", None) is None:
+            tx.stamp = self.store.clock.stamp()
+            self.outer = True
+        return tx.stamp
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.outer:
+            self.store._tx.stamp = None

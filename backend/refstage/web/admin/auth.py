@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from functools import wraps
 from typing import Any, Callable
@@ -31,6 +32,7 @@ from joserfc.jwk import KeySet
 from refstage.domain.errors import NotFound
 from refstage.domain.tenants import Role, User
 from refstage.services import tenants
+from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.admin import bp
 from refstage.web.csrf import SESSION_KEY as CSRF_SESSION_KEY
@@ -166,19 +168,32 @@ def _oauth_app():
     return OAuthApp.from_settings(rt().settings), login_host_url
 
 
-def _discover(login_host: str) -> dict[str, Any]:
+def _discover(login_host: str, hosts) -> dict[str, Any]:
+    """The provider's OpenID configuration, trusted only when it names `login_host` (an allow-listed
+    origin) as its issuer and puts its authorization, token and key endpoints on that same origin."""
+    from refstage.domain.hosts import HostNotAllowed
+
     try:
-        resp = requests.get(login_host + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT)
+        resp = requests.get(login_host + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT, allow_redirects=False)
         resp.raise_for_status()
         doc = resp.json()
     except (requests.RequestException, ValueError) as exc:
         raise OidcError(f"Salesforce could not be reached at {login_host}") from exc
+    if not isinstance(doc, dict):
+        raise OidcError(f"the OpenID configuration at {login_host} is not a JSON object")
     for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not isinstance(doc.get(key), str) or not doc[key].startswith("https://"):
             raise OidcError(f"the OpenID configuration at {login_host} has no usable {key}")
+    if doc["issuer"].rstrip("/") != login_host:
+        raise OidcError(f"the OpenID configuration at {login_host} names another issuer")
+    try:
+        for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+            hosts.same_origin(doc[key], login_host)
+    except HostNotAllowed as exc:
+        raise OidcError(f"the OpenID configuration at {login_host} points elsewhere ({exc})") from None
     if "RS256" not in (doc.get("id_token_signing_alg_values_supported") or ["RS256"]):
         raise OidcError("the provider does not sign id tokens with RS256")
-    return doc
+    return {**doc, "issuer": login_host}
 
 
 def _pkce() -> tuple[str, str]:
@@ -192,8 +207,8 @@ def _pkce() -> tuple[str, str]:
 def login_salesforce():
     try:
         app, login_host_url = _oauth_app()
-        login_host = login_host_url(request.form.get("login_host") or _login_host_default())
-        doc = _discover(login_host)
+        login_host = login_host_url(request.form.get("login_host") or _login_host_default(), app.hosts)
+        doc = _discover(login_host, app.hosts)
     except ValueError as exc:
         return _oidc_failed(str(exc))
     except OidcError as exc:
@@ -230,7 +245,13 @@ def verify_id_token(id_token: str, *, jwks: dict[str, Any], issuer: str, client_
         registry.validate(token.claims)
     except (JoseError, ValueError, TypeError) as exc:
         raise OidcError(f"the identity token was refused ({exc.__class__.__name__})") from exc
+    for claim in ("organization_id", "user_id"):
+        if not isinstance(token.claims.get(claim), str) or not _SALESFORCE_ID.match(token.claims[claim]):
+            raise OidcError(f"the identity token's {claim} is not a Salesforce id")
     return dict(token.claims)
+
+
+_SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 
 @bp.route("/login/salesforce/callback", methods=["GET"])
@@ -248,20 +269,28 @@ def login_salesforce_callback():
     if not code:
         return _oidc_failed("no authorization code in the answer")
     try:
-        app, _ = _oauth_app()
+        app, login_host_url = _oauth_app()
+        # Checked again before the client secret leaves: the host must still be on today's allow-list.
+        login_host = login_host_url(str(pending.get("login_host") or ""), app.hosts)
+        if pending.get("issuer") != login_host:
+            raise OidcError("the sign-in does not belong to an allowed Salesforce host")
+        token_endpoint = app.hosts.same_origin(str(pending["token_endpoint"]), login_host)
+        jwks_uri = app.hosts.same_origin(str(pending["jwks_uri"]), login_host)
         redirect_uri = url_for("admin.login_salesforce_callback", _external=True)
         with OAuth2Session(app.client_id, app.client_secret, redirect_uri=redirect_uri, scope="openid id",
                            token_endpoint_auth_method="client_secret_post") as client:
-            token = client.fetch_token(pending["token_endpoint"], grant_type="authorization_code", code=code,
-                                       code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT)
+            token = client.fetch_token(token_endpoint, grant_type="authorization_code", code=code,
+                                       code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT, allow_redirects=False)
         if not token.get("id_token"):
             raise OidcError("Salesforce returned no identity token (is the openid scope allowed?)")
-        jwks_resp = requests.get(pending["jwks_uri"], timeout=HTTP_TIMEOUT)
+        jwks_resp = requests.get(jwks_uri, timeout=HTTP_TIMEOUT, allow_redirects=False)
         jwks_resp.raise_for_status()
         claims = verify_id_token(token["id_token"], jwks=jwks_resp.json(), issuer=pending["issuer"],
                                  client_id=app.client_id, nonce=pending["nonce"])
     except OidcError as exc:
         return _oidc_failed(str(exc), 401)
+    except CrmError as exc:  # the app is not configured
+        return _oidc_failed(str(exc), 400)
     except (OAuthError, requests.RequestException, ValueError) as exc:
         return _oidc_failed(f"the token exchange failed ({exc})", 401)
     org_id, sf_user_id = str(claims["organization_id"]), str(claims["user_id"])

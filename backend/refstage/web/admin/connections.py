@@ -46,10 +46,39 @@ def connection_connect():
         return redirect(url_for("admin.connections"))
     from refstage.services.ports import CrmError
 
+    from refstage.web.oauth_owner import console_owner
+
     try:
-        started = svc.start_connect(rt(), tenant_id(), actor=actor(), name=request.form.get("name") or "Salesforce",
+        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
+                                    name=request.form.get("name") or "Salesforce",
                                     login_host=request.form.get("login_host") or "production",
                                     connection_id=request.form.get("connection_id") or None)
+    except InvalidInput as exc:
+        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Cannot connect: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    return redirect(started.authorize_url)
+
+
+@bp.route("/connections/<connection_id>/authorize")
+@requires(*ADMIN)
+def connection_authorize(connection_id: str):
+    """The link the API hands out for a prepared connection: the signed-in admin's browser is sent to the
+    CRM with a state only this session can finish."""
+    from refstage.domain.connections import CrmKind
+    from refstage.services import connections as sf_connect
+    from refstage.services import pipedrive_connect
+    from refstage.services.ports import CrmError
+    from refstage.web.oauth_owner import console_owner
+
+    with rt().uow(tenant_id()) as uow:
+        conn = uow.connections.get(connection_id)  # 404 for another tenant's connection
+    svc = pipedrive_connect if conn.kind == CrmKind.PIPEDRIVE else sf_connect
+    try:
+        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
+                                    connection_id=connection_id)
     except InvalidInput as exc:
         flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
         return redirect(url_for("admin.connections"))

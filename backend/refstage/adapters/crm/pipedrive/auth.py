@@ -25,7 +25,9 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
+from refstage.adapters.crm.hosts import HostNotAllowed, pipedrive_hosts
 from refstage.adapters.db import models as m
+from refstage.domain.hosts import PIPEDRIVE_HOSTS, HostPolicy
 from refstage.domain.connections import CrmConnection
 from refstage.adapters.crm.oauth import call_token_endpoint
 from refstage.services.ports import CrmError, ReconnectRequired
@@ -63,6 +65,7 @@ class OAuthApp:
     redirect_uri: str
     oauth_host: str = OAUTH_HOST
     verify: bool | str = True
+    hosts: HostPolicy = HostPolicy("Pipedrive", PIPEDRIVE_HOSTS)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "OAuthApp":
@@ -74,7 +77,21 @@ class OAuthApp:
         if not client_id or not secret:
             raise CrmError("the Pipedrive app is not configured: set REFSTAGE_PIPEDRIVE_CLIENT_ID and "
                            "REFSTAGE_PIPEDRIVE_CLIENT_SECRET", transient=False, code="not_configured")
-        return cls(client_id, secret, redirect or "", (host or OAUTH_HOST).rstrip("/"), tls_verify(settings))
+        hosts = pipedrive_hosts(settings)
+        return cls(client_id, secret, redirect or "", allowed_origin(hosts, host or OAUTH_HOST), tls_verify(settings), hosts)
+
+
+def allowed_origin(hosts: HostPolicy, url: str) -> str:
+    """The origin of a Pipedrive URL we may send a secret or token to; a permanent CrmError otherwise."""
+    try:
+        return hosts.origin(url)
+    except HostNotAllowed as exc:
+        raise CrmError(f"refusing to contact {url!r}: {exc}", transient=False, code="host_not_allowed") from None
+
+
+def checked_api_domain(settings: Any, api_domain: str) -> str:
+    """A company's api_domain (from a token answer, a person, or the database), allow-listed."""
+    return allowed_origin(pipedrive_hosts(settings), api_domain)
 
 
 def _client(app: OAuthApp) -> OAuth2Session:
@@ -89,10 +106,11 @@ def authorize_url(app: OAuthApp, state: str) -> str:
     return url
 
 
-def _token_call(fn, *args: Any, verify: bool | str, **kw: Any) -> dict[str, Any]:
-    token = call_token_endpoint(fn, *args, crm="Pipedrive", timeout=TIMEOUT, verify=verify, **kw)
+def _token_call(fn, *args: Any, verify: bool | str, hosts: HostPolicy, **kw: Any) -> dict[str, Any]:
+    token = call_token_endpoint(fn, *args, crm="Pipedrive", timeout=TIMEOUT, verify=verify, allow_redirects=False, **kw)
     if not token.get("access_token") or not token.get("api_domain"):
         raise CrmError("Pipedrive's token answer lacks access_token or api_domain", transient=False)
+    token["api_domain"] = allowed_origin(hosts, str(token["api_domain"]))  # our bearer token goes there next
     return _normalise(token)
 
 
@@ -106,20 +124,22 @@ def _normalise(token: dict[str, Any]) -> dict[str, Any]:
 
 def exchange_code(app: OAuthApp, code: str) -> dict[str, Any]:
     with _client(app) as client:
-        return _token_call(client.fetch_token, app.oauth_host + TOKEN_PATH, verify=app.verify,
-                           grant_type="authorization_code", code=code)
+        return _token_call(client.fetch_token, allowed_origin(app.hosts, app.oauth_host) + TOKEN_PATH, verify=app.verify,
+                           hosts=app.hosts, grant_type="authorization_code", code=code)
 
 
 def refresh_tokens(app: OAuthApp, refresh_token: str) -> dict[str, Any]:
     with _client(app) as client:
-        return _token_call(client.refresh_token, app.oauth_host + TOKEN_PATH, verify=app.verify,
-                           refresh_token=refresh_token)
+        return _token_call(client.refresh_token, allowed_origin(app.hosts, app.oauth_host) + TOKEN_PATH, verify=app.verify,
+                           hosts=app.hosts, refresh_token=refresh_token)
 
 
 def revoke(app: OAuthApp, token: str) -> bool:
+    origin = allowed_origin(app.hosts, app.oauth_host)
     with _client(app) as client:
         try:
-            response = client.revoke_token(app.oauth_host + REVOKE_PATH, token=token, timeout=TIMEOUT, verify=app.verify)
+            response = client.revoke_token(origin + REVOKE_PATH, token=token, timeout=TIMEOUT, verify=app.verify,
+                                           allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
             log.warning("revoking a Pipedrive token failed: %s", exc)
             return False
@@ -230,6 +250,8 @@ def credentials_for(rt: Any, connection: CrmConnection, app: OAuthApp | None = N
     if not sealed:
         raise ReconnectRequired("the connection holds no Pipedrive credentials")
     secret = rt.vault.open(sealed)
+    # A row written before the allow-list existed could name any host: checked before a token goes there.
+    domain = checked_api_domain(rt.settings, secret.get("api_domain") or connection.instance_url or "")
     if secret.get("kind") == "api_token":
-        return ApiTokenCredentials(secret["api_token"], secret.get("api_domain") or connection.instance_url or "")
-    return OAuthCredentials(rt, connection, app, tokens=secret)
+        return ApiTokenCredentials(secret["api_token"], domain)
+    return OAuthCredentials(rt, connection, app, tokens={**secret, "api_domain": domain})

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 OVERLAP = dt.timedelta(minutes=5)
 PAGE = 500
+# How far before a referral's capture (or an advocate's enrolment) a person made for it may carry an
+# update time: the CRM's clock and ours may disagree by this much.
+RECENT_MARGIN = dt.timedelta(minutes=15)
 COUNT_LIMIT = 5000  # count_matching gives up (None) above this many open deals
 OUR_FIELDS = {
     "person": {"code": "Refstage referral code", "link": "Refstage referral link", "referral_id": "Refstage referral id",
@@ -299,6 +302,10 @@ class PipedriveGateway(CrmGateway):
                     person_id = pid
                     break
         if person_id is None:
+            # Search is index-backed and lags: a person an earlier attempt created (its response lost)
+            # may not be searchable yet. The listing is not, and that person can only be recent.
+            person_id = self._recent_person_with(person_rid, referral.id, referral.captured_at)
+        if person_id is None:
             body: dict[str, Any] = {"name": referral.friend_name,
                                     "emails": [{"value": referral.friend_email, "primary": True, "label": "work"}],
                                     "custom_fields": {person_rid: referral.id}}
@@ -335,6 +342,18 @@ class PipedriveGateway(CrmGateway):
         refs = CrmRefs(person_id=str(person_id), deal_id=str(deal_id), owner_id=str(owner) if owner else None)
         return RouteResult(refs=refs, existing=attach_to, attached=attach_to is not None)
 
+    def _recent_person_with(self, key: str, value: str, not_before: dt.datetime | None) -> int | None:
+        """The person carrying our id in custom field KEY, among those changed since NOT_BEFORE (less
+        a margin for clock skew), read from the listing, which, unlike search, is never behind."""
+        if not_before is None:
+            return None
+        since = rfc3339(not_before - RECENT_MARGIN)
+        for person in self.client.iterate("persons", updated_since=since, sort_by="update_time",
+                                          sort_direction="desc", limit=PAGE):
+            if (person.get("custom_fields") or {}).get(key) == value and not person.get("is_deleted"):
+                return int(person["id"])
+        return None
+
     def link_advocate(self, advocate: Advocate, program: Program, link: str) -> AdvocateRecord:
         """The person an earlier attempt created for this advocate (our advocate id on it), else the oldest
         person with exactly this email, else a new person carrying the advocate id, code and link."""
@@ -356,6 +375,11 @@ class PipedriveGateway(CrmGateway):
                 matches = [person]  # ours, from an earlier attempt
                 break
             matches.append(person)
+        if not matches:
+            ours = self._recent_person_with(aid_key, advocate.id or "", advocate.enrolled_at)
+            if ours is not None:  # created by an earlier attempt whose response was lost, not yet searchable
+                person = self.client.get("v2", f"persons/{ours}") or {}
+                matches = [person] if person else []
         if matches:
             person = min(matches, key=lambda p: int(p["id"]))
             org = person.get("org_id")

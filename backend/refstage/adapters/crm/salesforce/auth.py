@@ -10,7 +10,7 @@ import hmac
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +19,9 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from sqlalchemy import select
 
+from refstage.adapters.crm.hosts import HostNotAllowed, salesforce_hosts
 from refstage.adapters.db import models as m
+from refstage.domain.hosts import SALESFORCE_HOSTS, HostPolicy
 from refstage.domain.connections import CrmConnection
 from refstage.adapters.crm.oauth import call_token_endpoint
 from refstage.services.ports import CrmError, ReconnectRequired
@@ -36,11 +38,12 @@ TIMEOUT = (10.0, 30.0)
 
 @dataclass(frozen=True)
 class OAuthApp:
-    """The connected app Refstage signs in as."""
+    """The connected app Refstage signs in as, and the hosts its secret may be sent to."""
 
     client_id: str
     client_secret: str
     redirect_uri: str
+    hosts: HostPolicy = field(default=HostPolicy("Salesforce", SALESFORCE_HOSTS), repr=False)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "OAuthApp":
@@ -56,18 +59,34 @@ class OAuthApp:
         if not client_id or not secret:
             raise CrmError("the Salesforce connected app is not configured: set REFSTAGE_SALESFORCE_CLIENT_ID and "
                            "REFSTAGE_SALESFORCE_CLIENT_SECRET", transient=False, code="not_configured")
-        return cls(client_id, secret, redirect or "")
+        return cls(client_id, secret, redirect or "", salesforce_hosts(settings))
 
 
-def login_host_url(value: str | None) -> str:
-    """`production`, `sandbox`, or an https My Domain URL (https://acme.my.salesforce.com)."""
+def login_host_url(value: str | None, hosts: HostPolicy | None = None) -> str:
+    """`production`, `sandbox`, or an https My Domain URL (https://acme.my.salesforce.com) on the
+    allow-list; ValueError (HostNotAllowed) for anything else."""
     value = (value or "production").strip()
     if value.lower() in LOGIN_HOSTS:
         return LOGIN_HOSTS[value.lower()]
     parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or parts.query:
-        raise ValueError("the login host must be production, sandbox or an https:// My Domain URL")
-    return f"https://{parts.netloc}"
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ValueError("the login host must be production, sandbox or an https:// My Domain URL (no path)")
+    return (hosts or HostPolicy("Salesforce", SALESFORCE_HOSTS)).origin(value)
+
+
+def allowed_origin(app: OAuthApp, url: str) -> str:
+    """The origin of `url` when the app may talk to it; a permanent CrmError otherwise (nothing is sent)."""
+    try:
+        return app.hosts.origin(url)
+    except HostNotAllowed as exc:
+        raise CrmError(f"refusing to contact {url!r}: {exc}", transient=False, code="host_not_allowed") from None
+
+
+def check_token_hosts(app: OAuthApp, token: dict[str, Any]) -> None:
+    """The instance and identity URLs a token answer names get our bearer token later: allow-listed too."""
+    for key in ("instance_url", "id"):
+        if token.get(key):
+            allowed_origin(app, str(token[key]))
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -105,24 +124,30 @@ def _token_call(fn, *args: Any, **kw: Any) -> dict[str, Any]:
 
 
 def exchange_code(app: OAuthApp, login_host: str, code: str, code_verifier: str) -> dict[str, Any]:
+    origin = allowed_origin(app, login_host)  # the client secret goes to allow-listed hosts only
     with _client(app) as client:
-        token = _token_call(client.fetch_token, login_host + TOKEN_PATH, grant_type="authorization_code", code=code,
-                            code_verifier=code_verifier)
+        token = _token_call(client.fetch_token, origin + TOKEN_PATH, grant_type="authorization_code", code=code,
+                            code_verifier=code_verifier, allow_redirects=False)
     verify_signature(app, token)
+    check_token_hosts(app, token)
     return token
 
 
 def refresh_tokens(app: OAuthApp, login_host: str, refresh_token: str) -> dict[str, Any]:
+    origin = allowed_origin(app, login_host)
     with _client(app) as client:
-        token = _token_call(client.refresh_token, login_host + TOKEN_PATH, refresh_token=refresh_token)
+        token = _token_call(client.refresh_token, origin + TOKEN_PATH, refresh_token=refresh_token, allow_redirects=False)
     verify_signature(app, token)
+    check_token_hosts(app, token)
     return token
 
 
-def identity(token: dict[str, Any]) -> dict[str, Any]:
+def identity(token: dict[str, Any], app: OAuthApp | None = None) -> dict[str, Any]:
     """The identity URL names the org and user; read the username from it."""
+    allowed_origin(app or OAuthApp("", "", ""), str(token.get("id") or ""))
     try:
-        response = requests.get(token["id"], headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=TIMEOUT)
+        response = requests.get(token["id"], headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=TIMEOUT,
+                                allow_redirects=False)
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise CrmError(f"Salesforce identity URL could not be reached: {exc}", transient=True) from exc
     if response.status_code >= 300:
@@ -132,9 +157,14 @@ def identity(token: dict[str, Any]) -> dict[str, Any]:
 
 
 def revoke(app: OAuthApp, login_host: str, token: str) -> bool:
+    try:
+        origin = allowed_origin(app, login_host)
+    except CrmError as exc:
+        log.warning("not revoking: %s", exc)
+        return False
     with _client(app) as client:
         try:
-            response = client.revoke_token(login_host + REVOKE_PATH, token=token, timeout=TIMEOUT)
+            response = client.revoke_token(origin + REVOKE_PATH, token=token, timeout=TIMEOUT, allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
             log.warning("revoking a Salesforce token failed: %s", exc)
             return False
@@ -165,6 +195,11 @@ class TokenKeeper:
         if not sealed:
             raise ReconnectRequired("the connection holds no Salesforce tokens")
         self.tokens = self.rt.vault.open(sealed)
+        # A row written before the allow-list could name any instance: our bearer token would go there.
+        instance = self.tokens.get("instance_url") or self.connection.instance_url
+        if instance and not salesforce_hosts(self.rt.settings).allows(instance):
+            raise CrmError(f"the connection's instance {instance!r} is not an allow-listed Salesforce host; add it to "
+                           "REFSTAGE_SALESFORCE_LOGIN_HOSTS if it is your org's", transient=False, code="host_not_allowed")
 
     @property
     def access_token(self) -> str:

@@ -38,26 +38,27 @@ def connection() -> None:
 @click.option("--reconnect", "connection_id", help="Reconnect this existing connection instead of adding one.")
 def add_salesforce(tenant: str, login_host: str, name: str, connection_id: str | None) -> None:
     """Print the URL an admin opens to connect TENANT's org; then run `refstage connection finish`."""
-    from refstage.services.connections import start_connect
+    from refstage.services.connections import FlowOwner, start_connect
 
     rt = _runtime()
-    started = start_connect(rt, _tenant_id(rt, tenant), actor=Actor.system("cli"), name=name, login_host=login_host,
-                            connection_id=connection_id)
+    started = start_connect(rt, _tenant_id(rt, tenant), actor=Actor.system("cli"), owner=FlowOwner.terminal(), name=name,
+                            login_host=login_host, connection_id=connection_id)
     click.echo(f"connection {started.connection_id} is pending. Open this URL, sign in and allow access:\n")
     click.echo(started.authorize_url)
-    click.echo("\nThen paste the URL Salesforce redirected to:  refstage connection finish '<redirect URL>'")
+    click.echo("\nThen paste the URL Salesforce redirected to:  refstage connection finish '<redirect URL>'"
+               "\n(only this terminal command can finish it; the web callback refuses a flow started here)")
 
 
 @connection.command("finish")
 @click.argument("redirect_url")
 def finish(redirect_url: str) -> None:
     """Complete a connection from the callback URL (it carries the code and state)."""
-    from refstage.services.connections import finish_connect
+    from refstage.services.connections import FlowOwner, finish_connect
 
     query = parse_qs(urlsplit(redirect_url).query)
     if "error" in query:
         raise click.ClickException(f"Salesforce refused: {query.get('error_description', query['error'])[0]}")
-    conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0])
+    conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0], owner=FlowOwner.terminal())
     click.echo(f"connected {conn.id} to org {conn.external_org_id} as {conn.external_username} ({conn.instance_url})")
 
 
@@ -100,7 +101,7 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
     except InvalidInput as exc:
         raise click.ClickException("; ".join(m for msgs in exc.errors.values() for m in msgs)) from None
     click.echo("deploying the push path (Metadata API); this can take a few minutes in production ...")
-    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url)
+    state = push_path.run_install(rt, tenant_id, connection_id, endpoint_url=endpoint_url, retried_by_job=False)
     click.echo(f"{connection_id}: push path {state.get('status')} (deploy {state.get('deploy_id') or '-'}, "
                f"tests: {state.get('test_level') or '-'})")
     for problem in state.get("problems") or []:

@@ -1,0 +1,26 @@
+"""Finishing a CRM OAuth flow the way a browser does: a signed-in console session owns the flow
+(services.connections.FlowOwner), so a test puts the session keys in its Flask test client first."""
+
+from __future__ import annotations
+
+import secrets
+
+from refstage.services.connections import FlowOwner
+from refstage.web.admin.auth import TENANT_KEY, USER_KEY
+from refstage.web.oauth_owner import OWNER_KEY
+
+
+def console_session(client, tenant_id: str, user_id: str = "test-admin") -> FlowOwner:
+    """Make `client` a console session of `tenant_id` and return the owner its flows get."""
+    secret = secrets.token_urlsafe(16)
+    with client.session_transaction() as s:
+        s[USER_KEY], s[TENANT_KEY], s[OWNER_KEY] = user_id, tenant_id, secret
+    return FlowOwner.browser(tenant_id, secret)
+
+
+def console_cookies(app, tenant_id: str, user_id: str = "test-admin") -> tuple[FlowOwner, dict[str, str]]:
+    """The same for a real HTTP client (requests): the session cookie a signed-in admin's browser holds."""
+    client = app.test_client()
+    owner = console_session(client, tenant_id, user_id)
+    name = app.config["SESSION_COOKIE_NAME"]
+    return owner, {name: client.get_cookie(name).value}
