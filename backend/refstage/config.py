@@ -51,6 +51,9 @@ class Settings:
     allow_loopback_crm_hosts: bool = False
     #: Development only: webhook endpoints may point at loopback, private or link-local addresses.
     allow_private_webhook_targets: bool = False
+    # How many reverse proxies in front of the web process append X-Forwarded-For/-Proto/-Host/-Port
+    # (0: none, the headers are ignored, as anyone can send them).
+    trusted_proxies: int = 0
 
     @property
     def is_production(self) -> bool:
@@ -65,9 +68,11 @@ def _local_secret(instance_dir: Path, name: str, factory) -> str:
     """Dev/demo only: a secret generated once and kept in instance/, so restarts keep working."""
     path = instance_dir / name
     if path.exists():
+        if path.stat().st_mode & 0o077:  # written world-readable by an older version
+            path.chmod(0o600)
         return path.read_text().strip()
     value = factory()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
@@ -143,4 +148,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         salesforce_login_hosts=login_hosts,
         allow_loopback_crm_hosts=allow_loopback_crm,
         allow_private_webhook_targets=allow_private_webhooks,
+        trusted_proxies=_trusted_proxies(env_vars.get("REFSTAGE_TRUSTED_PROXIES", "0")),
     )
+
+
+def _trusted_proxies(raw: str) -> int:
+    try:
+        count = int(raw.strip() or "0")
+    except ValueError:
+        raise ConfigError("REFSTAGE_TRUSTED_PROXIES must be a whole number of proxies (0 to 5)") from None
+    if not 0 <= count <= 5:
+        raise ConfigError("REFSTAGE_TRUSTED_PROXIES must be between 0 and 5")
+    return count

@@ -6,6 +6,7 @@ instance (instance/demo) unless --keep is given, so the CRMs and the backend alw
 from __future__ import annotations
 
 import os
+import threading
 import shutil
 import socket
 import sys
@@ -53,10 +54,28 @@ PIPEDRIVE_PROGRAM = {
     "owner": {"name": "Riley Revops", "email": "riley@acme.test"},
     "routing": {"duplicate_policy": "attach"},
 }
-OUTBOUND_FIELDS = {
-    "Opportunity": ["Id", "StageName", "Amount", "IsWon", "IsClosed", "SystemModstamp"],
-    "Lead": ["Id", "Status", "IsConverted", "ConvertedOpportunityId", "ConvertedAccountId", "ConvertedContactId", "SystemModstamp"],
-}
+
+
+def _install_push_path(sf, hook: str) -> None:
+    """Deploy the backend's push-path bundle (the Outbound Messages and the flows that send them) into the
+    emulated org through its Metadata API deploy, as the backend's installer does, with the connected admin
+    as integration user. In-process because the installer only sends https endpoints and the demo is http."""
+    from xml.sax.saxutils import escape
+
+    from refstage.adapters.crm.salesforce.push_installer import TEMPLATE_FILES, template_text
+    from refstage.emulators.salesforce.deploy import deploy_files
+
+    values = {"integration_user": escape(sf.org.admin_username), "endpoint_url": escape(hook), "flow_status": "Active"}
+    files = {}
+    for name in TEMPLATE_FILES:
+        text = template_text(name)
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        files[name] = text
+    job = deploy_files(sf.org, files)
+    if not job.success:
+        raise click.ClickException("installing the push path into the emulated org failed: "
+                                   + "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures))
 
 
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
@@ -95,8 +114,7 @@ def seed(rt, sf=None, pd=None) -> dict[str, Any]:
         from refstage.services.push_keys import outbound_message_url
 
         hook = outbound_message_url(rt, tenant.id, connection_id)
-        for obj, fields in OUTBOUND_FIELDS.items():
-            sf.control.add_outbound_rule(object=obj, fields=fields, endpointUrl=hook, name=f"Refstage {obj} changes")
+        _install_push_path(sf, hook)
         with rt.uow(tenant.id) as uow:
             advocate = uow.advocates.list(program_id=program.id, limit=1)[0]
         first = referrals.capture_referral(rt, advocate.code, referrals.FriendInput(
@@ -142,9 +160,12 @@ def _fresh(instance: Path) -> None:
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=int, envvar="REFSTAGE_DEMO_PORT")
-@click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT")
-@click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="REFSTAGE_DEMO_PORT",
+              help="Port of the web app (console, pages, API).")
+@click.option("--salesforce-port", default=SF_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_SALESFORCE_PORT",
+              help="Port of the emulated Salesforce org (HTTPS).")
+@click.option("--pipedrive-port", default=PD_PORT, show_default=True, type=int, envvar="REFSTAGE_DEMO_PIPEDRIVE_PORT",
+              help="Port of the emulated Pipedrive company (HTTPS).")
 @click.option("--keep", is_flag=True, help="Keep the previous demo database (the emulators always start fresh).")
 @click.option("--no-emulators", is_flag=True, help="Backend only: a form-enrolment program, no CRM.")
 @click.option("--seed-only", is_flag=True, help="Migrate and seed, then exit (emulators stop with it).")
@@ -173,6 +194,9 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     from refstage.logs import configure_logging
 
     configure_logging(json_output=False)
+    log_path = instance / "demo.log"
+    log_file = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the demo's lifetime
+    _log_to(log_file)
     sf = pd = None
     if not no_emulators:
         from refstage.emulators.pipedrive.server import PipedriveEmulator
@@ -196,19 +220,24 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     upgrade(settings.database_url)
     rt = build_runtime(settings)
     info = seed(rt, sf, pd)
-    _banner(base, info, sf, pd)
     if seed_only:
+        _banner(base, info, sf, pd)
         for emu in (sf, pd):
             if emu is not None:
                 emu.stop()
+        log_file.close()
         return
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    # Quiet terminal: the web server's and the worker's logs go to a file; the banner comes last,
+    # once the web app answers, so the links are the last thing on screen.
     exe = os.path.join(os.path.dirname(sys.executable), "refstage")
-    manager = Manager(Printer(sys.stdout))
+    manager = Manager(Printer(log_file))
     manager.add_process("web", f"{exe} serve --port {port} --no-migrate", env=dict(os.environ))
     manager.add_process("worker", f"{exe} worker", env=dict(os.environ))
+    click.echo(f"Starting the web app and the worker (logs: {log_path}) ...")
+    threading.Thread(target=_banner_when_up, args=(base, info, sf, pd, log_path), daemon=True).start()
     try:
         manager.loop()
     finally:
@@ -216,6 +245,31 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
             if emu is not None:
                 emu.stop()
     sys.exit(manager.returncode)
+
+
+def _log_to(stream) -> None:
+    """This process's own log records (emulators, seeding) go to the demo's log file too."""
+    import logging
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().handlers[:] = [handler]
+
+
+def _banner_when_up(base: str, info: dict[str, Any], sf, pd, log_path: Path, timeout: float = 60.0) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:  # noqa: S310 - our own local app
+                if resp.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    _banner(base, info, sf, pd)
+    click.echo(f"  Logs of the web app and the worker: {log_path}  (tail -f it; Ctrl+C here stops everything)\n")
 
 
 def _banner(base: str, info: dict[str, Any], sf, pd) -> None:

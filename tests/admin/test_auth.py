@@ -72,9 +72,9 @@ def test_reviewer_cannot_edit_programs_or_manage_users(reviewer_client, method, 
 
 
 def test_reviewer_sees_review_ledger_and_reports(reviewer_client, world):
-    for url in ("/admin/review", "/admin/ledger", "/admin/ledger.csv", "/admin/reports"):
+    for url in ("/admin/review", "/admin/ledger", "/admin/ledger.csv", "/admin/reports", "/admin/dashboard"):
         assert reviewer_client.get(url).status_code == 200, url
-    assert reviewer_client.get("/admin/").headers["Location"].endswith("/admin/review")
+    assert reviewer_client.get("/admin/").headers["Location"].endswith("/admin/dashboard")  # everyone starts at home
     page = reviewer_client.get("/admin/ledger").data
     assert b"Mark as paid" not in page and b">Programs<" not in page
     assert post(reviewer_client, f"/admin/programs/{world.program.id}/status", {"status": "paused"}).status_code == 403

@@ -52,7 +52,7 @@ def sign_in(page, server: str, email: str = "admin@acme.test") -> None:
     page.get_by_role("textbox", name="Email").fill(email)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/admin/programs")
+    page.wait_for_url("**/admin/dashboard")
 
 
 def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, server, rt, world, clock, people, needs_review):
@@ -65,8 +65,9 @@ def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, ser
     _, found = qualified_referral(rt, world, clock)
     assert found["adv"].status.value == "pending_review", found
 
-    # 1. sign in
+    # 1. sign in (home is the dashboard), then the programs
     sign_in(page, server)
+    page.get_by_role("link", name="Programs", exact=True).click()
     shot(page, "01-programs")
 
     # 2. create a program, picking a stage from the CRM
@@ -110,7 +111,8 @@ def test_admin_creates_a_program_approves_a_reward_and_sees_the_report(page, ser
     row = page.locator("tr", has_text="adv")
     row.get_by_placeholder("payout reference").fill("PAY-42")
     row.get_by_role("button", name="Mark as paid").click()
-    assert "Reference PAY-42" in page.locator(".flash").first.inner_text()
+    page.get_by_role("button", name="Yes, mark as paid").click()  # the confirmation names amount and reference
+    assert "reference PAY-42" in page.locator(".flash").first.inner_text()
     page.get_by_role("link", name="Reports").click()
     assert page.locator("#totals [data-metric=rewards_issued]").inner_text() == "1"
     assert page.locator("svg#chart-rewards_issued rect").count() >= 1
@@ -137,10 +139,80 @@ def test_main_admin_pages_have_no_serious_accessibility_violations(page, server,
                        ("email-templates", f"/admin/programs/{world.program.id}/emails"),
                        ("email-template", f"/admin/programs/{world.program.id}/emails/referral.captured"),
                        ("outbox-email", f"/admin/outbox/{email_id}"), ("webhook-edit", f"/admin/webhooks/{endpoint['id']}"),
-                       ("webhook-delivery", f"/admin/webhooks/deliveries/{ping['id']}")):
+                       ("webhook-delivery", f"/admin/webhooks/deliveries/{ping['id']}")) + _new_pages(rt, world, ref_id):
         page.goto(server + path)
         problems[name] = axe_violations(page)
         shot(page, f"axe-{name}")
     found = {name: [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in vs] for name, vs in problems.items() if vs}
     (ARTIFACTS / "axe.json").write_text(json.dumps(found, indent=2))
     assert not found, found
+
+
+def _new_pages(rt, world, ref_id):
+    with rt.uow(world.tenant.id) as uow:
+        advocate_id = uow.referrals.get(ref_id).advocate_id
+    return (("dashboard", "/admin/dashboard"), ("referrals", "/admin/referrals?q=fred"), ("referral", f"/admin/referrals/{ref_id}"),
+            ("advocates", "/admin/advocates"), ("advocate", f"/admin/advocates/{advocate_id}"),
+            ("program-overview", f"/admin/programs/{world.program.id}/overview"), ("company", "/admin/company"),
+            ("disconnect-confirm", f"/admin/connections/{world.connection.id}/disconnect"))
+
+
+def test_dashboard_search_and_advocate_journey(page, server, rt, world, clock, people, needs_review):
+    ref_id, _ = qualified_referral(rt, world, clock)
+    qualified_referral(rt, world, clock, email="gina@prospect.test", advocate_email="bob@customer.test")
+    sign_in(page, server)
+    assert page.locator("#kpi-referred .figure").inner_text() == "2"
+    assert "waiting in the review queue" in page.locator(".attention").inner_text()
+    assert page.locator("svg#chart-funnel rect").count() == 5 and page.locator("svg#chart-trend").count() == 1
+    shot(page, "05-dashboard")
+    page.get_by_role("link", name="Referrals", exact=True).click()
+    page.get_by_role("searchbox", name="Search").fill("gina")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("main table tbody tr")
+    assert rows.count() == 1 and "gina@prospect.test" in rows.first.inner_text()
+    rows.first.get_by_role("link").first.click()
+    assert "Timeline" in page.content() and "Qualified" in page.locator("ol.timeline").inner_text()
+    page.get_by_role("link", name="Ada").first.click() if page.get_by_role("link", name="Ada").count() else \
+        page.locator("dl.facts a[href*='/admin/advocates/']").click()
+    assert page.locator(".qr svg").count() == 1 and "/r/" in page.locator("#advocate-link").inner_text()
+    assert page.get_by_role("link", name="LinkedIn").count() == 1
+    shot(page, "06-advocate")
+
+
+def test_every_page_fits_a_phone_without_sideways_scrolling(browser, server, rt, world, clock, people, needs_review):
+    ref_id, _ = qualified_referral(rt, world, clock)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.set_default_timeout(10_000)
+    sign_in(phone, server)
+    wide = {}
+    for name, path in (("programs", "/admin/programs"), ("program-form", f"/admin/programs/{world.program.id}"),
+                       ("review", "/admin/review"), ("ledger", "/admin/ledger"), ("reports", "/admin/reports"),
+                       ("connections", "/admin/connections"), ("audit", "/admin/audit"), ("users", "/admin/users"),
+                       ("outbox", "/admin/outbox"), ("webhooks", "/admin/webhooks")) + _new_pages(rt, world, ref_id):
+        phone.goto(server + path)
+        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 1:
+            wide[name] = overflow
+        phone.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+    context.close()
+    assert not wide, wide
+
+
+def test_rule_errors_show_inline_on_preview_and_save(page, server, rt, world, people):
+    from refstage.domain.rules import FieldSpec
+
+    world.crm.describe_fields = lambda obj: {
+        "amount": FieldSpec("Amount", "number"), "stagename": FieldSpec("StageName", "picklist", ("Prospecting", "Closed Won")),
+        "isclosed": FieldSpec("IsClosed", "boolean"), "iswon": FieldSpec("IsWon", "boolean")} if obj == "Opportunity" else None
+    sign_in(page, server)
+    page.goto(f"{server}/admin/programs/{world.program.id}")
+    page.locator("#rule").fill("Opportunity.Amount >= 'lots' AND Opportunity.StageName == 'Closed Wonn'")
+    page.get_by_role("button", name="Preview").click()
+    errors = page.locator(".field-error").all_inner_texts()
+    assert any("is a number field" in e for e in errors) and any("'Closed Wonn' is not one of its values" in e for e in errors)
+    assert page.locator("#rule").input_value().startswith("Opportunity.Amount >= 'lots'")  # the form is kept
+    page.get_by_role("button", name="Save program").click()
+    assert page.locator(".field-error").count() >= 2 and "internal_error" not in page.content()
+    shot(page, "07-rule-errors")
+    assert axe_violations(page) == []

@@ -279,7 +279,7 @@ def test_send_to_payout_once_then_mark_paid(admin_client, rt, world, approved):
         assert "Sent to payout" in row and "(delivered)" in row and "Send to payout</button>" not in row
 
     # The payout system confirmed: mark as paid issues the reward (and reward.issued goes out as usual).
-    post(admin_client, f"/admin/ledger/{approved.id}/paid", {"payout_reference": "PAY-9"})
+    post(admin_client, f"/admin/ledger/{approved.id}/paid", {"payout_reference": "PAY-9", "confirm": "yes"})
     with rt.uow(world.tenant.id) as uow:
         assert uow.rewards.get(approved.id).status.value == "issued"
 

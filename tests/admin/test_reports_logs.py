@@ -26,7 +26,7 @@ def test_reports_render_the_summary_numbers(admin_client, reviewer_client, rt, w
     assert _cells(html, "enrolments") == [str(row["enrolments"])] == ["2"]
     assert _cells(html, "captured") == [str(row["captured"])] and _cells(html, "qualified") == [str(row["qualified"])]
     assert _cells(html, "rewards_issued") == ["1"] and _cells(html, "qualification_rate") == ["100.0%"]
-    assert "100.00 USD" in html
+    assert "$100.00" in html and "100.00 USD" not in html  # money formatted for people
     assert html.count("<svg") == 5 and 'role="img"' in html and 'data-value="2"' in html
     by_period = reports.summary(rt, world.tenant.id, reports.ReportFilter(), group_by="period", period="day")
     html = admin_client.get("/admin/reports?group_by=period&period=day").get_data(as_text=True)
@@ -99,10 +99,19 @@ def test_reconnect_required_is_shown_and_sync_refused(admin_client, rt, world):
     assert "connect it first" in resp.get_data(as_text=True)
 
 
-def test_disconnect_calls_the_connector_service(admin_client, rt, world):
-    assert post(admin_client, f"/admin/connections/{world.connection.id}/disconnect").status_code == 302
+def test_disconnect_asks_first_then_calls_the_connector_service(admin_client, rt, world):
+    url = f"/admin/connections/{world.connection.id}/disconnect"
+    for ask in (admin_client.get(url), post(admin_client, url)):  # no confirm=yes: the question, nothing revoked
+        page = ask.get_data(as_text=True)
+        assert ask.status_code == 200 and "Disconnect " in page and world.program.name in page and "Yes, disconnect" in page
+    with rt.uow(world.tenant.id) as uow:
+        assert uow.connections.get(world.connection.id).status.value == "active"
+    assert post(admin_client, url, {"confirm": "yes"}).status_code == 302
     with rt.uow(world.tenant.id) as uow:
         assert uow.connections.get(world.connection.id).status.value == "disconnected"
+    # flagged everywhere: the banner on every page names the live program; it cannot go live again
+    page = admin_client.get("/admin/programs").get_data(as_text=True)
+    assert "CRM not connected" in page and world.program.name in page and "CRM disconnected" in page
 
 
 def test_users_and_api_keys(admin_client, app, rt, world, people):

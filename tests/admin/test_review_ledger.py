@@ -21,7 +21,8 @@ def test_queue_shows_reasons_evidence_and_rule_explanation(admin_client, rt, wor
     _, found = qualified_referral(rt, world, clock)
     page = admin_client.get("/admin/review").get_data(as_text=True)
     assert "Rewards waiting for review (1)" in page
-    assert "over amount threshold" in page and "threshold:" in page  # reason code and its evidence
+    assert "over amount threshold" in page and "<dt>Threshold</dt><dd>$60.00</dd>" in page  # reason and its evidence, for people
+    assert "{'amount'" not in page
     assert "Opportunity.StageName == &#39;Closed Won&#39;" in page and "CRM value: <code>Closed Won</code>" in page
     assert found["adv"].id in page and found["friend"].id not in page  # 50 USD friend reward passed
 
@@ -67,7 +68,7 @@ def test_duplicates_accept_and_reject(admin_client, rt, world):
     a = _duplicate(rt, world, "dup1@prospect.test")
     b = _duplicate(rt, world, "dup2@prospect.test")
     page = admin_client.get("/admin/review").get_data(as_text=True)
-    assert "Referrals held as duplicates (2)" in page and "object: Contact" in page
+    assert "Referrals held as duplicates (2)" in page and "<dt>Object</dt><dd>Contact</dd>" in page
     page = post(admin_client, "/admin/review/duplicates", {"decide": f"accept:{a}"}, follow_redirects=True).get_data(as_text=True)
     assert "say why" in page
     post(admin_client, "/admin/review/duplicates", {"decide": f"accept:{a}", f"dup_comment_{a}": "new buying centre"})
@@ -102,12 +103,19 @@ def test_ledger_filters_csv_escaping_and_mark_paid(admin_client, reviewer_client
 
     adv_id = found["adv"].id
     assert post(reviewer_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-1"}).status_code == 403
-    post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-1"})
+    # No reference: refused with a message. A reference: a confirmation page first, nothing paid yet.
+    empty = post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "  "}, follow_redirects=True)
+    assert "Enter the payout reference" in empty.get_data(as_text=True) and _status(rt, world, adv_id).status.value == "approved"
+    ask = post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-1"})
+    assert ask.status_code == 200 and "Yes, mark as paid" in ask.get_data(as_text=True) and "PAY-1" in ask.get_data(as_text=True)
+    assert "$" in ask.get_data(as_text=True) and _status(rt, world, adv_id).status.value == "approved"
+    post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-1", "confirm": "yes"})
     paid = _status(rt, world, adv_id)
     assert paid.status.value == "issued" and paid.payout_reference == "PAY-1"
     assert referrals.get_referral(rt, world.tenant.id, paid.referral_id).status.value == "rewarded"
     # A second click is harmless.
-    assert post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-2"}).status_code == 302
+    assert post(admin_client, f"/admin/ledger/{adv_id}/paid", {"payout_reference": "PAY-2", "confirm": "yes"}).status_code == 302
     assert _status(rt, world, adv_id).payout_reference == "PAY-1"
     issued = admin_client.get("/admin/ledger?status=issued").get_data(as_text=True)
     assert "ref PAY-1" in issued and "Mark as paid" not in issued
+    assert '<span class="badge issued">paid</span>' in issued  # reads "paid", not "issued"

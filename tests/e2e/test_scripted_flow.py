@@ -241,7 +241,7 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     page.get_by_role("textbox", name="Email").fill(ADMIN_EMAIL)
     page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/admin/programs")
+    page.wait_for_url("**/admin/dashboard")
     shot(page, "01-signed-in")
 
     # 2. connect the emulated org through the real OAuth pages ------------------------------------------
@@ -402,7 +402,8 @@ def test_scripted_flow_from_sign_in_to_report(stack, page):
     row = page.locator("tr", has_text="advocate-bonus")
     row.get_by_placeholder("payout reference").fill("PAY-E2E-1")
     row.get_by_role("button", name="Mark as paid").click()
-    assert "Reference PAY-E2E-1" in page.locator(".flash").first.inner_text()
+    page.get_by_role("button", name="Yes, mark as paid").click()  # the confirmation page
+    assert "reference PAY-E2E-1" in page.locator(".flash").first.inner_text()
     page.get_by_role("link", name="Reports").click()
     page.wait_for_url("**/admin/reports**")
     assert page.locator("#totals [data-metric=rewards_issued]").inner_text() == "1"

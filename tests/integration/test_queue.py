@@ -96,12 +96,11 @@ def test_lock_per_connection(rt, world, queue_settings):
     result = queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id)
     assert result is not None and "pulled" in result
     # A holder killed mid-sync (SIGKILL: no finally) leaves its lock; once expired it is taken over.
-    import json
-    import time
+    from refstage.jobs.locks import plant
 
-    huey.storage.put_data(f"refstage-lock:sync:{world.connection.id}", json.dumps({"owner": "dead", "expires": time.time() - 1}).encode())
+    plant(huey, f"sync:{world.connection.id}", owner="dead", expires_in=-1)
     assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is not None
-    huey.storage.put_data(f"refstage-lock:sync:{world.connection.id}", json.dumps({"owner": "alive", "expires": time.time() + 60}).encode())
+    plant(huey, f"sync:{world.connection.id}", owner="alive", expires_in=60)
     assert queue.tasks["sync_connection"].call_local(world.tenant.id, world.connection.id) is None
     _done(huey)
 

@@ -147,11 +147,17 @@ def test_duplicate_existing_record_goes_to_review_then_attach(rt, world):
     assert got.crm.contact_id == "003EXISTING0000AAA" and world.crm.created_leads == []
 
 
-def test_same_friend_twice_is_a_duplicate_and_self_referral_is_blocked(rt, world):
+def test_same_friend_twice_is_one_referral_and_self_referral_is_blocked(rt, world):
     adv = _advocate(rt, world, email="ada@customer.test")
     first = _refer(rt, world, adv.code)
-    second = _refer(rt, world, adv.code, email="Fred@Prospect.test")
-    assert first.status == S.CAPTURED and second.status == S.DUPLICATE
+    rt.jobs.jobs.clear()
+    second = _refer(rt, world, adv.code, email="Fred@Prospect.test")  # same person, normalised email
+    assert first.status == S.CAPTURED and second.id == first.id  # the first referral stands
+    assert rt.jobs.jobs == []  # no second routing, no second email to the advocate
+    with rt.uow(world.tenant.id) as uow:
+        assert len(uow.referrals.list(program_id=world.program.id)) == 1
+        [attempt] = uow.audit.list(entity_type="referral", entity_id=first.id, limit=50)[:1]
+    assert attempt.action == "repeat_submission" and attempt.reason == "the same person submitted again"
     selfie = _refer(rt, world, adv.code, email="ada@customer.test")
     assert selfie.status == S.REJECTED and "self_referral" in selfie.status_reason
 

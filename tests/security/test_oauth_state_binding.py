@@ -138,3 +138,25 @@ def test_a_flow_started_in_the_terminal_finishes_only_there(app, rt, emu, people
     assert web.status_code in (400, 403) and side_effects(rt) == before
     finished = runner.invoke(cli.connection, ["finish", location])
     assert finished.exit_code == 0 and "connected" in finished.output, finished.output
+
+
+def test_a_cookie_captured_before_sign_out_cannot_finish_the_flow(app, rt, emu, people):
+    """The console's server-side session (finding 7) guards OAuth callbacks too: a copy of the cookie
+    taken while the admin was signed in, replayed after they signed out, finishes nothing."""
+    attacker_tenant, _ = people
+    admin = app.test_client()
+    sign_in(admin, "admin@b.test", PASSWORD)
+    started = admin.post("/admin/connections/connect", data={"login_host": emu.base_url, "csrf_token": csrf(admin)})
+    assert started.status_code == 302
+    query = _callback_query(browser_consent(started.headers["Location"]))
+    captured = admin.get_cookie("session").value
+    admin.post("/admin/logout", data={"csrf_token": csrf(admin)})
+    before = side_effects(rt)
+    thief = app.test_client()
+    thief.set_cookie("session", captured)
+    refused = thief.get("/salesforce/oauth/callback", query_string=query, headers={"Accept": "application/json"})
+    assert refused.status_code in (400, 403), refused.get_data(as_text=True)
+    assert side_effects(rt) == before
+    with rt.uow(attacker_tenant.id) as uow:
+        (conn,) = uow.connections.list()
+        assert conn.status.value == "pending" and uow.connections.credentials(conn.id) is None

@@ -185,7 +185,8 @@ def test_self_referral_is_flagged_by_the_domain(client, site, clock, rt):
 # --- self-enrolment ---------------------------------------------------------------------------------------
 def test_join_enrols_and_shows_link_with_copy_and_share(client, site, clock, rt):
     page = client.get("/join/acme/partners")
-    assert page.status_code == 200 and "Refer friends to Acme Partners" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)  # the company in the text, the program where a program is meant
+    assert page.status_code == 200 and "Refer friends to Acme</h1>" in html and "Join the Acme Partners referral program" in html
     resp = fill(client, clock, "/join/acme/partners", {"name": "Nia New", "email": "Nia@New.test"})
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
@@ -194,6 +195,8 @@ def test_join_enrols_and_shows_link_with_copy_and_share(client, site, clock, rt)
     assert adv is not None and adv.source.value == "form"
     assert f"https://refer.example.test/r/{adv.code}" in html
     assert 'data-copy="ref-link"' in html and "data-share-url" in html and "mailto:" in html and "public.js" in html
+    for network in ("linkedin.com/sharing/share-offsite/?url=", "x.com/intent/post?text=", "wa.me/?text="):
+        assert network in html, network  # share buttons that work without JavaScript
 
 
 def test_join_with_known_email_does_not_reveal_the_link_but_emails_it(client, site, clock, rt):

@@ -10,6 +10,17 @@ from refstage.domain.errors import DomainError
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 CENT = Decimal("0.01")
+# No reward, threshold or deal amount we handle comes near this; anything larger is hostile input
+# (1E+1000000 would otherwise make quantize() raise deep inside a request).
+MAX_AMOUNT = Decimal("1000000000000")
+
+
+def check_range(value: Decimal, raw: object = None) -> Decimal:
+    if not value.is_finite():
+        raise DomainError(f"not a finite number: {raw if raw is not None else value!r}")
+    if abs(value) >= MAX_AMOUNT:
+        raise DomainError(f"an amount must be below {MAX_AMOUNT:,}")
+    return value
 
 
 def to_decimal(value: object) -> Decimal:
@@ -20,9 +31,7 @@ def to_decimal(value: object) -> Decimal:
         result = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
         raise DomainError(f"not a number: {value!r}") from exc
-    if not result.is_finite():
-        raise DomainError(f"not a finite number: {value!r}")
-    return result
+    return check_range(result, value)
 
 
 @dataclass(frozen=True, order=True)
@@ -33,6 +42,7 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal):
             object.__setattr__(self, "amount", to_decimal(self.amount))
+        check_range(self.amount)
         if not _CURRENCY.match(self.currency or ""):
             raise DomainError(f"currency must be a 3-letter ISO code, got {self.currency!r}")
         object.__setattr__(self, "amount", self.amount.quantize(CENT, rounding=ROUND_HALF_UP))

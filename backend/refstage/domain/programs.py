@@ -15,6 +15,7 @@ from refstage.domain.errors import InvalidInput, InvalidTransition, RuleError
 from refstage.domain.review import ReviewPolicy
 from refstage.domain.rewards import RewardRule
 from refstage.domain.rules import Rule
+from refstage.domain.text import unsafe_character
 
 
 class ProgramStatus(StrEnum):
@@ -184,6 +185,20 @@ class LandingPage:
         return dict(self.__dict__)
 
 
+
+def name_and_slug_errors(name: str, slug: str) -> dict[str, str]:
+    """The two fields every program needs, checked alongside the rest so a form shows all at once."""
+    errors: dict[str, str] = {}
+    if not (name or "").strip():
+        errors["name"] = "a program needs a name"
+    elif unsafe_character(name):
+        errors["name"] = unsafe_character(name) or ""
+    if not (slug or "").strip():
+        errors["slug"] = "a program needs a slug (its address: lowercase letters, digits and dashes)"
+    elif not re.match(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", slug):
+        errors["slug"] = "lowercase letters, digits and dashes"
+    return errors
+
 @dataclass
 class Program:
     id: str | None
@@ -204,11 +219,7 @@ class Program:
     changes: list[Change] = field(default_factory=list, repr=False, compare=False)
 
     def validate(self) -> None:
-        errors: dict[str, str] = {}
-        if not self.name.strip():
-            errors["name"] = "a program needs a name"
-        if not re.match(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$", self.slug):
-            errors["slug"] = "lowercase letters, digits and dashes"
+        errors: dict[str, str] = name_and_slug_errors(self.name, self.slug)
         if not isinstance(self.holding_days, int) or not 0 <= self.holding_days <= 365:
             errors["holding_days"] = "between 0 and 365 days"
         keys = [r.key for r in self.reward_rules]

@@ -11,6 +11,7 @@ from typing import Any
 from refstage.domain.audit import Change
 from refstage.domain.errors import InvalidInput, InvalidTransition
 from refstage.domain.review import Flag
+from refstage.domain.text import unsafe_character
 
 
 class ReferralStatus(StrEnum):
@@ -67,6 +68,8 @@ _DOT_INSENSITIVE = frozenset({"gmail.com", "googlemail.com"})
 def normalise_email(raw: str) -> str:
     """Trimmed and lower-cased; raises InvalidInput when it cannot be an address."""
     email = (raw or "").strip().lower()
+    if unsafe_character(email):
+        raise InvalidInput({"email": "enter a valid email address (no control characters)"})
     if len(email) > 254 or not _EMAIL.match(email):
         raise InvalidInput({"email": "enter a valid email address"})
     return email
@@ -90,8 +93,9 @@ def clean_text(value: str | None, field_name: str, *, required: bool, max_length
         return None
     if len(text) > max_length:
         raise InvalidInput({field_name: f"at most {max_length} characters"})
-    if any(ord(ch) < 32 for ch in text):
-        raise InvalidInput({field_name: "contains control characters"})
+    problem = unsafe_character(text)
+    if problem:
+        raise InvalidInput({field_name: problem})
     return text
 
 
@@ -99,6 +103,8 @@ def clean_phone(value: str | None) -> str | None:
     text = (value or "").strip()
     if not text:
         return None
+    if len(text) > 40:  # the length first: a 500-digit "number" is too long, not badly written
+        raise InvalidInput({"phone": "at most 40 characters"})
     if not _PHONE.match(text):
         raise InvalidInput({"phone": "enter a phone number with digits, spaces, + ( ) - or ."})
     return text

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from refstage.domain.audit import Change
 from refstage.domain.errors import InvalidInput, InvalidTransition, RuleError
-from refstage.domain.money import Money
+from refstage.domain.money import CENT, MAX_AMOUNT, Money
 from refstage.domain.review import Flag, Reason
 from refstage.domain.rules import OBJECTS, as_number, field_value
 
@@ -60,7 +60,8 @@ _AMOUNT_FIELD = re.compile(r"^(%s)\.[A-Za-z][A-Za-z0-9_]*$" % "|".join(OBJECTS))
 
 
 class _MoneySchema(Schema):
-    amount = fields.Decimal(required=True, validate=validate.Range(min=0, min_inclusive=False), as_string=True)
+    amount = fields.Decimal(required=True, as_string=True, validate=validate.Range(
+        min=CENT, max=MAX_AMOUNT, max_inclusive=False, error="an amount from 0.01 to below 1,000,000,000,000"))
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO code"))
 
 

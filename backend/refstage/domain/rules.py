@@ -27,6 +27,9 @@ _OP_ALIASES = {"==": "equals", "=": "equals", "!=": "not_equals", ">=": "gte", "
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")
 MAX_DEPTH = 8
 MAX_CONDITIONS = 50
+MAX_RULE_TEXT = 10_000  # characters of rule text; a real rule is a few hundred
+MAX_PARENTHESES = 32  # nesting; the parser recurses per level, so hostile text must stop here
+MAX_NUMBER_DIGITS = 30
 
 # Which snapshot fields the flag operators read, per object.
 _FLAG_FIELDS = {
@@ -355,7 +358,10 @@ class _Parser:
     def __init__(self, text: str):
         if not isinstance(text, str) or not text.strip():
             raise RuleError("empty rule", {"$": ["write a condition such as Opportunity.IsWon == true"]})
+        if len(text) > MAX_RULE_TEXT:
+            raise RuleError("rule too long", {"$": [f"at most {MAX_RULE_TEXT} characters"]})
         self.text = text
+        self.depth = 0
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -412,8 +418,12 @@ class _Parser:
     def _atom(self) -> dict[str, Any]:
         tok = self._next("a condition")
         if tok[1] == "(":
+            self.depth += 1
+            if self.depth > MAX_PARENTHESES:
+                raise RuleError("rule nested too deeply", {"$": [f"at most {MAX_PARENTHESES} levels of parentheses"]})
             node = self._or()
             self._expect(")")
+            self.depth -= 1
             return node
         if tok[0] != "word":
             raise RuleError("cannot read rule", {"$": [f"expected Object.Field at position {tok[2] + 1}, found {tok[1]!r}"]})
@@ -450,6 +460,8 @@ class _Parser:
             body = text[1:-1]
             return re.sub(r"\\(.)", r"\1", body)
         if kind == "num":
+            if len(text.lstrip("-").replace(".", "")) > MAX_NUMBER_DIGITS:
+                raise RuleError("cannot read rule", {"$": [f"a number at position {tok[2] + 1} has more than {MAX_NUMBER_DIGITS} digits"]})
             # Decimals stay text so the rule is plain JSON; comparisons read them as Decimal.
             return int(text) if re.fullmatch(r"-?\d+", text) else text
         if kind == "word" and text.lower() in ("true", "false"):
@@ -457,3 +469,72 @@ class _Parser:
         if kind == "word" and text.lower() == "null":
             return None
         raise RuleError("cannot read rule", {"$": [f"expected a value at position {tok[2] + 1}, found {text!r}"]})
+
+
+# --- checking a rule against the CRM's own description of its objects ------------------------------
+FIELD_KINDS = ("text", "number", "date", "datetime", "boolean", "picklist", "multipicklist", "reference")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One CRM field as the CRM describes it: its API name, a kind from FIELD_KINDS, the allowed
+    values of a picklist (API values and labels; None when free), and the label people see."""
+    name: str
+    kind: str
+    values: tuple[str, ...] | None = None
+    label: str | None = None
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if value is None:
+        return True  # "== null" is a fair question for any field
+    if kind == "number":
+        return _as_number(value) is not None
+    if kind in ("date", "datetime"):
+        return _as_time(value) is not None
+    if kind == "boolean":
+        return _as_bool(value) is not None
+    return True
+
+
+_KIND_TEXT = {"number": "a number", "date": "a date (YYYY-MM-DD)", "datetime": "a date and time (ISO 8601)",
+              "boolean": "true or false"}
+
+
+def schema_errors(rule: "Rule", describe: Mapping[str, Mapping[str, FieldSpec] | None]) -> list[str]:
+    """Every way the rule cannot match what the CRM has: unknown fields, an operator the field's type
+    cannot take, values of the wrong type, picklist values that do not exist. `describe` maps each
+    object to its fields by lower-cased API name (None: not described, nothing checked). One message
+    per problem, in the rule's order, written for the person editing it."""
+    out: list[str] = []
+    for cond in _conditions(rule.tree):
+        obj, op = cond["object"], cond["op"]
+        fields_ = describe.get(obj)
+        if fields_ is None or op in FLAG_OPS:
+            continue
+        name = cond["field"]
+        if "." in name:  # a relationship path (Account.Name): the related object is not described here
+            continue
+        spec = fields_.get(name.lower())
+        where = f"{obj}.{name}"
+        if spec is None:
+            close = [s.name for k, s in sorted(fields_.items()) if name.lower()[:4] in k][:3]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            out.append(f"{where}: {obj} has no field {name!r} in the connected CRM{hint}")
+            continue
+        values = cond.get("value")
+        values = values if isinstance(values, list) else [values]
+        if op in ("gte", "lte") and spec.kind in ("boolean", "picklist", "multipicklist", "reference"):
+            out.append(f"{where} is a {spec.kind} field: compare it with ==, != or in, not {_OP_TEXT[op]}")
+            continue
+        wrong = [v for v in values if not _fits(spec.kind, v)]
+        if wrong:
+            out.append(f"{where} is a {spec.kind} field: {_literal(wrong[0])} is not {_KIND_TEXT[spec.kind]}")
+            continue
+        if spec.values is not None and spec.kind in ("picklist", "multipicklist"):
+            allowed = {str(v).casefold() for v in spec.values}
+            missing = [v for v in values if v is not None and str(v).casefold() not in allowed]
+            if missing:
+                shown = ", ".join(repr(v) for v in spec.values[:12]) + (", ..." if len(spec.values) > 12 else "")
+                out.append(f"{where}: {_literal(missing[0])} is not one of its values ({shown})")
+    return out

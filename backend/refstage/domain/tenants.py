@@ -24,6 +24,15 @@ class Tenant:
     id: str
     name: str
     slug: str
+    display_name: str | None = None  # how advocates and friends know the company; `name` if unset
+    logo_url: str | None = None  # https only
+    brand_color: str | None = None  # #rrggbb, the default for programs without their own colour
+    locale: str | None = None  # e.g. en_US, de_DE: money and dates in the console
+    time_zone: str | None = None  # IANA name, e.g. Europe/Berlin
+
+    @property
+    def company_name(self) -> str:
+        return self.display_name or self.name
 
     def __post_init__(self) -> None:
         if not self.name.strip():

@@ -30,7 +30,9 @@ class CertPaths:
 
 def _write_private(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode under O_CREAT
+    with open(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
 
@@ -38,9 +40,11 @@ def _write_private(path: Path, data: bytes) -> None:
 def ensure_certificates(cert_dir: Path | str | None = None) -> CertPaths:
     """Return the CA and server pair in cert_dir, creating them on first use."""
     directory = Path(cert_dir) if cert_dir else DEFAULT_CERT_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths = CertPaths(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     if paths.ca.exists() and paths.cert.exists() and paths.key.exists():
+        if paths.key.stat().st_mode & 0o077:  # written world-readable by an older version
+            paths.key.chmod(0o600)
         return paths
 
     now = dt.datetime.now(dt.timezone.utc)

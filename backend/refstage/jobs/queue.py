@@ -11,6 +11,7 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 
+from refstage.adapters.db.database import private_file
 from refstage.config import Settings
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def make_huey(settings: Settings, *, immediate: bool = False, name: str | None =
     if settings.redis_url:
         huey: Huey = RedisHuey(name, url=settings.redis_url, immediate=immediate, utc=True)
     else:
-        settings.queue_path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(settings.queue_path)  # 0600: task arguments name tenants and records
         for attempt in range(6):
             try:
                 huey = SqliteHuey(name, filename=str(settings.queue_path), immediate=immediate, utc=True, timeout=30)

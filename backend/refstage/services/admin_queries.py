@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import CrmConnection
-from refstage.domain.errors import InvalidInput, NotFound, RuleError
+from refstage.domain.errors import DomainError, InvalidInput, NotFound, RuleError
 from refstage.domain.programs import Program
 from refstage.domain.referrals import Referral, ReferralStatus
 from refstage.domain.rewards import Reward, RewardStatus
@@ -152,7 +152,8 @@ def ledger(rt: Runtime, tenant_id: str, *, status: str | None = None, program_id
     return out
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Full-width forms too: some spreadsheets read "＝1+1" as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def csv_safe(value: Any) -> str:
@@ -168,7 +169,9 @@ LEDGER_COLUMNS = ("reward_id", "program", "advocate", "friend_name", "friend_ema
 
 def ledger_csv(rows: Iterable[LedgerRow]) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    # Every cell quoted: in locales whose list separator is ";" (or ",") a bare value with that character
+    # would otherwise split into cells of its own when the file is opened.
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(LEDGER_COLUMNS)
     for row in rows:
         r = row.reward
@@ -356,6 +359,34 @@ def preview_count(rt: Runtime, tenant_id: str, connection_id: str | None, rule_t
         return rt.gateway(conn).count_matching(rule), None
     except CrmError as exc:
         return None, f"the CRM could not be asked ({exc})"
+    except (ValueError, DomainError) as exc:  # a value the CRM's query language cannot take
+        return None, f"the CRM cannot count this rule ({exc})"
+
+
+@dataclass
+class RulePreview:
+    count: int | None
+    note: str | None  # why the count is unknown
+    problems: list[str]  # the rule against the CRM's describe: shown inline on the rule field
+
+
+def preview_rule(rt: Runtime, tenant_id: str, connection_id: str | None, rule_text: str) -> RulePreview:
+    """The editor's Preview: the rule checked against the CRM first (fields, types, picklist values);
+    only a rule that can match is counted."""
+    from refstage.services.programs import check_rule_against_crm
+
+    try:
+        rule = Rule.coerce(rule_text)
+    except RuleError as exc:
+        return RulePreview(None, None, [f"the rule cannot be read: {exc}"])
+    try:
+        problems = check_rule_against_crm(rt, tenant_id, connection_id, rule)
+    except CrmError as exc:
+        return RulePreview(None, f"the rule could not be checked against the CRM ({exc})", [])
+    if problems:
+        return RulePreview(None, "the rule cannot match anything as written", problems)
+    count, note = preview_count(rt, tenant_id, connection_id, rule_text)
+    return RulePreview(count, note, [])
 
 
 # --- audit log, users, keys -----------------------------------------------------------------------------------
@@ -397,3 +428,43 @@ def referral_owners(rt: Runtime, tenant_id: str) -> list[str]:
 
 __all__ = ["review_queue", "ledger", "ledger_csv", "csv_safe", "connections_overview", "sync_log", "retry_failed_writes",
            "request_sync", "milestones", "preview_count", "audit_log", "users_and_keys", "NotFound"]
+
+
+@dataclass
+class DisconnectImpact:
+    connection: CrmConnection
+    programs: list[Program]  # the programs on this connection
+
+    @property
+    def live(self) -> list[Program]:
+        return [p for p in self.programs if p.status.value == "live"]
+
+
+def disconnect_impact(rt: Runtime, tenant_id: str, connection_id: str) -> DisconnectImpact:
+    """What a disconnect stops: shown on the confirmation page before anything is revoked."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        conn = uow.connections.get(connection_id)  # NotFound for another tenant's id
+        return DisconnectImpact(conn, [p for p in uow.programs.list() if p.connection_id == connection_id])
+
+
+def referral_explanation(rt: Runtime, tenant_id: str, referral_id: str) -> dict[str, Any] | None:
+    """The program rule explained on the latest stored CRM state of the referral's records: the
+    qualification evidence a reviewer or a rep reads."""
+    with rt.uow(tenant_id) as uow:
+        referral = uow.referrals.get(referral_id)
+        connection_id = uow.referrals.connection_id(referral.id)
+        if not connection_id:
+            return None
+        snapshot = _snapshot(uow, connection_id, referral)
+        program = uow.programs.get(referral.program_id)
+    return program.rule.explain(snapshot) if snapshot else None
+
+
+def ledger_row(rt: Runtime, tenant_id: str, reward_id: str) -> LedgerRow:
+    """One reward with the names a person checks before paying it."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        reward = uow.rewards.get(reward_id)  # NotFound for another tenant's reward
+        referral = uow.referrals.get(reward.referral_id)
+        advocate = uow.advocates.get(referral.advocate_id)
+        program = uow.programs.get(reward.program_id)
+    return LedgerRow(reward, program.name, advocate.name, referral.friend_name, referral.friend_email)

@@ -14,9 +14,9 @@ CLI_ACTOR = Actor(ActorKind.PERSON, None, "cli")
 
 
 def _rt():
-    from refstage.bootstrap import build_runtime
+    from refstage.cli_support import runtime
 
-    return build_runtime()
+    return runtime()
 
 
 def _tenant_id(rt, slug: str) -> str:
@@ -40,10 +40,11 @@ def tenant() -> None:
 
 @tenant.command("create")
 @click.argument("name")
-@click.option("--slug")
-@click.option("--admin-email")
+@click.option("--slug", help="The workspace's short name in URLs (lowercase, digits, dashes); derived from NAME if omitted.")
+@click.option("--admin-email", help="Also create a first admin user with this email.")
 @click.option("--admin-password", envvar="REFSTAGE_ADMIN_PASSWORD", help="Or set REFSTAGE_ADMIN_PASSWORD.")
 def tenant_create(name: str, slug: str | None, admin_email: str | None, admin_password: str | None) -> None:
+    """Create a workspace (tenant) called NAME, optionally with its first admin."""
     from refstage.services import tenants
 
     rt = _rt()
@@ -58,6 +59,7 @@ def tenant_create(name: str, slug: str | None, admin_email: str | None, admin_pa
 
 @tenant.command("list")
 def tenant_list() -> None:
+    """Every workspace: slug, id, name."""
     rt = _rt()
     with rt.uow() as uow:
         for t in uow.tenants.list():
@@ -67,9 +69,12 @@ def tenant_list() -> None:
 @tenant.command("add-user")
 @click.argument("tenant_slug")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "reviewer"]), default="reviewer", show_default=True)
-@click.option("--password", envvar="REFSTAGE_USER_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(["admin", "reviewer"]), default="reviewer", show_default=True,
+              help="admin: everything; reviewer: review queue, ledger, reports.")
+@click.option("--password", envvar="REFSTAGE_USER_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for if not given (or set REFSTAGE_USER_PASSWORD).")
 def tenant_add_user(tenant_slug: str, email: str, role: str, password: str) -> None:
+    """Add a console user EMAIL to the workspace TENANT_SLUG."""
     from refstage.services import tenants
 
     rt = _rt()
@@ -123,6 +128,7 @@ def program_create(tenant_slug: str, definition: Path) -> None:
 @click.argument("program_slug")
 @click.argument("status", type=click.Choice(["live", "paused"]))
 def program_status(tenant_slug: str, program_slug: str, status: str) -> None:
+    """Put a program live or pause it (going live checks the rule against the CRM)."""
     from refstage.services import programs
 
     rt = _rt()

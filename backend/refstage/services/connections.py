@@ -20,8 +20,6 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
-
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput, NotFound
@@ -123,11 +121,7 @@ def _pending_connection(rt: Runtime, uow, tenant_id: str, actor: Actor, name: st
         if conn.kind != CrmKind.SALESFORCE:
             raise InvalidInput({"connection": "not a Salesforce connection"})
         return conn
-    clean = " ".join((name or "").split())[:200] or "Salesforce"
-    conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.SALESFORCE,
-                                             name=clean, status=ConnectionStatus.PENDING))
-    _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": "salesforce", "name": clean})
-    return conn
+    return pending_connection(rt, uow, tenant_id, CrmKind.SALESFORCE, name, actor, now)
 
 
 def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Salesforce",
@@ -196,6 +190,8 @@ def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> C
             raise ConnectFailed("this sign-in was already used; start connecting again")
         if conn.external_org_id and conn.external_org_id[:15] != org_id[:15]:
             raise ConnectFailed(f"this connection belongs to org {conn.external_org_id}; you signed in to {org_id}")
+        conn.settings.pop(PENDING_KEY, None)
+        conn = same_org_connection(uow, tenant_id, conn, org_id, Actor.system(pending.get("actor") or "oauth"), now)
         before = {"status": conn.status.value, "org": conn.external_org_id}
         creds = {k: token.get(k) for k in ("access_token", "refresh_token", "instance_url", "id", "issued_at", "scope",
                                            "token_type")}
@@ -216,11 +212,49 @@ def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> C
         uow.connections.store_credentials(conn.id, rt.vault.seal(creds))
         _audit(uow, tenant_id, conn, "connected", Actor.system(pending.get("actor") or "oauth"), now, before,
                {"status": "active", "org": conn.external_org_id, "user": conn.external_username})
-        try:
-            uow.commit()
-        except IntegrityError:
-            uow.rollback()
-            raise ConnectFailed(f"this workspace is already connected to org {org_id}") from None
+        uow.commit()
+    return conn
+
+
+def pending_connection(rt: Runtime, uow, tenant_id: str, kind: CrmKind, name: str | None, actor: Actor,
+                       now: dt.datetime) -> CrmConnection:
+    """The connection a new "Connect" starts from: the tenant's unfinished one of this kind if there
+    is one (so abandoned sign-ins never pile up as orphans), else a new pending connection."""
+    clean = " ".join((name or "").split())[:200] or kind.value.capitalize()
+    for conn in uow.connections.list():
+        if conn.kind == kind and conn.status == ConnectionStatus.PENDING and not conn.external_org_id:
+            if conn.name != clean:
+                conn.name = clean
+                uow.connections.save(conn)
+            return conn
+    conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=kind, name=clean,
+                                             status=ConnectionStatus.PENDING))
+    _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": kind.value, "name": clean})
+    return conn
+
+
+def same_org(kind: CrmKind, a: str | None, b: str | None) -> bool:
+    """Salesforce org ids come as 15 or 18 characters (the last three are a checksum)."""
+    if not a or not b:
+        return False
+    return a[:15] == b[:15] if kind == CrmKind.SALESFORCE else a == b
+
+
+def same_org_connection(uow, tenant_id: str, conn: CrmConnection, org_id: str, actor: Actor,
+                        now: dt.datetime) -> CrmConnection:
+    """Reconnecting through "Connect" (a fresh pending connection) to an org this workspace already
+    knows: the existing connection is the one that gets the new tokens (its programs, sync state and
+    CRM records stay attached) and the fresh pending one is removed. One org, one connection."""
+    for other in uow.connections.list():
+        if other.id != conn.id and other.kind == conn.kind and same_org(conn.kind, other.external_org_id, org_id):
+            other.settings.pop(PENDING_KEY, None)
+            if not conn.external_org_id and uow.connections.delete_unused(conn.id):
+                _audit(uow, tenant_id, conn, "superseded", actor, now, {"status": conn.status.value},
+                       None, f"same org as connection {other.id}")
+            else:
+                raise ConnectFailed(f"this workspace is already connected to this org through {other.name!r}; "
+                                    "reconnect that connection instead")
+            return other
     return conn
 
 
@@ -250,6 +284,63 @@ def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor)
     return conn
 
 
+@dataclass(frozen=True)
+class ConnectionAlert:
+    """Something about a CRM connection an admin must act on, shown on every console page."""
+    connection_id: str
+    name: str
+    problem: str  # disconnected | reconnect_required | sync_failed
+    message: str
+    programs: tuple[str, ...]  # names of the programs on this connection that are live or would be
+
+
+def alerts(rt: Runtime, tenant_id: str) -> list[ConnectionAlert]:
+    """Connections that cannot work (disconnected, refused credentials) with the programs that rely
+    on them, and connections whose latest sync run failed."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        conns = uow.connections.list()
+        programs = uow.programs.list()
+        runs = uow.connections.latest_runs()
+    out = []
+    for conn in conns:
+        on_it = tuple(p.name for p in programs if p.connection_id == conn.id)
+        if conn.status in (ConnectionStatus.DISCONNECTED, ConnectionStatus.RECONNECT_REQUIRED):
+            if conn.status == ConnectionStatus.DISCONNECTED and not on_it:
+                continue  # a connection nobody uses any more is not a problem
+            what = "is disconnected" if conn.status == ConnectionStatus.DISCONNECTED else "needs reconnecting"
+            tail = f": {', '.join(on_it)} cannot qualify referrals or write back" if on_it else ""
+            out.append(ConnectionAlert(conn.id, conn.name, conn.status.value, f"{conn.name} {what}{tail}.", on_it))
+            continue
+        run = runs.get(conn.id)
+        if conn.usable and run and run["status"] == "failed":
+            when = run["started_at"].strftime("%Y-%m-%d %H:%M UTC")
+            error = " ".join(str(run.get("error") or "no detail recorded").split())[:300]
+            out.append(ConnectionAlert(conn.id, conn.name, "sync_failed",
+                                       f"The last sync of {conn.name} failed ({when}): {error}", on_it))
+    return out
+
+
+def oauth_configured(rt: Runtime, kind: CrmKind) -> bool:
+    """Whether the CRM's OAuth app (client id and secret) is configured on this server: without it the
+    console offers the alternatives (a Pipedrive API token) and names the missing settings."""
+    from refstage.services.ports import CrmError
+
+    if kind == CrmKind.SALESFORCE:
+        from refstage.adapters.crm.salesforce.auth import OAuthApp
+    else:
+        from refstage.adapters.crm.pipedrive.auth import OAuthApp  # type: ignore[assignment]
+    try:
+        OAuthApp.from_settings(rt.settings)
+    except CrmError:
+        return False
+    return True
+
+
+def usable_connection_ids(rt: Runtime, tenant_id: str) -> set[str]:
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return {c.id for c in uow.connections.list() if c.usable}
+
+
 def list_connections(rt: Runtime, tenant_id: str) -> list[CrmConnection]:
     with rt.uow(tenant_id) as uow:
         return uow.connections.list()
@@ -260,5 +351,7 @@ def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnec
         return uow.connections.get(connection_id)
 
 
-__all__ = ["start_connect", "prepare_connect", "finish_connect", "FlowOwner", "disconnect", "list_connections", "get_connection", "ConnectStart",
+__all__ = ["start_connect", "prepare_connect", "finish_connect", "FlowOwner", "disconnect", "pending_connection",
+           "same_org_connection", "alerts", "ConnectionAlert", "usable_connection_ids", "oauth_configured",
+           "list_connections", "get_connection", "ConnectStart",
            "ConnectFailed", "NotFound"]

@@ -47,21 +47,21 @@ STATUS_LINK_WINDOW = dt.timedelta(minutes=10)
 DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {
     REFERRAL_CAPTURED: (
         "$friend_name is in: thanks for your referral",
-        "Hi $advocate_name,\n\n$friend_name$friend_company_suffix just accepted your referral to $program_name. "
+        "Hi $advocate_name,\n\n$friend_name$friend_company_suffix just accepted your referral to $company_name. "
         "We'll let you know when it qualifies.\n\nYour referral link: $referral_link\n"
-        "See all your referrals and rewards: $status_link\n\n— The $program_name team\n",
+        "See all your referrals and rewards: $status_link\n\n— The $company_name team\n",
     ),
     REFERRAL_QUALIFIED: (
         "Your referral of $friend_name qualified",
         "Hi $advocate_name,\n\nGood news: your referral of $friend_name$friend_company_suffix has qualified in "
         "$program_name. Any reward it earns will follow once it is approved.\n\n"
-        "See all your referrals and rewards: $status_link\n\n— The $program_name team\n",
+        "See all your referrals and rewards: $status_link\n\n— The $company_name team\n",
     ),
     REWARD_ISSUED: (
         "Your reward of $reward_amount is on its way",
         "Hi $advocate_name,\n\nWe have issued your reward of $reward_amount for referring $friend_name to "
         "$program_name.$payout_reference_line\n\nThank you!\nSee all your referrals and rewards: $status_link\n\n"
-        "— The $program_name team\n",
+        "— The $company_name team\n",
     ),
     STATUS_LINK: (
         "Your $program_name referral status",
@@ -78,6 +78,7 @@ _ADMIN_TEMPLATE = (
 TEMPLATE_VARIABLES: dict[str, str] = {
     "advocate_name": "the advocate's name",
     "program_name": "the program's name",
+    "company_name": "your company's name as advocates know it (Company settings)",
     "referral_link": "the advocate's link to share",
     "status_link": "a private, expiring link to the advocate's status page",
     "status_link_hours": "how long a status link works, in hours",
@@ -251,7 +252,10 @@ def preview_email_template(rt: Runtime, tenant_id: str, program_id: str, event: 
             stored = _template(uow, program_id, event)
             subject, body = subject if subject is not None else stored[0], body if body is not None else stored[1]
     _validate_template(subject, body)
-    sample = {"advocate_name": "Sam Advocate", "program_name": program.name, "referral_link": f"{rt.settings.base_url}/r/ABCDEFGHJ",
+    from refstage.services.tenants import identity
+
+    sample = {"advocate_name": "Sam Advocate", "program_name": program.name,
+              "company_name": identity(rt, program.tenant_id).company_name, "referral_link": f"{rt.settings.base_url}/r/ABCDEFGHJ",
               "status_link": f"{rt.settings.base_url}/me/…", "status_link_hours": str(_hours()),
               "friend_name": "Alex Friend", "friend_company": "Example Ltd", "friend_company_suffix": " (Example Ltd)",
               "reward_amount": "100.00 USD", "payout_reference_line": "\nPayout reference: PAY-123"}
@@ -277,7 +281,10 @@ def _hours() -> int:
 
 
 def _advocate_vars(rt: Runtime, program, advocate) -> dict[str, str]:
+    from refstage.services.tenants import identity
+
     return {"advocate_name": advocate.name, "program_name": program.name,
+            "company_name": identity(rt, program.tenant_id).company_name,
             "referral_link": referral_link(rt.settings.base_url, advocate.code),
             "status_link": status_link(rt, advocate.tenant_id, advocate.id), "status_link_hours": str(_hours())}
 

@@ -16,13 +16,11 @@ import os
 import secrets
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from refstage.domain.audit import Actor
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput
 from refstage.services.connections import (NOT_YOURS, PENDING_KEY, STATE_TTL, ConnectFailed, ConnectStart, FlowOwner,
-                                           _audit, _checked_owner, _hash)
+                                           _audit, _checked_owner, _hash, pending_connection, same_org_connection)
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 
@@ -72,11 +70,7 @@ def _pending(rt: Runtime, uow, tenant_id: str, actor: Actor, name: str, connecti
         if conn.kind != CrmKind.PIPEDRIVE:
             raise InvalidInput({"connection": "not a Pipedrive connection"})
         return conn
-    clean = " ".join((name or "").split())[:200] or "Pipedrive"
-    conn = uow.connections.add(CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.PIPEDRIVE, name=clean,
-                                             status=ConnectionStatus.PENDING))
-    _audit(uow, tenant_id, conn, "created", actor, now, None, {"kind": "pipedrive", "name": clean})
-    return conn
+    return pending_connection(rt, uow, tenant_id, CrmKind.PIPEDRIVE, name, actor, now)
 
 
 def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
@@ -137,10 +131,20 @@ def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: s
     secret = {"kind": "api_token", "api_token": token, "api_domain": domain}
     try:
         return _activate(rt, tenant_id, conn.id, secret, ApiTokenCredentials(token, domain), actor)
-    except CrmError as exc:
-        if exc.status in (401, 403):
+    except (CrmError, InvalidInput) as exc:
+        if connection_id is None:
+            _forget_unfinished(rt, tenant_id, conn.id)
+        if isinstance(exc, CrmError) and exc.status in (401, 403):
             raise InvalidInput({"api_token": f"Pipedrive refused this token: {exc}"}) from None
         raise
+
+
+def _forget_unfinished(rt: Runtime, tenant_id: str, connection_id: str) -> None:
+    """A token that did not work leaves no "pending" connection behind."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        if conn.status == ConnectionStatus.PENDING and not conn.external_org_id and uow.connections.delete_unused(conn.id):
+            uow.commit()
 
 
 def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str, Any], credentials: Any,
@@ -159,6 +163,8 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
         conn = uow.connections.get(connection_id)
         if conn.external_org_id and conn.external_org_id != company_id:
             raise ConnectFailed(f"this connection belongs to Pipedrive company {conn.external_org_id}; you signed in to {company_id}")
+        conn = same_org_connection(uow, tenant_id, conn, company_id, actor, now)
+        connection_id = conn.id
         before = {"status": conn.status.value, "org": conn.external_org_id}
         old = uow.connections.credentials(connection_id)
         webhook = (rt.vault.open(old).get("webhook") if old else None) or new_basic_credentials()
@@ -174,11 +180,7 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
         uow.connections.store_credentials(conn.id, rt.vault.seal({**secret, "webhook": webhook}))
         _audit(uow, tenant_id, conn, "connected", actor, now, before,
                {"status": "active", "org": company_id, "user": conn.external_username, "auth": conn.settings["auth"]})
-        try:
-            uow.commit()
-        except IntegrityError:
-            uow.rollback()
-            raise ConnectFailed(f"this workspace is already connected to Pipedrive company {company_id}") from None
+        uow.commit()
     provision(rt, tenant_id, connection_id)
     return get(rt, tenant_id, connection_id)
 

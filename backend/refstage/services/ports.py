@@ -15,7 +15,7 @@ from refstage.domain.audit import Actor, Change
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
 from refstage.domain.rewards import Reward
-from refstage.domain.rules import Rule
+from refstage.domain.rules import FieldSpec, Rule
 
 
 class StorageConflict(Exception):
@@ -40,6 +40,7 @@ class UnitOfWork(Protocol):
     directory: Any
     sealed_secrets: Any
     intake_backlog: Any
+    login_throttle: Any
     # Scoped to tenant_id (present once it is bound).
     users: Any
     api_keys: Any
@@ -50,6 +51,8 @@ class UnitOfWork(Protocol):
     rewards: Any
     audit: Any
     crm_records: Any
+    admin_sessions: Any
+    attention: Any
     inbox: Any
     sync_state: Any
     sync_runs: Any
@@ -310,4 +313,9 @@ class CrmGateway(abc.ABC):
 
     def count_matching(self, rule: Rule) -> int | None:
         """How many open records satisfy the rule today (program editor preview); None if unknown."""
+        return None
+
+    def describe_fields(self, object_name: str) -> dict[str, FieldSpec] | None:
+        """The object's fields as the CRM describes them, by lower-cased API name (rules are checked
+        against it on save and go-live); None when this CRM cannot say, or has no such object."""
         return None

@@ -6,10 +6,12 @@ from typing import Any, Mapping
 
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.errors import Conflict, DomainError, InvalidInput, RuleError
-from refstage.domain.programs import EnrolmentSource, LandingPage, Owner, Program, ProgramStatus, Routing
+from refstage.domain.programs import (EnrolmentSource, LandingPage, Owner, Program, ProgramStatus, Routing,
+                                      name_and_slug_errors)
 from refstage.domain.review import ReviewPolicy
 from refstage.domain.rewards import RewardRule
-from refstage.domain.rules import Rule
+from refstage.domain.rules import Rule, schema_errors
+from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 
 _LANDING_FIELDS = set(LandingPage.__dataclass_fields__)
@@ -49,10 +51,16 @@ def _build(rt: Runtime, tenant_id: str, data: Mapping[str, Any], program_id: str
             errors["owner"] = ["name and email of the person who answers for this program"]
         else:
             owner = Owner(str(owner_data["name"]).strip(), str(owner_data["email"]).strip().lower())
+            if "@" not in owner.email:
+                errors["owner.email"] = ["enter a valid email address"]
+    for key, message in name_and_slug_errors(str(data.get("name") or ""), str(data.get("slug") or "").strip().lower()).items():
+        errors.setdefault(key, [message])
     holding = data.get("holding_days", 0)
     if not isinstance(holding, int) or isinstance(holding, bool):
         errors["holding_days"] = ["a whole number of days"]
         holding = 0
+    elif not 0 <= holding <= 365:
+        errors["holding_days"] = ["between 0 and 365 days"]
     if errors:
         raise InvalidInput(errors)
     program = Program(
@@ -73,8 +81,35 @@ def _check_connection(uow, program: Program) -> None:
             raise InvalidInput({"enrolment.kind": f"{program.enrolment.kind.value} does not fit a {conn.kind.value} connection"})
 
 
+def check_rule_against_crm(rt: Runtime, tenant_id: str, connection_id: str | None, rule: Rule) -> list[str]:
+    """Describe each object the rule reads (through the CRM port) and list every field, type and
+    picklist problem. A connection that is not usable, or a CRM that cannot be asked, raises
+    CrmError: saving goes on without the check, going live does not."""
+    if not connection_id:
+        return []
+    with rt.uow(tenant_id, readonly=True) as uow:
+        conn = uow.connections.get(connection_id)
+    if not conn.usable:
+        raise CrmError(f"the connection {conn.name!r} is {conn.status.value.replace('_', ' ')}", transient=False)
+    gateway = rt.gateway(conn)
+    described = {obj: gateway.describe_fields(obj) for obj in sorted(rule.objects())}
+    return schema_errors(rule, described)
+
+
+def _checked(rt: Runtime, tenant_id: str, program: Program, *, strict: bool) -> None:
+    try:
+        problems = check_rule_against_crm(rt, tenant_id, program.connection_id, program.rule)
+    except CrmError as exc:
+        if strict:
+            raise InvalidInput({"rule": [f"the rule could not be checked against the CRM ({exc}); try again"]}) from None
+        return
+    if problems:
+        raise InvalidInput({"rule": problems})
+
+
 def create_program(rt: Runtime, tenant_id: str, data: Mapping[str, Any], actor: Actor) -> Program:
     program = _build(rt, tenant_id, data, rt.new_id(), ProgramStatus.DRAFT)
+    _checked(rt, tenant_id, program, strict=False)
     with rt.uow(tenant_id) as uow:
         _check_connection(uow, program)
         if uow.programs.by_slug(program.slug):
@@ -86,6 +121,11 @@ def create_program(rt: Runtime, tenant_id: str, data: Mapping[str, Any], actor: 
 
 
 def update_program(rt: Runtime, tenant_id: str, program_id: str, data: Mapping[str, Any], actor: Actor) -> Program:
+    with rt.uow(tenant_id, readonly=True) as uow:
+        current = uow.programs.get(program_id)
+    program = _build(rt, tenant_id, {**_as_input(current), **data}, program_id, current.status)
+    if program.rule.to_json() != current.rule.to_json() or program.connection_id != current.connection_id:
+        _checked(rt, tenant_id, program, strict=program.status == ProgramStatus.LIVE)
     with rt.uow(tenant_id) as uow:
         current = uow.programs.get(program_id)
         merged = {**_as_input(current), **data}
@@ -105,8 +145,19 @@ def set_program_status(rt: Runtime, tenant_id: str, program_id: str, status: str
         target = ProgramStatus(status)
     except ValueError:
         raise InvalidInput({"status": "draft, live or paused"}) from None
+    if target == ProgramStatus.LIVE:
+        with rt.uow(tenant_id, readonly=True) as uow:
+            candidate = uow.programs.get(program_id)
+            conn = uow.connections.get(candidate.connection_id) if candidate.connection_id else None
+        if conn is None or conn.usable:  # an unusable connection is refused below, with its own message
+            _checked(rt, tenant_id, candidate, strict=True)
     with rt.uow(tenant_id) as uow:
         program = uow.programs.get(program_id)
+        if target == ProgramStatus.LIVE and program.connection_id:
+            conn = uow.connections.get(program.connection_id)
+            if not conn.usable:
+                raise InvalidInput({"connection_id": f"the CRM connection {conn.name!r} is {conn.status.value.replace('_', ' ')}: "
+                                                     "reconnect it before going live"})
         program.set_status(target, rt.now())
         uow.programs.save(program)
         uow.record(program.changes, actor, program.id)
@@ -141,4 +192,4 @@ def _summary(p: Program) -> dict[str, Any]:
     return {**_as_input(p), "status": p.status.value}
 
 
-__all__ = ["create_program", "update_program", "set_program_status", "get_program", "list_programs", "Conflict"]
+__all__ = ["check_rule_against_crm", "create_program", "update_program", "set_program_status", "get_program", "list_programs", "Conflict"]

@@ -108,7 +108,18 @@ def capture_referral(rt: Runtime, code: str, friend: FriendInput, *, source: Ref
             blocked = sorted({f.reason.value for f in flags if program.review_policy.action_for(f.reason) == Action.BLOCK})
             referral.reject(now, "blocked by review policy: " + ", ".join(blocked))
         elif earlier is not None:
-            referral.mark_duplicate({"referral_id": earlier.id, "captured_at": earlier.captured_at.isoformat()}, now)
+            # The same person again (a reload, a second visit, another advocate's link): the first
+            # referral stands and keeps its attribution; the attempt is kept in its audit trail, and
+            # the friend sees the same thanks. Nothing new for the review queue or the advocate's inbox.
+            same = earlier.advocate_id == advocate.id
+            uow.audit.append([AuditEntry(
+                owner_tenant, "referral", earlier.id, "repeat_submission",
+                actor or Actor(kind=_friend_kind(), label=referral.friend_email), now, None,
+                {"advocate_code": code, "source": source.value, "idempotency_key": idempotency_key},
+                "the same person submitted again" if same else
+                f"submitted again through another advocate's link ({code}); the first referral keeps the attribution")])
+            uow.commit()
+            return earlier
         uow.referrals.add(referral, program.connection_id, idempotency_key)
         uow.record(referral.changes, actor or Actor(kind=_friend_kind(), label=referral.friend_email), referral.id)
         try:
@@ -274,6 +285,7 @@ def resolve_duplicate(rt: Runtime, tenant_id: str, referral_id: str, *, accept: 
         with rt.uow(tenant_id) as uow:
             _queue_mirror(uow, connection_id, "referral", referral_id, rt.now())
             uow.commit()
+        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)  # reaches the CRM now
     return referral
 
 

@@ -20,7 +20,21 @@ class BulkResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _decide(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, approve: bool, comment: str | None) -> Reward:
+def _write_back_now(rt: Runtime, tenant_id: str, connection_ids: Sequence[str | None]) -> None:
+    """A decision reaches the CRM in seconds: the write-back job is queued at once (after the commit)
+    instead of waiting for the connection's next scheduled sync. The job is idempotent: it drains
+    whatever is waiting, so an extra run costs one empty read."""
+    for connection_id in dict.fromkeys(c for c in connection_ids if c):
+        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)
+
+
+def _decide(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, approve: bool, comment: str | None,
+            write_back: bool = True) -> Reward:
+    return _decide_on(rt, tenant_id, reward_id, actor, approve, comment, write_back)[0]
+
+
+def _decide_on(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, approve: bool, comment: str | None,
+               write_back: bool = True) -> tuple[Reward, str | None]:
     with rt.uow(tenant_id) as uow:
         reward = uow.rewards.get(reward_id)
         now = rt.now()
@@ -34,9 +48,11 @@ def _decide(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, approve: 
         if connection_id:
             queue_mirror(uow, connection_id, "reward", reward.id, now)
         uow.commit()
+    if write_back:
+        _write_back_now(rt, tenant_id, [connection_id])
     if approve:
         rt.jobs.enqueue("notify", tenant_id=tenant_id, event="reward.approved", entity_id=reward.id)
-    return reward
+    return reward, connection_id
 
 
 def approve_reward(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, comment: str | None = None) -> Reward:
@@ -55,12 +71,14 @@ def decide_many(rt: Runtime, tenant_id: str, reward_ids: Sequence[str], actor: A
     if not approve and not (comment and comment.strip()):
         raise InvalidInput({"comment": "a rejection needs a reason"})
     result = BulkResult()
+    touched: list[str | None] = []
     for reward_id in dict.fromkeys(reward_ids):
         try:
-            _decide(rt, tenant_id, reward_id, actor, approve, comment)
+            touched.append(_decide_on(rt, tenant_id, reward_id, actor, approve, comment, write_back=False)[1])
             result.done.append(reward_id)
         except DomainError as exc:
             result.failed[reward_id] = str(exc)
+    _write_back_now(rt, tenant_id, touched)  # one job per connection for the whole batch
     return result
 
 
@@ -85,6 +103,7 @@ def issue_reward(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor, payo
             queue_mirror(uow, connection_id, "reward", reward.id, now)
             queue_mirror(uow, connection_id, "referral", referral.id, now)
         uow.commit()
+    _write_back_now(rt, tenant_id, [connection_id])
     rt.jobs.enqueue("notify", tenant_id=tenant_id, event="reward.issued", entity_id=reward.id)
     return reward
 

@@ -105,3 +105,70 @@ def resolve_api_key(rt: Runtime, plaintext: str) -> tuple[str, str] | None:
 def get_tenant(rt: Runtime, tenant_id: str) -> Tenant:
     with rt.uow() as uow:
         return uow.tenants.get(tenant_id)
+
+
+# --- company identity --------------------------------------------------------------------------------
+_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+_IDENTITY_TTL = 60.0
+_identity_cache: dict[str, tuple[float, Tenant]] = {}
+
+
+def update_identity(rt: Runtime, tenant_id: str, data: dict, actor: Actor) -> Tenant:
+    """The company's display name, logo (https), colour, and the console's locale and time zone;
+    every field's problem reported at once."""
+    import dataclasses
+    from urllib.parse import urlsplit
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    clean = {k: " ".join(str(data.get(k) or "").split()) or None
+             for k in ("display_name", "logo_url", "brand_color", "locale", "time_zone")}
+    errors: dict[str, str] = {}
+    if clean["display_name"] and len(clean["display_name"]) > 200:
+        errors["display_name"] = "at most 200 characters"
+    if clean["logo_url"]:
+        parts = urlsplit(clean["logo_url"])
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or len(clean["logo_url"]) > 500:
+            errors["logo_url"] = "an https:// address of the image (PNG, SVG or JPEG), at most 500 characters"
+    if clean["brand_color"] and not _HEX_COLOR.match(clean["brand_color"]):
+        errors["brand_color"] = "a colour as #rrggbb, e.g. #0b5cab"
+    if clean["locale"] and not _LOCALE.match(clean["locale"]):
+        errors["locale"] = "a locale such as en_US, en_GB, de_DE or fr_FR"
+    elif clean["locale"]:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(clean["locale"])
+        except (UnknownLocaleError, ValueError):
+            errors["locale"] = "a locale such as en_US, en_GB, de_DE or fr_FR"
+    if clean["time_zone"]:
+        try:
+            ZoneInfo(clean["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["time_zone"] = "a time zone such as Europe/Berlin or America/New_York"
+    if errors:
+        raise InvalidInput(errors)
+    with rt.uow(tenant_id) as uow:
+        before = uow.tenants.get(tenant_id)
+        after = dataclasses.replace(before, **clean)
+        uow.tenants.save_identity(after)
+        fields = ("display_name", "logo_url", "brand_color", "locale", "time_zone")
+        uow.audit.append([AuditEntry(tenant_id, "tenant", tenant_id, "identity_updated", actor, rt.now(),
+                                     {k: getattr(before, k) for k in fields}, {k: getattr(after, k) for k in fields})])
+        uow.commit()
+    _identity_cache.pop(tenant_id, None)
+    return after
+
+
+def identity(rt: Runtime, tenant_id: str) -> Tenant:
+    """The tenant as public pages and emails show it; cached a minute per process (the landing page
+    is on the hot path, and a renamed company may show its old name for that long)."""
+    import time
+
+    hit = _identity_cache.get(tenant_id)
+    if hit and time.monotonic() - hit[0] < _IDENTITY_TTL:
+        return hit[1]
+    with rt.uow(tenant_id, readonly=True) as uow:
+        tenant = uow.tenants.get(tenant_id)
+    _identity_cache[tenant_id] = (time.monotonic(), tenant)
+    return tenant

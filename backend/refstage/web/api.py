@@ -46,7 +46,9 @@ def require_api_key(fn: Callable[..., Any]) -> Callable[..., Any]:
 def body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise InvalidInput({"_body": "send a JSON object with Content-Type: application/json"})
+        from refstage.web.json_body import json_error
+
+        raise InvalidInput(json_error() or {"_body": "send a JSON object with Content-Type: application/json"})
     return data
 
 
@@ -206,15 +208,22 @@ def issue_reward(reward_id: str):
 
 
 # --- reports and audit --------------------------------------------------------------------------------
+MIN_YEAR, MAX_YEAR = 1970, 2999
+
+
 def _date_arg(name: str) -> dt.datetime | None:
     value = request.args.get(name)
     if not value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        parsed = parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         raise InvalidInput({name: "an ISO date such as 2026-11-01"}) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:  # 9999-12-31 overflowed date arithmetic further down
+        raise InvalidInput({name: f"a date between {MIN_YEAR} and {MAX_YEAR}"})
+    return parsed
 
 
 @bp.get("/reports/summary")

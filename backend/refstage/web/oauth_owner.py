@@ -9,8 +9,9 @@ import secrets
 
 from flask import session
 
+from refstage.services import sign_in as sign_in_service
 from refstage.services.connections import FlowOwner
-from refstage.web.admin.auth import TENANT_KEY, USER_KEY
+from refstage.web.admin.auth import SESSION_TOKEN_KEY, TENANT_KEY, USER_KEY, rt
 
 OWNER_KEY = "_oauth_owner"
 
@@ -19,6 +20,10 @@ def console_owner(*, create: bool) -> FlowOwner | None:
     """The FlowOwner of this browser's console session, or None when nobody is signed in here."""
     tenant_id, user_id = session.get(TENANT_KEY), session.get(USER_KEY)
     if not tenant_id or not user_id:
+        return None
+    # The cookie alone is not enough (the callbacks are outside the console's own check): its
+    # server-side session must still be open, so a cookie copied before sign-out finishes nothing.
+    if sign_in_service.session_user(rt(), tenant_id, user_id, session.get(SESSION_TOKEN_KEY)) is None:
         return None
     secret = session.get(OWNER_KEY)
     if not secret:

@@ -224,6 +224,7 @@ def docs():
             responses = [(code, r.get("description", ""), _ref_name(r["content"]["application/json"]["schema"]) if r.get("content") else "")
                          for code, r in op["responses"].items()]
             operations.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""), "tag": op["tags"][0],
+                               "description": op.get("description", "") if op.get("description") != op.get("summary") else "",
                                "params": shared + op.get("parameters", []), "body": _ref_name(body) if body else None,
                                "body_required": (op.get("requestBody") or {}).get("required", False), "responses": responses,
                                "anchor": f"{method}-{path.strip('/').replace('/', '-').replace('{', '').replace('}', '')}"})

@@ -13,6 +13,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
+from refstage.domain.errors import InvalidInput
 from refstage.services import inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
@@ -46,8 +47,14 @@ def start_connect():
             rt(), g.tenant_id, actor=g.actor, api_token=str(data["api_token"]), api_domain=str(data.get("api_domain") or ""),
             name=str(data.get("name") or "Pipedrive"), connection_id=data.get("connection_id"))
         return jsonify(_conn_out(conn)), 201
-    conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
-                                             connection_id=data.get("connection_id"))
+    try:
+        conn = pipedrive_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Pipedrive"),
+                                                 connection_id=data.get("connection_id"))
+    except CrmError as exc:
+        if getattr(exc, "code", None) != "not_configured":
+            raise
+        # No OAuth app on this server: the caller must send a personal API token instead.
+        raise InvalidInput({"api_token": "required: this server has no Pipedrive app configured for OAuth"}) from None
     # An admin of this workspace opens it signed in: the OAuth flow is bound to that console session.
     link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
     return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
@@ -57,15 +64,34 @@ def start_connect():
 def oauth_callback():
     """Pipedrive redirects the admin's browser here; the state (bound server-side, single use, ten
     minutes, to one pending connection) is the credential."""
+    from flask import flash, redirect, url_for
+
+    from refstage.domain.errors import InvalidInput
+
+    browser = "text/html" in request.headers.get("Accept", "")  # an admin's browser goes back to the console
+
+    def answer_error(code: str, message: str, status: int):
+        if browser:
+            flash(f"Pipedrive connection failed: {message}", "error")
+            return redirect(url_for("admin.connections"), 303)
+        return jsonify({"error": code, "message": message}), status
+
     if request.args.get("error"):
-        return jsonify({"error": "pipedrive_refused", "message": request.args.get("error_description") or request.args["error"]}), 400
+        return answer_error("pipedrive_refused", request.args.get("error_description") or request.args["error"], 400)
     owner = console_owner(create=False)
     if owner is None:
-        return jsonify({"error": "connect_failed", "message": pipedrive_connect.NOT_YOURS}), 403
+        return answer_error("connect_failed", pipedrive_connect.NOT_YOURS, 403)
     try:
         conn = pipedrive_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
     except CrmError as exc:
-        return jsonify({"error": "pipedrive_error", "message": str(exc)}), 502 if exc.transient else 400
+        return answer_error("pipedrive_error", str(exc), 502 if exc.transient else 400)
+    except InvalidInput as exc:
+        if not browser:
+            raise
+        return answer_error("connect_failed", "; ".join(str(m) for msgs in exc.errors.values() for m in msgs), 400)
+    if browser:
+        flash(f"Connected to Pipedrive company {conn.external_org_id} as {conn.external_username}.")
+        return redirect(url_for("admin.connections"), 303)
     return jsonify(_conn_out(conn))
 
 

@@ -78,22 +78,11 @@ def _nonce() -> None:
     g.csp_nonce = randomness.token_urlsafe(16)
 
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'nonce-{}'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY"))
-
-
 @bp.after_request
 def _headers(resp):
-    headers = resp.headers
-    present = {key.lower() for key, _ in headers.items()}  # one pass: setdefault scans the list per header
-    if "content-security-policy" not in present:
-        headers.add("Content-Security-Policy", CSP.format(getattr(g, "csp_nonce", "")))
-    for key, value in SECURITY_HEADERS:
-        if key.lower() not in present:
-            headers.add(key, value)
+    # The security headers (CSP with this request's nonce, framing, referrer) are added app-wide (web/headers.py).
     if request.method == "POST" or request.path.startswith("/me/"):
-        headers["Cache-Control"] = "no-store"
+        resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
@@ -120,6 +109,13 @@ def brand(color: str | None) -> dict[str, str]:
     return {"color": color, "text": text, "accent": accent}
 
 
+def _company(program: Any) -> str:
+    from refstage.web.identity import company_of
+
+    company = company_of(program)
+    return company.company_name if company else program.name
+
+
 def page(template: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any):
     ctx.setdefault("brand", brand(None))
     resp = make_response(render_template(template, labels=STATUS_LABELS, **ctx), status)
@@ -131,11 +127,6 @@ def page(template: str, status: int = 200, headers: dict[str, str] | None = None
 def unavailable(kind: str, status: int, **ctx: Any):
     """Unknown code (404), paused program (410), expired or invalid link: a page, never a trace."""
     return page("public/unavailable.html", status, kind=kind, **ctx)
-
-
-@bp.app_template_global()
-def csp_nonce() -> str:
-    return getattr(g, "csp_nonce", "")
 
 
 @bp.errorhandler(Exception)
@@ -330,12 +321,16 @@ def submit_referral(code: str):
 
 @bp.get("/r/<code>/thanks")
 def thanks(code: str):
-    found = referral_page(code)
-    if found is None:
-        return unavailable("unknown", 404)
+    """Reachable by anyone who guesses a code: counted like a landing view, answers like the landing for
+    unknown and paused codes, and names the program only (not the advocate)."""
+    limited = rate_limited(("view_ip", client_ip()))
+    if limited:
+        return limited
+    found, error = _lookup(code)
+    if error:
+        return error
     program = found.program
-    return page("public/thanks.html", advocate=found.advocate, program=program, landing=program.landing,
-                brand=brand(program.landing.brand_color))
+    return page("public/thanks.html", program=program, landing=program.landing, brand=brand(program.landing.brand_color))
 
 
 # --- /join/<tenant>/<program>: self-enrolment ---------------------------------------------------------------
@@ -415,7 +410,7 @@ def join_submit(tenant_slug: str, program_slug: str):
     link = referral_link(rt().settings.base_url, advocate.code)
     return page("public/joined.html", program=program, brand=brand(program.landing.brand_color), created=True,
                 advocate=advocate, link=link,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {link}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {link}")
 
 
 # --- advocate status: request a magic link, then the page ---------------------------------------------------
@@ -466,4 +461,4 @@ def advocate_status(token: str):
         return unavailable("invalid", 404)
     program = data["program"]
     return page("public/status.html", brand=brand(program.landing.brand_color), **data,
-                share_text=f"I use {program.name} and think you'd like it too. Here's my referral link: {data['link']}")
+                share_text=f"I use {_company(program)} and think you'd like it too. Here's my referral link: {data['link']}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from defusedxml import ElementTree as ET
-from sf_emu_helpers import FIXTURE_METADATA, make_emulator
+from sf_emu_helpers import make_emulator
 
-from refstage.emulators.salesforce.schema import build_schema, default_metadata_dir
+from refstage.emulators.salesforce.deploy import default_package_dir
 
 ACK = (b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/'
        b'envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
@@ -128,8 +127,8 @@ def test_outbound_batches_bulk_changes(cert_dir):
         rec.close()
 
 
-def test_fixture_metadata_loads_custom_objects_and_fields():
-    objs = build_schema(FIXTURE_METADATA)
+def test_fixture_metadata_is_installed_through_the_deploy(emu):
+    objs = emu.org.store.objects
     w = objs["Widget__c"]
     assert w.custom and w.key_prefix.startswith("a") and w.label == "Widget" and w.label_plural == "Widgets"
     assert w.fields["Backend_Id__c"].external_id and w.fields["Backend_Id__c"].unique
@@ -139,7 +138,8 @@ def test_fixture_metadata_loads_custom_objects_and_fields():
     assert g.fields["Widget__c"].cascade_delete and g.fields["Widget__c"].relationship_name == "Widget__r"
     assert objs["Contact"].fields["Referral_Code__c"].external_id
     assert objs["Lead"].fields["Widget__c"].reference_to == ["Widget__c"]
-    assert build_schema(Path("/nonexistent")).keys() >= {"Account", "Lead"}
+    listed = {name for name, _ in emu.org.store.deployed("CustomObject")}
+    assert listed == {"Contact", "Gadget__c", "Lead", "Widget__c"}
 
 
 def test_master_detail_cascade_and_autonumber(sf):
@@ -152,22 +152,23 @@ def test_master_detail_cascade_and_autonumber(sf):
     assert sf.query(f"SELECT COUNT() FROM Gadget__c WHERE Id = '{g}'")["totalSize"] == 0
 
 
-REPO_OBJECTS = default_metadata_dir()
+REPO_PACKAGE = default_package_dir()
 
 
 def test_repo_sfdx_metadata_is_served(cert_dir):
-    assert REPO_OBJECTS.is_dir(), f"the package's objects folder is missing: {REPO_OBJECTS}"
-    objs = build_schema(REPO_OBJECTS)
-    custom = [o for o in objs.values() if o.custom]
-    assert custom, "sfdx objects folder exists but no custom objects were loaded"
-    with make_emulator(cert_dir, seed="demo", metadata_dir=REPO_OBJECTS) as emu:
+    assert (REPO_PACKAGE / "main" / "default" / "objects").is_dir(), f"the package's objects folder is missing: {REPO_PACKAGE}"
+    sources = sorted(p.name for p in (REPO_PACKAGE / "main" / "default" / "objects").iterdir() if p.is_dir())
+    with make_emulator(cert_dir, seed="demo", metadata_dir=REPO_PACKAGE) as emu:
         from sf_emu_helpers import VERSION, password_token
         from simple_salesforce import Salesforce
 
         sf = Salesforce(instance_url=emu.base_url, session_id=password_token(emu)["access_token"], version=VERSION)
         names = {o["name"] for o in sf.describe()["sobjects"]}
-        for o in custom:
-            assert o.name in names
-            d = sf.restful(f"sobjects/{o.name}/describe")
-            assert {f["name"] for f in d["fields"]} >= set(o.fields)
-            sf.query(f"SELECT Id, Name FROM {o.name} LIMIT 1")
+        for name in sources:
+            assert name in names
+            fields = {f["name"] for f in sf.restful(f"sobjects/{name}/describe")["fields"]}
+            declared = {p.name.split(".")[0] for p in (REPO_PACKAGE / "main/default/objects" / name / "fields").glob(
+                "*.field-meta.xml")}
+            assert declared <= fields
+            if name.endswith("__c"):
+                sf.query(f"SELECT Id, Name FROM {name} LIMIT 1")

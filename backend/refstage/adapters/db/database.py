@@ -109,12 +109,31 @@ def wal_checkpointer(path: str, engine: Engine) -> WalCheckpointer:
         return found
 
 
+def private_dir(path: Path | str) -> None:
+    """Create a folder only its owner can enter (0700); a folder that exists is left as it is (it may be
+    one the operator chose and shares on purpose)."""
+    Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def private_file(path: Path | str) -> None:
+    """Make sure a file we own (a database, a queue, a secret) exists with mode 0600, tightening one an
+    older version created world-readable. SQLite gives its -wal and -shm files the database's mode."""
+    path = Path(path)
+    private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         if not memory:
-            path = url.split("///", 1)[-1]
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = url.split("///", 1)[-1].split("?", 1)[0]
+            private_file(path)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

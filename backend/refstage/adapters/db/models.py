@@ -125,6 +125,12 @@ class TenantRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime]
+    # Company identity for public pages and emails; locale and time zone for the console (0004_h).
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    brand_color: Mapped[str | None] = mapped_column(String(7))
+    locale: Mapped[str | None] = mapped_column(String(20))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class UserRow(Base):
@@ -554,3 +560,26 @@ class RejectedSubmissionRow(Base):
     client: Mapped[str | None] = mapped_column(String(64))  # hashed IP
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[dt.datetime]
+
+
+class AdminSessionRow(Base):
+    """A signed-in console session. The cookie carries a random token; only its hash is stored. Sign-out
+    deletes the row, a password change deletes all of the user's: a captured cookie then opens nothing."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie's token
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class LoginThrottleRow(Base):
+    """Failed console sign-ins per account (keyed hash of the email) and per address (keyed hash of the IP),
+    with the lock that exponential backoff sets."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]

@@ -34,6 +34,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _escape_like(text: str) -> str:
+    """A search box's text as a LIKE pattern's literal part (%, _ and the escape itself escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class _Scoped:
     def __init__(self, session: Session, tenant_id: str):
         self.session = session
@@ -62,6 +67,10 @@ class _Scoped:
 
 
 # --- tenants and users --------------------------------------------------------------------------
+def _tenant(row: m.TenantRow) -> Tenant:
+    return Tenant(row.id, row.name, row.slug, row.display_name, row.logo_url, row.brand_color, row.locale, row.time_zone)
+
+
 class TenantRepository:
     def __init__(self, session: Session):
         self.session = session
@@ -75,14 +84,23 @@ class TenantRepository:
         row = self.session.get(m.TenantRow, tenant_id)
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found")
-        return Tenant(row.id, row.name, row.slug)
+        return _tenant(row)
+
+    def save_identity(self, tenant: Tenant) -> Tenant:
+        row = self.session.get(m.TenantRow, tenant.id)
+        if row is None:
+            raise NotFound(f"tenant {tenant.id} not found")
+        for name in ("display_name", "logo_url", "brand_color", "locale", "time_zone"):
+            setattr(row, name, getattr(tenant, name))
+        self.session.flush()
+        return tenant
 
     def by_slug(self, slug: str) -> Tenant | None:
         row = self.session.scalar(select(m.TenantRow).where(m.TenantRow.slug == slug))
-        return Tenant(row.id, row.name, row.slug) if row else None
+        return _tenant(row) if row else None
 
     def list(self) -> list[Tenant]:
-        return [Tenant(r.id, r.name, r.slug) for r in self.session.scalars(select(m.TenantRow).order_by(m.TenantRow.name))]
+        return [_tenant(r) for r in self.session.scalars(select(m.TenantRow).order_by(m.TenantRow.name))]
 
 
 def _user(row: m.UserRow) -> User:
@@ -109,6 +127,9 @@ class UserRepository(_Scoped):
     def list(self) -> list[User]:
         rows = self.session.scalars(select(m.UserRow).where(m.UserRow.tenant_id == self.tenant_id).order_by(m.UserRow.email))
         return [_user(r) for r in rows]
+
+    def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self._one(m.UserRow, user_id).password_hash = password_hash
 
 
 class ApiKeyRepository(_Scoped):
@@ -163,6 +184,32 @@ class ConnectionRepository(_Scoped):
 
     def credentials(self, connection_id: str) -> str | None:
         return self._one(m.ConnectionRow, connection_id).credentials
+
+    def delete_unused(self, connection_id: str) -> bool:
+        """Remove a connection nothing refers to (an abandoned or superseded "pending" one): its
+        sync runs and state go with it; a connection any program uses is kept. True if removed."""
+        row = self._one(m.ConnectionRow, connection_id)
+        for referrer in (m.ProgramRow, m.ReferralRow):
+            if self.session.scalar(select(func.count()).select_from(referrer).where(
+                    referrer.tenant_id == self.tenant_id, referrer.connection_id == connection_id)):
+                return False
+        for row_type in (m.CrmEventRow, m.SyncRunRow, m.SyncStateRow, m.RecordSyncRow, m.PendingWriteRow, m.CrmRecordRow):
+            self.session.execute(delete(row_type).where(row_type.tenant_id == self.tenant_id,
+                                                        row_type.connection_id == connection_id))
+        self.session.delete(row)
+        self._rows.pop((m.ConnectionRow, connection_id), None)
+        self.session.flush()
+        return True
+
+    def latest_runs(self) -> dict[str, dict[str, Any]]:
+        """Each connection's most recent sync run (status, when, error), by connection id."""
+        rows = self.session.scalars(select(m.SyncRunRow).where(m.SyncRunRow.tenant_id == self.tenant_id)
+                                    .order_by(m.SyncRunRow.started_at.desc()).limit(200))
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            out.setdefault(r.connection_id, {"kind": r.kind, "status": r.status, "started_at": r.started_at,
+                                             "error": r.error})
+        return out
 
     def store_credentials(self, connection_id: str, sealed: str | None) -> None:
         row = self._one(m.ConnectionRow, connection_id)
@@ -312,6 +359,31 @@ class AdvocateRepository(_Scoped):
         if program_id:
             q = q.where(m.AdvocateRow.program_id == program_id)
         return [_advocate(r) for r in self.session.scalars(q.order_by(m.AdvocateRow.enrolled_at, m.AdvocateRow.id).limit(limit).offset(offset))]
+
+    def search(self, *, text: str | None = None, program_id: str | None = None, source: str | None = None,
+               limit: int = 100, offset: int = 0) -> tuple[list[Advocate], int]:
+        """The console's advocate list: name, email or code; by program and enrolment source; with the
+        total for paging. Newest first."""
+        A = m.AdvocateRow
+        q = self._filtered(select(A).where(A.tenant_id == self.tenant_id), (A.program_id, program_id), (A.source, source))
+        if text and text.strip():
+            like = f"%{_escape_like(text.strip().lower())}%"
+            q = q.where(func.lower(A.name).like(like, escape="\\") | func.lower(A.email).like(like, escape="\\")
+                        | func.lower(A.code).like(like, escape="\\") | (A.crm_id == text.strip()))
+        total = int(self.session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        rows = self.session.scalars(q.order_by(A.enrolled_at.desc(), A.id).limit(limit).offset(offset))
+        return [_advocate(r) for r in rows], total
+
+    def referral_counts(self, advocate_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per advocate: referrals by status."""
+        if not advocate_ids:
+            return {}
+        R = m.ReferralRow
+        out: dict[str, dict[str, int]] = {}
+        for aid, status, n in self.session.execute(select(R.advocate_id, R.status, func.count()).where(
+                R.tenant_id == self.tenant_id, R.advocate_id.in_(list(advocate_ids))).group_by(R.advocate_id, R.status)):
+            out.setdefault(aid, {})[status] = int(n)
+        return out
 
     def count(self, program_id: str | None = None) -> int:
         q = select(func.count()).select_from(m.AdvocateRow).where(m.AdvocateRow.tenant_id == self.tenant_id)
@@ -566,6 +638,44 @@ class ReferralRepository(_Scoped):
                            (m.ReferralRow.advocate_id, advocate_id))
         rows = self.session.scalars(q.order_by(m.ReferralRow.captured_at.desc(), m.ReferralRow.id).limit(limit).offset(offset))
         return [_referral(r) for r in rows]
+
+    def search(self, *, text: str | None = None, program_id: str | None = None, status: str | None = None,
+               owner_id: str | None = None, advocate_id: str | None = None, since: dt.datetime | None = None,
+               until: dt.datetime | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Referral], int]:
+        """The console's referral list: free text (friend's name, email, company; the advocate's name or
+        code; a CRM id), filters, newest first; with the total count for paging."""
+        R, A = m.ReferralRow, m.AdvocateRow
+        q = self._filtered(select(R).where(R.tenant_id == self.tenant_id), (R.program_id, program_id),
+                           (R.status, status), (R.crm_owner_id, owner_id), (R.advocate_id, advocate_id))
+        if since:
+            q = q.where(R.captured_at >= since)
+        if until:
+            q = q.where(R.captured_at < until)
+        if text and text.strip():
+            like = f"%{_escape_like(text.strip().lower())}%"
+            advocates = select(A.id).where(A.tenant_id == self.tenant_id, func.lower(A.name).like(like, escape="\\")
+                                           | func.lower(A.code).like(like, escape="\\"))
+            q = q.where(func.lower(R.friend_name).like(like, escape="\\") | R.friend_canonical_email.like(like, escape="\\")
+                        | func.lower(R.friend_email).like(like, escape="\\") | func.lower(R.friend_company).like(like, escape="\\")
+                        | R.advocate_id.in_(advocates) | (R.id == text.strip()) | (R.lead_id == text.strip())
+                        | (R.opportunity_id == text.strip()) | (R.deal_id == text.strip()) | (R.person_id == text.strip()))
+        total = int(self.session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        rows = self.session.scalars(q.order_by(R.captured_at.desc(), R.id).limit(limit).offset(offset))
+        return [_referral(r) for r in rows], total
+
+    def owners(self) -> list[str]:
+        """The CRM owners referrals were routed to (for the owner filter)."""
+        R = m.ReferralRow
+        return sorted(o for o in self.session.scalars(select(R.crm_owner_id).where(
+            R.tenant_id == self.tenant_id, R.crm_owner_id.is_not(None)).distinct()) if o)
+
+    def funnel_counts(self, program_id: str | None = None) -> dict[str, int]:
+        """Referrals by status (one grouped count)."""
+        R = m.ReferralRow
+        q = select(R.status, func.count()).where(R.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(R.program_id == program_id)
+        return {status: int(n) for status, n in self.session.execute(q.group_by(R.status))}
 
     def unrouted(self, limit: int = 100) -> list[Referral]:
         rows = self.session.scalars(select(m.ReferralRow).where(
@@ -1159,3 +1269,28 @@ class Directory:
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
         return list(self.session.scalars(q1))
+
+
+class AttentionRepository(_Scoped):
+    """Counts behind the dashboard's "needs attention" list (grouped counts, no rows)."""
+
+    def pending_review(self) -> int:
+        rewards = self.session.scalar(select(func.count()).select_from(m.RewardRow).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.status == "pending_review")) or 0
+        duplicates = self.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
+            m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.status == "duplicate")) or 0
+        return int(rewards) + int(duplicates)
+
+    def failed_webhook_deliveries(self, since: dt.datetime) -> int:
+        W = m.WebhookDeliveryRow
+        return int(self.session.scalar(select(func.count()).select_from(W).where(
+            W.tenant_id == self.tenant_id, W.status == "failed", W.created_at >= since)) or 0)
+
+    def failed_crm_writes(self) -> int:
+        P = m.PendingWriteRow
+        return int(self.session.scalar(select(func.count()).select_from(P).where(
+            P.tenant_id == self.tenant_id, P.attempts > 0)) or 0)
+
+    def approved_not_issued(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(m.RewardRow).where(
+            m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.status == "approved")) or 0)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
+from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
@@ -56,6 +57,7 @@ class UnitOfWork:
         self.directory = r.Directory(self.session)
         self.sealed_secrets = r.SealedSecrets(self.session)
         self.intake_backlog = r.IntakeBacklog(self.session)
+        self.login_throttle = auth_r.LoginThrottleRepository(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
         return self
@@ -72,6 +74,8 @@ class UnitOfWork:
         self.rewards = r.RewardRepository(s, tenant_id)
         self.audit = r.AuditRepository(s, tenant_id)
         self.crm_records = r.CrmRecordRepository(s, tenant_id)
+        self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
+        self.attention = r.AttentionRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
         self.sync_state = r.SyncStateRepository(s, tenant_id)
         self.sync_runs = r.SyncRunRepository(s, tenant_id)

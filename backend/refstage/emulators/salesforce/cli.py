@@ -27,15 +27,18 @@ from refstage.emulators.tls import DEFAULT_CERT_DIR
 @click.option("--session-timeout", default=7200, show_default=True, type=int, envvar="REFSTAGE_SF_SESSION_TIMEOUT",
               help="Seconds of inactivity after which an access token is INVALID_SESSION_ID.")
 @click.option("--metadata-dir", type=click.Path(file_okay=False), default=None, envvar="REFSTAGE_SF_METADATA_DIR",
-              help="SFDX objects folder (default: <repo>/sfdx/force-app/main/default/objects).")
+              help="SFDX source folder whose objects the org starts with, installed through the Metadata API deploy "
+                   "(default: <repo>/sfdx/force-app).")
+@click.option("--bare", is_flag=True, default=False, envvar="REFSTAGE_SF_BARE",
+              help="Start with standard objects only; install the package with `sf project deploy start`.")
 @click.option("--outbound-retry-base", default=15.0, show_default=True, type=float,
               envvar="REFSTAGE_SF_OUTBOUND_RETRY_BASE", help="First Outbound Message retry gap in seconds (doubles).")
 @click.option("--access-log/--no-access-log", default=True, envvar="REFSTAGE_SF_ACCESS_LOG")
 def salesforce(port: int, host: str, seed: str, data_file: str | None, faults: str | None, cert_dir: str,
                client_id: str, client_secret: str, admin_username: str, admin_password: str,
                session_timeout: int, metadata_dir: str | None, outbound_retry_base: float,
-               access_log: bool) -> None:
-    """Run a local Salesforce org emulator (OAuth, REST, SOQL, Bulk API 2.0, Outbound Messages)."""
+               access_log: bool, bare: bool) -> None:
+    """Run a local Salesforce org emulator (OAuth, REST, SOQL, Bulk API 2.0, Metadata API, Outbound Messages)."""
     from .faults import parse_spec
     from .server import SalesforceEmulator
 
@@ -47,7 +50,7 @@ def salesforce(port: int, host: str, seed: str, data_file: str | None, faults: s
                              cert_dir=cert_dir, session_timeout=session_timeout, client_id=client_id,
                              client_secret=client_secret, admin_username=admin_username,
                              admin_password=admin_password, metadata_dir=metadata_dir,
-                             outbound_retry_base=outbound_retry_base, access_log=access_log)
+                             outbound_retry_base=outbound_retry_base, access_log=access_log, bare=bare)
     emu.start()
     click.echo(f"Salesforce emulator listening on {emu.base_url} (login host and instance_url)")
     click.echo(f"  CA certificate : {emu.ca_path}  (export REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS)")

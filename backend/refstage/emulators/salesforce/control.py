@@ -57,6 +57,15 @@ def seed_org(org: Org, seed: str = "demo") -> None:
             (admin_id, stamp, admin_id, stamp, admin_id, stamp, org.admin_username, "Admin", "User", "Admin User",
              org.admin_username, "admin", "System Administrator", "GMT", "Standard", "Refstage Demo"))
     store.kv_set("admin_id", admin_id)
+    organization = store.objects["Organization"]
+    with store.lock:
+        store.db.execute(
+            f'INSERT INTO {organization.table} (Id, IsDeleted, CreatedDate, CreatedById, LastModifiedDate, '
+            'LastModifiedById, SystemModstamp, Name, Country, DefaultLocaleSidKey, LanguageLocaleKey, TimeZoneSidKey, '
+            'InstanceName, IsSandbox, OrganizationType, IsReadOnly, DefaultCurrencyIsoCode, PrimaryContact) '
+            'VALUES (?,0,?,?,?,?,?,?,?,?,?,?,?,0,?,0,?,?)',
+            (org.org_id, stamp, admin_id, stamp, admin_id, stamp, "Refstage Demo", "United States", "en_US", "en_US",
+             "GMT", "EMU1", "Developer Edition", "USD", "Admin User"))
     store.kv_set(f"password:{admin_id}", org.admin_password)
     org.admin_id = admin_id
     for i, (name, prob, closed, won, fc) in enumerate(STAGES):
@@ -328,6 +337,8 @@ class Control:
         org.clock.offset = dt.timedelta()
         org.oauth.__init__(org)  # type: ignore[misc]
         seed_org(org, seed or org.seed_name)
+        org.install_package()
+        org.automation.reload()
         return {"reset": True, "seed": seed or org.seed_name}
 
     def seed(self, accounts: int = 0, contacts: int = 0, leads: int = 0, opportunities: int = 0,
@@ -391,7 +402,7 @@ class Control:
         return self.org.outbound.deliveries()
 
     def reload_metadata(self) -> list[str]:
-        return self.org.store.load_schema()
+        return self.org.install_package()
 
 
 # ---------------------------------------------------------------------- HTTP control API
@@ -501,7 +512,7 @@ def c_deliveries(org: Org, request: Request) -> Response:
 
 
 def c_metadata(org: Org, request: Request) -> Response:
-    return json_response({"objects": org.store.load_schema()})
+    return json_response({"objects": org.install_package()})
 
 
 def c_info(org: Org, request: Request) -> Response:

@@ -77,13 +77,34 @@ class Outbound:
             self.rules[rid] = entry
         return entry
 
+    def set_deployed(self, rules: list[dict[str, Any]]) -> None:
+        """Replace the Outbound Messages the Metadata API deployed (flows send them through enqueue)."""
+        with self._lock:
+            for rid in [rid for rid, r in self.rules.items() if r.get("deployed")]:
+                del self.rules[rid]
+            for rule in rules:
+                self.rules[rule["id"]] = rule
+
+    def enqueue(self, rule_id: str, record_ids: list[str], source: str | None = None) -> None:
+        """Queue one notification per record for a rule (a flow's outboundMessage action)."""
+        store = self.org.store
+        now = self.org.clock.now_ms()
+        with self._lock:
+            for rid in record_ids:
+                self.queue.append({"id": ids.make_id("04l", store.ids.reserve(1)), "ruleId": rule_id,
+                                   "recordId": rid, "created": now, "due": now, "attempts": 0, "source": source})
+        self._wake.set()
+
     def list_rules(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(r) for r in self.rules.values()]
 
     def delete_rule(self, rule_id: str) -> None:
         with self._lock:
-            self.rules.pop(ids.normalize(rule_id) or rule_id, None)
+            key = ids.normalize(rule_id) or rule_id
+            if self.rules.get(key, {}).get("deployed"):
+                return  # a deployed Outbound Message leaves with its metadata, not through the control API
+            self.rules.pop(key, None)
             self.queue = [n for n in self.queue if n["ruleId"] != rule_id]
 
     def clear(self) -> None:
@@ -147,7 +168,9 @@ class Outbound:
             now_give_up = [n for n in self.queue if now - n["created"] > GIVE_UP_SECONDS * 1000]
             for n in now_give_up:
                 self.queue.remove(n)
+                rule = self.rules.get(n["ruleId"], {})
                 self.log.append({"notificationIds": [n["id"]], "recordIds": [n["recordId"]], "ruleId": n["ruleId"],
+                                 "name": rule.get("name"), "fullName": rule.get("fullName"),
                                  "status": "dropped", "acked": False, "at": now, "attempt": n["attempts"]})
             due = [n for n in due if n not in now_give_up]
         by_rule: dict[str, list[dict[str, Any]]] = {}
@@ -168,7 +191,7 @@ class Outbound:
         version = "62.0"
         session = ""
         if rule["includeSessionId"]:
-            session = self.org.oauth.issue_access(self.org.admin_id, self.org.client_id, "api")
+            session = self.org.oauth.issue_access(rule.get("userId") or self.org.admin_id, self.org.client_id, "api")
         parts = [
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -219,7 +242,9 @@ class Outbound:
         now = self.org.clock.now_ms()
         with self._lock:
             attempt = max(n["attempts"] for n in items) + 1
-            self.log.append({"ruleId": rule["id"], "endpointUrl": rule["endpointUrl"],
+            self.log.append({"ruleId": rule["id"], "name": rule.get("name"), "fullName": rule.get("fullName"),
+                             "flows": sorted({n["source"] for n in items if n.get("source")}),
+                             "endpointUrl": rule["endpointUrl"],
                              "notificationIds": [n["id"] for n in items], "recordIds": [n["recordId"] for n in items],
                              "attempt": attempt, "status": status, "acked": ok, "at": now, "body": body})
             for n in items:

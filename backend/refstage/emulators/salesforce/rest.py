@@ -168,6 +168,8 @@ def next_assignee(org: Org, rule_id: str | None) -> str | None:
 def create(org: Org, request: Request, version: str, sobject: str) -> Response:
     user_id = api_call(org, request, version)
     obj = _obj(org, sobject)
+    if not obj.createable:
+        raise SFError(400, "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type cannot be inserted: {obj.name}")
     values = body_json(request)
     if not isinstance(values, dict):
         raise SFError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of " + obj.name + " from START_ARRAY")
@@ -555,7 +557,50 @@ def query(org: Org, request: Request, version: str) -> Response:
     if text is None:
         raise SFError(400, "MALFORMED_QUERY", "A query string has to be specified")
     include_deleted = request.path.rstrip("/").endswith("queryAll")
+    if request.args.get("columns", "").lower() == "true":
+        return json_response(query_columns(org, text))
     return json_response(run_query(org, request, version, text, include_deleted))
+
+
+_APEX_TYPES = {"id": "Id", "reference": "Id", "boolean": "Boolean", "int": "Integer", "double": "Decimal",
+               "currency": "Decimal", "percent": "Decimal", "date": "Date", "datetime": "Datetime"}
+
+
+def query_columns(org: Org, text: str) -> dict[str, Any]:
+    """``query?q=...&columns=true``: the query's columns (parent fields nested in ``joinColumns``), no rows."""
+    q = compile_soql(text, org.store.objects, org.clock.today())
+
+    def column(name: str, display: str, f: Any, aggregate: bool = False) -> dict[str, Any]:
+        apex = "Integer" if aggregate else _APEX_TYPES.get(f.type, "String")
+        return {"aggregate": aggregate, "apexType": apex, "booleanType": apex == "Boolean", "columnName": name,
+                "custom": bool(f.custom) and not aggregate, "displayName": display, "foreignKeyName": None,
+                "insertable": bool(f.createable) and not aggregate, "joinColumns": [],
+                "numberType": apex in ("Integer", "Decimal"), "textType": apex in ("String", "Id"),
+                "updatable": bool(f.updateable) and not aggregate}
+
+    def relationship(name: str, display: str, f: Any) -> dict[str, Any]:
+        return {"aggregate": False, "apexType": None, "booleanType": False, "columnName": name, "custom": f.custom,
+                "displayName": display, "foreignKeyName": f.name, "insertable": False, "joinColumns": [],
+                "numberType": False, "textType": False, "updatable": False}
+
+    out: list[dict[str, Any]] = []
+    for c in q.columns:
+        if c.aggregate:
+            out.append(column(c.label, f"COUNT({c.field.name})", c.field, aggregate=True))
+            continue
+        level, obj, prefix = out, q.obj, []
+        for rel, target in c.path:
+            prefix.append(rel)
+            entry = next((e for e in level if e["columnName"] == rel and e["apexType"] is None), None)
+            if entry is None:
+                ref = obj.relationship(rel)
+                entry = relationship(rel, ".".join(prefix), ref)
+                level.append(entry)
+            level, obj = entry["joinColumns"], target
+        level.append(column(c.field.name, ".".join(prefix + [c.field.name]), c.field))
+    return {"columnMetadata": out, "entityName": q.obj.name, "groupBy": False,
+            "idSelected": any(not c.path and c.field.name == "Id" for c in q.columns),
+            "keyPrefix": q.obj.key_prefix}
 
 
 def query_more(org: Org, request: Request, version: str, locator: str) -> Response:

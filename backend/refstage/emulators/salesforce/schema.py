@@ -1,5 +1,5 @@
-"""Object and field definitions: the standard objects the emulator knows plus custom objects and
-fields loaded from SFDX source-format metadata (``sfdx/force-app/main/default/objects``)."""
+"""Object and field definitions: the standard objects the emulator knows, and custom objects and fields
+built from deployed ``CustomObject`` components (metadata format; see deploy.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defusedxml import ElementTree as ET
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +387,51 @@ def standard_objects() -> dict[str, SObject]:
             _pick("SobjectType", ["Lead", "Case"], nillable=False, label="Object"),
             _f("Active", "boolean"),
         ], owned=False),
+        *org_setup_objects(),
     ]
     return {o.name: o for o in objs}
+
+
+def org_setup_objects() -> list[SObject]:
+    """Setup objects clients read: the org itself and permission sets with their assignments."""
+    org = _std("Organization", "00D", "Organization", "Organizations", [
+        _f("Name", "string", length=80, nillable=False, name_field=True),
+        _f("Division", "string", length=80), _f("Street", "textarea", length=255),
+        _f("City", "string", length=40), _f("Country", "string", length=80),
+        _f("Phone", "phone"), _f("PrimaryContact", "string", length=80),
+        _pick("DefaultLocaleSidKey", ["en_US", "en_GB", "fr_FR", "de_DE"], label="Locale"),
+        _pick("LanguageLocaleKey", ["en_US", "fr", "de"], label="Language"),
+        _pick("TimeZoneSidKey", ["GMT", "Europe/Paris", "America/New_York"], label="Time Zone"),
+        _f("InstanceName", "string", length=5, **RO), _f("IsSandbox", "boolean", **RO),
+        _f("TrialExpirationDate", "datetime", **RO), _f("NamespacePrefix", "string", length=15, **RO),
+        _pick("OrganizationType", ["Team Edition", "Professional Edition", "Enterprise Edition",
+                                   "Developer Edition", "Personal Edition", "Unlimited Edition",
+                                   "Contact Manager Edition", "Base Edition"], label="Edition", **RO),
+        _f("IsReadOnly", "boolean", **RO), _f("DefaultCurrencyIsoCode", "string", length=3, **RO),
+    ], owned=False)
+    org.createable = False
+    perm = _std("PermissionSet", "0PS", "Permission Set", "Permission Sets", [
+        _f("Name", "string", length=80, nillable=False, name_field=True, unique=True),
+        _f("Label", "string", length=80, nillable=False), _f("Description", "string", length=255),
+        _f("NamespacePrefix", "string", length=15, **RO), _f("IsOwnedByProfile", "boolean", **RO),
+        _f("IsCustom", "boolean", **RO), _f("HasActivationRequired", "boolean"),
+    ], owned=False)
+    assignment = _std("PermissionSetAssignment", "0Pa", "Permission Set Assignment", "Permission Set Assignments", [
+        _ref("AssigneeId", "User", "Assignee", nillable=False),
+        _ref("PermissionSetId", "PermissionSet", "PermissionSet", nillable=False),
+        _f("IsActive", "boolean", default=True, **RO), _f("ExpirationDate", "datetime"),
+    ], owned=False)
+    flows = _std("FlowDefinitionView", "300", "Flow Definition View", "Flow Definition Views", [
+        _f("ApiName", "string", "API Name", length=80, nillable=False, **RO),
+        _f("Label", "string", length=255, name_field=True, **RO), _f("Description", "textarea", **RO),
+        _f("ProcessType", "string", length=40, **RO), _f("TriggerType", "string", length=40, **RO),
+        _f("TriggerObjectOrEventLabel", "string", length=255, **RO),
+        _f("IsActive", "boolean", **RO), _f("ActiveVersionId", "string", "Active Version ID", length=18, **RO),
+        _f("LatestVersionId", "string", "Latest Version ID", length=18, **RO),
+        _f("ApiVersion", "double", precision=18, scale=1, **RO),
+    ], owned=False)
+    flows.createable = False
+    return [org, perm, assignment, flows]
 
 
 # ---------------------------------------------------------------- SFDX metadata
@@ -415,9 +457,9 @@ def _iter(el: Any, path: str) -> list[Any]:
     return list(el.findall(ns_path)) or list(el.findall(path))
 
 
-def parse_field(path: Path) -> Field | None:
-    root = ET.parse(path).getroot()
-    name = _text(root, "fullName") or path.name.split(".")[0]
+def field_from_element(root: Any, name_hint: str = "") -> Field | None:
+    """A CustomField element (source file root or a ``<fields>`` child of a CustomObject) -> Field."""
+    name = _text(root, "fullName") or name_hint
     md_type = _text(root, "type")
     formula = _text(root, "formula")
     if md_type is None and formula is None:
@@ -499,65 +541,39 @@ def _first(root: Any, tag: str) -> Any:
     return el if el is not None else root.makeelement("x", {})
 
 
-def load_metadata(objects: dict[str, SObject], objects_dir: Path) -> list[str]:
-    """Add custom objects/fields found under objects_dir to objects. Returns the names touched."""
-    if not objects_dir.is_dir():
-        return []
-    touched = []
-    custom_dirs = sorted(p for p in objects_dir.iterdir() if p.is_dir())
-    prefix_n = sum(1 for o in objects.values() if o.custom)
-    for d in custom_dirs:
-        name = d.name
-        meta = d / f"{name}.object-meta.xml"
-        obj = objects.get(name)
-        if obj is None:
-            if not name.endswith("__c"):
-                log.warning("skipping unknown standard object folder %s", name)
-                continue
-            label, plural, name_label, name_type = name[:-3].replace("_", " "), None, None, "Text"
-            if meta.exists():
-                try:
-                    root = ET.parse(meta).getroot()
-                    label = _text(root, "label") or label
-                    plural = _text(root, "pluralLabel")
-                    nf = _first(root, "nameField")
-                    name_label = _text(nf, "label")
-                    name_type = _text(nf, "type") or "Text"
-                except ET.ParseError as exc:  # a file being written right now
-                    log.warning("cannot parse %s: %s", meta, exc)
-            prefix = "a" + format(prefix_n, "02X")[-2:].rjust(2, "0")
-            prefix_n += 1
-            obj = SObject(name, prefix, label, plural or label + "s", custom=True)
-            _system(obj)
-            auto = name_type == "AutoNumber"
-            obj.add(_f("Name", "string", name_label or f"{label} Name", length=80, name_field=True,
-                       auto_number=auto, createable=not auto, updateable=not auto))
-            objects[name] = obj
-        fields_dir = d / "fields"
-        if fields_dir.is_dir():
-            for fp in sorted(fields_dir.glob("*.field-meta.xml")):
-                try:
-                    f = parse_field(fp)
-                except ET.ParseError as exc:
-                    log.warning("cannot parse %s: %s", fp, exc)
-                    continue
-                if f is not None:
-                    obj.add(f)
-        touched.append(name)
-    # Master-detail children are owned by their parent: no OwnerId.
-    for obj in objects.values():
-        if obj.custom and any(f.cascade_delete and not f.nillable for f in obj.fields.values()):
-            obj.owned = False
-            obj.fields.pop("OwnerId", None)
-    return touched
-
-
 def default_metadata_dir() -> Path:
-    # backend/refstage/emulators/salesforce/schema.py -> repo root is parents[4]
+    """The repository package's objects folder: what a new org installs, through the deploy, by default."""
+    # backend/refstage/emulators/salesforce/schema.py -> the repository root is parents[4]
     return Path(__file__).resolve().parents[4] / "sfdx" / "force-app" / "main" / "default" / "objects"
 
 
-def build_schema(metadata_dir: Path | None = None) -> dict[str, SObject]:
-    objects = standard_objects()
-    load_metadata(objects, metadata_dir or default_metadata_dir())
-    return objects
+def custom_object_from_element(name: str, root: Any, key_prefix: str, existing: SObject | None) -> SObject:
+    """Apply a deployed CustomObject (metadata format: the object plus its ``<fields>``) to the schema.
+
+    A standard object only gains fields; a custom object is (re)built with its system and name fields."""
+    if existing is not None and not existing.custom:
+        obj = existing
+    else:
+        label = _text(root, "label") or (existing.label if existing else name[:-3].replace("_", " "))
+        plural = _text(root, "pluralLabel") or (existing.label_plural if existing else label + "s")
+        obj = SObject(name, key_prefix, label, plural, custom=True)
+        _system(obj)
+        nf = _first(root, "nameField")
+        if existing is not None and _text(nf, "type") is None:
+            obj.add(existing.fields["Name"])
+        else:
+            auto = (_text(nf, "type") or "Text") == "AutoNumber"
+            obj.add(_f("Name", "string", _text(nf, "label") or f"{label} Name", length=80, name_field=True,
+                       auto_number=auto, createable=not auto, updateable=not auto))
+        if existing is not None:
+            for f in existing.fields.values():
+                if f.custom and f.name not in obj.fields:
+                    obj.add(f)
+    for fel in _iter(root, "fields"):
+        f = field_from_element(fel)
+        if f is not None:
+            obj.add(f)
+    if obj.custom and any(f.cascade_delete and not f.nillable for f in obj.fields.values()):
+        obj.owned = False  # master-detail children are owned by their parent
+        obj.fields.pop("OwnerId", None)
+    return obj

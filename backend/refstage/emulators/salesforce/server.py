@@ -113,8 +113,10 @@ class Org:
                  client_id: str = "refstage-demo", client_secret: str = "refstage-demo-secret",
                  admin_username: str = "admin@refstage.test", admin_password: str = "refstage-demo",
                  session_timeout: int = 7200, metadata_dir: str | Path | None = None,
-                 outbound_retry_base: float = 2.0, bulk_delay: float = 0.0) -> None:
+                 outbound_retry_base: float = 2.0, bulk_delay: float = 0.0, bare: bool = False) -> None:
         from .bulk2 import Bulk2
+        from .deploy import Deployer
+        from .flows import Automation
         from .control import seed_org
         from .oauth import OAuth
         from .outbound import Outbound
@@ -133,14 +135,47 @@ class Org:
         self.oauth = OAuth(self)
         self.bulk = Bulk2(self, delay=bulk_delay)
         self.outbound = Outbound(self, retry_base=outbound_retry_base)
+        self.deployer = Deployer(self)
+        self.automation = Automation(self)
+        self.deployer.listeners.append(self.automation.reload)
+        self.package_source = None if bare else package_source(metadata_dir)
         self.seed_name = seed
         if self.store.kv_get("seeded") is None:
             seed_org(self, seed)
         self.admin_id = self.store.kv_get("admin_id") or ""
+        self.install_package()
+        self.automation.reload()
+
+    def install_package(self) -> list[str]:
+        """Install the package's data model (its CustomObjects) through the Metadata API deploy, as an org
+        where the package was installed; ``bare`` orgs start with standard objects only."""
+        from .deploy import DeployOptions, install_source
+
+        if self.package_source is None:
+            return []
+        source, types = self.package_source
+        job = install_source(self, source, types=types, options=DeployOptions())
+        if not job.success:
+            problems = "; ".join(f"{m['fullName']}: {m['problem']}" for m in job.failures)
+            raise RuntimeError(f"installing {source} failed: {job.error_message or problems}")
+        return [m["fullName"] for m in job.successes if m["componentType"] == "CustomObject"]
 
     @property
     def org_id(self) -> str:
         return ORG_ID
+
+
+def package_source(metadata_dir: str | Path | None) -> tuple[Path, set[str]] | None:
+    """What an org starts with: an SFDX ``objects`` folder (its data model) or the repository's package."""
+    if metadata_dir is None:
+        path = Path(__file__).resolve().parents[4] / "sfdx" / "force-app"
+    else:
+        path = Path(metadata_dir)
+    if path.name == "objects":
+        path = path.parent
+    if not path.is_dir():
+        return None
+    return path, {"CustomObject"}
 
 
 Handler = Callable[..., Response]
@@ -154,7 +189,10 @@ class App:
         self.org = org
         rules: list[Rule] = []
         self.handlers: dict[str, Handler] = {}
-        for module in (oauth, rest, bulk2, control, ui_api, preview_pages, soap_partner, bulk1):
+        from . import metadata_api, tooling
+
+        for module in (oauth, rest, bulk2, control, ui_api, preview_pages, soap_partner, bulk1, metadata_api,
+                       tooling):
             for path, methods, fn in module.routes():
                 endpoint = f"{module.__name__}.{fn.__name__}"
                 self.handlers[endpoint] = fn
@@ -294,14 +332,14 @@ class SalesforceEmulator:
                  client_id: str = "refstage-demo", client_secret: str = "refstage-demo-secret",
                  admin_username: str = "admin@refstage.test", admin_password: str = "refstage-demo",
                  metadata_dir: str | Path | None = None, outbound_retry_base: float = 2.0,
-                 bulk_delay: float = 0.0, access_log: bool = False) -> None:
+                 bulk_delay: float = 0.0, access_log: bool = False, bare: bool = False) -> None:
         self.host = host
         self.port = port
         self.cert_paths = ensure_certificates(cert_dir)
         self.org = Org(seed=seed, data_file=data_file, faults=faults, client_id=client_id,
                        client_secret=client_secret, admin_username=admin_username, admin_password=admin_password,
                        session_timeout=session_timeout, metadata_dir=metadata_dir,
-                       outbound_retry_base=outbound_retry_base, bulk_delay=bulk_delay)
+                       outbound_retry_base=outbound_retry_base, bulk_delay=bulk_delay, bare=bare)
         self.app = App(self.org)
         self.access_log = access_log
         self._server: BaseWSGIServer | None = None

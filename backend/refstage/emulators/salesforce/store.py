@@ -19,7 +19,7 @@ from typing import Any
 from . import ids
 from .errors import SFError, not_found
 from .formulas import Calculations, resolve_summary_types, summarize
-from .schema import NUMERIC, STAGES, Field, SObject, build_schema
+from .schema import NUMERIC, STAGES, Field, SObject, custom_object_from_element, standard_objects
 
 UTC = dt.timezone.utc
 log = logging.getLogger(__name__)
@@ -176,6 +176,8 @@ class Store:
         self._deferred_owner = 0
         self.objects: dict[str, SObject] = {}
         self._prefixes: dict[str, SObject] = {}
+        # (object, id) -> {field: value before} of the latest write, for automation's "is changed" tests
+        self.changes: dict[tuple[str, str], dict[str, Any]] = {}
         self._kv_init()
         self.load_schema()
 
@@ -183,6 +185,13 @@ class Store:
     def _kv_init(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS _kv (k TEXT PRIMARY KEY, v TEXT)")
         self.db.execute("CREATE TABLE IF NOT EXISTS _deleted (obj TEXT, id TEXT PRIMARY KEY, deleted TEXT)")
+        # What the Metadata API deployed: the org's configuration (see deploy.py).
+        self.db.execute("CREATE TABLE IF NOT EXISTS _metadata (type TEXT, full_name TEXT, file_name TEXT, "
+                        "id TEXT, body BLOB, created TEXT, created_by TEXT, modified TEXT, modified_by TEXT, "
+                        "seq INTEGER, PRIMARY KEY (type, full_name))")
+        # Every file of a multi-file component (bundles, code with its -meta.xml), for retrieve.
+        self.db.execute("CREATE TABLE IF NOT EXISTS _metadata_files (type TEXT, full_name TEXT, path TEXT, data BLOB, "
+                        "PRIMARY KEY (type, full_name, path))")
 
     def kv_get(self, key: str, default: str | None = None) -> str | None:
         with self.lock:
@@ -193,9 +202,36 @@ class Store:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO _kv VALUES (?, ?)", (key, value))
 
-    def load_schema(self) -> list[str]:
+    def deployed(self, type_name: str) -> list[tuple[str, bytes]]:
+        """(fullName, XML) of every deployed component of a type, in deploy order."""
         with self.lock:
-            self.objects = build_schema(self.metadata_dir)
+            return [(r[0], r[1]) for r in self.db.execute(
+                "SELECT full_name, body FROM _metadata WHERE type=? ORDER BY seq", (type_name,))]
+
+    def custom_prefix(self, name: str) -> str:
+        """A custom object's key prefix: assigned at its first deploy, stable afterwards."""
+        key = f"prefix:{name}"
+        prefix = self.kv_get(key)
+        if prefix is None:
+            n = int(self.kv_get("prefix_counter", "0") or 0)
+            self.kv_set("prefix_counter", str(n + 1))
+            prefix = "a" + format(n, "02X")[-2:]
+            self.kv_set(key, prefix)
+        return prefix
+
+    def load_schema(self) -> list[str]:
+        """The standard objects plus what the Metadata API deployed (CustomObject components)."""
+        from .mdschema import parse_xml
+
+        objects = standard_objects()
+        for name, body in self.deployed("CustomObject"):
+            root, _ = parse_xml(body)
+            objects[name] = custom_object_from_element(name, root, self.custom_prefix(name), objects.get(name))
+        return self.apply_schema(objects)
+
+    def apply_schema(self, objects: dict[str, SObject]) -> list[str]:
+        with self.lock:
+            self.objects = objects
             resolve_summary_types(self.objects)
             self._calcs = None
             self._required: dict[str, list[str]] = {}
@@ -240,6 +276,10 @@ class Store:
                 self.db.execute(
                     f'CREATE INDEX IF NOT EXISTS "ix_{obj.name}_{f.name}" ON {obj.table} ("{f.name}" COLLATE NOCASE)'
                 )
+
+        if obj.name == "PermissionSetAssignment":  # a user holds a permission set once
+            self.db.execute('CREATE UNIQUE INDEX IF NOT EXISTS "ux_PermissionSetAssignment" ON '
+                            f'{obj.table} ("AssigneeId", "PermissionSetId")')
 
     def sobject(self, name: str) -> SObject:
         obj = self.objects.get(name)
@@ -395,6 +435,9 @@ class Store:
                     return SFError(400, "DUPLICATE_VALUE",
                                    f"duplicate value found: {f.name} duplicates value on record with id: {row[0]}",
                                    [])
+        if obj.name == "PermissionSetAssignment":
+            return SFError(400, "DUPLICATE_VALUE",
+                           "duplicate value found: <unknown> duplicates value on record with id: <unknown>", [])
         return SFError(400, "DUPLICATE_VALUE", f"duplicate value found: {exc}", [])
 
     def _autonumber(self, obj: SObject, rec: dict[str, Any]) -> None:
@@ -554,6 +597,7 @@ class Store:
             self._calculate(obj, rec)
             self._check_required(obj, rec)
             changed = [c for c in rec if rec[c] != current.get(c)]
+            self.changes[(obj.name, rid)] = {c: current.get(c) for c in changed}
             try:
                 self.db.execute(
                     f"UPDATE {obj.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in changed)} WHERE Id=?",
@@ -574,6 +618,7 @@ class Store:
             rec = {**current, **values}
             self._calculate(obj, rec)
             values.update({c: rec[c] for c in rec if c not in values and rec[c] != current.get(c)})
+            self.changes[(obj.name, record_id)] = {c: current.get(c) for c in values if current.get(c) != values[c]}
             self.db.execute(
                 f"UPDATE {obj.table} SET {', '.join(chr(34) + c + chr(34) + '=?' for c in values)} WHERE Id=?",
                 [*values.values(), record_id],

@@ -16,6 +16,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder=str(_HERE
                static_folder=str(_HERE / "static"), static_url_path="/static")
 
 from refstage.web.admin import (  # noqa: E402,F401
-    auth, connections, demo_tools, email_templates, errors, ledger, logs, outbox, programs, reports, review, users, webhooks)
+    auth, company, connections, dashboard, demo_tools, email_templates, errors, formatting, ledger, logs, outbox, people, programs, reports, review, users,
+    webhooks)
 
 __all__ = ["bp"]

@@ -29,18 +29,20 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from refstage.domain.errors import NotFound
+from refstage.domain.errors import InvalidInput
 from refstage.domain.tenants import Role, User
-from refstage.services import tenants
+from refstage.services import sign_in as sign_in_service
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.admin import bp
 from refstage.web.csrf import SESSION_KEY as CSRF_SESSION_KEY
 from refstage.web.csrf import check_csrf, csrf_token
+from refstage.web.public import client_ip
 
 log = logging.getLogger(__name__)
 
 USER_KEY = "admin_user_id"
+SESSION_TOKEN_KEY = "admin_session"
 TENANT_KEY = "admin_tenant_id"
 OIDC_KEY = "_admin_oidc"
 CHOICE_KEY = "_admin_sf_choices"
@@ -89,13 +91,14 @@ def _load_user():
     g.admin_user = None
     user_id, tid = session.get(USER_KEY), session.get(TENANT_KEY)
     if user_id and tid:
-        try:
-            with rt().uow(tid) as uow:
-                g.admin_user = uow.users.get(user_id)
-                g.tenant = uow.tenants.get(tid)
-            g.tenant_id = tid
-        except NotFound:
+        # The cookie alone is not enough: its server-side session must still be open (not signed out,
+        # no password change since, not expired).
+        found = sign_in_service.session_user(rt(), tid, user_id, session.get(SESSION_TOKEN_KEY))
+        if found is None:
             session.clear()
+        else:
+            g.admin_user, g.tenant = found
+            g.tenant_id = tid
     if view is not None and getattr(view, "_admin_public", False):
         return None
     if g.admin_user is None:
@@ -113,7 +116,9 @@ def admin_can(*roles: str) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    """A same-console path, else home: never another host, never a header break (CR/LF) in Location."""
+    if (target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target
+            and target.isascii() and target.isprintable() and len(target) <= 2000):
         return target
     return url_for("admin.home")
 
@@ -122,6 +127,7 @@ def _sign_in(user: User) -> None:
     session.clear()  # a fresh session: nothing from before sign-in survives (session fixation)
     session[USER_KEY] = user.id
     session[TENANT_KEY] = user.tenant_id
+    session[SESSION_TOKEN_KEY] = sign_in_service.open_session(rt(), user)
     session.permanent = False
     csrf_token()  # a new CSRF token for the new session
     log.info("admin sign-in user=%s tenant=%s", user.id, user.tenant_id)
@@ -136,20 +142,30 @@ def _login_host_default() -> str:
 @public
 def login():
     error = None
+    status, headers = 200, {}
     if request.method == "POST":
-        user = tenants.authenticate(rt(), request.form.get("email", ""), request.form.get("password", ""))
-        if user is None:
-            error = "That email and password do not match an account."
+        result = sign_in_service.sign_in(rt(), request.form.get("email", "")[:254], request.form.get("password", "")[:1024],
+                                         client_ip())
+        if result.retry_after is not None:
+            minutes = max(1, round(result.retry_after / 60))
+            error = f"Too many failed attempts. Wait about {minutes} minute{'s' if minutes != 1 else ''} and try again."
+            status, headers = 429, {"Retry-After": str(result.retry_after)}
+        elif result.user is None:
+            error, status = "That email and password do not match an account.", 401
         else:
-            _sign_in(user)
+            _sign_in(result.user)
             return redirect(_safe_next(request.form.get("next")))
-    return render_template("admin/login.html", error=error, next=request.values.get("next", ""),
-                           email=request.form.get("email", ""), login_host=_login_host_default()), (401 if error else 200)
+    next_path = request.values.get("next", "")
+    return render_template("admin/login.html", error=error, next=next_path if next_path.isprintable() else "",
+                           email=request.form.get("email", ""), login_host=_login_host_default()), status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 @public
 def logout():
+    tid = session.get(TENANT_KEY)
+    if tid:
+        sign_in_service.end_session(rt(), tid, session.get(SESSION_TOKEN_KEY))
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("admin.login"))
@@ -343,12 +359,29 @@ def login_choose():
 @bp.route("/")
 @requires(*ALL)
 def home():
-    if g.admin_user.role == Role.ADMIN:
-        return redirect(url_for("admin.programs"))
-    return redirect(url_for("admin.review"))
+    return redirect(url_for("admin.dashboard"))
 
 
 def back_or(default: str) -> str:
     """A same-console return address from a form, or the default (never an open redirect)."""
     target = request.form.get("back")
-    return target if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target else default
+    return _safe_next(target) if target and _safe_next(target) == target else default
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@requires(*ALL)
+def change_password():
+    """Every session of the user ends (other browsers too); this browser gets a fresh one."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        user: User = g.admin_user
+        try:
+            sign_in_service.change_password(rt(), user.tenant_id, user.id, request.form.get("current_password", ""),
+                                            request.form.get("new_password", ""), actor())
+        except InvalidInput as exc:
+            errors = {key: str(value[0] if isinstance(value, list) else value) for key, value in exc.errors.items()}
+        else:
+            _sign_in(user)
+            flash("Your password is changed; other sessions are signed out.")
+            return redirect(url_for("admin.home"))
+    return render_template("admin/password.html", errors=errors), (422 if errors else 200)

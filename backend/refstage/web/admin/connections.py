@@ -26,13 +26,32 @@ def _disconnect_service():
     return getattr(svc, "disconnect", None) if svc else None
 
 
+def _errors_text(exc: InvalidInput) -> str:
+    return "; ".join(str(m) for msgs in exc.errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
+
+
+@bp.context_processor
+def _connection_alerts():
+    """The banner on every console page: a CRM that cannot work, or whose last sync failed."""
+    from flask import g
+
+    if not getattr(g, "admin_user", None) or not getattr(g, "tenant_id", None):
+        return {}
+    svc = _connections_service()
+    return {"connection_alerts": svc.alerts(rt(), g.tenant_id) if svc else []}
+
+
 @bp.route("/connections")
 @requires(*ADMIN)
 def connections():
+    from refstage.domain.connections import CrmKind
+
     views = admin_queries.connections_overview(rt(), tenant_id())
     svc = _connections_service()
     return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
                            can_disconnect=_disconnect_service() is not None,
+                           salesforce_oauth=svc.oauth_configured(rt(), CrmKind.SALESFORCE) if svc else False,
+                           pipedrive_oauth=svc.oauth_configured(rt(), CrmKind.PIPEDRIVE) if svc else False,
                            push_urls=push_keys.endpoint_urls(rt(), tenant_id()))
 
 
@@ -54,12 +73,42 @@ def connection_connect():
                                     login_host=request.form.get("login_host") or "production",
                                     connection_id=request.form.get("connection_id") or None)
     except InvalidInput as exc:
-        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        flash(_errors_text(exc), "error")
         return redirect(url_for("admin.connections"))
     except CrmError as exc:
         flash(f"Cannot connect: {exc}", "error")
         return redirect(url_for("admin.connections"))
     return redirect(started.authorize_url)
+
+
+@bp.route("/connections/pipedrive", methods=["POST"])
+@requires(*ADMIN)
+def connection_connect_pipedrive():
+    """Pipedrive: a personal API token (checked at once), or OAuth when the app is configured."""
+    from refstage.services import pipedrive_connect
+    from refstage.services.ports import CrmError
+
+    form = request.form
+    name = form.get("name") or "Pipedrive"
+    connection_id = form.get("connection_id") or None
+    try:
+        if form.get("method") == "oauth":
+            from refstage.web.oauth_owner import console_owner
+
+            started = pipedrive_connect.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
+                                                      name=name, connection_id=connection_id)
+            return redirect(started.authorize_url)
+        conn = pipedrive_connect.connect_api_token(rt(), tenant_id(), actor=actor(), api_token=form.get("api_token", ""),
+                                                   api_domain=form.get("api_domain", ""), name=name,
+                                                   connection_id=connection_id)
+    except InvalidInput as exc:
+        flash(f"Pipedrive not connected: {_errors_text(exc)}", "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Pipedrive not connected: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    flash(f"Connected to Pipedrive company {conn.external_org_id} as {conn.external_username}.")
+    return redirect(url_for("admin.connections"))
 
 
 @bp.route("/connections/<connection_id>/authorize")
@@ -95,21 +144,30 @@ def connection_sync(connection_id: str):
         admin_queries.request_sync(rt(), tenant_id(), connection_id, actor())
         flash("Sync queued: the worker runs it in the background.")
     except InvalidInput as exc:
-        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+        flash(_errors_text(exc), "error")
     return redirect(back_or(url_for("admin.connections")))
 
 
-@bp.route("/connections/<connection_id>/disconnect", methods=["POST"])
+@bp.route("/connections/<connection_id>/disconnect", methods=["GET", "POST"])
 @requires(*ADMIN)
 def connection_disconnect(connection_id: str):
+    """GET: what disconnecting will stop, and a confirm button. POST with confirm=yes: disconnect."""
     disconnect = _disconnect_service()
     if disconnect is None:
         flash("Disconnecting is not available in this build.", "error")
         return redirect(url_for("admin.connections"))
-    with rt().uow(tenant_id()) as uow:
-        uow.connections.get(connection_id)  # 404 for another tenant's connection
-    disconnect(rt(), tenant_id(), connection_id, actor=actor())
-    flash("Disconnected. Refstage no longer calls this CRM; its tokens were revoked.")
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        impact = admin_queries.disconnect_impact(rt(), tenant_id(), connection_id)  # 404 for another tenant's id
+        return render_template("admin/connection_disconnect.html", impact=impact)
+    conn = _connections_service().get_connection(rt(), tenant_id(), connection_id)  # 404 for another tenant's
+    if conn.kind.value == "pipedrive":
+        from refstage.services import pipedrive_connect
+
+        pipedrive_connect.disconnect(rt(), tenant_id(), connection_id, actor=actor())
+    else:
+        disconnect(rt(), tenant_id(), connection_id, actor=actor())
+    flash(f"{conn.name} disconnected: Refstage no longer calls this CRM and its tokens were revoked. "
+          "Use Reconnect on its card to connect the same org again.")
     return redirect(url_for("admin.connections"))
 
 

@@ -50,7 +50,8 @@ def demo_tools():
     with rt().uow(tenant_id()) as uow:
         referrals = uow.referrals.list(limit=50)
         programs = {p.id: p for p in uow.programs.list()}
-    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd)
+    waiting = sum(1 for r in referrals if r.status.value == "captured")  # the page refreshes itself meanwhile
+    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting)
 
 
 def _referral(referral_id: str):

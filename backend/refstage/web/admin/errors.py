@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template
 from werkzeug.exceptions import HTTPException
 
-from refstage.domain.errors import InvalidTransition, NotFound
+from refstage.domain.errors import DomainError, InvalidTransition, NotFound
 from refstage.web.admin import bp
 
 TEXT = {
@@ -37,3 +37,9 @@ def _http(exc: HTTPException):
     status = exc.code or 500
     detail = exc.description if status == 400 else None
     return _page(status, detail)
+
+
+@bp.errorhandler(DomainError)
+def _domain(exc: DomainError):
+    """A refusal no view turned into a form error still reads as a page, never as the API's JSON."""
+    return _page(400, str(exc))

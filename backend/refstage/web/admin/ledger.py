@@ -59,10 +59,19 @@ def ledger_csv():
 @bp.route("/ledger/<reward_id>/paid", methods=["POST"])
 @requires(*ADMIN)
 def ledger_mark_paid(reward_id: str):
-    reference = request.form.get("payout_reference", "").strip()
+    """Needs the payout reference (what the finance system calls the payment) and a confirmation."""
+    reference = " ".join(request.form.get("payout_reference", "").split())[:200]
+    back = back_or(url_for("admin.ledger"))
+    if not reference:
+        flash("Enter the payout reference (the payment's id in your payout or accounting system) to mark a reward as paid.",
+              "error")
+        return redirect(back)
+    if request.form.get("confirm") != "yes":
+        row = admin_queries.ledger_row(rt(), tenant_id(), reward_id)  # 404 for another tenant's reward
+        return render_template("admin/ledger_paid_confirm.html", row=row, reference=reference, back=back)
     try:
         rewards.issue_reward(rt(), tenant_id(), reward_id, actor(), reference or None)
-        flash("Reward marked as paid." + (f" Reference {reference}." if reference else ""))
+        flash(f"Reward marked as paid (reference {reference}).")
     except InvalidInput as exc:
         flash("; ".join(", ".join(map(str, v)) for v in exc.errors.values()), "error")
     except DomainError as exc:

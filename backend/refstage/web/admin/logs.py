@@ -16,9 +16,11 @@ PAGE = 100
 
 def _date(value: str | None) -> dt.date | None:
     try:
-        return dt.date.fromisoformat(value) if value else None
+        day = dt.date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    # Out of range is ignored like a typo: the day after 9999-12-31 does not exist.
+    return day if day is None or 1970 <= day.year <= 2999 else None
 
 
 @bp.route("/audit")
@@ -29,7 +31,7 @@ def audit():
     actor_kind = args.get("actor_kind") or None
     if actor_kind not in {k.value for k in ActorKind}:
         actor_kind = None
-    page = max(int(args.get("page", "1")) if args.get("page", "1").isdigit() else 1, 1)
+    page = min(max(int(args.get("page", "1")) if args.get("page", "1").isdigit() else 1, 1), 10_000)  # no offset overflow
     entries = admin_queries.audit_log(
         rt(), tenant_id(), entity_type=args.get("entity_type") or None, entity_id=(args.get("entity_id") or "").strip() or None,
         actor_kind=actor_kind,

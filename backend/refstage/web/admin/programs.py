@@ -226,7 +226,8 @@ def _render(values: dict[str, Any], program=None, errors: dict[str, list[str]] |
 
 
 def _preview(values: dict[str, Any]) -> dict[str, Any]:
-    count, error = admin_queries.preview_count(rt(), tenant_id(), values.get("connection_id") or None, values.get("rule", ""))
+    result = admin_queries.preview_rule(rt(), tenant_id(), values.get("connection_id") or None, values.get("rule", ""))
+    count, error = result.count, result.note
     from refstage.domain.errors import RuleError
     from refstage.domain.rules import Rule
 
@@ -236,7 +237,7 @@ def _preview(values: dict[str, Any]) -> dict[str, Any]:
         objects = []
     noun = {"Opportunity": "opportunities", "Lead": "leads", "Deal": "deals", "Account": "accounts", "Contact": "contacts"}
     what = " / ".join(noun.get(o, o) for o in objects) or "records"
-    return {"count": count, "error": error, "what": what}
+    return {"count": count, "error": error, "what": what, "problems": result.problems}
 
 
 def _pick_milestone(values: dict[str, Any], form: MultiDict) -> dict[str, Any] | None:
@@ -259,9 +260,11 @@ def _submit(program=None):
         preview = None
         if action == "pick" and _pick_milestone(values, form) is None:
             flash("Choose a milestone from the list first.", "error")
+        errors = None
         if action == "preview":
             preview = _preview(values)
-        return _render(values, program, preview=preview, refresh=action == "refresh")
+            errors = {"rule": preview["problems"]} if preview["problems"] else None
+        return _render(values, program, preview=preview, refresh=action == "refresh", errors=errors)
     data = form_to_data(form)
     if not data["rule"] and form.get("milestone"):
         picked = _pick_milestone(values, form)
@@ -284,8 +287,8 @@ def _submit(program=None):
 @requires(*ADMIN)
 def programs():
     items = program_service.list_programs(rt(), tenant_id())
-    names = {c.id: c.name for c in _connections()}
-    return render_template("admin/programs.html", programs=items, connection_names=names)
+    conns = {c.id: c for c in _connections()}
+    return render_template("admin/programs.html", programs=items, connections=conns)
 
 
 @bp.route("/programs/new", methods=["GET", "POST"])

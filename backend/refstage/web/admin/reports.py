@@ -25,9 +25,11 @@ METRICS = (
 
 def _date(value: str | None) -> dt.date | None:
     try:
-        return dt.date.fromisoformat(value) if value else None
+        day = dt.date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    # Out of range is ignored like a typo: the day after 9999-12-31 does not exist.
+    return day if day is None or 1970 <= day.year <= 2999 else None
 
 
 @bp.route("/reports")

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from refstage.adapters.crm.pipedrive import auth
 from refstage.adapters.crm.pipedrive.client import PipedriveClient
 from refstage.adapters.crm.pipedrive.records import (
+    DEAL_STANDARD,
     PERSON_STANDARD,
     deal_record,
     flatten,
@@ -31,7 +32,7 @@ from refstage.domain.errors import NotFound
 from refstage.domain.programs import EnrolmentKind, EnrolmentSource, FilterCondition, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral, ReferralStatus
 from refstage.domain.rewards import Reward
-from refstage.domain.rules import Rule
+from refstage.domain.rules import FieldSpec, Rule
 from refstage.services.ports import (
     AdvocateLink,
     AdvocateRecord,
@@ -489,6 +490,42 @@ class PipedriveGateway(CrmGateway):
             if reward.id not in written:
                 failed[reward.id] = "the reward's referral was not part of this write-back"
         return WriteResult(ok=ok, failed=failed, api_calls=self._calls(before))
+
+    _KINDS = {"double": "number", "monetary": "number", "int": "number", "date": "date", "enum": "picklist",
+              "status": "picklist", "visible_to": "picklist", "set": "multipicklist", "stage": "picklist",
+              "user": "reference", "org": "reference", "people": "reference"}
+
+    def describe_fields(self, object_name: str) -> dict[str, FieldSpec] | None:
+        """dealFields: standard keys and custom fields (by key and by readable name, as rules use
+        them); enum options by id and label; stage values are the live stages' ids and names."""
+        if object_name != "Deal":
+            return None
+        out: dict[str, FieldSpec] = {}
+        stages: tuple[str, ...] | None = None
+        for f in self.client.iterate_v1("dealFields"):
+            key = str(f.get("key") or "")
+            if not key:
+                continue
+            kind = self._KINDS.get(str(f.get("field_type")), "text")
+            values = None
+            if kind == "picklist" and str(f.get("field_type")) == "stage":
+                if stages is None:
+                    stages = tuple(v for m in self.describe_milestones() if m.field == "stage_id"
+                                   for v in (str(m.value), m.label))
+                values = stages
+            elif f.get("options"):
+                values = tuple(str(v) for o in f["options"] if isinstance(o, dict) for v in (o.get("id"), o.get("label"))
+                               if v is not None)
+            spec = FieldSpec(key, kind, values, f.get("name"))
+            out[key.lower()] = spec
+            if len(key) == 40 and f.get("name"):
+                out.setdefault(snake(str(f["name"])), FieldSpec(snake(str(f["name"])), kind, values, f.get("name")))
+        for key in DEAL_STANDARD:  # always readable from a deal, whether dealFields lists them or not
+            out.setdefault(key, FieldSpec(key, "number" if key.endswith("_id") or key in ("id", "value", "probability")
+                                          else "text", None, key))
+        if "status" in out and out["status"].values is None:
+            out["status"] = FieldSpec("status", "picklist", ("open", "won", "lost", "deleted"), "Status")
+        return out
 
     def count_matching(self, rule: Rule) -> int | None:
         if rule.objects() - {"Deal"}:

@@ -19,7 +19,7 @@ from refstage.domain.programs import EnrolmentKind, EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
 from refstage.domain.review import Reason
 from refstage.domain.rewards import Reward
-from refstage.domain.rules import Rule
+from refstage.domain.rules import FieldSpec, Rule
 from refstage.services.ports import (
     AdvocateLink,
     AdvocateRecord,
@@ -145,6 +145,26 @@ class SalesforceGateway(CrmGateway):
         except ValueError:
             return None
         return self.rest.count(soql.count(obj, [where]))
+
+    _KINDS = {"double": "number", "currency": "number", "percent": "number", "int": "number", "long": "number",
+              "date": "date", "datetime": "datetime", "boolean": "boolean", "picklist": "picklist",
+              "multipicklist": "multipicklist", "reference": "reference", "id": "reference"}
+
+    def describe_fields(self, object_name: str) -> dict[str, FieldSpec] | None:
+        """The sObject describe: every field's type and, for picklists, its active values (API names)."""
+        if object_name not in ("Opportunity", "Lead", "Account", "Contact"):
+            return None
+        described = self.rest.describe(object_name)
+        out: dict[str, FieldSpec] = {}
+        for f in described.get("fields", []):
+            kind = self._KINDS.get(str(f.get("type")), "text")
+            values = None
+            if kind in ("picklist", "multipicklist"):
+                values = tuple(str(v["value"]) for v in f.get("picklistValues") or [] if v.get("active", True))
+            out[str(f["name"]).lower()] = FieldSpec(str(f["name"]), kind, values, f.get("label"))
+        self._types[object_name] = {k: str(f.get("type")) for k, f in
+                                    ((str(f["name"]).lower(), f) for f in described.get("fields", []))}
+        return out
 
     def _rule_where(self, node: dict[str, Any], obj: str, types: dict[str, str]) -> str:
         for key, joiner in (("all", " AND "), ("any", " OR ")):

@@ -1,0 +1,59 @@
+"""The workspace commands on a fresh checkout: a polite refusal that creates nothing, an unmigrated
+database named as such, the demo's database found when run beside it, and help on every command."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from refstage.cli import main
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "REFSTAGE_INSTANCE_DIR", "REFSTAGE_ENV", "SECRET_KEY", "REFSTAGE_ENCRYPTION_KEYS"):
+        monkeypatch.setenv(name, "")  # recorded, so whatever a command sets is undone afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_no_database_is_a_polite_refusal_that_creates_nothing(fresh):
+    result = CliRunner().invoke(main, ["tenant", "list"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "refstage db upgrade" in result.output and "Nothing was created" in result.output
+    assert list(fresh.iterdir()) == []
+
+
+def test_an_unmigrated_database_is_named(fresh):
+    (fresh / "instance").mkdir()
+    (fresh / "instance" / "refstage.db").touch()
+    result = CliRunner().invoke(main, ["tenant", "list"])
+    assert result.exit_code == 1 and "not migrated yet" in result.output
+
+
+def test_the_demos_database_is_found_beside_it(fresh, monkeypatch):
+    from refstage.adapters.db.migrate import upgrade
+
+    demo = fresh / "instance" / "demo"
+    demo.mkdir(parents=True)
+    upgrade(f"sqlite:///{demo / 'refstage.db'}")
+    result = CliRunner().invoke(main, ["tenant", "list"])
+    assert result.exit_code == 0, result.output
+    assert "Using the demo's database" in result.output
+
+
+def test_every_command_has_help():
+    ctx = click.Context(main)
+    missing = []
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+        if not (cmd.help or cmd.short_help):
+            missing.append(" ".join(path))
+
+    walk(main, ["refstage"])
+    assert missing == []
