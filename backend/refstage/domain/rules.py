@@ -489,7 +489,7 @@ def _fits(kind: str, value: Any) -> bool:
     if value is None:
         return True  # "== null" is a fair question for any field
     if kind == "number":
-        return _as_number(value) is not None
+        return as_number(value) is not None
     if kind in ("date", "datetime"):
         return _as_time(value) is not None
     if kind == "boolean":
