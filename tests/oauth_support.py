@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 from refstage.domain.errors import NotFound
-from refstage.services import sign_in
+from refstage.services import sign_in, tenants
 from refstage.services.connections import FlowOwner
 from refstage.web.admin.auth import SESSION_TOKEN_KEY, TENANT_KEY, USER_KEY
 from refstage.web.oauth_owner import OWNER_KEY
@@ -16,17 +16,20 @@ def console_session(client, tenant_id: str, user_id: str = "test-admin") -> Flow
     """Make `client` a console session of `tenant_id` and return the owner its flows get."""
     secret = secrets.token_urlsafe(16)
     rt = client.application.extensions["refstage"]
-    token = None
-    try:  # a real user gets a real server-side session, as signing in would give (web/admin/auth._sign_in)
+    # Only a real admin with an open server-side session owns a flow (web/oauth_owner.py), as signing
+    # in would give (web/admin/auth._sign_in): a test that names no existing user gets one made.
+    email = f"{user_id}@refstage.test"
+    try:
         with rt.uow(tenant_id) as uow:
             user = uow.users.get(user_id)
-        token = sign_in.open_session(rt, user)
     except NotFound:
-        pass
+        with rt.uow(tenant_id) as uow:
+            user = uow.users.by_email(email)
+        if user is None:
+            user = tenants.add_user(rt, tenant_id, email, "admin", secrets.token_urlsafe(16))
+    token = sign_in.open_session(rt, user)
     with client.session_transaction() as s:
-        s[USER_KEY], s[TENANT_KEY], s[OWNER_KEY] = user_id, tenant_id, secret
-        if token:
-            s[SESSION_TOKEN_KEY] = token
+        s[USER_KEY], s[TENANT_KEY], s[OWNER_KEY], s[SESSION_TOKEN_KEY] = user.id, tenant_id, secret, token
     return FlowOwner.browser(tenant_id, secret)
 
 

@@ -28,7 +28,7 @@ def test_console_runs_under_its_policy_and_cannot_be_framed(server, people, worl
         page.get_by_role("textbox", name="Email").fill("admin@acme.test")
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url("**/admin/programs")
+        page.wait_for_url("**/admin/dashboard")
         for path in ("/admin/programs", "/admin/users", "/admin/reports", "/admin/review", "/admin/account/password"):
             page.goto(server + path)
         assert refused == []
