@@ -35,6 +35,8 @@ TARGETS: dict[str, list[tuple[str, str, str, float | None, str]]] = {
           ("server CPU per landing page", "landing_server_cpu_us", None, None, "µs"),
           ("server CPU per form post", "form_server_cpu_us", None, None, "µs")],
     "f": [("cost growth 10k→1M (wall time per change, ratio)", "growth_ratio", "<=", 1.2, "×")],
+    # issue 21: a decision reaches the CRM in seconds
+    "g": [("p50", "p50_s", None, None, "s"), ("p95", "p95_s", "<=", 15, "s"), ("max", "max_s", None, None, "s")],
 }
 
 
@@ -139,7 +141,31 @@ def _notes(key: str, result: dict) -> list[str]:
                      "loop takes far longer than the benchmark; (a) reports it at its size). A size that (a) measured "
                      "in the same run is reused rather than measured twice (`shared_with_a`). Growth ratio ≤ 1 means "
                      "the cost per change does not grow with the org.")
+    if key == "g":
+        notes.append(f"{_fmt(result.get('samples'))} decisions through the JSON API (`POST /api/v1/rewards/<id>/approve`, "
+                     "then `/issue` with a payout reference: mark paid; every fifth reward `/reject`ed instead"
+                     + _decision_counts(result.get("decisions")) + "), each on a reward a review policy held for a reviewer; timed from the request to the org's Referral_Reward__c showing the new status (and "
+                     "Referral__c showing `rewarded` after mark paid), polled over the org's REST API every "
+                     f"{_fmt(result.get('poll_interval_s'))} s. A worker process (`refstage worker -w 2`, SQLite "
+                     "queue, no periodic sync) and gunicorn run the real path; the worker sat idle for a random "
+                     f"{result.get('idle_before_each_s', '0-8')} s before each decision. The scheduled sync plays no part: "
+                     "each decision queues its own write-back.")
+        if result.get("load_average"):
+            start = result.get("load_average_at_start")
+            notes.append(("Load average (1, 5, 15 min) at the start of the run: "
+                          f"{', '.join(_fmt(x) for x in start)}; at its end: " if start else
+                          "Load average (1, 5, 15 min) at the end of the run: ")
+                         + f"{', '.join(_fmt(x) for x in result['load_average'])} on 2 cores"
+                         + (" — taken under load from other work on the machine, so the figures are conservative."
+                            if (start or result["load_average"])[0] >= 2 else "."))  # 2 cores busy before we began
     return notes
+
+
+def _decision_counts(counts: dict | None) -> str:
+    if not counts:
+        return ""
+    return (f": {_fmt(counts.get('approve', 0))} approved, {_fmt(counts.get('mark_paid', 0))} marked paid, "
+            f"{_fmt(counts.get('reject', 0))} rejected")
 
 
 def _fmt(value) -> str:
@@ -170,7 +196,7 @@ def write_report(path: Path) -> None:
     pg_runs = _load_runs("-postgresql")  # `refstage bench --database postgresql`: PostgreSQL + Redis
     lines = ["# Benchmarks", "",
              "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
-             "Targets come from issue 8. Each section names the command and the machine that produced it.",
+             "Targets come from issue 8 ((g)'s from issue 21). Each section names the command and the machine that produced it.",
              "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) is a "
              "rough guide to how fast the machine ran. Machines of the same kind here run at different speeds at different "
              "times, and the check, taken once before the run, does not always catch a slow spell; (a)'s `seed_seconds` "

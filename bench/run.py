@@ -21,6 +21,7 @@ BENCHMARKS = {
     "d": ("bench.push_latency", "Push latency: Outbound Message / webhook to reward visible in the CRM"),
     "e": ("bench.pages", "Public pages under load vs a bare Flask hello"),
     "f": ("bench.scaling", "Scaling: the big change set at 10k, 100k and 1M"),
+    "g": ("bench.writeback_latency", "Decision write-back latency: approve, reject, mark paid to status visible in the CRM"),
 }
 
 

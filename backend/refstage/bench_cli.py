@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--quick", is_flag=True, help="Smaller sizes and shorter runs (minutes, not tens of minutes).")
-@click.option("--only", help="Comma-separated benchmark letters, e.g. a,e.")
+@click.option("--only", help="Comma-separated benchmark letters (a-g, as titled in docs/benchmarks.md), e.g. a,e.")
 @click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True,
               help="postgresql: PostgreSQL + Redis, the databases named by REFSTAGE_BENCH_DATABASE_URL and "
                    "REFSTAGE_BENCH_REDIS_URL (emptied before each benchmark).")

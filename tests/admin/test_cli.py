@@ -57,3 +57,18 @@ def test_every_command_has_help():
 
     walk(main, ["refstage"])
     assert missing == []
+
+
+def test_every_option_has_help():
+    """`refstage emulator salesforce --help` and the rest explain each option, not only name it."""
+    ctx = click.Context(main)
+    missing = []
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+        missing.extend(f"{' '.join(path)} {p.opts[0]}" for p in cmd.params if isinstance(p, click.Option) and not p.help)
+
+    walk(main, ["refstage"])
+    assert missing == []

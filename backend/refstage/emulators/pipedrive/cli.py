@@ -8,11 +8,14 @@ from .faults import FaultSpec
 
 
 @click.command("pipedrive")
-@click.option("--port", default=8702, show_default=True, type=int)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--seed", type=click.Choice(["demo", "empty"]), default="demo", show_default=True)
+@click.option("--port", default=8702, show_default=True, type=int, help="TCP port to listen on (HTTPS).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; the company's api_domain and OAuth host use it.")
+@click.option("--seed", type=click.Choice(["demo", "empty"]), default="demo", show_default=True,
+              help="demo: pipelines, custom fields, persons, organisations and deals; empty: one pipeline and the "
+                   "standard fields only.")
 @click.option("--faults", "faults", default=None, metavar="SPEC",
-              help="e.g. 429:0.1,503:0.05,drop_webhook:0.2,dup_webhook:0.2,drop_after:0.05,"
+              help="Fault spec (see docs/emulators.md), e.g. 429:0.1,503:0.05,drop_webhook:0.2,dup_webhook:0.2,drop_after:0.05,"
                    "timeout_after:0.01,timeout=30,search_lag=5,seed=7")
 @click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
               help="Where the local CA and server pair live (default instance/certs).")
@@ -20,7 +23,9 @@ from .faults import FaultSpec
               help="Multiply webhook retry/ban delays (0.01 turns 3/30/150 s into 0.03/0.3/1.5 s).")
 @click.option("--token-ttl", type=int, default=3600, show_default=True,
               help="OAuth access token lifetime in seconds (expires_in).")
-@click.option("--daily-token-budget", type=int, default=150_000, show_default=True)
+@click.option("--daily-token-budget", type=int, default=150_000, show_default=True,
+              help="API tokens the company may spend per day (reset 00:00 UTC); each request costs its "
+                   "documented token cost.")
 @click.option("--burst-limit", type=int, default=80, show_default=True,
               help="Requests per token per rolling 2 s (search endpoints: 10).")
 @click.option("--api-token", default=None, help="Fix the seeded API token (default: random).")

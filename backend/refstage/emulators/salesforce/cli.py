@@ -8,8 +8,10 @@ from refstage.emulators.tls import DEFAULT_CERT_DIR
 
 
 @click.command("salesforce", context_settings={"auto_envvar_prefix": "REFSTAGE_SF"})
-@click.option("--port", default=8701, show_default=True, envvar="REFSTAGE_SF_PORT", type=int)
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="REFSTAGE_SF_HOST")
+@click.option("--port", default=8701, show_default=True, envvar="REFSTAGE_SF_PORT", type=int,
+              help="TCP port to listen on (HTTPS).")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="REFSTAGE_SF_HOST",
+              help="Interface to listen on; the org's login host and instance_url use it.")
 @click.option("--seed", type=click.Choice(["demo", "empty"]), default="demo", show_default=True,
               envvar="REFSTAGE_SF_SEED", help="Initial data when the org is new.")
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None, envvar="REFSTAGE_SF_DATA",
@@ -17,13 +19,16 @@ from refstage.emulators.tls import DEFAULT_CERT_DIR
 @click.option("--faults", default=None, envvar="REFSTAGE_SF_FAULTS",
               help="Fault spec, e.g. '503:0.1,drop:0.05,seed=42' (see docs/emulators.md).")
 @click.option("--cert-dir", type=click.Path(file_okay=False), default=str(DEFAULT_CERT_DIR), show_default=True,
-              envvar="REFSTAGE_SF_CERT_DIR")
-@click.option("--client-id", default="refstage-demo", show_default=True, envvar="REFSTAGE_SF_CLIENT_ID")
+              envvar="REFSTAGE_SF_CERT_DIR",
+              help="Where the local CA (ca.pem) and the server's certificate live; created on first use.")
+@click.option("--client-id", default="refstage-demo", show_default=True, envvar="REFSTAGE_SF_CLIENT_ID",
+              help="Consumer key of the org's one connected app (External Client App).")
 @click.option("--client-secret", default="refstage-demo-secret", show_default=True,
-              envvar="REFSTAGE_SF_CLIENT_SECRET")
+              envvar="REFSTAGE_SF_CLIENT_SECRET", help="Consumer secret of that connected app.")
 @click.option("--admin-username", default="admin@refstage.test", show_default=True,
-              envvar="REFSTAGE_SF_ADMIN_USERNAME")
-@click.option("--admin-password", default="refstage-demo", show_default=True, envvar="REFSTAGE_SF_ADMIN_PASSWORD")
+              envvar="REFSTAGE_SF_ADMIN_USERNAME", help="Username of the org's System Administrator (login page, SOAP login).")
+@click.option("--admin-password", default="refstage-demo", show_default=True, envvar="REFSTAGE_SF_ADMIN_PASSWORD",
+              help="That administrator's password.")
 @click.option("--session-timeout", default=7200, show_default=True, type=int, envvar="REFSTAGE_SF_SESSION_TIMEOUT",
               help="Seconds of inactivity after which an access token is INVALID_SESSION_ID.")
 @click.option("--metadata-dir", type=click.Path(file_okay=False), default=None, envvar="REFSTAGE_SF_METADATA_DIR",
@@ -33,7 +38,8 @@ from refstage.emulators.tls import DEFAULT_CERT_DIR
               help="Start with standard objects only; install the package with `sf project deploy start`.")
 @click.option("--outbound-retry-base", default=15.0, show_default=True, type=float,
               envvar="REFSTAGE_SF_OUTBOUND_RETRY_BASE", help="First Outbound Message retry gap in seconds (doubles).")
-@click.option("--access-log/--no-access-log", default=True, envvar="REFSTAGE_SF_ACCESS_LOG")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, envvar="REFSTAGE_SF_ACCESS_LOG",
+              help="Print one line per request to standard error.")
 def salesforce(port: int, host: str, seed: str, data_file: str | None, faults: str | None, cert_dir: str,
                client_id: str, client_secret: str, admin_username: str, admin_password: str,
                session_timeout: int, metadata_dir: str | None, outbound_retry_base: float,
