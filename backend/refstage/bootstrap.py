@@ -7,6 +7,7 @@ from typing import Any
 
 from refstage.adapters.crypto import Vault
 from refstage.adapters.db.database import make_engine, make_session_factory
+from refstage.adapters.db.unit_of_work import UnitOfWork
 from refstage.config import Settings, load_settings
 from refstage.services.runtime import Runtime
 
@@ -19,6 +20,7 @@ def build_runtime(settings: Settings | None = None, *, queue: Any = None, engine
         log.warning("development secrets in use (generated under %s); set SECRET_KEY and "
                     "REFSTAGE_ENCRYPTION_KEYS in production", settings.instance_dir)
     engine = engine or make_engine(settings.database_url)
+    overrides.setdefault("unit_of_work", UnitOfWork)
     rt = Runtime(settings=settings, session_factory=make_session_factory(engine), vault=Vault(settings.encryption_keys), **overrides)
     if queue is None:
         from refstage.jobs.queue import HueyQueue, make_huey

@@ -15,7 +15,7 @@ from refstage.domain.audit import Change
 from refstage.domain.errors import InvalidInput, InvalidTransition, RuleError
 from refstage.domain.money import CENT, MAX_AMOUNT, Money
 from refstage.domain.review import Flag, Reason
-from refstage.domain.rules import OBJECTS, _as_number, _lookup
+from refstage.domain.rules import OBJECTS, as_number, field_value
 
 
 class RewardStatus(StrEnum):
@@ -213,7 +213,7 @@ def compute_reward(
         amount = rule.amount
     else:
         obj, _, name = (rule.amount_field or "").partition(".")
-        base = _as_number(_lookup(snapshot.get(obj) or {}, name))
+        base = as_number(field_value(snapshot.get(obj) or {}, name))
         if base is None or base <= 0:
             return None  # no amount in the CRM yet: nothing to pay; a later change may bring one
         amount = Money(base, rule.currency or "USD").percent(rule.percent or Decimal(0))

@@ -175,7 +175,8 @@ def _conditions(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
     yield node
 
 
-def _lookup(record: Mapping[str, Any], field: str) -> Any:
+def field_value(record: Mapping[str, Any], field: str) -> Any:
+    """A (possibly dotted) field of a CRM record snapshot; None where the path does not lead to a value."""
     value: Any = record
     for part in field.split("."):
         # A plain dict first: the ABC check is several times slower, and a big sync looks up millions of fields.
@@ -190,7 +191,8 @@ def _lookup(record: Mapping[str, Any], field: str) -> Any:
     return value
 
 
-def _as_number(value: Any) -> Decimal | None:
+def as_number(value: Any) -> Decimal | None:
+    """A CRM value read as a finite Decimal (numbers, numeric text, Pipedrive money); None if it is not one."""
     kind = value.__class__
     if kind is bool or value is None:
         return None
@@ -209,7 +211,7 @@ def _as_number(value: Any) -> Decimal | None:
             return None
         return number if number.is_finite() else None
     if isinstance(value, Mapping) and "value" in value:  # Pipedrive money {"value", "currency"}
-        return _as_number(value["value"])
+        return as_number(value["value"])
     return None
 
 
@@ -234,7 +236,7 @@ def _equal(actual: Any, expected: Any) -> bool:
         return actual is None and expected is None
     if isinstance(expected, bool) or isinstance(actual, bool):
         return _as_bool(actual) == _as_bool(expected)
-    a_num, e_num = _as_number(actual), _as_number(expected)
+    a_num, e_num = as_number(actual), as_number(expected)
     if a_num is not None and e_num is not None:
         return a_num == e_num
     if actual.__class__ is not str and isinstance(actual, Mapping) and "id" in actual:  # Pipedrive nested references
@@ -253,7 +255,7 @@ def _as_bool(value: Any) -> bool | None:
 
 
 def _compare(actual: Any, expected: Any, op: str) -> bool:
-    a_num, e_num = _as_number(actual), _as_number(expected)
+    a_num, e_num = as_number(actual), as_number(expected)
     if a_num is not None and e_num is not None:
         return a_num >= e_num if op == "gte" else a_num <= e_num
     a_time, e_time = _as_time(actual), _as_time(expected)
@@ -266,10 +268,10 @@ def _compare(actual: Any, expected: Any, op: str) -> bool:
 
 def _flag(obj: str, op: str, record: Mapping[str, Any]) -> bool:
     if obj == "Deal":
-        status = str(_lookup(record, "status") or "").lower()
+        status = str(field_value(record, "status") or "").lower()
         return status == "won" if op == "is_won" else status in ("won", "lost")
     (name,) = _FLAG_FIELDS[(obj, op)]
-    return _as_bool(_lookup(record, name)) is True
+    return _as_bool(field_value(record, name)) is True
 
 
 def _condition_value(cond: dict[str, Any], snapshot: Mapping[str, Mapping[str, Any]]) -> tuple[bool, Any]:
@@ -279,7 +281,7 @@ def _condition_value(cond: dict[str, Any], snapshot: Mapping[str, Mapping[str, A
     op = cond["op"]
     if op in FLAG_OPS:
         return _flag(cond["object"], op, record), None
-    actual = _lookup(record, cond["field"])
+    actual = field_value(record, cond["field"])
     expected = cond.get("value")
     if op == "equals":
         return _equal(actual, expected), actual
@@ -487,7 +489,7 @@ def _fits(kind: str, value: Any) -> bool:
     if value is None:
         return True  # "== null" is a fair question for any field
     if kind == "number":
-        return _as_number(value) is not None
+        return as_number(value) is not None
     if kind in ("date", "datetime"):
         return _as_time(value) is not None
     if kind == "boolean":

@@ -7,14 +7,12 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from sqlalchemy.exc import IntegrityError
-
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.codes import generate_code, random_codes, referral_link
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import EnrolmentKind, Program
 from refstage.domain.referrals import Advocate, AdvocateSource, clean_text, normalise_email
-from refstage.services.ports import AdvocateLink, Candidate, CrmError, ReconnectRequired
+from refstage.services.ports import AdvocateLink, Candidate, CrmError, ReconnectRequired, StorageConflict, UnitOfWork
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -54,7 +52,7 @@ def enrol_advocate(rt: Runtime, tenant_id: str, program_id: str, *, name: str, e
                                      {"program_id": program_id, "source": source.value, "code": advocate.code})])
         try:
             uow.commit()
-        except IntegrityError:
+        except StorageConflict:
             # A concurrent request enrolled the same email first (or took the code): return theirs.
             uow.rollback()
             found = uow.advocates.by_email(program_id, clean_email)
@@ -112,7 +110,7 @@ def link_advocate_to_crm(rt: Runtime, tenant_id: str, advocate_id: str) -> str:
                                              {**ref, "created": record.created})])
                 uow.commit()
                 return LinkOutcome.LINKED
-            except IntegrityError:
+            except StorageConflict:
                 uow.rollback()  # another advocate claimed the record between our read and our write
     return _record_conflict(rt, tenant_id, advocate_id, program.id, record, actor)
 
@@ -265,22 +263,12 @@ def write_pending_links(rt: Runtime, tenant_id: str, program: Program, gateway, 
             return
 
 
-def _enrol_watermark(uow, connection_id: str, key: str) -> dt.datetime | None:
-    from refstage.adapters.db.models import SyncStateRow
-
-    row = uow.session.get(SyncStateRow, (connection_id, key))
-    return row.watermark if row else None
+def _enrol_watermark(uow: UnitOfWork, connection_id: str, key: str) -> dt.datetime | None:
+    return uow.sync_state.watermark(connection_id, key)
 
 
-def _set_enrol_watermark(uow, connection_id: str, key: str, value: dt.datetime) -> None:
-    from refstage.adapters.db.models import SyncStateRow
-
-    row = uow.session.get(SyncStateRow, (connection_id, key))
-    if row is None:
-        row = SyncStateRow(connection_id=connection_id, object_name=key, tenant_id=uow.tenant_id, checkpoint={}, updated_at=value)
-        uow.session.add(row)
-    row.watermark = value
-    row.updated_at = value
+def _set_enrol_watermark(uow: UnitOfWork, connection_id: str, key: str, value: dt.datetime) -> None:
+    uow.sync_state.set_watermark(connection_id, key, value)
 
 
 def get_advocate_by_code(rt: Runtime, code: str) -> tuple[Advocate, Program] | None:

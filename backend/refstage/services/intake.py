@@ -22,10 +22,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
-from refstage.adapters.db import hot
-from refstage.adapters.db import models as m
 from refstage.domain.errors import InvalidInput
 from refstage.domain.referrals import ReferralSource
 from refstage.services import protection, referrals
@@ -78,7 +74,7 @@ def _store(rt: Runtime, slots: list[_Slot]) -> int:
     keys = protection.counters(rt, hits, now)
     added = protection.to_add(keys)
     accepted: list[_Slot] = []
-    with hot.transaction(rt.session_factory) as tx:
+    with rt.form_write() as tx:
         totals = tx.bump_counters(added)
         decisions = iter(protection.decide(hits, keys, totals, now))
         for slot in slots:
@@ -203,11 +199,9 @@ def process(rt: Runtime, tenant_id: str, intake_id: str) -> str:
         reason = str(exc)
     except InvalidInput as exc:  # validated before storing; only a change of the rules lands here
         reason = f"invalid: {exc.errors}"
-    with rt.session_factory() as session:
-        session.execute(update(m.ReferralIntakeRow)
-                        .where(m.ReferralIntakeRow.id == intake_id, m.ReferralIntakeRow.processed_at.is_(None))
-                        .values(processed_at=rt.now(), referral_id=referral_id, refused_reason=reason))
-        session.commit()
+    with rt.uow(tenant_id) as uow:
+        uow.intake.mark_processed(intake_id, rt.now(), referral_id, reason)
+        uow.commit()
     if reason:
         log.warning("intake %s not captured: %s", intake_id, reason, extra={"tenant_id": tenant_id})
     return "captured" if referral_id else "refused"
@@ -233,31 +227,24 @@ def process_many(rt: Runtime, items: list[list[str]] | list[tuple[str, str]]) ->
 def pending(rt: Runtime, older_than: dt.timedelta = SWEEP_AFTER, limit: int = 500) -> list[tuple[str, str]]:
     """(tenant, intake id) of submissions still waiting after `older_than`: their job was lost."""
     with rt.uow(readonly=True) as uow:
-        rows = uow.session.execute(
-            select(m.ReferralIntakeRow.tenant_id, m.ReferralIntakeRow.id)
-            .where(m.ReferralIntakeRow.processed_at.is_(None), m.ReferralIntakeRow.received_at <= rt.now() - older_than)
-            .order_by(m.ReferralIntakeRow.received_at).limit(limit))
-        return [(t, i) for t, i in rows]
+        return uow.intake_backlog.waiting(rt.now() - older_than, limit)
 
 
 def prune(rt: Runtime, keep: dt.timedelta = KEEP_PROCESSED) -> int:
     """Delete processed submissions after `keep`: the friend's details then live only on the referral."""
-    with rt.session_factory() as session:
-        deleted = session.execute(delete(m.ReferralIntakeRow).where(
-            m.ReferralIntakeRow.processed_at.is_not(None), m.ReferralIntakeRow.processed_at < rt.now() - keep)).rowcount
-        session.commit()
-    return int(deleted or 0)
+    with rt.uow() as uow:
+        deleted = uow.intake_backlog.prune(rt.now() - keep)
+        uow.commit()
+    return deleted
 
 
 def status(rt: Runtime, intake_id: str) -> dict[str, Any] | None:
     """One submission's state, for support and tests."""
     with rt.uow(readonly=True) as uow:
-        row = uow.session.get(m.ReferralIntakeRow, intake_id)
-        if row is None:
-            return None
-        return {"id": row.id, "tenant_id": row.tenant_id, "code": row.code, "friend": row.friend,
-                "consent_version": row.consent_version, "received_at": row.received_at,
-                "processed_at": row.processed_at, "referral_id": row.referral_id, "refused_reason": row.refused_reason,
-                "state": "pending" if row.processed_at is None else ("captured" if row.referral_id else "refused")}
+        found = uow.intake_backlog.get(intake_id)
+    if found is None:
+        return None
+    found["state"] = "pending" if found["processed_at"] is None else ("captured" if found["referral_id"] else "refused")
+    return found
 
 

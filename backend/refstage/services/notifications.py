@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from refstage.adapters import outbound
-from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.codes import referral_link
 from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.referrals import ReferralStatus, normalise_email
 from refstage.domain.rewards import Recipient
+from refstage.services.ports import UnitOfWork
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -156,8 +154,7 @@ def request_status_links(rt: Runtime, email: str) -> int:
     except InvalidInput:
         return 0
     with rt.uow() as uow:
-        rows = uow.session.execute(select(m.AdvocateRow.tenant_id, m.AdvocateRow.id).where(
-            m.AdvocateRow.email == address, m.AdvocateRow.active.is_(True)).limit(20)).all()
+        rows = uow.directory.active_advocates_by_email(address, limit=20)
     return sum(1 for tenant_id, advocate_id in rows if send_status_link(rt, tenant_id, advocate_id))
 
 
@@ -205,9 +202,7 @@ def email_templates(rt: Runtime, tenant_id: str, program_id: str) -> list[dict[s
     """The effective template of each advocate email for a program, with `is_default`."""
     with rt.uow(tenant_id) as uow:
         uow.programs.get(program_id)  # 404 across tenants
-        # Read the values while the session is open (the rows expire when the unit of work ends).
-        rows = {r.event: (r.subject, r.body, r.updated_at) for r in uow.session.scalars(select(m.EmailTemplateRow).where(
-            m.EmailTemplateRow.tenant_id == tenant_id, m.EmailTemplateRow.program_id == program_id))}
+        rows = uow.email_templates.for_program(program_id)
     out = []
     for event in EMAIL_EVENTS:
         row = rows.get(event)
@@ -226,16 +221,11 @@ def set_email_template(rt: Runtime, tenant_id: str, program_id: str, event: str,
     now = rt.now()
     with rt.uow(tenant_id) as uow:
         uow.programs.get(program_id)
-        row = uow.session.scalar(select(m.EmailTemplateRow).where(
-            m.EmailTemplateRow.tenant_id == tenant_id, m.EmailTemplateRow.program_id == program_id,
-            m.EmailTemplateRow.event == event))
-        before = {"subject": row.subject, "body": row.body} if row else None
-        if row is None:
-            row = m.EmailTemplateRow(id=rt.new_id(), tenant_id=tenant_id, program_id=program_id, event=event)
-            uow.session.add(row)
-        row.subject, row.body, row.updated_at = subject.strip(), body, now
+        stored = uow.email_templates.get(program_id, event)
+        before = {"subject": stored[0], "body": stored[1]} if stored else None
+        uow.email_templates.put(rt.new_id(), program_id, event, subject.strip(), body, now)
         uow.audit.append([AuditEntry(tenant_id, "program", program_id, "email_template_updated", actor, now, before,
-                                     {"event": event, "subject": row.subject, "body": body})])
+                                     {"event": event, "subject": subject.strip(), "body": body})])
         uow.commit()
     return {"event": event, "subject": subject.strip(), "body": body, "is_default": False, "updated_at": now}
 
@@ -244,14 +234,12 @@ def reset_email_template(rt: Runtime, tenant_id: str, program_id: str, event: st
     """Back to the shipped default."""
     with rt.uow(tenant_id) as uow:
         uow.programs.get(program_id)
-        row = uow.session.scalar(select(m.EmailTemplateRow).where(
-            m.EmailTemplateRow.tenant_id == tenant_id, m.EmailTemplateRow.program_id == program_id,
-            m.EmailTemplateRow.event == event))
-        if row is None:
+        stored = uow.email_templates.get(program_id, event)
+        if stored is None:
             return
-        uow.session.delete(row)
+        uow.email_templates.remove(program_id, event)
         uow.audit.append([AuditEntry(tenant_id, "program", program_id, "email_template_reset", actor, rt.now(),
-                                     {"event": event, "subject": row.subject}, None)])
+                                     {"event": event, "subject": stored[0]}, None)])
         uow.commit()
 
 
@@ -274,17 +262,15 @@ def preview_email_template(rt: Runtime, tenant_id: str, program_id: str, event: 
     return {"subject": string.Template(subject).safe_substitute(sample), "body": string.Template(body).safe_substitute(sample)}
 
 
-def _template(uow, program_id: str | None, event: str) -> tuple[str, str]:
+def _template(uow: UnitOfWork, program_id: str | None, event: str) -> tuple[str, str]:
     if program_id:
-        row = uow.session.scalar(select(m.EmailTemplateRow).where(
-            m.EmailTemplateRow.tenant_id == uow.tenant_id, m.EmailTemplateRow.program_id == program_id,
-            m.EmailTemplateRow.event == event))
-        if row:
-            return row.subject, row.body
+        stored = uow.email_templates.get(program_id, event)
+        if stored:
+            return stored
     return DEFAULT_TEMPLATES[event]
 
 
-def _render(uow, program_id: str | None, event: str, values: dict[str, str]) -> tuple[str, str]:
+def _render(uow: UnitOfWork, program_id: str | None, event: str, values: dict[str, str]) -> tuple[str, str]:
     subject, body = _template(uow, program_id, event)
     subject = " ".join(string.Template(subject).safe_substitute(values).split())[:_MAX_SUBJECT]
     return subject, string.Template(body).safe_substitute(values)
@@ -325,25 +311,15 @@ def _dedupe_key(raw: str) -> str:
     return f"{event[:60]}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
-def _store(uow, rt: Runtime, draft: _Draft) -> str | None:
+def _store(uow: UnitOfWork, rt: Runtime, draft: _Draft) -> str | None:
     """Insert the email unless its dedupe key exists. Returns the id of a row that still needs
     delivering (new, or an earlier attempt that is waiting for a retry), else None."""
-    key = _dedupe_key(draft.dedupe)
-    existing = uow.session.scalar(select(m.OutboxRow).where(m.OutboxRow.dedupe_key == key))
-    if existing is not None:
-        return existing.id if existing.status in ("pending", "retrying") else None
-    row = m.OutboxRow(id=rt.new_id(), tenant_id=uow.tenant_id, dedupe_key=key, event=draft.event, entity_id=draft.entity_id,
-                      program_id=draft.program_id, to_address=draft.to, subject=draft.subject, body=draft.body,
-                      status="pending", attempts=0, created_at=rt.now())
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(row)
-    except IntegrityError:
-        return None  # a concurrent job stored it first; that job delivers it
-    return row.id
+    return uow.outbox.add_once(rt.new_id(), _dedupe_key(draft.dedupe), event=draft.event, entity_id=draft.entity_id,
+                               program_id=draft.program_id, to=draft.to, subject=draft.subject, body=draft.body,
+                               now=rt.now())
 
 
-def _compose(rt: Runtime, uow, event: str, entity_id: str) -> list[_Draft]:
+def _compose(rt: Runtime, uow: UnitOfWork, event: str, entity_id: str) -> list[_Draft]:
     if event in (REFERRAL_CAPTURED, REFERRAL_QUALIFIED):
         referral = uow.referrals.get(entity_id)
         if event == REFERRAL_CAPTURED and referral.status in (ReferralStatus.REJECTED, ReferralStatus.DUPLICATE):
@@ -407,16 +383,12 @@ def deliver_email(rt: Runtime, tenant_id: str, outbox_id: str) -> str:
     """Send one stored email (or keep it in the outbox when no SMTP server is configured).
     Claimed with a conditional UPDATE, so two workers never both send it. Returns the new status."""
     with rt.uow(tenant_id) as uow:
-        claimed = uow.session.execute(update(m.OutboxRow).where(
-            m.OutboxRow.id == outbox_id, m.OutboxRow.tenant_id == tenant_id,
-            m.OutboxRow.status.in_(["pending", "retrying"])).values(status="sending", attempts=m.OutboxRow.attempts + 1)).rowcount
+        claimed = uow.outbox.claim(outbox_id)
         uow.commit()
-        row = uow.session.get(m.OutboxRow, outbox_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"email {outbox_id} not found")
+        email = uow.outbox.get(outbox_id)
         if not claimed:
-            return row.status
-        to, subject, body, attempts = row.to_address, row.subject, row.body, row.attempts
+            return email["status"]
+        to, subject, body, attempts = email["to"], email["subject"], email["body"], email["attempts"]
     smtp_url = rt.settings.smtp_url
     if smtp_url:
         result = outbound.send_email(smtp_url, rt.settings.mail_from, to, subject, body)
@@ -430,9 +402,7 @@ def deliver_email(rt: Runtime, tenant_id: str, outbox_id: str) -> str:
     else:
         status, error, transport = "stored", None, "outbox"
     with rt.uow(tenant_id) as uow:
-        row = uow.session.get(m.OutboxRow, outbox_id)
-        row.status, row.error, row.transport = status, error, transport
-        row.sent_at = rt.now() if status in ("sent", "stored") else None
+        uow.outbox.finish(outbox_id, status, error, transport, rt.now() if status in ("sent", "stored") else None)
         uow.commit()
     return status
 
@@ -441,33 +411,16 @@ def emails_due_for_retry(rt: Runtime, older_than: dt.timedelta = dt.timedelta(mi
     """(tenant_id, outbox_id) of emails whose delivery job was lost or is waiting: the sweep re-queues them."""
     cutoff = rt.now() - older_than
     with rt.uow() as uow:
-        return [tuple(r) for r in uow.session.execute(select(m.OutboxRow.tenant_id, m.OutboxRow.id).where(
-            m.OutboxRow.status.in_(["pending", "retrying"]), m.OutboxRow.created_at <= cutoff)
-            .order_by(m.OutboxRow.created_at).limit(limit))]
+        return uow.directory.emails_due(cutoff, limit)
 
 
 def list_outbox(rt: Runtime, tenant_id: str, *, event: str | None = None, status: str | None = None,
                 limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """The emails of a tenant, newest first (the admin console's and the demo's outbox view)."""
     with rt.uow(tenant_id) as uow:
-        q = select(m.OutboxRow).where(m.OutboxRow.tenant_id == tenant_id)
-        if event:
-            q = q.where(m.OutboxRow.event == event)
-        if status:
-            q = q.where(m.OutboxRow.status == status)
-        rows = uow.session.scalars(q.order_by(m.OutboxRow.created_at.desc(), m.OutboxRow.id).limit(limit).offset(offset))
-        return [_outbox_dict(r) for r in rows]
+        return uow.outbox.list(event=event, status=status, limit=limit, offset=offset)
 
 
 def get_outbox_email(rt: Runtime, tenant_id: str, outbox_id: str) -> dict[str, Any]:
     with rt.uow(tenant_id) as uow:
-        row = uow.session.get(m.OutboxRow, outbox_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"email {outbox_id} not found")
-        return _outbox_dict(row)
-
-
-def _outbox_dict(r: m.OutboxRow) -> dict[str, Any]:
-    return {"id": r.id, "event": r.event, "entity_id": r.entity_id, "program_id": r.program_id, "to": r.to_address,
-            "subject": r.subject, "body": r.body, "status": r.status, "transport": r.transport, "attempts": r.attempts,
-            "error": r.error, "created_at": r.created_at, "sent_at": r.sent_at}
+        return uow.outbox.get(outbox_id)

@@ -9,12 +9,94 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Protocol, Sequence
 
+from refstage.domain.audit import Actor, Change
 from refstage.domain.programs import EnrolmentSource, Program
 from refstage.domain.referrals import Advocate, CrmRefs, Referral
 from refstage.domain.rewards import Reward
 from refstage.domain.rules import FieldSpec, Rule
+
+
+class StorageConflict(Exception):
+    """A commit broke a uniqueness rule (a concurrent request stored the same thing first). `detail` says which."""
+
+    detail: str = ""
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the tenant's repositories, as the services use it (implemented in `adapters.db`).
+
+    Opened with `rt.uow(tenant_id)`; nothing is stored until `commit()`, and work registered with
+    `after_commit` (enqueueing jobs) runs only once the commit succeeded. The repositories are scoped to
+    `tenant_id`; `directory` (public code, API key, connection -> tenant) and `sealed_secrets` (the operator's
+    key rotation) are the only cross-tenant ones. `commit()` raises `StorageConflict` on a uniqueness race."""
+
+    tenant_id: str | None
+    readonly: bool
+    pending_rewards: list
+    # Cross-tenant, explicit and named.
+    tenants: Any
+    directory: Any
+    sealed_secrets: Any
+    intake_backlog: Any
+    login_throttle: Any
+    # Scoped to tenant_id (present once it is bound).
+    users: Any
+    api_keys: Any
+    connections: Any
+    programs: Any
+    advocates: Any
+    referrals: Any
+    rewards: Any
+    audit: Any
+    crm_records: Any
+    admin_sessions: Any
+    attention: Any
+    inbox: Any
+    sync_state: Any
+    sync_runs: Any
+    pending_writes: Any
+    intake: Any
+    email_templates: Any
+    outbox: Any
+
+    def __enter__(self) -> "UnitOfWork": ...
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
+
+    def scope(self, tenant_id: str) -> "UnitOfWork":
+        """Bind the tenant once it is known (after a Directory look-up)."""
+
+    def record(self, changes: list[Change], actor: Actor, default_id: str | None = None) -> None: ...
+
+    def mark_stale(self, connection_id: str, entity_type: str, entity_id: str, at: dt.datetime) -> None: ...
+
+    def flush_pending_rewards(self) -> None: ...
+
+    def take_inserted_rewards(self) -> list: ...
+
+    def after_commit(self, fn: Callable[[], None]) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class FormWrite(Protocol):
+    """The public form's one transaction: count rate limits and store accepted posts (see services.intake)."""
+
+    def bump_counters(self, counters: list[tuple[str, int, dt.datetime]]) -> dict[str, int]: ...
+
+    def insert_intake(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """What the composition root hands the runtime: opens units of work, and the form's precompiled write."""
+
+    def __call__(self, session_factory: Any, tenant_id: str | None = None, readonly: bool = False) -> UnitOfWork: ...
+
+    def form_write(self, session_factory: Any) -> ContextManager[FormWrite]: ...
 
 
 class CrmError(Exception):

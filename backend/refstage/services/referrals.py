@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.codes import is_well_formed, normalise_code
 from refstage.domain.errors import DomainError, InvalidInput, NotFound
@@ -23,7 +21,7 @@ from refstage.domain.referrals import (
     normalise_email,
 )
 from refstage.domain.review import Action, Flag, Reason, self_referral_flags, velocity_flag
-from refstage.services.ports import CrmError, ReconnectRequired, RouteResult
+from refstage.services.ports import CrmError, ReconnectRequired, RouteResult, StorageConflict
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -126,7 +124,7 @@ def capture_referral(rt: Runtime, code: str, friend: FriendInput, *, source: Ref
         uow.record(referral.changes, actor or Actor(kind=_friend_kind(), label=referral.friend_email), referral.id)
         try:
             uow.commit()
-        except IntegrityError:
+        except StorageConflict:
             uow.rollback()
             if idempotency_key:
                 with rt.uow(owner_tenant) as again:
@@ -218,10 +216,10 @@ def route_referral(rt: Runtime, tenant_id: str, referral_id: str, attach: bool =
         _queue_mirror(uow, connection.id, "referral", referral.id, now)
         try:
             uow.commit()
-        except IntegrityError as exc:
+        except StorageConflict as exc:
             # The CRM record is already linked to another referral: that one keeps the attribution.
             uow.rollback()
-            return _mark_conflict(rt, tenant_id, referral_id, connection.id, str(exc.orig))
+            return _mark_conflict(rt, tenant_id, referral_id, connection.id, exc.detail)
     return referral.status
 
 

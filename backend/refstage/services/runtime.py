@@ -5,15 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
-
-from sqlalchemy.orm import Session, sessionmaker
+from typing import Any, Callable, ContextManager, Protocol
 
 from refstage.adapters.crypto import Vault
-from refstage.adapters.db.unit_of_work import UnitOfWork
 from refstage.config import Settings
 from refstage.domain.connections import CrmConnection
-from refstage.services.ports import CrmGateway
+from refstage.services.ports import CrmGateway, FormWrite, UnitOfWork, UnitOfWorkFactory
 
 
 class JobQueue(Protocol):
@@ -46,15 +43,28 @@ def new_id() -> str:
 @dataclass
 class Runtime:
     settings: Settings
-    session_factory: sessionmaker[Session]
+    # The storage adapter's session factory: opaque here; only adapters (the unit of work, the form's hot path)
+    # open sessions with it.
+    session_factory: Any
     vault: Vault
+    # Builds the concrete unit of work (and the form's write); set by bootstrap.
+    unit_of_work: UnitOfWorkFactory | None = None
     jobs: JobQueue = field(default_factory=RecordingQueue)
     clock: Callable[[], dt.datetime] = utcnow
     new_id: Callable[[], str] = new_id
     gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
 
     def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, tenant_id, readonly)
+        return self._storage()(self.session_factory, tenant_id, readonly)
+
+    def form_write(self) -> ContextManager[FormWrite]:
+        """The public form's one write transaction (precompiled, outside the ORM; see services.intake)."""
+        return self._storage().form_write(self.session_factory)
+
+    def _storage(self) -> UnitOfWorkFactory:
+        if self.unit_of_work is None:
+            raise RuntimeError("this runtime has no storage: build it with refstage.bootstrap.build_runtime")
+        return self.unit_of_work
 
     def now(self) -> dt.datetime:
         return self.clock()

@@ -10,14 +10,11 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import delete, select, update
-
-from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor
 from refstage.domain.connections import CrmConnection
 from refstage.domain.programs import ProgramStatus
-from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch,
-                                     ReconnectRequired)
+from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch, ReconnectRequired,
+                                     UnitOfWork)
 from refstage.services.qualification import LINK_FIELD, ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
@@ -48,18 +45,12 @@ class SyncReport:
         }
 
 
-def _load_cursor(uow, connection_id: str) -> dict[str, Any]:
-    row = uow.session.get(m.SyncStateRow, (connection_id, CURSOR_KEY))
-    return dict(row.checkpoint or {}) if row else {}
+def _load_cursor(uow: UnitOfWork, connection_id: str) -> dict[str, Any]:
+    return uow.sync_state.checkpoint(connection_id, CURSOR_KEY)
 
 
-def _save_cursor(uow, connection_id: str, cursor: dict[str, Any], now: dt.datetime) -> None:
-    row = uow.session.get(m.SyncStateRow, (connection_id, CURSOR_KEY))
-    if row is None:
-        row = m.SyncStateRow(connection_id=connection_id, object_name=CURSOR_KEY, tenant_id=uow.tenant_id, checkpoint={}, updated_at=now)
-        uow.session.add(row)
-    row.checkpoint = cursor
-    row.updated_at = now
+def _save_cursor(uow: UnitOfWork, connection_id: str, cursor: dict[str, Any], now: dt.datetime) -> None:
+    uow.sync_state.set_checkpoint(connection_id, CURSOR_KEY, cursor, now)
 
 
 def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
@@ -71,8 +62,7 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
         connection = uow.connections.get(connection_id)
         programs = [p for p in uow.programs.list(connection_id=connection_id) if p.status != ProgramStatus.DRAFT]
         cursor = _load_cursor(uow, connection_id)
-        uow.session.add(m.SyncRunRow(id=run_id, tenant_id=tenant_id, connection_id=connection_id, kind="sync",
-                                     status="running", started_at=started, stats={}))
+        uow.sync_runs.start(run_id, connection_id, "sync", started)
         uow.commit()
     try:
         if not connection.usable:
@@ -132,8 +122,8 @@ def _finish(rt: Runtime, tenant_id: str, run_id: str, report: SyncReport, starte
     finished = rt.now()
     report.duration_s = (finished - started).total_seconds()
     with rt.uow(tenant_id) as uow:
-        uow.session.execute(update(m.SyncRunRow).where(m.SyncRunRow.id == run_id).values(
-            status=report.status, finished_at=finished, stats=report.as_dict(), api_calls=report.api_calls, error=report.error))
+        uow.sync_runs.finish(run_id, status=report.status, finished_at=finished, stats=report.as_dict(),
+                             api_calls=report.api_calls, error=report.error)
         if report.status == "succeeded":
             conn = uow.connections.get(connection.id)
             conn.last_sync_at = finished
@@ -237,12 +227,10 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
                gateway=None, limit: int = 500_000, batch_size: int = 2_000) -> int:
     """Mirror stale referrals and rewards into the CRM. Rows leave the queue only once written. Entities are
     loaded batch by batch as the gateway asks for them, so memory does not grow with the backlog."""
-    P = m.PendingWriteRow
     # The queue rows, compactly: a backlog of hundreds of thousands must not cost hundreds of megabytes.
     row_ids, entity_ids, is_reward = array("q"), [], bytearray()
     with rt.uow(tenant_id, readonly=True) as uow:
-        for pid, entity_type, entity_id in uow.session.execute(select(P.id, P.entity_type, P.entity_id).where(
-                P.tenant_id == tenant_id, P.connection_id == connection.id).order_by(P.id).limit(limit)):
+        for pid, entity_type, entity_id in uow.pending_writes.queued(connection.id, limit):
             row_ids.append(pid)
             entity_ids.append(entity_id)
             is_reward.append(entity_type == "reward")
@@ -289,17 +277,11 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
     with rt.uow(tenant_id) as uow:
         done = [pid for pid, entity_id in zip(row_ids, entity_ids)
                 if (entity_id not in result.failed if written is None else entity_id in written)]
-        for start in range(0, len(done), 900):
-            # By row id: an entity re-queued meanwhile has a new row, which stays.
-            uow.session.execute(delete(P).where(P.id.in_(done[start:start + 900])))
+        uow.pending_writes.remove(done)  # by row id: an entity re-queued meanwhile has a new row, which stays
         failed = [(pid, "reward" if r else "referral", entity_id)
                   for pid, entity_id, r in zip(row_ids, entity_ids, is_reward) if entity_id in result.failed]
         for pid, entity_type, entity_id in failed:
-            uow.session.execute(update(P).where(P.id == pid).values(
-                attempts=P.attempts + 1, last_error=result.failed[entity_id][:2000]))
-            uow.session.add(m.RecordSyncRow(tenant_id=tenant_id, connection_id=connection.id, entity_type=entity_type,
-                                            entity_id=entity_id, operation="mirror", status="failed",
-                                            message=result.failed[entity_id][:2000], at=now))
+            uow.pending_writes.record_failure(pid, connection.id, entity_type, entity_id, result.failed[entity_id], now)
         uow.commit()
     if report is not None:
         report.written += len(done)

@@ -33,7 +33,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         SESSION_COOKIE_SECURE=settings.is_production,
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
         REFSTAGE_DEMO=settings.env == "demo",
-        JSON_SORT_KEYS=False,
     )
     if test_config:
         app.config.update(test_config)

@@ -155,8 +155,8 @@ def test_master_detail_cascade_and_autonumber(sf):
 REPO_PACKAGE = default_package_dir()
 
 
-@pytest.mark.skipif(not (REPO_PACKAGE / "main" / "default" / "objects").is_dir(), reason="no sfdx objects in the repo")
 def test_repo_sfdx_metadata_is_served(cert_dir):
+    assert (REPO_PACKAGE / "main" / "default" / "objects").is_dir(), f"the package's objects folder is missing: {REPO_PACKAGE}"
     sources = sorted(p.name for p in (REPO_PACKAGE / "main" / "default" / "objects").iterdir() if p.is_dir())
     with make_emulator(cert_dir, seed="demo", metadata_dir=REPO_PACKAGE) as emu:
         from sf_emu_helpers import VERSION, password_token

@@ -981,6 +981,228 @@ class InboxRepository(_Scoped):
         return int(self.session.scalar(q) or 0)
 
 
+# --- emails: templates and the outbox ------------------------------------------------------------------
+class EmailTemplateRepository(_Scoped):
+    """A program's overrides of the shipped notification emails."""
+
+    def _row(self, program_id: str, event: str) -> m.EmailTemplateRow | None:
+        T = m.EmailTemplateRow
+        return self.session.scalar(select(T).where(T.tenant_id == self.tenant_id, T.program_id == program_id, T.event == event))
+
+    def for_program(self, program_id: str) -> dict[str, tuple[str, str, dt.datetime]]:
+        """{event: (subject, body, updated_at)} of the program's overrides."""
+        T = m.EmailTemplateRow
+        return {r.event: (r.subject, r.body, r.updated_at) for r in self.session.scalars(
+            select(T).where(T.tenant_id == self.tenant_id, T.program_id == program_id))}
+
+    def get(self, program_id: str, event: str) -> tuple[str, str] | None:
+        row = self._row(program_id, event)
+        return (row.subject, row.body) if row else None
+
+    def put(self, template_id: str, program_id: str, event: str, subject: str, body: str, now: dt.datetime) -> None:
+        """Create or replace the override (`template_id` is used when it is new)."""
+        row = self._row(program_id, event)
+        if row is None:
+            row = m.EmailTemplateRow(id=template_id, tenant_id=self.tenant_id, program_id=program_id, event=event)
+            self.session.add(row)
+        row.subject, row.body, row.updated_at = subject, body, now
+
+    def remove(self, program_id: str, event: str) -> None:
+        row = self._row(program_id, event)
+        if row is not None:
+            self.session.delete(row)
+
+
+def _outbox_dict(r: m.OutboxRow) -> dict[str, Any]:
+    return {"id": r.id, "event": r.event, "entity_id": r.entity_id, "program_id": r.program_id, "to": r.to_address,
+            "subject": r.subject, "body": r.body, "status": r.status, "transport": r.transport, "attempts": r.attempts,
+            "error": r.error, "created_at": r.created_at, "sent_at": r.sent_at}
+
+
+class OutboxRepository(_Scoped):
+    """Every email of the tenant, stored before it is sent; `dedupe_key` makes each go out once."""
+
+    def add_once(self, email_id: str, dedupe_key: str, *, event: str, entity_id: str, program_id: str | None,
+                 to: str, subject: str, body: str, now: dt.datetime) -> str | None:
+        """Store the email unless its dedupe key exists. Returns the id of a row that still needs delivering
+        (new, or an earlier attempt waiting for a retry), else None."""
+        existing = self.session.scalar(select(m.OutboxRow).where(m.OutboxRow.dedupe_key == dedupe_key))
+        if existing is not None:
+            if existing.tenant_id != self.tenant_id:
+                return None
+            return existing.id if existing.status in ("pending", "retrying") else None
+        row = m.OutboxRow(id=email_id, tenant_id=self.tenant_id, dedupe_key=dedupe_key, event=event, entity_id=entity_id,
+                          program_id=program_id, to_address=to, subject=subject, body=body, status="pending", attempts=0,
+                          created_at=now)
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return None  # a concurrent job stored it first; that job delivers it
+        return row.id
+
+    def claim(self, email_id: str) -> bool:
+        """Mark a pending or retrying email as being sent (one attempt more); False if it is in no such state."""
+        O = m.OutboxRow
+        return bool(self.session.execute(update(O).where(
+            O.id == email_id, O.tenant_id == self.tenant_id, O.status.in_(["pending", "retrying"]))
+            .values(status="sending", attempts=O.attempts + 1)).rowcount)
+
+    def get(self, email_id: str) -> dict[str, Any]:
+        row = self.session.get(m.OutboxRow, email_id)
+        if row is None or row.tenant_id != self.tenant_id:
+            raise NotFound(f"email {email_id} not found")
+        return _outbox_dict(row)
+
+    def finish(self, email_id: str, status: str, error: str | None, transport: str, sent_at: dt.datetime | None) -> None:
+        O = m.OutboxRow
+        self.session.execute(update(O).where(O.id == email_id, O.tenant_id == self.tenant_id).values(
+            status=status, error=error, transport=transport, sent_at=sent_at))
+
+    def list(self, *, event: str | None = None, status: str | None = None, limit: int = 100,
+             offset: int = 0) -> list[dict[str, Any]]:
+        O = m.OutboxRow
+        q = self._filtered(select(O).where(O.tenant_id == self.tenant_id), (O.event, event), (O.status, status))
+        return [_outbox_dict(r) for r in self.session.scalars(q.order_by(O.created_at.desc(), O.id).limit(limit).offset(offset))]
+
+
+# --- sync state, runs and the write-back queue ----------------------------------------------------------
+class SyncStateRepository(_Scoped):
+    """Per connection and key: a watermark (enrolment) or a checkpoint (the change cursor), so a restart resumes."""
+
+    def _row(self, connection_id: str, key: str) -> m.SyncStateRow | None:
+        row = self.session.get(m.SyncStateRow, (connection_id, key))
+        return row if row is not None and row.tenant_id == self.tenant_id else None
+
+    def _row_for_write(self, connection_id: str, key: str, now: dt.datetime) -> m.SyncStateRow:
+        row = self._row(connection_id, key)
+        if row is None:
+            row = m.SyncStateRow(connection_id=connection_id, object_name=key, tenant_id=self.tenant_id, checkpoint={},
+                                 updated_at=now)
+            self.session.add(row)
+        return row
+
+    def watermark(self, connection_id: str, key: str) -> dt.datetime | None:
+        row = self._row(connection_id, key)
+        return row.watermark if row else None
+
+    def set_watermark(self, connection_id: str, key: str, value: dt.datetime) -> None:
+        row = self._row_for_write(connection_id, key, value)
+        row.watermark = value
+        row.updated_at = value
+
+    def checkpoint(self, connection_id: str, key: str) -> dict[str, Any]:
+        row = self._row(connection_id, key)
+        return dict(row.checkpoint or {}) if row else {}
+
+    def set_checkpoint(self, connection_id: str, key: str, checkpoint: dict[str, Any], now: dt.datetime) -> None:
+        row = self._row_for_write(connection_id, key, now)
+        row.checkpoint = checkpoint
+        row.updated_at = now
+
+
+class SyncRunRepository(_Scoped):
+    """One row per sync run: started, then finished with its status and figures."""
+
+    def start(self, run_id: str, connection_id: str, kind: str, started_at: dt.datetime) -> None:
+        self.session.add(m.SyncRunRow(id=run_id, tenant_id=self.tenant_id, connection_id=connection_id, kind=kind,
+                                      status="running", started_at=started_at, stats={}))
+
+    def finish(self, run_id: str, *, status: str, finished_at: dt.datetime, stats: dict[str, Any], api_calls: int,
+               error: str | None) -> None:
+        self.session.execute(update(m.SyncRunRow).where(m.SyncRunRow.id == run_id, m.SyncRunRow.tenant_id == self.tenant_id)
+                             .values(status=status, finished_at=finished_at, stats=stats, api_calls=api_calls, error=error))
+
+
+class PendingWriteRepository(_Scoped):
+    """The write-back queue (filled by UnitOfWork.mark_stale) and the per-record log of failed writes."""
+
+    def queued(self, connection_id: str, limit: int) -> Iterable[tuple[int, str, str]]:
+        """(row id, entity type, entity id) in queue order, streamed."""
+        P = m.PendingWriteRow
+        return self.session.execute(select(P.id, P.entity_type, P.entity_id).where(
+            P.tenant_id == self.tenant_id, P.connection_id == connection_id).order_by(P.id).limit(limit))
+
+    def remove(self, row_ids: Sequence[int]) -> None:
+        """By row id: an entity re-queued meanwhile has a new row, which stays."""
+        P = m.PendingWriteRow
+        for start in range(0, len(row_ids), 900):
+            self.session.execute(delete(P).where(P.tenant_id == self.tenant_id, P.id.in_(list(row_ids[start:start + 900]))))
+
+    def record_failure(self, row_id: int, connection_id: str, entity_type: str, entity_id: str, message: str,
+                       at: dt.datetime) -> None:
+        P = m.PendingWriteRow
+        self.session.execute(update(P).where(P.id == row_id, P.tenant_id == self.tenant_id).values(
+            attempts=P.attempts + 1, last_error=message[:2000]))
+        self.session.add(m.RecordSyncRow(tenant_id=self.tenant_id, connection_id=connection_id, entity_type=entity_type,
+                                         entity_id=entity_id, operation="mirror", status="failed",
+                                         message=message[:2000], at=at))
+
+
+# --- operator tasks -------------------------------------------------------------------------------------
+class SealedSecrets:
+    """Every encrypted secret of every tenant, for the operator's key rotation (deliberately cross-tenant)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def reseal(self, reseal: Callable[[str], str], setting_keys: Sequence[str]) -> int:
+        """Re-encrypt CRM credentials, the named connection settings and webhook signing secrets with `reseal`;
+        returns how many were rewritten."""
+        count = 0
+        for row in self.session.scalars(select(m.ConnectionRow)):
+            if row.credentials:
+                row.credentials = reseal(row.credentials)
+                count += 1
+            for key in setting_keys:
+                if (row.settings or {}).get(key):
+                    row.settings = {**row.settings, key: reseal(row.settings[key])}
+                    count += 1
+        for endpoint in self.session.scalars(select(m.WebhookEndpointRow)):
+            endpoint.secret = reseal(endpoint.secret)
+            count += 1
+        return count
+
+
+# --- the public form's submissions -------------------------------------------------------------------------
+class IntakeRepository(_Scoped):
+    """Stored form posts of one tenant (written by the form's hot path, adapters/db/hot.py)."""
+
+    def mark_processed(self, intake_id: str, at: dt.datetime, referral_id: str | None, refused_reason: str | None) -> None:
+        """Record how a waiting submission ended; one already processed is left as it is."""
+        I = m.ReferralIntakeRow
+        self.session.execute(update(I).where(I.id == intake_id, I.tenant_id == self.tenant_id, I.processed_at.is_(None))
+                             .values(processed_at=at, referral_id=referral_id, refused_reason=refused_reason))
+
+
+class IntakeBacklog:
+    """Form posts of every tenant, for the worker that drains them (deliberately cross-tenant: each row names its
+    tenant, and the capture that follows runs scoped to it)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def waiting(self, received_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant id, intake id) of unprocessed posts received before the given time, oldest first."""
+        I = m.ReferralIntakeRow
+        rows = self.session.execute(select(I.tenant_id, I.id).where(I.processed_at.is_(None), I.received_at <= received_before)
+                                    .order_by(I.received_at).limit(limit))
+        return [(t, i) for t, i in rows]
+
+    def prune(self, processed_before: dt.datetime) -> int:
+        I = m.ReferralIntakeRow
+        deleted = self.session.execute(delete(I).where(I.processed_at.is_not(None), I.processed_at < processed_before)).rowcount
+        return int(deleted or 0)
+
+    def get(self, intake_id: str) -> dict[str, Any] | None:
+        row = self.session.get(m.ReferralIntakeRow, intake_id)
+        if row is None:
+            return None
+        return {"id": row.id, "tenant_id": row.tenant_id, "code": row.code, "friend": row.friend,
+                "consent_version": row.consent_version, "received_at": row.received_at,
+                "processed_at": row.processed_at, "referral_id": row.referral_id, "refused_reason": row.refused_reason}
+
+
 # --- cross-tenant resolution ----------------------------------------------------------------------------
 class Directory:
     """The only look-ups that do not start from a tenant: they find which tenant a public input belongs to."""
@@ -1031,6 +1253,18 @@ class Directory:
         A, P, C = m.AdvocateRow, m.ProgramRow, m.ConnectionRow
         return list(self.session.scalars(select(A.tenant_id).join(P, P.id == A.program_id).join(C, C.id == P.connection_id).where(
             A.crm_id.is_(None), A.email.is_not(None), C.status == ConnectionStatus.ACTIVE.value).distinct()))
+
+    def active_advocates_by_email(self, email: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(tenant_id, advocate_id) of the active enrolments of an address (the status-link request form)."""
+        A = m.AdvocateRow
+        return [tuple(row) for row in self.session.execute(select(A.tenant_id, A.id).where(
+            A.email == email, A.active.is_(True)).limit(limit))]
+
+    def emails_due(self, created_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, outbox id) of emails still pending or retrying, oldest first (the sweep re-queues them)."""
+        O = m.OutboxRow
+        return [tuple(row) for row in self.session.execute(select(O.tenant_id, O.id).where(
+            O.status.in_(["pending", "retrying"]), O.created_at <= created_before).order_by(O.created_at).limit(limit))]
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()

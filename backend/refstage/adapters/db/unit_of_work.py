@@ -7,18 +7,36 @@ import logging
 from typing import Callable
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
+from refstage.services.ports import StorageConflict
 
 log = logging.getLogger(__name__)
 
 
+class Conflict(StorageConflict, IntegrityError):
+    """A commit broke a unique constraint. Services catch it as `StorageConflict`; code that predates the
+    protocol still catches `IntegrityError`."""
+
+    def __init__(self, error: IntegrityError):
+        IntegrityError.__init__(self, error.statement, error.params, error.orig)
+        self.detail = str(error.orig)
+
+
 class UnitOfWork:
+    """The concrete unit of work over SQLAlchemy; services see it through `services.ports.UnitOfWork`."""
+
+    # The public form's one write (rate-limit counters + intake rows), precompiled on a raw connection: the
+    # hottest path of the app skips the ORM session (see hot.py).
+    form_write = staticmethod(hot.transaction)
+
     def __init__(self, session_factory: sessionmaker[Session], tenant_id: str | None = None, readonly: bool = False):
         self._factory = session_factory
         self.tenant_id = tenant_id
@@ -37,6 +55,8 @@ class UnitOfWork:
             self.session.connection(execution_options={"refstage_readonly": True})
         self.tenants = r.TenantRepository(self.session)
         self.directory = r.Directory(self.session)
+        self.sealed_secrets = r.SealedSecrets(self.session)
+        self.intake_backlog = r.IntakeBacklog(self.session)
         self.login_throttle = auth_r.LoginThrottleRepository(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
@@ -57,6 +77,12 @@ class UnitOfWork:
         self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
         self.attention = r.AttentionRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
+        self.sync_state = r.SyncStateRepository(s, tenant_id)
+        self.sync_runs = r.SyncRunRepository(s, tenant_id)
+        self.pending_writes = r.PendingWriteRepository(s, tenant_id)
+        self.intake = r.IntakeRepository(s, tenant_id)
+        self.email_templates = r.EmailTemplateRepository(s, tenant_id)
+        self.outbox = r.OutboxRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
@@ -136,8 +162,13 @@ class UnitOfWork:
     def commit(self) -> None:
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
-        self._flush_buffers()
-        self.session.commit()
+        try:
+            self._flush_buffers()
+            self.session.commit()
+        except IntegrityError as exc:
+            if isinstance(exc, Conflict):
+                raise
+            raise Conflict(exc) from exc
         pending, self._after_commit = self._after_commit, []
         for fn in pending:
             # Enqueueing follow-up work must not undo a commit; anything dropped here is picked

@@ -109,7 +109,6 @@ class EmulatorState:
 
 def create_app(state: EmulatorState) -> Flask:
     app = Flask(__name__)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(oauth.blueprint(state.oauth, lambda: state.base_url))
     app.register_blueprint(api_v2.blueprint(state))
