@@ -34,7 +34,8 @@ class Creds:
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("package.xml", "<Package/>")
+        # A fixed timestamp: writestr(name) stamps "now", so two calls across a second boundary differ.
+        z.writestr(zipfile.ZipInfo("package.xml", date_time=(2026, 12, 2, 0, 0, 0)), "<Package/>")
     return buffer.getvalue()
 
 

@@ -87,3 +87,46 @@ def test_the_push_key_never_reaches_a_log(rt, world, client, caplog):
                                                  types.SimpleNamespace(headers=[]),
                                                  environ, dt.timedelta(seconds=0))
     assert all(key not in str(v) for v in atoms.values()) and "[redacted]" in atoms["r"]
+
+
+def test_rotation_marks_an_installed_push_path_until_it_is_reinstalled(rt, world, admin_client):
+    """Found walking docs/install-salesforce.md: after a rotation the card still said 'active' while the org's
+    Outbound Messages posted to the retired URL and were refused. It now says so until a reinstall succeeds."""
+    from refstage.adapters.crm.salesforce.push_installer import InstallOutcome
+    from refstage.services import push_path
+
+    with rt.uow(world.tenant.id) as uow:
+        conn = uow.connections.get(world.connection.id)
+        conn.external_username = "ada@acme.example"
+        conn.settings = {**(conn.settings or {}), push_path.SETTINGS_KEY: {"status": "active", "problems": []}}
+        uow.connections.save(conn)
+        uow.commit()
+    assert "still post to the previous address" not in admin_client.get("/admin/connections").get_data(as_text=True)
+
+    post(admin_client, f"/admin/connections/{world.connection.id}/rotate-push-key", {"confirm": "yes"})
+    post(admin_client, f"/admin/connections/{world.connection.id}/rotate-push-key", {"confirm": "yes"})
+    page = admin_client.get("/admin/connections").get_data(as_text=True)
+    assert page.count("still post to the previous address") == 1 and "Reinstall push path" in page
+
+    deployed_to = []
+
+    class Installer:
+        def __init__(self, _rt, _connection):
+            pass
+
+        def install(self, endpoint_url):
+            deployed_to.append(endpoint_url)
+            return InstallOutcome("active", "0Af000000000001AAA", "NoTestRun", False)
+
+    state = push_path.run_install(rt, world.tenant.id, world.connection.id, installer_factory=Installer)
+    assert state["status"] == "active" and state["problems"] == []
+    assert deployed_to == [outbound_message_url(rt, world.tenant.id, world.connection.id)]
+    assert "still post to the previous address" not in admin_client.get("/admin/connections").get_data(as_text=True)
+
+
+def test_rotation_before_any_install_adds_nothing_to_the_push_path(rt, world, admin_client):
+    from refstage.services import push_path
+
+    post(admin_client, f"/admin/connections/{world.connection.id}/rotate-push-key", {"confirm": "yes"})
+    with rt.uow(world.tenant.id) as uow:
+        assert push_path.SETTINGS_KEY not in (uow.connections.get(world.connection.id).settings or {})

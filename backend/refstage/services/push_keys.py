@@ -18,6 +18,7 @@ import secrets
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput
+from refstage.services import push_path
 from refstage.services.runtime import Runtime
 
 PUSH_KEY_SETTING = "push_key"
@@ -93,6 +94,15 @@ def endpoint_urls(rt: Runtime, tenant_id: str) -> dict[str, str]:
     return out
 
 
+def _mark_installed_push_path_stale(conn: CrmConnection) -> None:
+    """An installed push path keeps posting to the retired URL until it is reinstalled: say so on its card
+    (a successful reinstall replaces the problems list)."""
+    installed = dict(conn.settings.get(push_path.SETTINGS_KEY) or {})
+    problems = list(installed.get("problems") or [])
+    if installed.get("status") in push_path.INSTALLED_STATUSES and push_path.STALE_AFTER_ROTATION not in problems:
+        conn.settings[push_path.SETTINGS_KEY] = {**installed, "problems": [*problems, push_path.STALE_AFTER_ROTATION]}
+
+
 def rotate_push_key(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) -> str | None:
     """A new push secret; the old one stops working now. Salesforce: returns the new endpoint URL (the
     org's Outbound Messages must be pointed at it: re-run the push-path installer). Pipedrive: new HTTP
@@ -103,6 +113,7 @@ def rotate_push_key(rt: Runtime, tenant_id: str, connection_id: str, actor: Acto
         if conn.kind == CrmKind.SALESFORCE:
             had = bool(conn.settings.get(PUSH_KEY_SETTING))
             conn.settings[PUSH_KEY_SETTING] = rt.vault.seal({"key": new_push_key()})
+            _mark_installed_push_path_stale(conn)
             uow.connections.save(conn)
         elif conn.kind == CrmKind.PIPEDRIVE:
             from refstage.adapters.crm.pipedrive.webhooks import new_basic_credentials

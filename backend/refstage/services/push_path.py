@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 SETTINGS_KEY = "push_path"
 JOB_NAME = "install_push_path"
 STATUSES = ("queued", "deploying", "active", "needs_activation", "deployed", "failed")
+# States in which the org holds Outbound Messages that post to the push key of the time of the install.
+INSTALLED_STATUSES = ("active", "needs_activation", "deployed")
+STALE_AFTER_ROTATION = ("the push key was rotated after this install: the org's Outbound Messages still post to the "
+                        "previous address, which is refused; click Reinstall push path")
 # A request older than this that never finished (a worker died) may be made again.
 STALE_AFTER = dt.timedelta(minutes=45)
 
