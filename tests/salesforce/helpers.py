@@ -3,6 +3,11 @@ admin client that changes org data the way reps would."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -15,6 +20,29 @@ CLIENT_SECRET = "refstage-demo-secret"
 ADMIN = ("admin@refstage.test", "refstage-demo")
 REDIRECT = "http://127.0.0.1:5000/salesforce/oauth/callback"
 VERSION = "62.0"
+
+
+@contextlib.contextmanager
+def running_org(cert_dir: Path, **options) -> Iterator[SalesforceEmulator]:
+    """An emulated org over real HTTPS, its CA trusted through REQUESTS_CA_BUNDLE while it runs (never
+    verify=False); the variable is put back as it was afterwards."""
+    emu = SalesforceEmulator(port=0, cert_dir=cert_dir, **options)
+    old = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
+    emu.start()
+    yield emu
+    emu.stop()
+    if old is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old
+
+
+def connector_settings(settings, emu: SalesforceEmulator):
+    """Settings whose Salesforce connector talks to `emu` as the demo connected app."""
+    return dataclasses.replace(settings, allow_loopback_crm_hosts=True,  # the emulated org listens on loopback
+                               extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
+                                      "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
 
 
 def browser_consent(authorize_url: str) -> str:
