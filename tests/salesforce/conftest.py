@@ -3,10 +3,12 @@ trusted through REQUESTS_CA_BUNDLE, never verify=False), reset before each test.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from refstage.emulators.salesforce.server import SalesforceEmulator
-from tests.salesforce.helpers import connector_settings, running_org
+from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT, running_org
 
 
 @pytest.fixture(scope="module")
@@ -23,4 +25,6 @@ def emu(sf_emulator: SalesforceEmulator) -> SalesforceEmulator:
 
 @pytest.fixture
 def settings(settings, emu):
-    return connector_settings(settings, emu)
+    return dataclasses.replace(settings, allow_loopback_crm_hosts=True,  # the emulated org listens on loopback
+                               extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
+                                      "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})

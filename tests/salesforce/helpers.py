@@ -4,7 +4,6 @@ admin client that changes org data the way reps would."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,13 +35,6 @@ def running_org(cert_dir: Path, **options) -> Iterator[SalesforceEmulator]:
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
     else:
         os.environ["REQUESTS_CA_BUNDLE"] = old
-
-
-def connector_settings(settings, emu: SalesforceEmulator):
-    """Settings whose Salesforce connector talks to `emu` as the demo connected app."""
-    return dataclasses.replace(settings, allow_loopback_crm_hosts=True,  # the emulated org listens on loopback
-                               extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
-                                      "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
 
 
 def browser_consent(authorize_url: str) -> str:

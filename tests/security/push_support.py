@@ -4,31 +4,12 @@ snapshot of everything a push could change."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
 from refstage.adapters.db import models as m
-from refstage.emulators.salesforce.server import SalesforceEmulator
-from tests.salesforce.helpers import connector_settings, running_org
+from tests.salesforce.conftest import emu, settings, sf_emulator  # noqa: F401 - the emulated org fixtures, re-exported
 
 FAST = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05}
-
-
-@pytest.fixture(scope="module")
-def sf_emulator(tmp_path_factory: pytest.TempPathFactory):
-    with running_org(tmp_path_factory.mktemp("push-sec-certs"), seed="demo", outbound_retry_base=0.2) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(sf_emulator: SalesforceEmulator) -> SalesforceEmulator:
-    sf_emulator.control.reset()
-    return sf_emulator
-
-
-@pytest.fixture
-def settings(settings, emu):
-    return connector_settings(settings, emu)
 
 
 def envelope(org_id: str, notifications: list[tuple[str, str, dict]], first_id: int = 1) -> bytes:
