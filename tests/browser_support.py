@@ -57,3 +57,12 @@ def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> 
     result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
             for v in result if v.get("impact") in impacts]
+
+
+def sign_in_on_the_console(page, server: str, email: str, password: str) -> None:
+    """Sign in through the console's login form as a person does, and wait for the dashboard."""
+    page.goto(server + "/admin/login")
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/admin/dashboard")

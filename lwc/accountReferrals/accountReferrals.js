@@ -2,7 +2,7 @@ import { LightningElement, api, wire } from 'lwc';
 import { NavigationMixin } from 'lightning/navigation';
 import { getRecord, getFieldValue, getFieldDisplayValue } from 'lightning/uiRecordApi';
 import { gql, graphql } from 'lightning/graphql';
-import { reduceErrors, recordPage, formatLabel, totalsByKey } from 'c/ldsUtils';
+import { reduceErrors, formatLabel, totalsByKey, generateRecordUrls, navigateOnPlainClick } from 'c/ldsUtils';
 
 import ERROR from '@salesforce/label/c.Refstage_Error';
 import UNKNOWN_ERROR from '@salesforce/label/c.Refstage_Unknown_Error';
@@ -187,26 +187,12 @@ export default class AccountReferrals extends NavigationMixin(LightningElement) 
 
     // ----- navigation -------------------------------------------------------------------------
 
-    /** Asks Salesforce for the URL of each record page once; links show it as their href. */
     generateUrls(recordIds) {
-        recordIds
-            .filter((id) => id && !this.pendingUrls.has(id))
-            .forEach((id) => {
-                this.pendingUrls.add(id);
-                this[NavigationMixin.GenerateUrl](recordPage(id)).then((url) => {
-                    this.recordUrls = { ...this.recordUrls, [id]: url };
-                });
-            });
+        generateRecordUrls(this, recordIds);
     }
 
-    /** A plain click navigates inside Salesforce; modified clicks (new tab) keep the generated href. */
     handleRecordLink(event) {
-        const recordId = event.currentTarget.dataset.recordId;
-        if (!recordId || event.metaKey || event.ctrlKey || event.shiftKey || event.button > 0) {
-            return;
-        }
-        event.preventDefault();
-        this[NavigationMixin.Navigate](recordPage(recordId));
+        navigateOnPlainClick(this, event);
     }
 
     // ----- state ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
  * Helpers shared by the Refstage components for Lightning Data Service results.
  */
+import { NavigationMixin } from 'lightning/navigation';
 
 /**
  * Turns the errors LDS, UI API and GraphQL wire adapters return into readable messages.
@@ -87,6 +88,38 @@ export function totalsByKey(items, order = []) {
  */
 export function recordPage(recordId) {
     return recordId ? { type: 'standard__recordPage', attributes: { recordId, actionName: 'view' } } : undefined;
+}
+
+/**
+ * Asks Salesforce for the URL of each record page once; links show it as their href. The component
+ * (a NavigationMixin) keeps the asked ids in `pendingUrls` and the answers in `recordUrls`.
+ * @param {Object} component
+ * @param {string[]} recordIds
+ */
+export function generateRecordUrls(component, recordIds) {
+    recordIds
+        .filter((id) => id && !component.pendingUrls.has(id))
+        .forEach((id) => {
+            component.pendingUrls.add(id);
+            component[NavigationMixin.GenerateUrl](recordPage(id)).then((url) => {
+                component.recordUrls = { ...component.recordUrls, [id]: url };
+            });
+        });
+}
+
+/**
+ * A plain click on a record link navigates inside Salesforce; modified clicks (new tab) keep the
+ * generated href.
+ * @param {Object} component a NavigationMixin
+ * @param {Event} event the click on an element with data-record-id
+ */
+export function navigateOnPlainClick(component, event) {
+    const recordId = event.currentTarget.dataset.recordId;
+    if (!recordId || event.metaKey || event.ctrlKey || event.shiftKey || event.button > 0) {
+        return;
+    }
+    event.preventDefault();
+    component[NavigationMixin.Navigate](recordPage(recordId));
 }
 
 /**

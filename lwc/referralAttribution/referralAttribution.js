@@ -3,7 +3,7 @@ import { NavigationMixin } from 'lightning/navigation';
 import { getRecord, getFieldValue, getFieldDisplayValue } from 'lightning/uiRecordApi';
 import { getRelatedListRecords } from 'lightning/uiRelatedListApi';
 import { getPicklistValues } from 'lightning/uiObjectInfoApi';
-import { reduceErrors, recordPage, formatLabel } from 'c/ldsUtils';
+import { reduceErrors, formatLabel, generateRecordUrls, navigateOnPlainClick } from 'c/ldsUtils';
 
 import ERROR from '@salesforce/label/c.Refstage_Error';
 import UNKNOWN_ERROR from '@salesforce/label/c.Refstage_Unknown_Error';
@@ -198,26 +198,12 @@ export default class ReferralAttribution extends NavigationMixin(LightningElemen
 
     // ----- navigation --------------------------------------------------------------------------
 
-    /** Asks Salesforce for the URL of each record page once; links show it as their href. */
     generateUrls(recordIds) {
-        recordIds
-            .filter((id) => id && !this.pendingUrls.has(id))
-            .forEach((id) => {
-                this.pendingUrls.add(id);
-                this[NavigationMixin.GenerateUrl](recordPage(id)).then((url) => {
-                    this.recordUrls = { ...this.recordUrls, [id]: url };
-                });
-            });
+        generateRecordUrls(this, recordIds);
     }
 
-    /** A plain click navigates inside Salesforce; modified clicks (new tab) keep the generated href. */
     handleRecordLink(event) {
-        const recordId = event.currentTarget.dataset.recordId;
-        if (!recordId || event.metaKey || event.ctrlKey || event.shiftKey || event.button > 0) {
-            return;
-        }
-        event.preventDefault();
-        this[NavigationMixin.Navigate](recordPage(recordId));
+        navigateOnPlainClick(this, event);
     }
 
     // ----- state -------------------------------------------------------------------------------

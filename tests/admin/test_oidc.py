@@ -5,31 +5,22 @@ and the (organization_id, user_id) → user mapping."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from refstage.emulators.salesforce.server import SalesforceEmulator
 from refstage.services import tenants
 from refstage.web.admin.auth import OidcError, verify_id_token
 from tests.admin.conftest import csrf
+from tests.salesforce.helpers import running_org
 
 
 
 @pytest.fixture(scope="module")
 def sf(tmp_path_factory):
-    emu = SalesforceEmulator(port=0, seed="empty", cert_dir=tmp_path_factory.mktemp("admin-oidc-certs"))
-    old = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
-    emu.start()
-    yield emu
-    emu.stop()
-    if old is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = old
+    with running_org(tmp_path_factory.mktemp("admin-oidc-certs"), seed="empty") as emu:
+        yield emu
 
 
 @pytest.fixture

@@ -79,17 +79,13 @@ def test_oauth_connect_from_the_console_returns_to_the_console(client, pd_rt, se
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (/usr/bin/chromium): `make browser`")
 def test_pipedrive_connect_in_a_browser(pd_rt, server, tenant, emu):
-    from tests.browser_support import axe_violations, chromium
+    from tests.browser_support import axe_violations, chromium, sign_in_on_the_console
 
     tenants.add_user(pd_rt, tenant.id, "admin@acme.test", "admin", PASSWORD)
     with chromium() as browser:
         page = browser.new_page()
         page.set_default_timeout(15_000)
-        page.goto(server + "/admin/login")
-        page.get_by_role("textbox", name="Email").fill("admin@acme.test")
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url("**/admin/dashboard")
+        sign_in_on_the_console(page, server, "admin@acme.test", PASSWORD)
         page.goto(server + "/admin/connections")
         assert axe_violations(page) == []
         page.locator("#pd-domain").fill(emu.base_url)

@@ -130,15 +130,20 @@ def test_outbound_message_receiver(client, rt, world, cases, record):
     record.update(cases=seen["n"])
 
 
-def test_pipedrive_webhook_receiver(client, rt, world, cases, record):
-    conn = CrmConnection(id=rt.new_id(), tenant_id=world.tenant.id, kind=CrmKind.PIPEDRIVE, name="pd",
+def pipedrive_webhook_connection(rt, tenant_id: str) -> tuple[CrmConnection, str]:
+    """An active Pipedrive connection whose webhooks use Basic auth u:p; returns it and the right header."""
+    conn = CrmConnection(id=rt.new_id(), tenant_id=tenant_id, kind=CrmKind.PIPEDRIVE, name="pd",
                          status=ConnectionStatus.ACTIVE, external_org_id="123")
-    with rt.uow(world.tenant.id) as uow:
+    with rt.uow(tenant_id) as uow:
         uow.connections.add(conn)
         uow.connections.store_credentials(conn.id, rt.vault.seal({"kind": "api_token", "api_token": "t",
                                                                     "api_domain": "https://x.test", "webhook": {"user": "u", "password": "p"}}))
         uow.commit()
-    good = "Basic " + base64.b64encode(b"u:p").decode()
+    return conn, "Basic " + base64.b64encode(b"u:p").decode()
+
+
+def test_pipedrive_webhook_receiver(client, rt, world, cases, record):
+    conn, good = pipedrive_webhook_connection(rt, world.tenant.id)
     seen = {"n": 0}
 
     @settings(max_examples=cases, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -6,7 +6,6 @@ reaches the code behind validation. Short mode ~60 cases per entry point; --long
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import re
@@ -16,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.referrals import AdvocateSource
 from refstage.services import enrolment, tenants
 from tests.integration.conftest import ADMIN, PROGRAM, fake_crm, world  # noqa: F401 - fixtures
-from tests.reliability.test_reliability_bad_input import PAYLOADS, _clean, fuzz_app  # noqa: F401 - fixture
+from tests.reliability.test_reliability_bad_input import (PAYLOADS, _clean, fuzz_app,  # noqa: F401 - fixture
+                                                        pipedrive_webhook_connection)
 
 MIN_ACCEPTED = 0.30
 
@@ -152,14 +151,7 @@ def test_outbound_message_fuzzed_inside_a_valid_envelope(client, rt, world, case
 
 
 def test_pipedrive_webhook_fuzzed_inside_a_valid_delivery(client, rt, world, cases, record):
-    conn = CrmConnection(id=rt.new_id(), tenant_id=world.tenant.id, kind=CrmKind.PIPEDRIVE, name="pd",
-                         status=ConnectionStatus.ACTIVE, external_org_id="123")
-    with rt.uow(world.tenant.id) as uow:
-        uow.connections.add(conn)
-        uow.connections.store_credentials(conn.id, rt.vault.seal({"kind": "api_token", "api_token": "t",
-                                                                    "api_domain": "https://x.test", "webhook": {"user": "u", "password": "p"}}))
-        uow.commit()
-    auth = "Basic " + base64.b64encode(b"u:p").decode()
+    conn, auth = pipedrive_webhook_connection(rt, world.tenant.id)
     serial = itertools.count(1)
     tally = Tally()
 

@@ -4,27 +4,17 @@ trusted through REQUESTS_CA_BUNDLE, never verify=False), reset before each test.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import pytest
 
 from refstage.emulators.salesforce.server import SalesforceEmulator
-from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT
+from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT, running_org
 
 
 @pytest.fixture(scope="module")
 def sf_emulator(tmp_path_factory: pytest.TempPathFactory):
-    cert_dir = tmp_path_factory.mktemp("sf-connector-certs")
-    emu = SalesforceEmulator(port=0, seed="demo", cert_dir=cert_dir, outbound_retry_base=0.2)
-    old = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
-    emu.start()
-    yield emu
-    emu.stop()
-    if old is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = old
+    with running_org(tmp_path_factory.mktemp("sf-connector-certs"), seed="demo", outbound_retry_base=0.2) as emu:
+        yield emu
 
 
 @pytest.fixture

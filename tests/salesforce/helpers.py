@@ -3,6 +3,10 @@ admin client that changes org data the way reps would."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -15,6 +19,22 @@ CLIENT_SECRET = "refstage-demo-secret"
 ADMIN = ("admin@refstage.test", "refstage-demo")
 REDIRECT = "http://127.0.0.1:5000/salesforce/oauth/callback"
 VERSION = "62.0"
+
+
+@contextlib.contextmanager
+def running_org(cert_dir: Path, **options) -> Iterator[SalesforceEmulator]:
+    """An emulated org over real HTTPS, its CA trusted through REQUESTS_CA_BUNDLE while it runs (never
+    verify=False); the variable is put back as it was afterwards."""
+    emu = SalesforceEmulator(port=0, cert_dir=cert_dir, **options)
+    old = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
+    emu.start()
+    yield emu
+    emu.stop()
+    if old is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = old
 
 
 def browser_consent(authorize_url: str) -> str:

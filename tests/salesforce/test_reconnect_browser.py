@@ -9,7 +9,7 @@ import pytest
 
 from refstage.services import tenants
 from tests.admin.conftest import PASSWORD
-from tests.browser_support import ARTIFACTS, NEEDS_CHROMIUM, axe_violations, chromium, serve
+from tests.browser_support import ARTIFACTS, NEEDS_CHROMIUM, axe_violations, chromium, serve, sign_in_on_the_console
 from tests.salesforce.helpers import ADMIN as ORG_ADMIN
 from tests.salesforce.helpers import setup_world
 
@@ -36,11 +36,7 @@ def test_disconnect_confirm_reconnect_in_a_browser(rt, client, emu, server):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
         page = context.new_page()
         page.set_default_timeout(15_000)
-        page.goto(server + "/admin/login")
-        page.get_by_role("textbox", name="Email").fill("admin@acme.test")
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url("**/admin/dashboard")
+        sign_in_on_the_console(page, server, "admin@acme.test", PASSWORD)
 
         page.goto(server + "/admin/connections")
         assert axe_violations(page) == []

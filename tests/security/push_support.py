@@ -4,44 +4,12 @@ snapshot of everything a push could change."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
-import pytest
 from sqlalchemy import func, select
 
 from refstage.adapters.db import models as m
-from refstage.emulators.salesforce.server import SalesforceEmulator
-from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT
+from tests.salesforce.conftest import emu, settings, sf_emulator  # noqa: F401 - the emulated org fixtures, re-exported
 
 FAST = {"retry_backoff_seconds": 0.01, "bulk_poll_seconds": 0.05}
-
-
-@pytest.fixture(scope="module")
-def sf_emulator(tmp_path_factory: pytest.TempPathFactory):
-    emu = SalesforceEmulator(port=0, seed="demo", cert_dir=tmp_path_factory.mktemp("push-sec-certs"), outbound_retry_base=0.2)
-    old = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
-    emu.start()
-    yield emu
-    emu.stop()
-    if old is None:
-        os.environ.pop("REQUESTS_CA_BUNDLE", None)
-    else:
-        os.environ["REQUESTS_CA_BUNDLE"] = old
-
-
-@pytest.fixture
-def emu(sf_emulator: SalesforceEmulator) -> SalesforceEmulator:
-    sf_emulator.control.reset()
-    return sf_emulator
-
-
-@pytest.fixture
-def settings(settings, emu):
-    return dataclasses.replace(settings, allow_loopback_crm_hosts=True,  # the emulated org listens on loopback
-                               extra={"salesforce_client_id": CLIENT_ID, "salesforce_client_secret": CLIENT_SECRET,
-                                      "salesforce_redirect_uri": REDIRECT, "login_host": emu.base_url})
 
 
 def envelope(org_id: str, notifications: list[tuple[str, str, dict]], first_id: int = 1) -> bytes:

@@ -22,6 +22,7 @@ from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
 from refstage.emulators.tls import ensure_certificates
+from tests.admin.conftest import csrf  # the console tests' one CSRF helper (also re-exported)
 
 
 class FakeIdentityProvider:
@@ -172,16 +173,6 @@ def side_effects(rt) -> dict[str, Any]:
             "audit": count(m.AuditRow), "webhook_endpoints": count(m.WebhookEndpointRow),
             "webhook_deliveries": count(m.WebhookDeliveryRow),
         }
-
-
-def csrf(client) -> str:
-    with client.session_transaction() as s:
-        token = s.get("_csrf")
-    if not token:
-        client.get("/admin/login")
-        with client.session_transaction() as s:
-            token = s["_csrf"]
-    return token
 
 
 def sign_in(client, email: str, password: str) -> None:
