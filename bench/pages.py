@@ -39,17 +39,7 @@ def run(quick: bool) -> dict:
                 gunicorn("bench.load_app:create()", env, probe=f"/r/{code}") as app:
             hello_req = lambda n: ("GET", "/hello", None, {})  # noqa: E731
             landing_req = lambda n: ("GET", f"/r/{code}", None, {})  # noqa: E731
-            session = requests.Session()
-            page = session.get(f"{app}/r/{code}", timeout=10).text
-            fields = dict(re.findall(r'name="(csrf_token|form_ts|website)"[^>]*value="([^"]*)"', page))
-            fields.setdefault("website", "")
-            cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-            run_id = uuid.uuid4().hex[:8]
-
-            def submit(n: int):
-                body = urlencode({**fields, "name": f"Load Friend {n}", "email": f"load{run_id}-{n}@prospect.test",
-                                  "company": "Load Inc", "consent": "yes"}).encode()
-                return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+            submit = form_post_maker(app, code, "load")
 
             windows = iter(range(0, 10**9, 10**6))
 
@@ -91,3 +81,21 @@ def run(quick: bool) -> dict:
         "statuses": {"form": form.statuses, "form300": form300.statuses},
     })
     return results
+
+
+def form_post_maker(app: str, code: str, email_prefix: str):
+    """The landing form's post as a request maker: one real page load for its token and cookie, then a
+    different friend for every n (so no post is a repeat submission)."""
+    session = requests.Session()
+    page = session.get(f"{app}/r/{code}", timeout=10).text
+    fields = dict(re.findall(r'name="(csrf_token|form_ts|website)"[^>]*value="([^"]*)"', page))
+    fields.setdefault("website", "")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    run_id = uuid.uuid4().hex[:8]
+
+    def submit(n: int):
+        body = urlencode({**fields, "name": f"Load Friend {n}", "email": f"{email_prefix}{run_id}-{n}@prospect.test",
+                          "company": "Load Inc", "consent": "yes"}).encode()
+        return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+
+    return submit

@@ -27,13 +27,11 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import urlencode
 
-import requests
 
 from bench.common import bench_env, gunicorn, instance_dir, machine, process_cpu_seconds
 from bench.loadgen import open_loop
-from bench.pages import _seed
+from bench.pages import _seed, form_post_maker
 
 HERE = Path(__file__).parent
 LOAD_CORE, SERVER_CORE = "0", "1"
@@ -124,17 +122,7 @@ def _paced_p99(hello: str, app: str, code: str, duration: float) -> dict:
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {int(LOAD_CORE)})
     try:
-        session = requests.Session()
-        page = session.get(f"{app}/r/{code}", timeout=10).text
-        fields = dict(re.findall(r'name="(csrf_token|form_ts|website)"[^>]*value="([^"]*)"', page))
-        fields.setdefault("website", "")
-        cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-        run_id = uuid.uuid4().hex[:8]
-
-        def submit(n: int):
-            body = urlencode({**fields, "name": f"Load Friend {n}", "email": f"paced{run_id}-{n}@prospect.test",
-                              "company": "Load Inc", "consent": "yes"}).encode()
-            return ("POST", f"/r/{code}", body, {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+        submit = form_post_maker(app, code, "paced")
 
         h = open_loop(hello, lambda n: ("GET", "/hello", None, {}), rate=300, duration=duration)
         land = open_loop(app, lambda n: ("GET", f"/r/{code}", None, {}), rate=300, duration=duration)
