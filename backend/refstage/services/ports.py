@@ -24,6 +24,21 @@ class StorageConflict(Exception):
     detail: str = ""
 
 
+class ConcurrentUpdate(StorageConflict):
+    """A row read in this unit of work was changed by another worker before ours was written (optimistic locking:
+    its version moved). Nothing was written; read again and redo the work."""
+
+
+class RecordState:
+    """The newest known state of one CRM record (kept for the records referrals link to)."""
+
+    __slots__ = ("pk", "object", "crm_id", "fields", "modified_at", "deleted", "dirty")
+
+    def __init__(self, pk, obj, crm_id, fields, modified_at, deleted):
+        self.pk, self.object, self.crm_id = pk, obj, crm_id
+        self.fields, self.modified_at, self.deleted, self.dirty = fields, modified_at, deleted, False
+
+
 class UnitOfWork(Protocol):
     """One transaction over the tenant's repositories, as the services use it (implemented in `adapters.db`).
 
