@@ -45,7 +45,9 @@ class UnitOfWork(Protocol):
     Opened with `rt.uow(tenant_id)`; nothing is stored until `commit()`, and work registered with
     `after_commit` (enqueueing jobs) runs only once the commit succeeded. The repositories are scoped to
     `tenant_id`; `directory` (public code, API key, connection -> tenant) and `sealed_secrets` (the operator's
-    key rotation) are the only cross-tenant ones. `commit()` raises `StorageConflict` on a uniqueness race."""
+    key rotation) are the only cross-tenant ones. A uniqueness race raises `StorageConflict`, a version-checked
+    write that finds its row changed `ConcurrentUpdate`: from `commit()` or, for a repository's batch write, as
+    the `with` block is left."""
 
     tenant_id: str | None
     readonly: bool
