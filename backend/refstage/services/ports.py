@@ -60,6 +60,8 @@ class UnitOfWork(Protocol):
     intake: Any
     email_templates: Any
     outbox: Any
+    webhook_endpoints: Any
+    webhook_deliveries: Any
 
     def __enter__(self) -> "UnitOfWork": ...
 

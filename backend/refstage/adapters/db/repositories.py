@@ -59,11 +59,17 @@ class _Scoped:
                 q = q.where(column == value)
         return q
 
-    def _one(self, row_type: type, entity_id: str) -> Any:
+    def _one(self, row_type: type, entity_id: str, what: str | None = None) -> Any:
+        """The tenant's row with this id; NotFound for a missing id and for another tenant's row alike."""
         row = self._rows.get((row_type, entity_id)) or self.session.get(row_type, entity_id)
         if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"{row_type.__tablename__[:-1]} {entity_id} not found")
+            raise NotFound(f"{what or row_type.__tablename__[:-1]} {entity_id} not found")
         return self._keep(row)
+
+    def _newest_first(self, row_type: Any, filters: Sequence[tuple[Any, Any]], limit: int, offset: int) -> Iterable[Any]:
+        """A page of the tenant's rows of one kind, newest first, with the list views' optional filters."""
+        q = self._filtered(select(row_type).where(row_type.tenant_id == self.tenant_id), *filters)
+        return self.session.scalars(q.order_by(row_type.created_at.desc(), row_type.id).limit(limit).offset(offset))
 
 
 # --- tenants and users --------------------------------------------------------------------------
@@ -1049,10 +1055,7 @@ class OutboxRepository(_Scoped):
             .values(status="sending", attempts=O.attempts + 1)).rowcount)
 
     def get(self, email_id: str) -> dict[str, Any]:
-        row = self.session.get(m.OutboxRow, email_id)
-        if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"email {email_id} not found")
-        return _outbox_dict(row)
+        return _outbox_dict(self._one(m.OutboxRow, email_id, "email"))
 
     def finish(self, email_id: str, status: str, error: str | None, transport: str, sent_at: dt.datetime | None) -> None:
         O = m.OutboxRow
@@ -1062,8 +1065,7 @@ class OutboxRepository(_Scoped):
     def list(self, *, event: str | None = None, status: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:
         O = m.OutboxRow
-        q = self._filtered(select(O).where(O.tenant_id == self.tenant_id), (O.event, event), (O.status, status))
-        return [_outbox_dict(r) for r in self.session.scalars(q.order_by(O.created_at.desc(), O.id).limit(limit).offset(offset))]
+        return [_outbox_dict(r) for r in self._newest_first(O, [(O.event, event), (O.status, status)], limit, offset)]
 
 
 # --- sync state, runs and the write-back queue ----------------------------------------------------------
@@ -1265,6 +1267,14 @@ class Directory:
         O = m.OutboxRow
         return [tuple(row) for row in self.session.execute(select(O.tenant_id, O.id).where(
             O.status.in_(["pending", "retrying"]), O.created_at <= created_before).order_by(O.created_at).limit(limit))]
+
+    def webhooks_due(self, due_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, delivery id) of webhook deliveries not finished whose next attempt was due before then,
+        soonest first (the sweep re-queues them)."""
+        W = m.WebhookDeliveryRow
+        return [tuple(row) for row in self.session.execute(select(W.tenant_id, W.id).where(
+            W.status.in_(["pending", "retrying", "sending"]), W.next_attempt_at <= due_before)
+            .order_by(W.next_attempt_at).limit(limit))]
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()

@@ -14,6 +14,7 @@ from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
+from refstage.adapters.db import webhook_repositories as webhook_r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
 from refstage.services.ports import StorageConflict
@@ -83,6 +84,8 @@ class UnitOfWork:
         self.intake = r.IntakeRepository(s, tenant_id)
         self.email_templates = r.EmailTemplateRepository(s, tenant_id)
         self.outbox = r.OutboxRepository(s, tenant_id)
+        self.webhook_endpoints = webhook_r.WebhookEndpointRepository(s, tenant_id)
+        self.webhook_deliveries = webhook_r.WebhookDeliveryRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
