@@ -78,6 +78,9 @@ class UnitOfWork(Protocol):
 
     def take_inserted_rewards(self) -> list: ...
 
+    def ping(self) -> None:
+        """Ask the database for a trivial answer (the health check); raises when it cannot."""
+
     def after_commit(self, fn: Callable[[], None]) -> None: ...
 
     def commit(self) -> None: ...

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -158,6 +158,9 @@ class UnitOfWork:
             ])
             self._stale = {}
             self._stale_created = set()
+
+    def ping(self) -> None:
+        self.session.execute(text("SELECT 1"))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
