@@ -66,6 +66,16 @@ class _Scoped:
             raise NotFound(f"{what or row_type.__tablename__[:-1]} {entity_id} not found")
         return self._keep(row)
 
+    def _add_unless_there(self, row: Any) -> bool:
+        """Insert in a savepoint; False, and nothing stored, when a unique constraint says it is already there
+        (the transaction goes on)."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
     def _newest_first(self, row_type: Any, filters: Sequence[tuple[Any, Any]], limit: int, offset: int) -> Iterable[Any]:
         """A page of the tenant's rows of one kind, newest first, with the list views' optional filters."""
         q = self._filtered(select(row_type).where(row_type.tenant_id == self.tenant_id), *filters)
@@ -752,12 +762,7 @@ class RewardRepository(_Scoped):
                           referral_id=reward.referral_id, recipient=reward.recipient.value, rule_key=reward.rule_key,
                           kind=reward.kind.value)
         self._fill(row, reward)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._add_unless_there(row)
 
     def _fill(self, row: m.RewardRow, r: Reward) -> None:
         row.advocate_id, row.amount, row.currency, row.status = r.advocate_id, r.amount.amount, r.amount.currency, r.status.value
@@ -955,15 +960,10 @@ class InboxRepository(_Scoped):
             if key in seen:
                 continue
             seen.add(key)
-            try:
-                with self.session.begin_nested():
-                    self.session.add(E(tenant_id=self.tenant_id, connection_id=connection_id, source=source,
-                                       dedupe_key=key, object_type=change.object[:40], object_id=change.id[:40],
-                                       changed_at=change.changed_at, payload=change.payload, received_at=now,
-                                       attempts=0))
-                stored += 1
-            except IntegrityError:
-                continue
+            stored += self._add_unless_there(E(
+                tenant_id=self.tenant_id, connection_id=connection_id, source=source, dedupe_key=key,
+                object_type=change.object[:40], object_id=change.id[:40], changed_at=change.changed_at,
+                payload=change.payload, received_at=now, attempts=0))
         return stored
 
     def pending(self, connection_id: str, limit: int) -> list[InboxEntry]:
@@ -1040,12 +1040,8 @@ class OutboxRepository(_Scoped):
         row = m.OutboxRow(id=email_id, tenant_id=self.tenant_id, dedupe_key=dedupe_key, event=event, entity_id=entity_id,
                           program_id=program_id, to_address=to, subject=subject, body=body, status="pending", attempts=0,
                           created_at=now)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return None  # a concurrent job stored it first; that job delivers it
-        return row.id
+        # Not stored: a concurrent job stored it first; that job delivers it.
+        return row.id if self._add_unless_there(row) else None
 
     def claim(self, email_id: str) -> bool:
         """Mark a pending or retrying email as being sent (one attempt more); False if it is in no such state."""

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any, Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from refstage.adapters.db import models as m
 from refstage.adapters.db.repositories import _Scoped
@@ -88,12 +87,7 @@ class WebhookDeliveryRepository(_Scoped):
         row = m.WebhookDeliveryRow(id=delivery_id, tenant_id=self.tenant_id, endpoint_id=endpoint_id, event=event,
                                    entity_id=entity_id, payload=payload, status="pending", attempts=0,
                                    next_attempt_at=now, created_at=now)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return None
-        return _delivery_dict(self._keep(row))
+        return _delivery_dict(self._keep(row)) if self._add_unless_there(row) else None
 
     def get(self, delivery_id: str) -> dict[str, Any]:
         return _delivery_dict(self._row(delivery_id))
