@@ -122,8 +122,7 @@ def connection_authorize(connection_id: str):
     from refstage.services.ports import CrmError
     from refstage.web.oauth_owner import console_owner
 
-    with rt().uow(tenant_id()) as uow:
-        conn = uow.connections.get(connection_id)  # 404 for another tenant's connection
+    conn = sf_connect.get_connection(rt(), tenant_id(), connection_id)  # 404 for another tenant's connection
     svc = pipedrive_connect if conn.kind == CrmKind.PIPEDRIVE else sf_connect
     try:
         started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
