@@ -12,10 +12,6 @@ from sqlalchemy import or_, select, update
 from refstage.adapters.db import models as m
 from refstage.adapters.db.repositories import _Scoped
 
-#: Delivery statuses that mean "still being attempted".
-UNFINISHED = ("pending", "retrying", "sending")
-
-
 def _endpoint_dict(row: m.WebhookEndpointRow) -> dict[str, Any]:
     return {"id": row.id, "url": row.url, "description": row.description, "events": list(row.events or []),
             "active": row.active, "created_at": row.created_at, "updated_at": row.updated_at}
