@@ -72,3 +72,19 @@ def test_every_option_has_help():
 
     walk(main, ["refstage"])
     assert missing == []
+
+
+CONNECTION_COMMANDS = ["add-pipedrive", "add-salesforce", "disconnect", "external-client-app", "finish",
+                       "finish-pipedrive", "install-push-path", "list", "push-url", "rotate-push-key"]
+
+
+def test_the_connection_group_lists_its_commands_and_each_one_resolves():
+    """The commands the README and docs/install-salesforce.md quote, wherever the group's module lives."""
+    result = CliRunner().invoke(main, ["connection", "--help"], prog_name="refstage")
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.split("Commands:\n", 1)[1].splitlines() if line.strip()]
+    assert listed == CONNECTION_COMMANDS
+    for name in CONNECTION_COMMANDS:
+        sub = CliRunner().invoke(main, ["connection", name, "--help"], prog_name="refstage")
+        assert sub.exit_code == 0, sub.output
+        assert sub.output.startswith(f"Usage: refstage connection {name} "), sub.output

@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import inbox, pipedrive_connect
+from refstage.services import connections, inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
@@ -80,7 +80,7 @@ def oauth_callback():
         return answer_error("pipedrive_refused", request.args.get("error_description") or request.args["error"], 400)
     owner = console_owner(create=False)
     if owner is None:
-        return answer_error("connect_failed", pipedrive_connect.NOT_YOURS, 403)
+        return answer_error("connect_failed", connections.NOT_YOURS, 403)
     try:
         conn = pipedrive_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
     except CrmError as exc:

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import connections, inbox
+from refstage.services import connections, inbox, salesforce_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
@@ -39,9 +39,10 @@ def start_connect():
     """A pending connection; `authorize_url` is the console page an admin of this workspace opens (signed
     in) to approve it at Salesforce: the flow is bound to that browser session, not to the API key."""
     data = body()
-    conn = connections.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Salesforce"),
-                                       login_host=str(data.get("login_host") or "production"),
-                                       connection_id=data.get("connection_id"))
+    conn = salesforce_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor,
+                                              name=str(data.get("name") or "Salesforce"),
+                                              login_host=str(data.get("login_host") or "production"),
+                                              connection_id=data.get("connection_id"))
     link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
     return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
@@ -64,7 +65,8 @@ def oauth_callback():
     if owner is None:
         return answer_error("connect_failed", connections.NOT_YOURS, 403)
     try:
-        conn = connections.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
+        conn = salesforce_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""),
+                                                 owner=owner)
     except CrmError as exc:
         return answer_error("salesforce_error", str(exc), 502 if exc.transient else 400)
     except InvalidInput as exc:
@@ -91,7 +93,7 @@ def list_connections():
 @bp.delete("/salesforce/connections/<connection_id>")
 @require_api_key
 def disconnect(connection_id: str):
-    conn = connections.disconnect(rt(), g.tenant_id, connection_id, actor=g.actor)
+    conn = salesforce_connect.disconnect(rt(), g.tenant_id, connection_id, actor=g.actor)
     return jsonify({"id": conn.id, "status": conn.status.value})
 
 
