@@ -44,33 +44,28 @@ def test_the_demos_database_is_found_beside_it(fresh, monkeypatch):
     assert "Using the demo's database" in result.output
 
 
-def test_every_command_has_help():
+def _every_command() -> list[tuple[list[str], click.Command]]:
+    """`refstage` and every command below it, each with the words that invoke it."""
     ctx = click.Context(main)
-    missing = []
 
     def walk(cmd, path):
+        yield path, cmd
         if isinstance(cmd, click.Group):
             for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        if not (cmd.help or cmd.short_help):
-            missing.append(" ".join(path))
+                yield from walk(cmd.get_command(ctx, name), [*path, name])
 
-    walk(main, ["refstage"])
+    return list(walk(main, ["refstage"]))
+
+
+def test_every_command_has_help():
+    missing = [" ".join(path) for path, cmd in _every_command() if not (cmd.help or cmd.short_help)]
     assert missing == []
 
 
 def test_every_option_has_help():
     """`refstage emulator salesforce --help` and the rest explain each option, not only name it."""
-    ctx = click.Context(main)
-    missing = []
-
-    def walk(cmd, path):
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        missing.extend(f"{' '.join(path)} {p.opts[0]}" for p in cmd.params if isinstance(p, click.Option) and not p.help)
-
-    walk(main, ["refstage"])
+    missing = [f"{' '.join(path)} {p.opts[0]}" for path, cmd in _every_command()
+               for p in cmd.params if isinstance(p, click.Option) and not p.help]
     assert missing == []
 
 

@@ -14,6 +14,14 @@ from refstage.domain.errors import DomainError, InvalidInput, RuleError
 CLI_ACTOR = Actor(ActorKind.PERSON, None, "cli")
 
 
+def _program_id(rt, tenant_id: str, program_slug: str) -> str:
+    with rt.uow(tenant_id) as uow:
+        p = uow.programs.by_slug(program_slug)
+    if p is None:
+        raise click.ClickException(f"no program {program_slug!r}")
+    return p.id
+
+
 def _fail(exc: DomainError) -> click.ClickException:
     if isinstance(exc, (InvalidInput, RuleError)):
         return click.ClickException(f"{exc}: {json.dumps(exc.errors, default=str)}")
@@ -120,12 +128,9 @@ def program_status(tenant_slug: str, program_slug: str, status: str) -> None:
 
     rt = runtime()
     tenant_id = tenant_id_of(rt, tenant_slug)
-    with rt.uow(tenant_id) as uow:
-        p = uow.programs.by_slug(program_slug)
-    if p is None:
-        raise click.ClickException(f"no program {program_slug!r}")
+    program_id = _program_id(rt, tenant_id, program_slug)
     try:
-        programs.set_program_status(rt, tenant_id, p.id, status, CLI_ACTOR)
+        programs.set_program_status(rt, tenant_id, program_id, status, CLI_ACTOR)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo(f"program {program_slug} is {status}")
@@ -140,17 +145,14 @@ def program_enrol(tenant_slug: str, program_slug: str) -> None:
 
     rt = runtime()
     tenant_id = tenant_id_of(rt, tenant_slug)
-    with rt.uow(tenant_id) as uow:
-        p = uow.programs.by_slug(program_slug)
-    if p is None:
-        raise click.ClickException(f"no program {program_slug!r}")
+    program_id = _program_id(rt, tenant_id, program_slug)
 
     def show(progress):
         click.echo(f"\rseen {progress.seen}  enrolled {progress.enrolled}  already {progress.already}  "
                    f"links written {progress.links_written}  failed {progress.links_failed}", nl=False, err=True)
 
     try:
-        result = enrolment.run_enrolment(rt, tenant_id, p.id, on_progress=show)
+        result = enrolment.run_enrolment(rt, tenant_id, program_id, on_progress=show)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo("", err=True)

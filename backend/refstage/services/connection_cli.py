@@ -42,6 +42,20 @@ def _runtime():
     return runtime(queue=RecordingQueue())
 
 
+def _finish(redirect_url: str, crm: str, finish_connect, *, reason_keys: tuple[str, ...]):
+    """Finish a flow this terminal started, from the URL the CRM redirected to (it carries the code and
+    state, or the CRM's refusal: the first of `reason_keys` it has)."""
+    from refstage.services.connections import FlowOwner
+
+    query = parse_qs(urlsplit(redirect_url).query)
+    if "error" in query:
+        reason = next(query[key] for key in reason_keys if key in query)[0]
+        raise click.ClickException(f"{crm} refused: {reason}")
+    with _polite():
+        return finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0],
+                              owner=FlowOwner.terminal())
+
+
 @click.group()
 def connection() -> None:
     """CRM connections: connect (Salesforce, Pipedrive), reconnect, list, disconnect."""
@@ -77,14 +91,9 @@ def add_salesforce(tenant: str, login_host: str, name: str, connection_id: str |
 @click.argument("redirect_url")
 def finish(redirect_url: str) -> None:
     """Complete a connection from the callback URL (it carries the code and state)."""
-    from refstage.services.connections import FlowOwner
     from refstage.services.salesforce_connect import finish_connect
 
-    query = parse_qs(urlsplit(redirect_url).query)
-    if "error" in query:
-        raise click.ClickException(f"Salesforce refused: {query.get('error_description', query['error'])[0]}")
-    with _polite():
-        conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0], owner=FlowOwner.terminal())
+    conn = _finish(redirect_url, "Salesforce", finish_connect, reason_keys=("error_description", "error"))
     click.echo(f"connected {conn.id} to org {conn.external_org_id} as {conn.external_username} ({conn.instance_url})")
 
 
@@ -126,15 +135,9 @@ def add_pipedrive(tenant: str, api_domain: str | None, api_token: str | None, oa
 @click.argument("redirect_url")
 def finish_pipedrive(redirect_url: str) -> None:
     """Complete a Pipedrive OAuth connection from the URL Pipedrive redirected to."""
-    from refstage.services import pipedrive_connect
-    from refstage.services.connections import FlowOwner
+    from refstage.services.pipedrive_connect import finish_connect
 
-    query = parse_qs(urlsplit(redirect_url).query)
-    if "error" in query:
-        raise click.ClickException(f"Pipedrive refused: {query['error'][0]}")
-    with _polite():
-        conn = pipedrive_connect.finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0],
-                                                owner=FlowOwner.terminal())
+    conn = _finish(redirect_url, "Pipedrive", finish_connect, reason_keys=("error",))
     click.echo(f"connected {conn.id} to Pipedrive company {conn.external_org_id} as {conn.external_username}")
 
 

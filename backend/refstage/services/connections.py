@@ -26,7 +26,7 @@ from typing import Any
 
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
-from refstage.domain.errors import InvalidInput, NotFound
+from refstage.domain.errors import InvalidInput
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -382,4 +382,4 @@ def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnec
 __all__ = ["FlowOwner", "ConnectStart", "ConnectFailed", "PendingFlow", "NOT_YOURS", "check_owner", "prepare",
            "open_flow", "checked_callback", "store_connected", "pending_connection", "same_org_connection",
            "with_credentials", "mark_disconnected", "start_prepared", "disconnect", "alerts", "ConnectionAlert",
-           "usable_connection_ids", "oauth_configured", "list_connections", "get_connection", "NotFound"]
+           "usable_connection_ids", "oauth_configured", "list_connections", "get_connection"]

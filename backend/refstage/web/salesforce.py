@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 from xml.sax.saxutils import escape
 
-from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from refstage.domain.errors import InvalidInput
 from refstage.services import connections, inbox, salesforce_connect
-from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
-from refstage.web.oauth_owner import console_owner
+from refstage.web.oauth_owner import finish_oauth_callback
 
 log = logging.getLogger(__name__)
 bp = Blueprint("salesforce", __name__)
@@ -51,33 +49,12 @@ def start_connect():
 def oauth_callback():
     """Salesforce redirects the admin's browser here. The state (bound server-side to one pending
     connection) is the credential; errors from Salesforce are shown, never retried."""
-    browser = request.accept_mimetypes.accept_html  # an admin's browser goes back to the console
-
-    def answer_error(code: str, message: str, status: int):
-        if browser:
-            flash(f"Salesforce connection failed: {message}", "error")
-            return redirect(url_for("admin.connections"), 303)
-        return jsonify({"error": code, "message": message}), status
-
-    if request.args.get("error"):
-        return answer_error("salesforce_refused", request.args.get("error_description") or request.args["error"], 400)
-    owner = console_owner(create=False)
-    if owner is None:
-        return answer_error("connect_failed", connections.NOT_YOURS, 403)
-    try:
-        conn = salesforce_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""),
-                                                 owner=owner)
-    except CrmError as exc:
-        return answer_error("salesforce_error", str(exc), 502 if exc.transient else 400)
-    except InvalidInput as exc:
-        if not browser:
-            raise
-        return answer_error("connect_failed", "; ".join(m for msgs in exc.errors.values() for m in msgs), 400)
-    if browser:
-        flash(f"Connected to Salesforce org {conn.external_org_id} as {conn.external_username}.")
-        return redirect(url_for("admin.connections"), 303)
-    return jsonify({"connection_id": conn.id, "status": conn.status.value, "org_id": conn.external_org_id,
-                    "username": conn.external_username, "instance_url": conn.instance_url})
+    return finish_oauth_callback(
+        "Salesforce", salesforce_connect.finish_connect,
+        browser=request.accept_mimetypes.accept_html,  # an admin's browser goes back to the console
+        connected=lambda conn: f"Connected to Salesforce org {conn.external_org_id} as {conn.external_username}.",
+        as_json=lambda conn: {"connection_id": conn.id, "status": conn.status.value, "org_id": conn.external_org_id,
+                              "username": conn.external_username, "instance_url": conn.instance_url})
 
 
 @bp.get("/salesforce/connections")

@@ -18,6 +18,21 @@ def _errors_text(exc: InvalidInput) -> str:
     return "; ".join(str(m) for msgs in exc.errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
 
 
+def _to_the_crm(start):
+    """Send the browser to the CRM's sign-in page of the flow `start()` opens, or back to Connections saying why not."""
+    from refstage.services.ports import CrmError
+
+    try:
+        started = start()
+    except InvalidInput as exc:
+        flash(_errors_text(exc), "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Cannot connect: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    return redirect(started.authorize_url)
+
+
 @bp.context_processor
 def _connection_alerts():
     """The banner on every console page: a CRM that cannot work, or whose last sync failed."""
@@ -45,21 +60,11 @@ def connections():
 def connection_connect():
     """Start Salesforce's OAuth flow (new connection, or reconnect with `connection_id`)."""
     from refstage.services import salesforce_connect
-    from refstage.services.ports import CrmError
     from refstage.web.oauth_owner import console_owner
 
-    try:
-        started = salesforce_connect.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
-                                                   name=request.form.get("name") or "Salesforce",
-                                                   login_host=request.form.get("login_host") or "production",
-                                                   connection_id=request.form.get("connection_id") or None)
-    except InvalidInput as exc:
-        flash(_errors_text(exc), "error")
-        return redirect(url_for("admin.connections"))
-    except CrmError as exc:
-        flash(f"Cannot connect: {exc}", "error")
-        return redirect(url_for("admin.connections"))
-    return redirect(started.authorize_url)
+    return _to_the_crm(lambda: salesforce_connect.start_connect(
+        rt(), tenant_id(), actor=actor(), owner=console_owner(create=True), name=request.form.get("name") or "Salesforce",
+        login_host=request.form.get("login_host") or "production", connection_id=request.form.get("connection_id") or None))
 
 
 @bp.route("/connections/pipedrive", methods=["POST"])
@@ -97,19 +102,11 @@ def connection_connect_pipedrive():
 def connection_authorize(connection_id: str):
     """The link the API hands out for a prepared connection: the signed-in admin's browser is sent to the
     CRM with a state only this session can finish."""
-    from refstage.services.ports import CrmError
     from refstage.web.oauth_owner import console_owner
 
-    try:  # another tenant's connection is NotFound: 404
-        started = connection_service.start_prepared(rt(), tenant_id(), connection_id, actor=actor(),
-                                                    owner=console_owner(create=True))
-    except InvalidInput as exc:
-        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
-        return redirect(url_for("admin.connections"))
-    except CrmError as exc:
-        flash(f"Cannot connect: {exc}", "error")
-        return redirect(url_for("admin.connections"))
-    return redirect(started.authorize_url)
+    # another tenant's connection is NotFound: 404
+    return _to_the_crm(lambda: connection_service.start_prepared(rt(), tenant_id(), connection_id, actor=actor(),
+                                                                 owner=console_owner(create=True)))
 
 
 @bp.route("/connections/<connection_id>/sync", methods=["POST"])
