@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import admin_queries, connections as connection_service, push_keys
+from refstage.services import admin_queries, push_keys
+from refstage.services import connections as connection_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
 
