@@ -60,6 +60,8 @@ class UnitOfWork(Protocol):
     intake: Any
     email_templates: Any
     outbox: Any
+    webhook_endpoints: Any
+    webhook_deliveries: Any
 
     def __enter__(self) -> "UnitOfWork": ...
 
@@ -75,6 +77,9 @@ class UnitOfWork(Protocol):
     def flush_pending_rewards(self) -> None: ...
 
     def take_inserted_rewards(self) -> list: ...
+
+    def ping(self) -> None:
+        """Ask the database for a trivial answer (the health check); raises when it cannot."""
 
     def after_commit(self, fn: Callable[[], None]) -> None: ...
 

@@ -59,11 +59,27 @@ class _Scoped:
                 q = q.where(column == value)
         return q
 
-    def _one(self, row_type: type, entity_id: str) -> Any:
+    def _one(self, row_type: type, entity_id: str, what: str | None = None) -> Any:
+        """The tenant's row with this id; NotFound for a missing id and for another tenant's row alike."""
         row = self._rows.get((row_type, entity_id)) or self.session.get(row_type, entity_id)
         if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"{row_type.__tablename__[:-1]} {entity_id} not found")
+            raise NotFound(f"{what or row_type.__tablename__[:-1]} {entity_id} not found")
         return self._keep(row)
+
+    def _add_unless_there(self, row: Any) -> bool:
+        """Insert in a savepoint; False, and nothing stored, when a unique constraint says it is already there
+        (the transaction goes on)."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def _newest_first(self, row_type: Any, filters: Sequence[tuple[Any, Any]], limit: int, offset: int) -> Iterable[Any]:
+        """A page of the tenant's rows of one kind, newest first, with the list views' optional filters."""
+        q = self._filtered(select(row_type).where(row_type.tenant_id == self.tenant_id), *filters)
+        return self.session.scalars(q.order_by(row_type.created_at.desc(), row_type.id).limit(limit).offset(offset))
 
 
 # --- tenants and users --------------------------------------------------------------------------
@@ -746,12 +762,7 @@ class RewardRepository(_Scoped):
                           referral_id=reward.referral_id, recipient=reward.recipient.value, rule_key=reward.rule_key,
                           kind=reward.kind.value)
         self._fill(row, reward)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._add_unless_there(row)
 
     def _fill(self, row: m.RewardRow, r: Reward) -> None:
         row.advocate_id, row.amount, row.currency, row.status = r.advocate_id, r.amount.amount, r.amount.currency, r.status.value
@@ -949,15 +960,10 @@ class InboxRepository(_Scoped):
             if key in seen:
                 continue
             seen.add(key)
-            try:
-                with self.session.begin_nested():
-                    self.session.add(E(tenant_id=self.tenant_id, connection_id=connection_id, source=source,
-                                       dedupe_key=key, object_type=change.object[:40], object_id=change.id[:40],
-                                       changed_at=change.changed_at, payload=change.payload, received_at=now,
-                                       attempts=0))
-                stored += 1
-            except IntegrityError:
-                continue
+            stored += self._add_unless_there(E(
+                tenant_id=self.tenant_id, connection_id=connection_id, source=source, dedupe_key=key,
+                object_type=change.object[:40], object_id=change.id[:40], changed_at=change.changed_at,
+                payload=change.payload, received_at=now, attempts=0))
         return stored
 
     def pending(self, connection_id: str, limit: int) -> list[InboxEntry]:
@@ -1034,12 +1040,8 @@ class OutboxRepository(_Scoped):
         row = m.OutboxRow(id=email_id, tenant_id=self.tenant_id, dedupe_key=dedupe_key, event=event, entity_id=entity_id,
                           program_id=program_id, to_address=to, subject=subject, body=body, status="pending", attempts=0,
                           created_at=now)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return None  # a concurrent job stored it first; that job delivers it
-        return row.id
+        # Not stored: a concurrent job stored it first; that job delivers it.
+        return row.id if self._add_unless_there(row) else None
 
     def claim(self, email_id: str) -> bool:
         """Mark a pending or retrying email as being sent (one attempt more); False if it is in no such state."""
@@ -1049,10 +1051,7 @@ class OutboxRepository(_Scoped):
             .values(status="sending", attempts=O.attempts + 1)).rowcount)
 
     def get(self, email_id: str) -> dict[str, Any]:
-        row = self.session.get(m.OutboxRow, email_id)
-        if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"email {email_id} not found")
-        return _outbox_dict(row)
+        return _outbox_dict(self._one(m.OutboxRow, email_id, "email"))
 
     def finish(self, email_id: str, status: str, error: str | None, transport: str, sent_at: dt.datetime | None) -> None:
         O = m.OutboxRow
@@ -1062,8 +1061,7 @@ class OutboxRepository(_Scoped):
     def list(self, *, event: str | None = None, status: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:
         O = m.OutboxRow
-        q = self._filtered(select(O).where(O.tenant_id == self.tenant_id), (O.event, event), (O.status, status))
-        return [_outbox_dict(r) for r in self.session.scalars(q.order_by(O.created_at.desc(), O.id).limit(limit).offset(offset))]
+        return [_outbox_dict(r) for r in self._newest_first(O, [(O.event, event), (O.status, status)], limit, offset)]
 
 
 # --- sync state, runs and the write-back queue ----------------------------------------------------------
@@ -1265,6 +1263,14 @@ class Directory:
         O = m.OutboxRow
         return [tuple(row) for row in self.session.execute(select(O.tenant_id, O.id).where(
             O.status.in_(["pending", "retrying"]), O.created_at <= created_before).order_by(O.created_at).limit(limit))]
+
+    def webhooks_due(self, due_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, delivery id) of webhook deliveries not finished whose next attempt was due before then,
+        soonest first (the sweep re-queues them)."""
+        W = m.WebhookDeliveryRow
+        return [tuple(row) for row in self.session.execute(select(W.tenant_id, W.id).where(
+            W.status.in_(["pending", "retrying", "sending"]), W.next_attempt_at <= due_before)
+            .order_by(W.next_attempt_at).limit(limit))]
 
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()

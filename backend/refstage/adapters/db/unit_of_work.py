@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +14,7 @@ from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
+from refstage.adapters.db import webhook_repositories as webhook_r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, AuditEntry, Change
 from refstage.services.ports import StorageConflict
@@ -83,6 +84,8 @@ class UnitOfWork:
         self.intake = r.IntakeRepository(s, tenant_id)
         self.email_templates = r.EmailTemplateRepository(s, tenant_id)
         self.outbox = r.OutboxRepository(s, tenant_id)
+        self.webhook_endpoints = webhook_r.WebhookEndpointRepository(s, tenant_id)
+        self.webhook_deliveries = webhook_r.WebhookDeliveryRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
@@ -155,6 +158,9 @@ class UnitOfWork:
             ])
             self._stale = {}
             self._stale_created = set()
+
+    def ping(self) -> None:
+        self.session.execute(text("SELECT 1"))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)

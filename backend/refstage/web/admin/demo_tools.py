@@ -12,6 +12,8 @@ from typing import Any
 import requests
 from flask import abort, current_app, flash, redirect, render_template, url_for
 
+from refstage.services import programs as program_service
+from refstage.services import referrals as referral_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import requires, rt, tenant_id
 
@@ -47,16 +49,14 @@ def _sf(method: str, sf: str, path: str, **kw: Any) -> requests.Response:
 @requires("admin")
 def demo_tools():
     sf, pd = _urls()
-    with rt().uow(tenant_id()) as uow:
-        referrals = uow.referrals.list(limit=50)
-        programs = {p.id: p for p in uow.programs.list()}
+    referrals = referral_service.list_referrals(rt(), tenant_id(), limit=50)
+    programs = {p.id: p for p in program_service.list_programs(rt(), tenant_id())}
     waiting = sum(1 for r in referrals if r.status.value == "captured")  # the page refreshes itself meanwhile
     return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting)
 
 
 def _referral(referral_id: str):
-    with rt().uow(tenant_id()) as uow:
-        return uow.referrals.get(referral_id)
+    return referral_service.get_referral(rt(), tenant_id(), referral_id)
 
 
 @bp.post("/demo/<referral_id>/convert")
