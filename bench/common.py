@@ -150,6 +150,40 @@ def gunicorn(app: str, env: dict[str, str], *, workers: int = 2, threads: int = 
         proc.stderr.close()
 
 
+@contextlib.contextmanager
+def emulator_process(workdir: Path, crm: str, *args: str, probe: str = "/_emulator"):
+    """An emulator (`refstage emulator <crm>`) in its own process, so its CPU and memory are not ours. Yields
+    (base URL, CA file, process id) once it answers `probe`; its output goes to <workdir>/emulator-<crm>.log."""
+    port = free_port()
+    cert_dir = workdir / f"certs-{crm}"
+    log_path = workdir / f"emulator-{crm}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "refstage.cli", "emulator", crm, "--port", str(port),
+                                 "--cert-dir", str(cert_dir), *args], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        base = f"https://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            ca = cert_dir / "ca.pem"
+            while True:
+                if ca.exists():
+                    try:
+                        if requests.get(base + probe, verify=str(ca), timeout=2).ok:
+                            break
+                    except requests.RequestException:
+                        pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the {crm} emulator did not start; see {log_path}")
+                time.sleep(0.2)
+            yield base, str(ca), proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def python_speed_ms(rounds: int = 5) -> float:
     """A fixed pure-Python workload (integer arithmetic, dict and list use), best of `rounds`, in ms. The same
     kind of machine has run at different speeds on different days: this says how fast this one was, so that
