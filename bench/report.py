@@ -63,6 +63,8 @@ def _notes(key: str, result: dict) -> list[str]:
                 "the loop was then stopped and the remaining updates projected at that measured rate (wall time) and at "
                 "one API call each (exactly what the loop does). Naive wall time, speed-up and API-call reduction are "
                 "therefore partly projected.")
+        if "competent_wall_s" not in result:
+            notes.append("Competent baseline: not part of this run (measured by runs of (a) since 2026-12-02).")
         notes.append("API calls are the emulated org's own counter (every authenticated /services/data call, Bulk "
                      "polls and result downloads included), reset just before each side runs.")
         notes.append("Scenario: the referrals had been running — an earlier, unmeasured sync (`setup_sync_*`) read the "
@@ -109,7 +111,9 @@ def _notes(key: str, result: dict) -> list[str]:
         notes.append(f"Salesforce ({_fmt(result.get('samples'))} changes): a rep closes an opportunity over the org's REST "
                      "API; its Outbound Message reaches our endpoint; timed until the referral's two rewards are rows of "
                      "Referral_Reward__c in the org.")
-        if "pipedrive_samples" in result:
+        if "pipedrive_samples" not in result:
+            notes.append("Pipedrive webhooks: not part of this run (measured by runs of (d) since 2026-12-02).")
+        else:
             notes.append(f"Pipedrive ({_fmt(result['pipedrive_samples'])} changes): a user marks a deal won through the "
                          "company's API (`PATCH /api/v2/deals/<id>` status won); the company's v2.0 webhook reaches our "
                          "receiver, the worker re-reads the deal and writes the rewards back; timed until the deal's "
