@@ -20,7 +20,7 @@ _COMMANDS = {
     "program": ("refstage.services.cli", "program"),
     "emulator": ("refstage.emulators.cli", "emulator"),
     "bench": ("refstage.bench_cli", "bench"),
-    "connection": ("refstage.adapters.crm.salesforce.cli", "connection"),
+    "connection": ("refstage.services.connection_cli", "connection"),
 }
 
 
