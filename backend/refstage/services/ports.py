@@ -29,8 +29,10 @@ class UnitOfWork(Protocol):
 
     Opened with `rt.uow(tenant_id)`; nothing is stored until `commit()`, and work registered with
     `after_commit` (enqueueing jobs) runs only once the commit succeeded. The repositories are scoped to
-    `tenant_id`; `directory` (public code, API key, connection -> tenant) and `sealed_secrets` (the operator's
-    key rotation) are the only cross-tenant ones. `commit()` raises `StorageConflict` on a uniqueness race."""
+    `tenant_id`; `directory` (public code, API key, connection -> tenant), `sealed_secrets` (the operator's
+    key rotation), `intake_backlog` (the form posts the drain captures), `login_throttle` and
+    `rejected_submissions` (form posts the bot checks refused) are the only cross-tenant ones. `commit()` raises
+    `StorageConflict` on a uniqueness race."""
 
     tenant_id: str | None
     readonly: bool
@@ -41,6 +43,7 @@ class UnitOfWork(Protocol):
     sealed_secrets: Any
     intake_backlog: Any
     login_throttle: Any
+    rejected_submissions: Any
     # Scoped to tenant_id (present once it is bound).
     users: Any
     api_keys: Any
@@ -53,6 +56,7 @@ class UnitOfWork(Protocol):
     crm_records: Any
     admin_sessions: Any
     attention: Any
+    reports: Any
     inbox: Any
     sync_state: Any
     sync_runs: Any
@@ -89,11 +93,14 @@ class UnitOfWork(Protocol):
 
 
 class FormWrite(Protocol):
-    """The public form's one transaction: count rate limits and store accepted posts (see services.intake)."""
+    """The public form's one transaction: count rate limits and store accepted posts (see services.intake); the
+    other forms' shared counters and their occasional tidy use it too (services.protection)."""
 
     def bump_counters(self, counters: list[tuple[str, int, dt.datetime]]) -> dict[str, int]: ...
 
     def insert_intake(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def drop_expired_counters(self, now: dt.datetime) -> None: ...
 
 
 class UnitOfWorkFactory(Protocol):

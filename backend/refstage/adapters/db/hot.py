@@ -13,7 +13,7 @@ import time
 from operator import itemgetter
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, bindparam
+from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
@@ -122,6 +122,16 @@ class HotTransaction:
         if rows:
             stmt = _prepared(self.dialect, "intake")
             self.cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+
+    def drop_expired_counters(self, now: dt.datetime) -> None:
+        """Delete the counters whose window ended before `now` (the occasional tidy, services.protection)."""
+        key = (self.dialect.name, "expired counters")
+        stmt = _PREPARED.get(key)
+        if stmt is None:
+            t = m.RateLimitRow.__table__
+            stmt = _PREPARED[key] = Prepared(delete(t).where(t.c.expires_at < bindparam("now", type_=t.c.expires_at.type)),
+                                             self.dialect)
+        self.cursor.execute(stmt.sql, stmt.args({"now": now}))
 
 
 def _begin_immediate(cursor: Any, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:

@@ -58,6 +58,7 @@ class UnitOfWork:
         self.directory = r.Directory(self.session)
         self.sealed_secrets = r.SealedSecrets(self.session)
         self.intake_backlog = r.IntakeBacklog(self.session)
+        self.rejected_submissions = r.RejectedSubmissionLog(self.session)
         self.login_throttle = auth_r.LoginThrottleRepository(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
@@ -77,6 +78,7 @@ class UnitOfWork:
         self.crm_records = r.CrmRecordRepository(s, tenant_id)
         self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
         self.attention = r.AttentionRepository(s, tenant_id)
+        self.reports = r.ReportRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
         self.sync_state = r.SyncStateRepository(s, tenant_id)
         self.sync_runs = r.SyncRunRepository(s, tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import admin_queries, push_keys
+from refstage.services import admin_queries, push_keys, sync
 from refstage.services import connections as connection_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
@@ -114,7 +114,7 @@ def connection_authorize(connection_id: str):
 @requires(*ADMIN)
 def connection_sync(connection_id: str):
     try:
-        admin_queries.request_sync(rt(), tenant_id(), connection_id, actor())
+        sync.request_sync(rt(), tenant_id(), connection_id, actor())
         flash("Sync queued: the worker runs it in the background.")
     except InvalidInput as exc:
         flash(_errors_text(exc), "error")
@@ -148,8 +148,8 @@ def connection_retry(connection_id: str):
     if request.form.get("scope") == "selected" and not ids:
         flash("Select the failed writes to retry, or use Retry all failed.", "error")
         return redirect(url_for("admin.connection_log", connection_id=connection_id))
-    count = admin_queries.retry_failed_writes(rt(), tenant_id(), connection_id, actor(),
-                                              None if request.form.get("scope") == "all" else ids)
+    count = sync.retry_failed_writes(rt(), tenant_id(), connection_id, actor(),
+                                     None if request.form.get("scope") == "all" else ids)
     flash(f"{count} failed write(s) queued again." if count else "Nothing to retry.")
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
 
