@@ -27,7 +27,7 @@ node_modules/.installed: package.json
 node: node_modules/.installed
 
 # The record page preview: the package's LWCs compiled onto the open-source engine, served by the emulated org.
-PREVIEW := backend/refstage/emulators/salesforce/preview
+PREVIEW := backend/refstage_devkit/emulators/salesforce/preview
 $(PREVIEW)/dist/preview.js: node_modules/.installed scripts/build-preview.mjs $(shell find lwc $(PREVIEW)/src sfdx/force-app/main/default/labels -type f 2>/dev/null)
 	npm run --silent build:preview
 

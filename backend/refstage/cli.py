@@ -15,11 +15,11 @@ _COMMANDS = {
     "worker": ("refstage.jobs.cli", "worker"),
     "sync": ("refstage.jobs.cli", "sync"),
     "serve": ("refstage.web.cli", "serve"),
-    "demo": ("refstage.demo", "demo"),
+    "demo": ("refstage_devkit.demo", "demo"),
     "tenant": ("refstage.services.cli", "tenant"),
     "program": ("refstage.services.cli", "program"),
-    "emulator": ("refstage.emulators.cli", "emulator"),
-    "bench": ("refstage.bench_cli", "bench"),
+    "emulator": ("refstage_devkit.emulators.cli", "emulator"),
+    "bench": ("refstage_devkit.bench_cli", "bench"),
     "connection": ("refstage.adapters.crm.salesforce.cli", "connection"),
 }
 
