@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint-imports test-python test-lwc venv node browser clean bench preview
 
-$(VENV)/.installed: pyproject.toml
+# The product and, beside it, the development kit (emulators, demo, bench; backend/devkit) that production leaves out.
+$(VENV)/.installed: pyproject.toml backend/devkit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test]' -e backend/devkit
 	touch $@
 
 venv: $(VENV)/.installed

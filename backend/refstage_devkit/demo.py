@@ -215,6 +215,12 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
             raise click.ClickException(f"could not start the CRM emulators on ports {salesforce_port}/{pipedrive_port} "
                                        f"(choose others with --salesforce-port/--pipedrive-port): {exc}") from exc
         os.environ["REFSTAGE_DEMO_SALESFORCE_URL"] = sf.base_url
+        # 'Play the rep' in the console signs in to the emulated org as its admin: the product carries no
+        # demo credentials, so they reach the web process from here.
+        os.environ["REFSTAGE_DEMO_SALESFORCE_CLIENT_ID"] = sf.org.client_id
+        os.environ["REFSTAGE_DEMO_SALESFORCE_CLIENT_SECRET"] = sf.org.client_secret
+        os.environ["REFSTAGE_DEMO_SALESFORCE_USERNAME"] = sf.org.admin_username
+        os.environ["REFSTAGE_DEMO_SALESFORCE_PASSWORD"] = sf.org.admin_password
         os.environ["REFSTAGE_DEMO_PIPEDRIVE_URL"] = pd.base_url
     settings = load_settings()
     upgrade(settings.database_url)
