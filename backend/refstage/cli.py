@@ -19,7 +19,7 @@ _COMMANDS = {
     "serve": ("refstage.web.cli", "serve"),
     "tenant": ("refstage.services.cli", "tenant"),
     "program": ("refstage.services.cli", "program"),
-    "connection": ("refstage.adapters.crm.salesforce.cli", "connection"),
+    "connection": ("refstage.services.connection_cli", "connection"),
 }
 PLUGIN_GROUP = "refstage.commands"
 

@@ -80,7 +80,7 @@ def _install_push_path(sf, hook: str) -> None:
 
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
     from refstage_devkit.emulators.salesforce.consent import browser_consent
-    from refstage.services import connections
+    from refstage.services import salesforce_connect as connections
 
     owner = connections.FlowOwner.terminal()  # the seed starts and finishes the flow itself
     started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, owner=owner, name="Acme org (emulated)",

@@ -114,7 +114,7 @@ PROGRAM = {
 def connect(rt, client, tenant_id: str, conn_settings: dict | None = None):
     """Start connecting (service), consent on the emulator's pages, finish through the web callback."""
     from refstage.domain.audit import Actor
-    from refstage.services.connections import start_connect
+    from refstage.services.salesforce_connect import start_connect
     from tests.oauth_support import console_session
 
     owner = console_session(client, tenant_id)

@@ -107,6 +107,11 @@ def get_tenant(rt: Runtime, tenant_id: str) -> Tenant:
         return uow.tenants.get(tenant_id)
 
 
+def tenant_by_slug(rt: Runtime, slug: str) -> Tenant | None:
+    with rt.uow() as uow:
+        return uow.tenants.by_slug(slug)
+
+
 # --- company identity --------------------------------------------------------------------------------
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
