@@ -36,7 +36,7 @@ def runtime(env: dict[str, str]):
 
 def connect(rt, org: Org, program: dict, settings: dict | None = None) -> tuple[str, str, str]:
     from refstage.domain.audit import Actor
-    from refstage.emulators.salesforce.consent import browser_consent
+    from refstage_devkit.emulators.salesforce.consent import browser_consent
     from refstage.services import programs, salesforce_connect, tenants
     from refstage.services.connections import FlowOwner
 

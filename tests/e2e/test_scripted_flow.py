@@ -155,7 +155,7 @@ def summarise(violations: list[dict]) -> list[tuple]:
 # --- fixtures ------------------------------------------------------------------------------------------
 @pytest.fixture
 def emulator(tmp_path, monkeypatch):
-    from refstage.emulators.salesforce.server import SalesforceEmulator
+    from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
     emu = SalesforceEmulator(port=0, seed="demo", cert_dir=tmp_path / "certs", outbound_retry_base=0.5)
     # The backend (requests) trusts the emulator's CA for the test only; monkeypatch restores the old value.

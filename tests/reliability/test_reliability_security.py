@@ -18,7 +18,7 @@ from refstage.adapters.crypto import CredentialsUnreadable, Vault
 from refstage.adapters.db import models as m
 from refstage.bootstrap import build_runtime
 from refstage.domain.audit import Actor
-from refstage.emulators.salesforce.consent import browser_consent
+from refstage_devkit.emulators.salesforce.consent import browser_consent
 from refstage.services import connections, salesforce_connect, tenants
 from refstage.services.maintenance import rotate_credentials
 from refstage.services.runtime import RecordingQueue

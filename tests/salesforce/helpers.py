@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from refstage.emulators.salesforce import consent
-from refstage.emulators.salesforce.server import SalesforceEmulator
+from refstage_devkit.emulators.salesforce import consent
+from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
 CLIENT_ID = "refstage-demo"
 CLIENT_SECRET = "refstage-demo-secret"

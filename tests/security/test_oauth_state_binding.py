@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from refstage.emulators.salesforce.consent import browser_consent
+from refstage_devkit.emulators.salesforce.consent import browser_consent
 from refstage.services import tenants
 from tests.salesforce.conftest import emu, settings, sf_emulator  # noqa: F401 - the emulated org fixtures
 from tests.security.support_identity import csrf, side_effects, sign_in

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from refstage.emulators.pipedrive.faults import FaultSpec
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.faults import FaultSpec
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
 
 def test_burst_limit_then_429_then_403(cert_dir, session_for, control):
@@ -78,7 +78,7 @@ def test_fault_spec_parsing():
 
 
 def test_cli_help_and_bad_faults():
-    from refstage.emulators.pipedrive.cli import pipedrive
+    from refstage_devkit.emulators.pipedrive.cli import pipedrive
 
     runner = CliRunner()
     assert "--faults" in runner.invoke(pipedrive, ["--help"]).output

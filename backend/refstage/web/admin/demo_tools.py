@@ -26,12 +26,20 @@ def _urls() -> tuple[str | None, str | None]:
     return os.environ.get("REFSTAGE_DEMO_SALESFORCE_URL"), os.environ.get("REFSTAGE_DEMO_PIPEDRIVE_URL")
 
 
+def _sf_admin() -> tuple[str, str]:
+    """The emulated org's admin sign-in. The credentials belong to the emulator (refstage-devkit), so
+    `refstage demo` hands them to the web process in its environment; the product carries none."""
+    return os.environ.get("REFSTAGE_DEMO_SALESFORCE_USERNAME", ""), os.environ.get("REFSTAGE_DEMO_SALESFORCE_PASSWORD", "")
+
+
 def _sf_token(sf: str) -> str:
     cache = current_app.extensions.setdefault("demo_sf_token", {})
     if sf not in cache:
+        username, password = _sf_admin()
         r = requests.post(f"{sf}/services/oauth2/token", data={
-            "grant_type": "password", "client_id": "refstage-demo", "client_secret": "refstage-demo-secret",
-            "username": "admin@refstage.test", "password": "refstage-demo"}, timeout=10)
+            "grant_type": "password", "client_id": os.environ.get("REFSTAGE_DEMO_SALESFORCE_CLIENT_ID", ""),
+            "client_secret": os.environ.get("REFSTAGE_DEMO_SALESFORCE_CLIENT_SECRET", ""),
+            "username": username, "password": password}, timeout=10)
         r.raise_for_status()
         cache[sf] = r.json()["access_token"]
     return cache[sf]
@@ -52,7 +60,8 @@ def demo_tools():
     referrals = referral_service.list_referrals(rt(), tenant_id(), limit=50)
     programs = {p.id: p for p in program_service.list_programs(rt(), tenant_id())}
     waiting = sum(1 for r in referrals if r.status.value == "captured")  # the page refreshes itself meanwhile
-    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting)
+    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting,
+                           sf_admin=_sf_admin())
 
 
 def _referral(referral_id: str):
