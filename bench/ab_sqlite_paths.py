@@ -4,6 +4,7 @@ alternating runs (a fresh process per run; issue 22, docs/performance.md).
     python -m bench.ab_sqlite_paths raw [rounds]       # form write on the DBAPI cursor vs through a Session
     python -m bench.ab_sqlite_paths spin [rounds]      # SQLite: BEGIN IMMEDIATE retried every ≤1 ms vs busy handler
     python -m bench.ab_sqlite_paths checkpoint [rounds]  # SQLite: background WAL checkpoints vs none
+    python -m bench.ab_sqlite_paths stall              # SQLite: the checkpoint a commit pays without them
     python -m bench.ab_sqlite_paths group [rounds]     # group commit (4 threads, one process) vs a commit per post
     python -m bench.ab_sqlite_paths hint [rounds]      # SQLite: "+tenant_id" in batch reads by id (the sync's)
     python -m bench.ab_sqlite_paths nonce [rounds]     # pooled random bytes (removed) vs secrets.token_urlsafe
@@ -201,6 +202,21 @@ def one(which: str, variant: str) -> dict[str, Any]:
     return _summary(lat, time.process_time() - c0, time.perf_counter() - w0)
 
 
+def stall() -> None:
+    """What the commit that reaches wal_autocheckpoint (10,000 pages) pays when nothing was copied before it."""
+    import sqlite3
+    path = f"{tempfile.mkdtemp()}/stall.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT)")
+    while os.path.getsize(path + "-wal") < 10_000 * (4096 + 24):  # pages and their frame headers
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(os.urandom(16).hex(), "x" * 300) for _ in range(20)])
+    t = time.perf_counter()
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    print(f"checkpoint of 10,000 pages: {(time.perf_counter() - t) * 1e3:.0f} ms, load {os.getloadavg()[0]:.1f}")
+
+
 def main(which: str, rounds: int) -> None:
     print(f"{which}: speed check {python_speed_ms()} ms, database {'postgresql' if os.environ.get('DATABASE_URL') else 'sqlite'}")
     results: dict[str, list[dict]] = {"on": [], "off": []}
@@ -219,7 +235,9 @@ def main(which: str, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--one":
+    if sys.argv[1] == "stall":
+        stall()
+    elif sys.argv[1] == "--one":
         print(json.dumps(one(sys.argv[2], sys.argv[3])))
     else:
         main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3)
