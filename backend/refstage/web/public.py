@@ -27,7 +27,6 @@ from refstage.domain.referrals import AdvocateSource, clean_text, normalise_emai
 from refstage.services import enrolment, intake, landing as landing_pages, notifications, protection, referrals
 from refstage.services import programs as program_service
 from refstage.services.runtime import Runtime
-from refstage.web import randomness
 from refstage.web.csrf import check_signed, keyed_mac, signed_token
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ def referral_page(code: str) -> landing_pages.ReferralPage | None:
 # --- page chrome: CSP with a nonce, brand colour, friendly errors ----------------------------------------
 @bp.before_request
 def _nonce() -> None:
-    g.csp_nonce = randomness.token_urlsafe(16)
+    g.csp_nonce = secrets.token_urlsafe(16)
 
 
 @bp.after_request
