@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint-imports test-python test-lwc venv node browser clean bench preview
 
-$(VENV)/.installed: pyproject.toml
+# The product and, beside it, the development kit (emulators, demo, bench; backend/devkit) that production leaves out.
+$(VENV)/.installed: pyproject.toml backend/devkit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test]' -e backend/devkit
 	touch $@
 
 venv: $(VENV)/.installed
@@ -27,7 +28,7 @@ node_modules/.installed: package.json
 node: node_modules/.installed
 
 # The record page preview: the package's LWCs compiled onto the open-source engine, served by the emulated org.
-PREVIEW := backend/refstage/emulators/salesforce/preview
+PREVIEW := backend/refstage_devkit/emulators/salesforce/preview
 $(PREVIEW)/dist/preview.js: node_modules/.installed scripts/build-preview.mjs $(shell find lwc $(PREVIEW)/src sfdx/force-app/main/default/labels -type f 2>/dev/null)
 	npm run --silent build:preview
 

@@ -36,15 +36,16 @@ def runtime(env: dict[str, str]):
 
 def connect(rt, org: Org, program: dict, settings: dict | None = None) -> tuple[str, str, str]:
     from refstage.domain.audit import Actor
-    from refstage.emulators.salesforce.consent import browser_consent
-    from refstage.services import connections, programs, tenants
+    from refstage_devkit.emulators.salesforce.consent import browser_consent
+    from refstage.services import programs, salesforce_connect, tenants
+    from refstage.services.connections import FlowOwner
 
     tenant = tenants.create_tenant(rt, "Bench Co", f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    owner = connections.FlowOwner.terminal()  # the bench is a trusted process on the server, as the CLI is
-    started = connections.start_connect(rt, tenant.id, actor=Actor.system("bench"), owner=owner, name="Bench org",
-                                        login_host=org.base)
+    owner = FlowOwner.terminal()  # the bench is a trusted process on the server, as the CLI is
+    started = salesforce_connect.start_connect(rt, tenant.id, actor=Actor.system("bench"), owner=owner, name="Bench org",
+                                               login_host=org.base)
     query = {k: v[0] for k, v in parse_qs(urlsplit(browser_consent(started.authorize_url, verify=org.ca)).query).items()}
-    conn = connections.finish_connect(rt, query["code"], query["state"], owner=owner)
+    conn = salesforce_connect.finish_connect(rt, query["code"], query["state"], owner=owner)
     with rt.uow(tenant.id) as uow:
         c = uow.connections.get(conn.id)
         c.settings.update(settings or {})

@@ -20,6 +20,12 @@ PROGRAM = {
     ],
     "owner": {"name": "Bench", "email": "bench@example.test"},
 }
+# The same program on a Pipedrive company: a referral counts once its deal is won.
+PIPEDRIVE_PROGRAM = {
+    **PROGRAM, "enrolment": {"kind": "pipedrive_persons", "conditions": []}, "rule": "Deal is_won",
+    "reward_rules": [{**rule, "amount": {**rule["amount"], "currency": "EUR"}} for rule in PROGRAM["reward_rules"]],
+    "routing": {"duplicate_policy": "review", "pipeline_id": 1, "stage_id": 1, "deal_owner_id": 1},
+}
 
 
 def tenant_with_connection(rt, kind: str = "salesforce", **conn_fields):
@@ -40,8 +46,9 @@ def tenant_with_connection(rt, kind: str = "salesforce", **conn_fields):
 
 
 def linked_referrals(rt, tenant_id: str, connection_id: str, program_id: str, opportunity_ids: list[str],
-                     advocates: int = 1000) -> list[str]:
-    """Routed referrals, one per opportunity id, spread over `advocates` advocates."""
+                     advocates: int = 1000, link_column: str = "opportunity_id") -> list[str]:
+    """Routed referrals, one per CRM record id (a Salesforce opportunity; a Pipedrive deal with
+    link_column="deal_id"), spread over `advocates` advocates."""
     now = dt.datetime.now(dt.timezone.utc)
     adv_rows, ref_rows = [], []
     adv_ids = [str(uuid.uuid4()) for _ in range(advocates)]
@@ -60,7 +67,7 @@ def linked_referrals(rt, tenant_id: str, connection_id: str, program_id: str, op
             "id": ref_id, "version": 1, "tenant_id": tenant_id, "program_id": program_id, "advocate_id": adv_ids[i % advocates],
             "connection_id": connection_id, "friend_name": f"Friend {i}", "friend_email": f"friend{i}@prospect.test",
             "friend_canonical_email": f"friend{i}@prospect.test", "source": "link", "consent_at": now, "consent_version": "1",
-            "captured_at": now, "status": "routed", "flags": [], "opportunity_id": opp, "routed_at": now, "updated_at": now,
+            "captured_at": now, "status": "routed", "flags": [], link_column: opp, "routed_at": now, "updated_at": now,
         })
     with rt.session_factory() as session:
         for start in range(0, len(adv_rows), 5000):

@@ -20,7 +20,7 @@ def _seed(env: dict[str, str]) -> str:
     out = subprocess.run([sys.executable, "-c", (
         "from refstage.adapters.db.migrate import upgrade; from refstage.config import load_settings;"
         "from refstage.bootstrap import build_runtime; from refstage.services.runtime import RecordingQueue;"
-        "from refstage.demo import seed; s=load_settings(); upgrade(s.database_url);"
+        "from refstage_devkit.demo import seed; s=load_settings(); upgrade(s.database_url);"
         "print(seed(build_runtime(s, queue=RecordingQueue()))['salesforce_code'])")], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 

@@ -19,10 +19,16 @@ TARGETS: dict[str, list[tuple[str, str, str, float | None, str]]] = {
           ("API-call reduction vs competent", "api_reduction_vs_competent", None, None, "×"),
           ("competent wall time", "competent_wall_s", None, None, "s"), ("competent API calls", "competent_api_calls", None, None, ""),
           ("competent: its process's CPU", "competent_cpu_s", None, None, "s"),
+          ("competent: its time waiting (wall − CPU)", "competent_waiting_s", None, None, "s"),
           ("competent: the org's processing", "competent_org_cpu_s", None, None, "s")],
     "b": [("API calls", "api_calls", "<=", 2, ""), ("our own time", "own_time_s", "<=", 0.3, "s")],
     "c": [("wall time", "wall_s", "<=", 30, "s"), ("API calls", "api_calls", "<=", 10, "")],
-    "d": [("p50", "p50_s", None, None, "s"), ("p95", "p95_s", "<=", 5, "s")],
+    "d": [("Salesforce Outbound Message: p50", "p50_s", None, None, "s"),
+          ("Salesforce Outbound Message: p95", "p95_s", "<=", 5, "s"),
+          ("Salesforce Outbound Message: max", "max_s", None, None, "s"),
+          ("Pipedrive webhook: p50", "pipedrive_p50_s", None, None, "s"),
+          ("Pipedrive webhook: p95", "pipedrive_p95_s", "<=", 5, "s"),
+          ("Pipedrive webhook: max", "pipedrive_max_s", None, None, "s")],
     "e": [("landing page / hello throughput", "landing_ratio", ">=", 0.7, "×"),
           ("form submission / hello throughput (target retired 2026-12-02, docs/performance.md)", "form_ratio", None, None, "×"),
           ("form post / bare form post throughput (wrk)", "form_over_bare_form", ">=", 0.6, "×"),
@@ -34,7 +40,7 @@ TARGETS: dict[str, list[tuple[str, str, str, float | None, str]]] = {
           ("server CPU per hello", "hello_server_cpu_us", None, None, "µs"),
           ("server CPU per landing page", "landing_server_cpu_us", None, None, "µs"),
           ("server CPU per form post", "form_server_cpu_us", None, None, "µs")],
-    "f": [("cost growth 10k→1M (wall time per change, ratio)", "growth_ratio", "<=", 1.2, "×")],
+    "f": [("cost growth, smallest → largest size (wall time per change, ratio)", "growth_ratio", "<=", 1.2, "×")],
     # issue 21: a decision reaches the CRM in seconds
     "g": [("p50", "p50_s", None, None, "s"), ("p95", "p95_s", "<=", 15, "s"), ("max", "max_s", None, None, "s")],
 }
@@ -57,6 +63,8 @@ def _notes(key: str, result: dict) -> list[str]:
                 "the loop was then stopped and the remaining updates projected at that measured rate (wall time) and at "
                 "one API call each (exactly what the loop does). Naive wall time, speed-up and API-call reduction are "
                 "therefore partly projected.")
+        if "competent_wall_s" not in result:
+            notes.append("Competent baseline: not part of this run (measured by runs of (a) since 2026-12-02).")
         notes.append("API calls are the emulated org's own counter (every authenticated /services/data call, Bulk "
                      "polls and result downloads included), reset just before each side runs.")
         notes.append("Scenario: the referrals had been running — an earlier, unmeasured sync (`setup_sync_*`) read the "
@@ -77,7 +85,7 @@ def _notes(key: str, result: dict) -> list[str]:
                      "before the rewards are read and spooled, so the emulator works on it meanwhile). How long the "
                      "reward job takes is the emulator's row rate, not ours; `cpu_s` is our process's CPU time."
                      + emulator + " Qualifying the changes (record states, referrals, 200,000 rewards, audit entries, "
-                     "write-back queue on SQLite) is the largest part of our own time; peak RSS is measured as VmHWM of "
+                     "write-back queue) is the largest part of our own time; peak RSS is measured as VmHWM of "
                      "the measuring process alone.")
     if key == "b":
         notes.append("Measured: the third of three syncs. The first reads the whole org (a reconcile); its write-back "
@@ -95,10 +103,22 @@ def _notes(key: str, result: dict) -> list[str]:
                      "Contact.Referral_Code__c/Referral_Link__c (create, upload, close, polls); result files are "
                      "downloaded only when the job reports a failure.")
     if key == "d":
-        notes.append("A worker process (`refstage worker -w 2`, SQLite queue) and gunicorn run the real path; before each "
+        queue = result.get("queue", "SQLite")
+        notes.append(f"A worker process (`refstage worker -w 2`, {queue} queue) and gunicorn run the real path; before each "
                      f"change the worker sat idle for a random {result.get('idle_before_each_s', '0-8')} s, as between "
                      "reps' edits. An idle worker polls the SQLite queue at least every second (on Redis it is woken at "
                      "once), so that second is the most a quiet spell adds.")
+        notes.append(f"Salesforce ({_fmt(result.get('samples'))} changes): a rep closes an opportunity over the org's REST "
+                     "API; its Outbound Message reaches our endpoint; timed until the referral's two rewards are rows of "
+                     "Referral_Reward__c in the org.")
+        if "pipedrive_samples" not in result:
+            notes.append("Pipedrive webhooks: not part of this run (measured by runs of (d) since 2026-12-02).")
+        else:
+            notes.append(f"Pipedrive ({_fmt(result['pipedrive_samples'])} changes): a user marks a deal won through the "
+                         "company's API (`PATCH /api/v2/deals/<id>` status won); the company's v2.0 webhook reaches our "
+                         "receiver, the worker re-reads the deal and writes the rewards back; timed until the deal's "
+                         "\"Refstage reward status\" field names both rewards, read over the company's API every "
+                         f"{_fmt(result.get('pipedrive_poll_interval_s'))} s (bench/push_latency.py).")
     if key == "e":
         notes.append("Both apps run under the same gunicorn settings (2 workers × 4 threads, gthread) and the same "
                      "closed-loop load generator (16 connections) on the same 2 cores. The landing page is served "
@@ -146,8 +166,8 @@ def _notes(key: str, result: dict) -> list[str]:
                      "then `/issue` with a payout reference: mark paid; every fifth reward `/reject`ed instead"
                      + _decision_counts(result.get("decisions")) + "), each on a reward a review policy held for a reviewer; timed from the request to the org's Referral_Reward__c showing the new status (and "
                      "Referral__c showing `rewarded` after mark paid), polled over the org's REST API every "
-                     f"{_fmt(result.get('poll_interval_s'))} s. A worker process (`refstage worker -w 2`, SQLite "
-                     "queue, no periodic sync) and gunicorn run the real path; the worker sat idle for a random "
+                     f"{_fmt(result.get('poll_interval_s'))} s. A worker process (`refstage worker -w 2`, "
+                     f"{result.get('queue', 'SQLite')} queue, no periodic sync) and gunicorn run the real path; the worker sat idle for a random "
                      f"{result.get('idle_before_each_s', '0-8')} s before each decision. The scheduled sync plays no part: "
                      "each decision queues its own write-back.")
         if result.get("load_average"):
@@ -191,65 +211,106 @@ def _load_runs(suffix: str) -> dict:
     return runs
 
 
+DATABASES = (("", "SQLite"), ("-postgresql", "PostgreSQL + Redis"))
+
+
 def write_report(path: Path) -> None:
-    runs = _load_runs("")
-    pg_runs = _load_runs("-postgresql")  # `refstage bench --database postgresql`: PostgreSQL + Redis
+    runs = {name: _load_runs(suffix) for suffix, name in DATABASES}
+    projected = ", ".join(label for label, k, *_ in TARGETS["a"] if k in PARTLY_PROJECTED)
     lines = ["# Benchmarks", "",
-             "Written by `refstage bench` (bench/run.py) from the figures of its last run; nothing here is typed by hand.",
-             "Targets come from issue 8 ((g)'s from issue 21). Each section names the command and the machine that produced it.",
+             "Written by `refstage bench` (bench/run.py) from the figures of its last runs (bench/results/*.json); "
+             "nothing here is typed by hand. Targets come from issue 8 ((g)'s from issue 21).",
+             "",
+             "Commands: `refstage bench` (full) or `refstage bench --quick` (smaller sizes, CI-sized time) on SQLite, the "
+             "default; `refstage bench --database postgresql` on PostgreSQL + Redis, the documented way to scale, with "
+             "REFSTAGE_BENCH_DATABASE_URL (a PostgreSQL database the benchmarks may empty) and REFSTAGE_BENCH_REDIS_URL "
+             "(a Redis database they may flush). `--only=a,d` runs some of them. Each table has one value column per "
+             "database; each section names, per database, the command, the mode (a full run's figures replace a quick "
+             "run's), the date and the machine that produced them. Compare the two columns with care when their modes "
+             "or dates differ.",
+             "",
              "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) is a "
              "rough guide to how fast the machine ran. Machines of the same kind here run at different speeds at different "
              "times, and the check, taken once before the run, does not always catch a slow spell; (a)'s `seed_seconds` "
              "(the same seeding work every run) is a second gauge. Compare durations only within one run; runs from before "
-             "2026-11-23 have no speed check. A figure labelled (projected) was not measured in full: its note says how "
-             "it was projected.",
-             "Each benchmark runs on SQLite (the default) and, with `refstage bench --database postgresql`, on PostgreSQL "
-             "+ Redis (the documented way to scale); the second appears under the first once it has been run.", ""]
+             "2026-11-23 have no speed check.",
+             "",
+             "Projected figures: a figure labelled (projected) was not measured in full, and its note says how it was "
+             f"projected. Only (a)'s naive baseline can be: {projected}, when its one-call-per-referral loop was stopped "
+             "at its time limit. Everything else, the competent baseline included, is measured.", ""]
     from bench.run import BENCHMARKS
 
     for key, (_, title) in BENCHMARKS.items():
         lines += [f"## ({key}) {title}", ""]
-        if key not in runs and key not in pg_runs:
+        present = [(name, db_runs[key]) for name, db_runs in runs.items() if key in db_runs]
+        if not present:
             lines += ["Not run yet.", ""]
             continue
-        if key in runs:
-            lines += _section(key, runs[key])
-        if key in pg_runs:
-            lines += ["### On PostgreSQL + Redis", ""] + _section(key, pg_runs[key])
+        lines += _section(key, present)
     path.write_text("\n".join(lines))
 
 
-def _section(key: str, run: dict) -> list[str]:
+def _section(key: str, present: list[tuple[str, dict]]) -> list[str]:
+    """One benchmark: per database, where its figures come from; then one table with a value column per database,
+    the notes (a database's note is shown once when both say the same) and every figure."""
     lines: list[str] = []
-    m = run.get("machine", {})
-    lines += [f"- Command: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took {run.get('seconds', 0):.0f} s",
-              f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, Python {m.get('python')}"
-              + (f"; speed check {m['python_speed_ms']} ms" if m.get("python_speed_ms") else ""), ""]
-    if "error" in run:
-        lines += ["The run failed:", "", "```", run["error"], "```", ""]
+    for name, run in present:
+        m = run.get("machine", {})
+        lines.append(f"- {name}: `{run.get('command')}` ({run.get('mode')} mode), {run.get('at')}, took "
+                     f"{run.get('seconds', 0):.0f} s; machine {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, "
+                     f"Python {m.get('python')}" + (f", speed check {m['python_speed_ms']} ms" if m.get("python_speed_ms") else ""))
+    lines.append("")
+    for name, run in present:
+        if "error" in run:
+            lines += [f"The {name} run failed:", "", "```", run["error"], "```", ""]
+    results = [(name, run["result"]) for name, run in present if "error" not in run]
+    if not results:
         return lines
-    result = run["result"]
-    lines += ["| figure | value | target | |", "|---|---|---|---|"]
+    lines += ["| figure | target | " + "".join(f"{name} |  | " for name, _ in results).rstrip(),
+              "|---|---|" + "---|---|" * len(results)]
     for label, k, op, target, unit in TARGETS.get(key, []):
-        if k in result:
-            tgt = f"{op} {_fmt(target)} {unit}".strip() if op else ""
-            if key == "a" and result.get("naive_projected") and k in PARTLY_PROJECTED:
-                label += " (projected)"
-            lines.append(f"| {label} | {_fmt(result[k])} {unit} | {tgt} | {_verdict(result[k], op, target)} |")
-    if key == "f" and result.get("sizes"):
-        lines += ["", "| opportunities | changes | wall time | per change | API calls | peak RSS | naive wall time | naive API calls |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in result["sizes"]:
-            lines.append(f"| {_fmt(r['opportunities'])} | {_fmt(r['changes'])} | {_fmt(r['wall_s'])} s | "
-                         f"{_fmt(r['wall_s_per_change_ms'])} ms | {_fmt(r['api_calls'])} | {_fmt(r['peak_rss_mb'])} MB | "
-                         f"{_fmt(r['naive_wall_s']) + ' s' if 'naive_wall_s' in r else 'not run'} | "
-                         f"{_fmt(r['naive_api_calls']) if 'naive_api_calls' in r else 'not run'} |")
-    notes = _notes(key, result)
-    if notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
-    extra = {k: v for k, v in result.items() if k not in {t[1] for t in TARGETS.get(key, [])}}
-    if extra:
-        lines += ["", "<details><summary>all figures</summary>", "", "```json", json.dumps(extra, indent=1, default=str), "```",
-                  "", "</details>"]
+        if not any(k in result for _, result in results):
+            continue
+        cells = []
+        for _, result in results:
+            value = result.get(k)
+            shown = "" if value is None else f"{_fmt(value)} {unit}".strip()
+            if shown and key == "a" and result.get("naive_projected") and k in PARTLY_PROJECTED:
+                shown += " (projected)"
+            cells += [shown, _verdict(value, op, target)]
+        tgt = f"{op} {_fmt(target)} {unit}".strip() if op else ""
+        lines.append(f"| {label} | {tgt} | " + " | ".join(cells) + " |")
+    if key == "f":  # issue 22: growth per change between consecutive sizes, as rows of their own
+        steps = [{f"{_fmt(a['opportunities'])}→{_fmt(b['opportunities'])}": b["wall_s_per_change_ms"] / a["wall_s_per_change_ms"]
+                  for a, b in zip(result.get("sizes") or [], (result.get("sizes") or [])[1:])} for _, result in results]
+        for step in dict.fromkeys(k for by_step in steps for k in by_step):
+            lines.append(f"| cost growth {step} opportunities (wall time per change, ratio) |  | "
+                         + " | ".join(f"{_fmt(by_step[step])} × | " if step in by_step else " | " for by_step in steps) + " |")
+    if key == "f":
+        for name, result in results:
+            if result.get("sizes"):
+                lines += ["", f"{name}:", "", "| opportunities | changes | wall time | per change | growth per change "
+                          "from the previous size | API calls | peak RSS | naive wall time | naive API calls |",
+                          "|---|---|---|---|---|---|---|---|---|"]
+                previous = None
+                for r in result["sizes"]:
+                    growth = (f"{_fmt(r['wall_s_per_change_ms'] / previous)} ×" if previous else "")
+                    previous = r["wall_s_per_change_ms"]
+                    lines.append(f"| {_fmt(r['opportunities'])} | {_fmt(r['changes'])} | {_fmt(r['wall_s'])} s | "
+                                 f"{_fmt(r['wall_s_per_change_ms'])} ms | {growth} | {_fmt(r['api_calls'])} | "
+                                 f"{_fmt(r['peak_rss_mb'])} MB | "
+                                 f"{_fmt(r['naive_wall_s']) + ' s' if 'naive_wall_s' in r else 'not run'} | "
+                                 f"{_fmt(r['naive_api_calls']) if 'naive_api_calls' in r else 'not run'} |")
+    shown_notes: list[str] = []
+    for name, result in results:
+        notes = [n for n in _notes(key, result) if n not in shown_notes]
+        if notes:
+            lines += ["", f"Notes ({name}):" if len(results) > 1 else "Notes:", ""] + [f"- {n}" for n in notes]
+            shown_notes += notes
+    for name, result in results:
+        extra = {k: v for k, v in result.items() if k not in {t[1] for t in TARGETS.get(key, [])}}
+        if extra:
+            lines += ["", f"<details><summary>all figures ({name})</summary>", "", "```json",
+                      json.dumps(extra, indent=1, default=str), "```", "", "</details>"]
     lines.append("")
     return lines

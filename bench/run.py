@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
                + (" --database postgresql" if database == "postgresql" else ""))
     results: dict[str, dict] = {}
     host = machine()  # once, before the benchmarks load the machine: its speed check describes this run
+    out = ROOT / "bench" / "results" / (("quick" if quick else "full") + ("-postgresql" if database == "postgresql" else "") + ".json")
     for key in selected:
         module_name, title = BENCHMARKS[key]
         print(f"[{key}] {title} ...", flush=True)
@@ -53,16 +54,20 @@ def main(argv: list[str]) -> int:
             results[key] = {"title": title, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(),
                             "seconds": time.perf_counter() - started}
         print(json.dumps(results[key].get("result") or results[key].get("error"), indent=1, default=str), flush=True)
-    out = ROOT / "bench" / "results" / (("quick" if quick else "full") + ("-postgresql" if database == "postgresql" else "") + ".json")
-    out.parent.mkdir(exist_ok=True)
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    previous.update({k: {**v, "command": command, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         "machine": host} for k, v in results.items()})
-    out.write_text(json.dumps(previous, indent=1, default=str))
+        # Kept after each benchmark: a run stopped part-way keeps the figures it has.
+        _keep(out, {key: {**results[key], "command": command, "machine": host,
+                          "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}})
     from bench.report import write_report
 
     write_report(ROOT / "docs" / "benchmarks.md")
     return 1 if any("error" in v for v in results.values()) else 0
+
+
+def _keep(out: Path, figures: dict[str, dict]) -> None:
+    out.parent.mkdir(exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous.update(figures)
+    out.write_text(json.dumps(previous, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-from bench.common import free_port, own_cpu_seconds
+from bench.common import emulator_process, own_cpu_seconds
 
 CLIENT_ID, CLIENT_SECRET = "refstage-demo", "refstage-demo-secret"
 VERSION = "62.0"
@@ -76,40 +74,14 @@ class Org:
 
 @contextlib.contextmanager
 def emulated_org(workdir: Path, seed: str = "demo"):
-    port = free_port()
-    cert_dir = workdir / "certs"
-    log = open(workdir / "emulator.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "refstage.cli", "emulator", "salesforce", "--port", str(port),
-                             "--seed", seed, "--cert-dir", str(cert_dir)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        ca = cert_dir / "ca.pem"
-        while True:
-            if ca.exists():
-                try:
-                    if requests.get(f"{base}/_emulator", verify=str(ca), timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the Salesforce emulator did not start; see " + str(workdir / "emulator.log"))
-            time.sleep(0.2)
+    with emulator_process(workdir, "salesforce", "--seed", seed) as (base, ca, pid):
         # requests lets REQUESTS_CA_BUNDLE override a session's verify: point it at the org's CA.
         previous = os.environ.get("REQUESTS_CA_BUNDLE")
-        os.environ["REQUESTS_CA_BUNDLE"] = str(ca)
+        os.environ["REQUESTS_CA_BUNDLE"] = ca
         try:
-            yield Org(base, str(ca), proc.pid)
+            yield Org(base, ca, pid)
         finally:
             if previous is None:
                 os.environ.pop("REQUESTS_CA_BUNDLE", None)
             else:
                 os.environ["REQUESTS_CA_BUNDLE"] = previous
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

@@ -1,5 +1,6 @@
 """Benchmark (f): scaling. The big change set of (a) at several org sizes, 10 % of opportunities linked and
-changed. Growth ratio: wall time per change at the largest size ÷ at 10k (≤ 1 is linear or better).
+changed. Growth ratio: wall time per change at the largest size ÷ at 10k (≤ 1 is linear or better); also per
+step between consecutive sizes (10k→100k, 100k→1M), as the 10k figure carries fixed costs.
 
 The naive integration runs only at 10k (at larger sizes its one-REST-call-per-referral loop takes far
 longer than the benchmark budget; (a) reports it, projected, at its own size). The largest size reuses (a)'s
@@ -24,7 +25,10 @@ def scaling(sizes: list[int]) -> dict:
             row.update({"naive_wall_s": r["naive_wall_s"], "naive_api_calls": r["naive_api_calls"], "speedup": r["speedup"]})
         rows.append(row)
     first, last = rows[0], rows[-1]
+    steps = [{"from": a["opportunities"], "to": b["opportunities"],
+              "ratio": b["wall_s_per_change_ms"] / a["wall_s_per_change_ms"]} for a, b in zip(rows, rows[1:])]
     return {"sizes": rows, "growth_ratio": last["wall_s_per_change_ms"] / first["wall_s_per_change_ms"],
+            "growth_steps": steps,
             "growth_from": first["opportunities"], "growth_to": last["opportunities"],
             "api_calls_growth": f"{first['api_calls']} → {last['api_calls']}"}
 

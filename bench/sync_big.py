@@ -86,6 +86,7 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
             calls = org.api_used()
             result.update({"competent_wall_s": theirs["wall_s"], "competent_api_calls": calls,
                            "competent_cpu_s": theirs["cpu_s"], "competent_org_cpu_s": org_cpu,
+                           "competent_waiting_s": max(0.0, theirs["wall_s"] - theirs["cpu_s"]),
                            "competent_updated": theirs["updated"], "competent_failed": theirs["failed"],
                            "competent_peak_rss_mb": theirs["peak_rss_mb"],
                            "speedup_vs_competent": theirs["wall_s"] / ours["wall_s"],

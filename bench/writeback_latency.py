@@ -14,7 +14,7 @@ import sys
 import time
 
 from bench.backend_side import connect, env_for, runtime
-from bench.common import gunicorn, instance_dir
+from bench.common import bench_database, gunicorn, instance_dir
 from bench.fixtures import PROGRAM, linked_referrals
 from bench.salesforce_org import VERSION, emulated_org
 
@@ -85,7 +85,8 @@ def run(quick: bool) -> dict:
             "mark_paid_p50_s": statistics.median(issue_s), "mark_paid_max_s": max(issue_s),
             "reject_p50_s": statistics.median(reject_s), "reject_max_s": max(reject_s),
             "decisions": {"approve": len(approve_s), "mark_paid": len(issue_s), "reject": len(reject_s)},
-            "idle_before_each_s": f"0-{max_idle:g}", "poll_interval_s": POLL_S, "load_average_at_start": load_at_start,
+            "idle_before_each_s": f"0-{max_idle:g}", "poll_interval_s": POLL_S,
+            "queue": "Redis" if bench_database() == "postgresql" else "SQLite", "load_average_at_start": load_at_start,
             "load_average": list(os.getloadavg()),
             "path": "POST /api/v1/rewards/<id>/approve|issue|reject → write_back job → worker → Referral_Reward__c / Referral__c"}
 

@@ -3,7 +3,7 @@
  * Builds the record page preview: the package's Lightning web components (lwc/) compiled by @lwc/compiler through
  * @lwc/rollup-plugin onto the open-source engine (@lwc/engine-dom, @lwc/synthetic-shadow), the preview's
  * lightning/* modules (wire adapters answered by the emulated org's UI API, base components drawn with SLDS),
- * and SLDS's stylesheet and icon sprites. Output: backend/refstage/emulators/salesforce/preview/dist/.
+ * and SLDS's stylesheet and icon sprites. Output: backend/refstage_devkit/emulators/salesforce/preview/dist/.
  *
  * `@salesforce/schema/...` imports become {objectApiName, fieldApiName} as on the platform; `@salesforce/label/c.X`
  * comes from the package's CustomLabels metadata, and an unknown label fails the build as it fails a deploy.
@@ -15,7 +15,7 @@ import { rollup } from 'rollup';
 import lwc from '@lwc/rollup-plugin';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const previewDir = path.join(root, 'backend/refstage/emulators/salesforce/preview');
+const previewDir = path.join(root, 'backend/refstage_devkit/emulators/salesforce/preview');
 const outDir = path.join(previewDir, 'dist');
 const lwcDir = path.join(root, 'lwc');
 const labelsDir = path.join(root, 'sfdx/force-app/main/default/labels');

@@ -28,3 +28,10 @@ def build_runtime(settings: Settings | None = None, *, queue: Any = None, engine
         queue = HueyQueue(make_huey(settings), rt)
     rt.jobs = queue
     return rt
+
+
+def migrate(settings: Settings | None = None) -> None:
+    """Bring the database to the newest schema (`refstage serve` does this first)."""
+    from refstage.adapters.db.migrate import upgrade
+
+    upgrade((settings or load_settings()).database_url)

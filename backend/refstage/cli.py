@@ -1,8 +1,10 @@
-"""The `refstage` console script. Each area registers its own Click group here."""
+"""The `refstage` console script. Each area registers its own Click group here; other distributions (the
+development kit: `demo`, `emulator`, `bench`) add theirs through the `refstage.commands` entry-point group."""
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
@@ -15,25 +17,28 @@ _COMMANDS = {
     "worker": ("refstage.jobs.cli", "worker"),
     "sync": ("refstage.jobs.cli", "sync"),
     "serve": ("refstage.web.cli", "serve"),
-    "demo": ("refstage.demo", "demo"),
     "tenant": ("refstage.services.cli", "tenant"),
     "program": ("refstage.services.cli", "program"),
-    "emulator": ("refstage.emulators.cli", "emulator"),
-    "bench": ("refstage.bench_cli", "bench"),
-    "connection": ("refstage.adapters.crm.salesforce.cli", "connection"),
+    "connection": ("refstage.services.connection_cli", "connection"),
 }
+PLUGIN_GROUP = "refstage.commands"
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    """Commands of installed add-ons; a product command keeps its name if an add-on reuses it."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in _COMMANDS}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted({*_COMMANDS, *_plugins()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in _COMMANDS:
-            return None
-        module_name, attr = _COMMANDS[name]
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        if name in _COMMANDS:
+            module_name, attr = _COMMANDS[name]
+            return getattr(importlib.import_module(module_name), attr)
+        plugin = _plugins().get(name)
+        return plugin.load() if plugin is not None else None
 
 
 @click.group(cls=LazyGroup)

@@ -1,6 +1,6 @@
-"""What the workspace commands (`tenant`, `program`, `connection`) need before they touch a database:
-find it (the demo's, when run beside `make demo`), and refuse politely — without creating files —
-when there is none or it is not migrated."""
+"""What the workspace commands (`tenant`, `program`, `connection`, `sync`) need before they touch a
+database: find it (the demo's, when run beside `make demo`), refuse politely — without creating files —
+when there is none or it is not migrated, and find the workspace a command names by its slug."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def runtime(**kwargs: Any):
     if not migrated:
         raise click.ClickException("the database is not migrated yet: run `refstage db upgrade` first.")
     return rt
+
+
+def tenant_id_of(rt, slug: str) -> str:
+    """The id of the workspace (tenant) whose slug a command was given; a one-line refusal if there is none."""
+    from refstage.services.tenants import tenant_by_slug
+
+    tenant = tenant_by_slug(rt, slug)
+    if tenant is None:
+        raise click.ClickException(f"no tenant {slug!r}")
+    return tenant.id

@@ -11,19 +11,11 @@ import pytest
 from refstage.domain.audit import Actor
 from refstage.domain.referrals import AdvocateSource
 from refstage.domain.rewards import RewardStatus
-from refstage.services import admin_queries, enrolment, programs, referrals, sync, tenants
+from refstage.services import enrolment, programs, referrals, sync, tenants
 from refstage.services.referrals import FriendInput
 from tests.integration.conftest import ADMIN, PROGRAM, fake_crm, world  # noqa: F401 - fixtures reused
 
 PASSWORD = "correct horse battery"
-
-
-
-@pytest.fixture(autouse=True)
-def _fresh_milestone_cache():
-    admin_queries.clear_milestone_cache()
-    yield
-    admin_queries.clear_milestone_cache()
 
 
 @pytest.fixture

@@ -44,31 +44,42 @@ def test_the_demos_database_is_found_beside_it(fresh, monkeypatch):
     assert "Using the demo's database" in result.output
 
 
-def test_every_command_has_help():
+def _every_command() -> list[tuple[list[str], click.Command]]:
+    """`refstage` and every command below it, each with the words that invoke it."""
     ctx = click.Context(main)
-    missing = []
 
     def walk(cmd, path):
+        yield path, cmd
         if isinstance(cmd, click.Group):
             for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        if not (cmd.help or cmd.short_help):
-            missing.append(" ".join(path))
+                yield from walk(cmd.get_command(ctx, name), [*path, name])
 
-    walk(main, ["refstage"])
+    return list(walk(main, ["refstage"]))
+
+
+def test_every_command_has_help():
+    missing = [" ".join(path) for path, cmd in _every_command() if not (cmd.help or cmd.short_help)]
     assert missing == []
 
 
 def test_every_option_has_help():
     """`refstage emulator salesforce --help` and the rest explain each option, not only name it."""
-    ctx = click.Context(main)
-    missing = []
-
-    def walk(cmd, path):
-        if isinstance(cmd, click.Group):
-            for name in cmd.list_commands(ctx):
-                walk(cmd.get_command(ctx, name), [*path, name])
-        missing.extend(f"{' '.join(path)} {p.opts[0]}" for p in cmd.params if isinstance(p, click.Option) and not p.help)
-
-    walk(main, ["refstage"])
+    missing = [f"{' '.join(path)} {p.opts[0]}" for path, cmd in _every_command()
+               for p in cmd.params if isinstance(p, click.Option) and not p.help]
     assert missing == []
+
+
+CONNECTION_COMMANDS = ["add-pipedrive", "add-salesforce", "disconnect", "external-client-app", "finish",
+                       "finish-pipedrive", "install-push-path", "list", "push-url", "rotate-push-key"]
+
+
+def test_the_connection_group_lists_its_commands_and_each_one_resolves():
+    """The commands the README and docs/install-salesforce.md quote, wherever the group's module lives."""
+    result = CliRunner().invoke(main, ["connection", "--help"], prog_name="refstage")
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.split("Commands:\n", 1)[1].splitlines() if line.strip()]
+    assert listed == CONNECTION_COMMANDS
+    for name in CONNECTION_COMMANDS:
+        sub = CliRunner().invoke(main, ["connection", name, "--help"], prog_name="refstage")
+        assert sub.exit_code == 0, sub.output
+        assert sub.output.startswith(f"Usage: refstage connection {name} "), sub.output

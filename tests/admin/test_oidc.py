@@ -95,7 +95,7 @@ def test_state_mismatch_and_replay_are_refused(client, rt, sf, identity):
 
 
 def test_id_token_checks(sf, identity):
-    from refstage.emulators.salesforce.oauth import b64url  # noqa: F401 - the emulator signs like Salesforce
+    from refstage_devkit.emulators.salesforce.oauth import b64url  # noqa: F401 - the emulator signs like Salesforce
 
     oauth = sf.org.oauth
     access = oauth.issue_access(identity[1], sf.org.client_id, "openid id")

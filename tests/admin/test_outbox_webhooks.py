@@ -284,6 +284,42 @@ def test_send_to_payout_once_then_mark_paid(admin_client, rt, world, approved):
         assert uow.rewards.get(approved.id).status.value == "issued"
 
 
+def _lost_race(rt, world, monkeypatch, endpoint_id, event, entity_id):
+    """Another worker (or click) stores this delivery first, after this one has looked and found none:
+    its look is replayed as "nothing yet", the first look only."""
+    from refstage.adapters.db.webhook_repositories import WebhookDeliveryRepository
+
+    with rt.uow(world.tenant.id) as uow:
+        first = uow.webhook_deliveries.add_once(rt.new_id(), endpoint_id=endpoint_id, event=event, entity_id=entity_id,
+                                                payload={}, now=rt.now())
+        uow.commit()
+    looks = []
+    real = WebhookDeliveryRepository.for_entities
+
+    def stale_first_look(self, *args, **kwargs):
+        looks.append(args)
+        return [] if len(looks) == 1 else real(self, *args, **kwargs)
+
+    monkeypatch.setattr(WebhookDeliveryRepository, "for_entities", stale_first_look)
+    return first
+
+
+def test_a_payout_click_that_loses_the_race_reports_the_winners_delivery(rt, world, approved, monkeypatch):
+    endpoint, _ = webhooks.create_endpoint(rt, world.tenant.id, "http://127.0.0.1:9/payout", [PAYOUT], ADMIN)
+    first = _lost_race(rt, world, monkeypatch, endpoint["id"], PAYOUT, approved.id)
+    result = webhooks.send_payout(rt, world.tenant.id, approved.id, ADMIN)
+    assert result.sent is False and result.deliveries == [first] and result.requested_at == first["created_at"]
+    assert queued(rt, "deliver_webhook") == [] and _audit(rt, world, "payout_requested") == []
+
+
+def test_a_fan_out_that_loses_the_race_queues_nothing(rt, world, approved, monkeypatch):
+    endpoint, _ = webhooks.create_endpoint(rt, world.tenant.id, "http://127.0.0.1:9/events", ["reward.approved"], ADMIN)
+    first = _lost_race(rt, world, monkeypatch, endpoint["id"], "reward.approved", approved.id)
+    assert webhooks.fan_out(rt, world.tenant.id, "reward.approved", approved.id) == []
+    assert queued(rt, "deliver_webhook") == []
+    assert webhooks.list_deliveries(rt, world.tenant.id, event="reward.approved") == [first]
+
+
 def test_payout_refused_for_rewards_not_approved_or_without_endpoint(admin_client, rt, world, clock, needs_review):
     _, found = qualified_referral(rt, world, clock)
     pending = found["adv"]

@@ -1,4 +1,4 @@
-"""The demo's install of the push path, end to end without a browser: `refstage.demo.seed` connects the
+"""The demo's install of the push path, end to end without a browser: `refstage_devkit.demo.seed` connects the
 emulated org and deploys the backend's push-path bundle (its Outbound Messages and the flows that send them)
 through the org's Metadata API (no control-API rules); a rep's win in the org reaches the app through the
 **deployed** Outbound Message: the referral qualifies within 5 s, and the delivery names the message."""
@@ -19,7 +19,7 @@ def _referral(rt, tenant_id: str, referral_id: str):
 
 
 def test_demo_install_pushes_a_won_deal_through_the_package_outbound_message(stack):  # noqa: F811
-    from refstage.demo import seed
+    from refstage_devkit.demo import seed
 
     rt, emu = stack.rt, stack.emu
     info = seed(rt, sf=emu)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from refstage.adapters.db import models as m
-from refstage.demo import DEMO_TENANT
+from refstage_devkit.demo import DEMO_TENANT
 
 REFSTAGE = Path(sys.executable).with_name("refstage")
 SEED_TIMEOUT = 120  # seconds; it takes a few seconds on a 2-core machine

@@ -155,7 +155,7 @@ def summarise(violations: list[dict]) -> list[tuple]:
 # --- fixtures ------------------------------------------------------------------------------------------
 @pytest.fixture
 def emulator(tmp_path, monkeypatch):
-    from refstage.emulators.salesforce.server import SalesforceEmulator
+    from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
     emu = SalesforceEmulator(port=0, seed="demo", cert_dir=tmp_path / "certs", outbound_retry_base=0.5)
     # The backend (requests) trusts the emulator's CA for the test only; monkeypatch restores the old value.
@@ -172,7 +172,6 @@ def stack(settings, engine, emulator, tmp_path):
 
     from refstage.bootstrap import build_runtime
     from refstage.jobs.queue import HueyQueue, make_huey
-    from refstage.services import admin_queries
     from refstage.services.runtime import RecordingQueue
     from refstage.web.app import create_app
 
@@ -186,7 +185,6 @@ def stack(settings, engine, emulator, tmp_path):
     rt = build_runtime(s, engine=engine, queue=RecordingQueue())  # real clock; the queue is swapped next
     rt.jobs = HueyQueue(huey, rt)
     holder["app"] = create_app(runtime=rt, test_config={"REFSTAGE_MIN_FILL_SECONDS": MIN_FILL_SECONDS})
-    admin_queries.clear_milestone_cache()
     server_thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     server_thread.start()
     worker = Worker(huey).start()
@@ -200,7 +198,6 @@ def stack(settings, engine, emulator, tmp_path):
     worker.stop()
     srv.shutdown()
     server_thread.join(5)
-    admin_queries.clear_milestone_cache()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Fixtures for the Pipedrive connector tests: a fresh emulator over HTTPS, our Flask app served
 on loopback (so the emulator's webhooks reach the real receiver), a tenant with a live program,
 and a contract recorder that validates every request our client sends against the official
-OpenAPI files (backend/refstage/emulators/reference)."""
+OpenAPI files (backend/refstage_devkit/emulators/reference)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from refstage.adapters.crm.pipedrive import auth
 from refstage.adapters.crm.pipedrive.client import PipedriveClient
 from refstage.adapters.crm.pipedrive.gateway import PipedriveGateway
 from refstage.domain.audit import Actor, ActorKind
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 from refstage.services import programs, sync, tenants
 
-from refstage.emulators.reference import PIPEDRIVE_OPENAPI_DIR as REFERENCE  # vendored, see its README
+from refstage_devkit.emulators.reference import PIPEDRIVE_OPENAPI_DIR as REFERENCE  # vendored, see its README
 
 ADMIN = Actor(ActorKind.PERSON, "u1", "admin@acme.test")
 RULE = "Deal.stage_id == 4 OR Deal is_won"

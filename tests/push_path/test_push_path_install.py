@@ -254,7 +254,7 @@ def test_a_build_without_push_keys_fails_clearly(rt, conn, monkeypatch):
 def test_cli_installs_and_explains_what_to_do_next(rt, conn, monkeypatch):
     from click.testing import CliRunner
 
-    from refstage.adapters.crm.salesforce import cli
+    from refstage.services import connection_cli
     from refstage.adapters.crm.salesforce.push_installer import InstallOutcome
 
     class Installer:
@@ -266,11 +266,11 @@ def test_cli_installs_and_explains_what_to_do_next(rt, conn, monkeypatch):
             return InstallOutcome("needs_activation", "0Af000000000001AAA", "RunSpecifiedTests", True, (),
                                   ("Refstage_Lead_Status_Changed",))
 
-    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: rt)
     monkeypatch.setattr(push_path, "installer_for", Installer)
     with rt.uow() as uow:
         slug = uow.tenants.get(conn.tenant_id).slug
-    result = CliRunner().invoke(cli.connection, ["install-push-path", slug, conn.id, "--endpoint-url", ENDPOINT_URL])
+    result = CliRunner().invoke(connection_cli.connection, ["install-push-path", slug, conn.id, "--endpoint-url", ENDPOINT_URL])
     assert result.exit_code == 0, result.output
     assert "push path needs_activation" in result.output
     assert "Activate them in Setup → Flows" in result.output and "Refstage_Lead_Status_Changed" in result.output
@@ -281,7 +281,7 @@ def test_cli_unreachable_org_fails_and_can_be_run_again_at_once(rt, conn, monkey
     CLI) would be refused as 'already running' for 45 minutes."""
     from click.testing import CliRunner
 
-    from refstage.adapters.crm.salesforce import cli
+    from refstage.services import connection_cli
 
     class Unreachable:
         def __init__(self, _rt, _connection):
@@ -290,17 +290,17 @@ def test_cli_unreachable_org_fails_and_can_be_run_again_at_once(rt, conn, monkey
         def install(self, _endpoint_url):
             raise CrmError("Salesforce could not be reached: certificate verify failed", transient=True)
 
-    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: rt)
     monkeypatch.setattr(push_path, "installer_for", Unreachable)
     with rt.uow() as uow:
         slug = uow.tenants.get(conn.tenant_id).slug
     args = ["install-push-path", slug, conn.id, "--endpoint-url", ENDPOINT_URL]
-    first = CliRunner().invoke(cli.connection, args)
+    first = CliRunner().invoke(connection_cli.connection, args)
     assert first.exit_code == 1 and first.exception is not None and not isinstance(first.exception, CrmError)
     assert "push path failed" in first.output and "could not be reached" in first.output
     with rt.uow(conn.tenant_id) as uow:
         assert uow.connections.get(conn.id).settings["push_path"]["status"] == "failed"
-    again = CliRunner().invoke(cli.connection, args)
+    again = CliRunner().invoke(connection_cli.connection, args)
     assert "already queued or running" not in again.output and "push path failed" in again.output
 
 

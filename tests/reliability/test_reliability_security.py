@@ -18,8 +18,8 @@ from refstage.adapters.crypto import CredentialsUnreadable, Vault
 from refstage.adapters.db import models as m
 from refstage.bootstrap import build_runtime
 from refstage.domain.audit import Actor
-from refstage.emulators.salesforce.consent import browser_consent
-from refstage.services import connections, tenants
+from refstage_devkit.emulators.salesforce.consent import browser_consent
+from refstage.services import connections, salesforce_connect, tenants
 from refstage.services.maintenance import rotate_credentials
 from refstage.services.runtime import RecordingQueue
 from refstage.services.sync import run_sync
@@ -43,8 +43,8 @@ def _start(rt, emu, client):
     from tests.oauth_support import console_session
 
     tenant = tenants.create_tenant(rt, "Sec", "sec")
-    started = connections.start_connect(rt, tenant.id, actor=ADMIN, owner=console_session(client, tenant.id), name="org",
-                                        login_host=emu.base_url)
+    started = salesforce_connect.start_connect(rt, tenant.id, actor=ADMIN, owner=console_session(client, tenant.id),
+                                               name="org", login_host=emu.base_url)
     query = {k: v[0] for k, v in parse_qs(urlsplit(browser_consent(started.authorize_url)).query).items()}
     return tenant, started, query
 

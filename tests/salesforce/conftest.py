@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from refstage.emulators.salesforce.server import SalesforceEmulator
+from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 from tests.salesforce.helpers import CLIENT_ID, CLIENT_SECRET, REDIRECT, running_org
 
 

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from refstage.emulators.salesforce import consent
-from refstage.emulators.salesforce.server import SalesforceEmulator
+from refstage_devkit.emulators.salesforce import consent
+from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
 CLIENT_ID = "refstage-demo"
 CLIENT_SECRET = "refstage-demo-secret"
@@ -114,7 +114,7 @@ PROGRAM = {
 def connect(rt, client, tenant_id: str, conn_settings: dict | None = None):
     """Start connecting (service), consent on the emulator's pages, finish through the web callback."""
     from refstage.domain.audit import Actor
-    from refstage.services.connections import start_connect
+    from refstage.services.salesforce_connect import start_connect
     from tests.oauth_support import console_session
 
     owner = console_session(client, tenant_id)

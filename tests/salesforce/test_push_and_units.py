@@ -101,7 +101,7 @@ def test_receiver_refuses_other_orgs_and_dedupes(rt, client, emu):
 def test_callback_state_is_bound_and_single_use(rt, client, emu):
     from refstage.domain.audit import Actor
     from refstage.services import tenants
-    from refstage.services.connections import start_connect
+    from refstage.services.salesforce_connect import start_connect
     from tests.salesforce.helpers import browser_consent, callback_query
 
     from tests.oauth_support import console_session

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from refstage.domain.audit import Actor
 from refstage.domain.errors import InvalidInput
-from refstage.services import connections, programs
+from refstage.services import connections, programs, salesforce_connect
 from tests.oauth_support import console_session
 from tests.salesforce.helpers import browser_consent, callback_query, setup_world
 
@@ -49,9 +49,10 @@ def test_disconnect_then_reconnect_same_org_same_connection(rt, client, emu, how
     host = rt.settings.extra["login_host"]
     # an abandoned attempt first (the admin closed the tab), then the real one: still one pending row at most
     owner = console_session(client, tenant_id)
-    connections.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host, connection_id=existing)
-    started = connections.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host,
-                                        connection_id=existing)
+    salesforce_connect.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host,
+                                     connection_id=existing)
+    started = salesforce_connect.start_connect(rt, tenant_id, actor=ACTOR, owner=owner, name="Acme org", login_host=host,
+                                               connection_id=existing)
     assert len([c for c in _rows(rt, tenant_id) if c.status.value == "pending"]) <= 1
     r = _consent_and_callback(rt, client, started, HTML)
     assert r.status_code == 303 and r.headers["Location"].endswith("/admin/connections"), r.get_data(as_text=True)
@@ -68,8 +69,8 @@ def test_disconnect_then_reconnect_same_org_same_connection(rt, client, emu, how
 def test_callback_json_reconnect_answers_the_connection_not_500(rt, client, emu):
     tenant_id, connection_id, _ = setup_world(rt, client)
     connections.disconnect(rt, tenant_id, connection_id, actor=ACTOR)
-    started = connections.start_connect(rt, tenant_id, actor=ACTOR, owner=console_session(client, tenant_id),
-                                        login_host=rt.settings.extra["login_host"])
+    started = salesforce_connect.start_connect(rt, tenant_id, actor=ACTOR, owner=console_session(client, tenant_id),
+                                               login_host=rt.settings.extra["login_host"])
     assert started.connection_id != connection_id  # a fresh pending row until we know the org
     r = _consent_and_callback(rt, client, started)
     assert r.status_code == 200 and r.get_json()["connection_id"] == connection_id
@@ -87,24 +88,24 @@ def test_alert_names_the_programs_on_a_disconnected_crm(rt, client, emu):
 def test_cli_reconnect_without_settings_says_what_is_missing(rt, client, emu, monkeypatch):
     import dataclasses
 
-    from refstage.adapters.crm.salesforce import cli
+    from refstage.services import connection_cli
 
     tenant_id, connection_id, _ = setup_world(rt, client)
     bare = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, extra={}))
     for env in ("REFSTAGE_SALESFORCE_CLIENT_ID", "REFSTAGE_SALESFORCE_CLIENT_SECRET"):
         monkeypatch.delenv(env, raising=False)
-    monkeypatch.setattr(cli, "_runtime", lambda: bare)
-    result = CliRunner().invoke(cli.connection, ["add-salesforce", "acme", "--reconnect", connection_id])
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: bare)
+    result = CliRunner().invoke(connection_cli.connection, ["add-salesforce", "acme", "--reconnect", connection_id])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert "REFSTAGE_SALESFORCE_CLIENT_ID" in result.output and "README" in result.output
 
-    monkeypatch.setattr(cli, "_runtime", lambda: rt)  # configured: the URL to open, for the same connection
-    result = CliRunner().invoke(cli.connection, ["add-salesforce", "acme", "--reconnect", connection_id,
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: rt)  # configured: the URL to open, for the same connection
+    result = CliRunner().invoke(connection_cli.connection, ["add-salesforce", "acme", "--reconnect", connection_id,
                                                  "--login-host", rt.settings.extra["login_host"]])
     assert result.exit_code == 0 and f"connection {connection_id} is pending" in result.output, result.output
     url = result.output.split("\n\n")[1].strip().splitlines()[0]
     redirect = browser_consent(url)
-    result = CliRunner().invoke(cli.connection, ["finish", redirect])
+    result = CliRunner().invoke(connection_cli.connection, ["finish", redirect])
     assert result.exit_code == 0 and f"connected {connection_id}" in result.output, result.output
-    result = CliRunner().invoke(cli.connection, ["finish", redirect])  # the same answer twice: one line, no traceback
+    result = CliRunner().invoke(connection_cli.connection, ["finish", redirect])  # the same answer twice: one line, no traceback
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from refstage.adapters.crm.salesforce import eca_bundle
-from refstage.adapters.crm.salesforce.cli import connection
+from refstage.services.connection_cli import connection
 from refstage.adapters.crm.salesforce.metadata_schema import validate_xml
 
 

@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
-from refstage.emulators.tls import ensure_certificates
+from refstage_devkit.emulators.tls import ensure_certificates
 from tests.admin.conftest import csrf  # the console tests' one CSRF helper (also re-exported)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from refstage.adapters.db.database import make_engine
 from refstage.config import ConfigError, load_settings
-from refstage.emulators.tls import ensure_certificates
+from refstage_devkit.emulators.tls import ensure_certificates
 from refstage.services import admin_queries
 from tests.web.conftest import fill, site  # noqa: F401 - fixture reused
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from refstage.emulators.salesforce.consent import browser_consent
+from refstage_devkit.emulators.salesforce.consent import browser_consent
 from refstage.services import tenants
 from tests.salesforce.conftest import emu, settings, sf_emulator  # noqa: F401 - the emulated org fixtures
 from tests.security.support_identity import csrf, side_effects, sign_in
@@ -122,12 +122,12 @@ def test_the_api_hands_out_the_console_link_not_a_state(app, rt, emu, people):
 def test_a_flow_started_in_the_terminal_finishes_only_there(app, rt, emu, people, monkeypatch):
     from click.testing import CliRunner
 
-    from refstage.adapters.crm.salesforce import cli
+    from refstage.services import connection_cli
 
     attacker_tenant, _ = people
-    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: rt)
     runner = CliRunner()
-    started = runner.invoke(cli.connection, ["add-salesforce", "tenant-b", "--login-host", emu.base_url])
+    started = runner.invoke(connection_cli.connection, ["add-salesforce", "tenant-b", "--login-host", emu.base_url])
     assert started.exit_code == 0, started.output
     authorize_url = next(line for line in started.output.splitlines() if line.startswith(emu.base_url))
     location = browser_consent(authorize_url)
@@ -136,7 +136,7 @@ def test_a_flow_started_in_the_terminal_finishes_only_there(app, rt, emu, people
     before = side_effects(rt)
     web = signed_in.get("/salesforce/oauth/callback", query_string=_callback_query(location), headers={"Accept": "application/json"})
     assert web.status_code in (400, 403) and side_effects(rt) == before
-    finished = runner.invoke(cli.connection, ["finish", location])
+    finished = runner.invoke(connection_cli.connection, ["finish", location])
     assert finished.exit_code == 0 and "connected" in finished.output, finished.output
 
 

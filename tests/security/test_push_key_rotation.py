@@ -48,17 +48,17 @@ def test_console_rotation_needs_confirmation_and_retires_the_old_url(rt, world, 
 
 
 def test_cli_rotation_prints_the_new_url(rt, world, monkeypatch):
-    from refstage.adapters.crm.salesforce import cli
+    from refstage.services import connection_cli
 
-    monkeypatch.setattr(cli, "_runtime", lambda: rt)
+    monkeypatch.setattr(connection_cli, "_runtime", lambda: rt)
     old = _path(rt, world)
-    refused = CliRunner().invoke(cli.connection, ["rotate-push-key", "acme", world.connection.id], input="n\n")
+    refused = CliRunner().invoke(connection_cli.connection, ["rotate-push-key", "acme", world.connection.id], input="n\n")
     assert refused.exit_code != 0 and _path(rt, world) == old
-    done = CliRunner().invoke(cli.connection, ["rotate-push-key", "acme", world.connection.id, "--yes"])
+    done = CliRunner().invoke(connection_cli.connection, ["rotate-push-key", "acme", world.connection.id, "--yes"])
     assert done.exit_code == 0, done.output
     new = _path(rt, world)
     assert new != old and new in done.output
-    shown = CliRunner().invoke(cli.connection, ["push-url", "acme", world.connection.id])
+    shown = CliRunner().invoke(connection_cli.connection, ["push-url", "acme", world.connection.id])
     assert shown.exit_code == 0 and new in shown.output
 
 

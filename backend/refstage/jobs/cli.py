@@ -36,6 +36,7 @@ def worker(workers: int, no_periodic: bool) -> None:
 def sync(connection_id: str | None, tenant_slug: str | None) -> None:
     """Run one sync cycle now, in this process, with progress and a summary."""
     from refstage.bootstrap import build_runtime
+    from refstage.cli_support import tenant_id_of
     from refstage.services.ports import CrmError
     from refstage.services.runtime import RecordingQueue
     from refstage.services.sync import run_sync
@@ -43,11 +44,9 @@ def sync(connection_id: str | None, tenant_slug: str | None) -> None:
     rt = build_runtime(queue=RecordingQueue())
     with rt.uow() as uow:
         pairs = uow.directory.active_connections()
-        if tenant_slug:
-            tenant = uow.tenants.by_slug(tenant_slug)
-            if tenant is None:
-                raise click.ClickException(f"no tenant {tenant_slug!r}")
-            pairs = [p for p in pairs if p[0] == tenant.id]
+    if tenant_slug:
+        only_tenant = tenant_id_of(rt, tenant_slug)
+        pairs = [p for p in pairs if p[0] == only_tenant]
     if connection_id:
         pairs = [p for p in pairs if p[1] == connection_id]
         if not pairs:

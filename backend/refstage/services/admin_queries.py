@@ -1,9 +1,10 @@
-"""Read models (and two small commands) for the admin console.
+"""Read models for the admin console.
 
 Everything here is scoped to one tenant through `rt.uow(tenant_id)`; ids from another tenant raise
 NotFound exactly like the repositories do. The console calls the real use cases (programs, rewards,
-referrals, tenants, connections) for every change; this module only adds what those do not offer:
-joined lists for pages, the sync log, re-queueing failed record writes, and the milestone cache.
+referrals, tenants, connections, sync) for every change; this module only adds what those do not offer:
+joined lists for pages, the sync log, and the CRM's milestones for the picker (kept briefly in the
+runtime's `milestone_cache`).
 """
 
 from __future__ import annotations
@@ -11,22 +12,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
-from sqlalchemy import delete, func, select
-
-from refstage.adapters.db import models as m
-from refstage.domain.audit import Actor, AuditEntry
+from refstage.domain.audit import AuditEntry
 from refstage.domain.connections import CrmConnection
 from refstage.domain.errors import DomainError, InvalidInput, NotFound, RuleError
 from refstage.domain.programs import Program
 from refstage.domain.referrals import Referral, ReferralStatus
 from refstage.domain.rewards import Reward, RewardStatus
 from refstage.domain.rules import Rule
-from refstage.services.ports import CrmError, Milestone
+from refstage.services.ports import CrmError, Milestone, UnitOfWork
 from refstage.services.runtime import Runtime
 
 # --- review queue -------------------------------------------------------------------------------------
@@ -84,37 +80,23 @@ _LINKS = {"Lead": "lead_id", "Contact": "contact_id", "Account": "account_id", "
           "Person": "person_id", "Deal": "deal_id"}
 
 
-def _snapshot(uow, connection_id: str, referral: Referral) -> dict[str, dict[str, Any]]:
+def _snapshot(uow: UnitOfWork, connection_id: str, referral: Referral) -> dict[str, dict[str, Any]]:
     """The latest stored CRM state of the records linked to a referral: what the rule was evaluated on."""
-    snapshot: dict[str, dict[str, Any]] = {}
-    for obj, col in _LINKS.items():
-        crm_id = getattr(referral.crm, col, None)
-        if not crm_id:
-            continue
-        row = uow.session.scalar(select(m.CrmRecordRow).where(
-            m.CrmRecordRow.tenant_id == uow.tenant_id, m.CrmRecordRow.connection_id == connection_id,
-            m.CrmRecordRow.object_name == obj, m.CrmRecordRow.crm_id == crm_id))
-        if row is not None and not row.deleted:
-            snapshot[obj] = dict(row.fields or {})
-    return snapshot
+    linked = {obj: [crm_id] for obj, col in _LINKS.items() if (crm_id := getattr(referral.crm, col, None))}
+    states = uow.crm_records.load(connection_id, linked)
+    return {obj: dict(state.fields) for (obj, _), state in states.items() if not state.deleted}
 
 
-def _duplicate_evidence(uow, referral: Referral) -> dict[str, Any]:
-    row = uow.session.scalar(select(m.AuditRow).where(
-        m.AuditRow.tenant_id == uow.tenant_id, m.AuditRow.entity_type == "referral", m.AuditRow.entity_id == referral.id,
-        m.AuditRow.action == "status:duplicate").order_by(m.AuditRow.id.desc()).limit(1))
-    if row is not None and row.after:
-        return dict(row.after.get("existing") or {})
+def _duplicate_evidence(uow: UnitOfWork, referral: Referral) -> dict[str, Any]:
+    entry = uow.audit.latest("referral", referral.id, "status:duplicate")
+    if entry is not None and entry.after:
+        return dict(entry.after.get("existing") or {})
     return {}
 
 
 def count_pending_review(rt: Runtime, tenant_id: str) -> int:
     with rt.uow(tenant_id) as uow:
-        rewards = uow.session.scalar(select(func.count()).select_from(m.RewardRow).where(
-            m.RewardRow.tenant_id == tenant_id, m.RewardRow.status == "pending_review")) or 0
-        dups = uow.session.scalar(select(func.count()).select_from(m.ReferralRow).where(
-            m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.status == "duplicate")) or 0
-    return int(rewards) + int(dups)
+        return uow.attention.pending_review()
 
 
 # --- ledger -------------------------------------------------------------------------------------------
@@ -138,13 +120,7 @@ def ledger(rt: Runtime, tenant_id: str, *, status: str | None = None, program_id
             uow.programs.get(program_id)  # NotFound for another tenant's program
         rewards = uow.rewards.list(status=status or None, program_id=program_id or None, limit=limit, offset=offset)
         names = {p.id: p.name for p in uow.programs.list()}
-        referrals = {}
-        ids = sorted({r.referral_id for r in rewards})
-        for start in range(0, len(ids), 900):
-            for row in uow.session.execute(select(m.ReferralRow.id, m.ReferralRow.friend_name, m.ReferralRow.friend_email,
-                                                  m.AdvocateRow.name).join(m.AdvocateRow, m.AdvocateRow.id == m.ReferralRow.advocate_id)
-                                           .where(m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.id.in_(ids[start:start + 900]))):
-                referrals[row[0]] = row[1:]
+        referrals = uow.referrals.ledger_names(sorted({r.referral_id for r in rewards}))
     out = []
     for r in rewards:
         friend_name, friend_email, advocate_name = referrals.get(r.referral_id, ("", "", ""))
@@ -201,22 +177,10 @@ def connections_overview(rt: Runtime, tenant_id: str) -> list[ConnectionView]:
     with rt.uow(tenant_id) as uow:
         out = []
         for conn in uow.connections.list():
-            pending = uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow).where(
-                m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == conn.id)) or 0
-            failed = uow.session.scalar(select(func.count()).select_from(m.PendingWriteRow).where(
-                m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == conn.id,
-                m.PendingWriteRow.attempts > 0)) or 0
-            runs = _runs(uow, tenant_id, conn.id, 1)
-            out.append(ConnectionView(conn, int(pending), int(failed), runs[0] if runs else None))
+            pending, failed = uow.pending_writes.counts(conn.id)
+            runs = uow.sync_runs.recent(conn.id, 1)
+            out.append(ConnectionView(conn, pending, failed, runs[0] if runs else None))
     return out
-
-
-def _runs(uow, tenant_id: str, connection_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = uow.session.scalars(select(m.SyncRunRow).where(
-        m.SyncRunRow.tenant_id == tenant_id, m.SyncRunRow.connection_id == connection_id)
-        .order_by(m.SyncRunRow.started_at.desc(), m.SyncRunRow.id).limit(limit))
-    return [{"id": r.id, "kind": r.kind, "status": r.status, "started_at": r.started_at, "finished_at": r.finished_at,
-             "stats": dict(r.stats or {}), "api_calls": r.api_calls, "error": r.error} for r in rows]
 
 
 @dataclass
@@ -230,64 +194,16 @@ class SyncLog:
 def sync_log(rt: Runtime, tenant_id: str, connection_id: str, limit: int = 100) -> SyncLog:
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
-        runs = _runs(uow, tenant_id, connection_id, limit)
-        records = [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "operation": r.operation,
-                    "crm_object": r.crm_object, "crm_id": r.crm_id, "status": r.status, "message": r.message, "at": r.at}
-                   for r in uow.session.scalars(select(m.RecordSyncRow).where(
-                       m.RecordSyncRow.tenant_id == tenant_id, m.RecordSyncRow.connection_id == connection_id)
-                       .order_by(m.RecordSyncRow.at.desc(), m.RecordSyncRow.id.desc()).limit(limit))]
-        pending = [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "enqueued_at": r.enqueued_at,
-                    "attempts": r.attempts, "last_error": r.last_error}
-                   for r in uow.session.scalars(select(m.PendingWriteRow).where(
-                       m.PendingWriteRow.tenant_id == tenant_id, m.PendingWriteRow.connection_id == connection_id)
-                       .order_by(m.PendingWriteRow.attempts.desc(), m.PendingWriteRow.id).limit(limit))]
+        runs = uow.sync_runs.recent(connection_id, limit)
+        records = uow.pending_writes.write_log(connection_id, limit)
+        pending = uow.pending_writes.most_retried(connection_id, limit)
     return SyncLog(conn, runs, records, pending)
-
-
-def retry_failed_writes(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor,
-                        pending_ids: Sequence[int] | None = None) -> int:
-    """Re-queue failed record writes (all, or the chosen ones) and ask the worker to write back now.
-
-    Re-queueing replaces the row with a fresh one (attempts 0), like `queue_mirror` does, so a
-    write-back already in flight deletes only the row it read."""
-    with rt.uow(tenant_id) as uow:
-        conn = uow.connections.get(connection_id)
-        q = select(m.PendingWriteRow).where(m.PendingWriteRow.tenant_id == tenant_id,
-                                            m.PendingWriteRow.connection_id == connection_id, m.PendingWriteRow.attempts > 0)
-        if pending_ids is not None:
-            q = q.where(m.PendingWriteRow.id.in_(list(pending_ids)))
-        rows = list(uow.session.scalars(q))
-        now = rt.now()
-        for row in rows:
-            entity_type, entity_id = row.entity_type, row.entity_id
-            uow.session.execute(delete(m.PendingWriteRow).where(m.PendingWriteRow.id == row.id))
-            uow.session.add(m.PendingWriteRow(tenant_id=tenant_id, connection_id=connection_id, entity_type=entity_type,
-                                              entity_id=entity_id, enqueued_at=now, attempts=0))
-        if rows:
-            uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "writes_requeued", actor, now, None,
-                                         {"count": len(rows)})])
-        uow.commit()
-    if rows and conn.usable:
-        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)
-    return len(rows)
-
-
-def request_sync(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) -> None:
-    """"Sync now": the worker runs `sync_connection` under the per-connection lock."""
-    with rt.uow(tenant_id) as uow:
-        conn = uow.connections.get(connection_id)
-        if not conn.usable:
-            raise InvalidInput({"connection": f"this connection is {conn.status.value.replace('_', ' ')}; connect it first"})
-        uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "sync_requested", actor, rt.now())])
-        uow.commit()
-    rt.jobs.enqueue("sync_connection", tenant_id=tenant_id, connection_id=connection_id)
 
 
 # --- milestones (cached briefly) ------------------------------------------------------------------------------
 
+# The picker asks the CRM (describe calls that spend its API allowance) on every editor page and post.
 _MILESTONE_TTL = 120.0
-_milestones: dict[tuple[str, str], tuple[float, list[Milestone]]] = {}
-_milestones_lock = threading.Lock()
 
 
 @dataclass
@@ -302,10 +218,9 @@ def milestones(rt: Runtime, tenant_id: str, connection_id: str, refresh: bool = 
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
     key = (tenant_id, connection_id)
-    now = time.monotonic()
-    with _milestones_lock:
-        hit = _milestones.get(key)
-    if hit and not refresh and now - hit[0] < _MILESTONE_TTL:
+    now = rt.now().timestamp()
+    hit = rt.milestone_cache.get(key)
+    if hit and not refresh and 0 <= now - hit[0] < _MILESTONE_TTL:
         return MilestoneChoice(hit[1], cached=True)
     if not conn.usable:
         return MilestoneChoice([], f"the connection is {conn.status.value.replace('_', ' ')}; connect it to list its stages")
@@ -313,14 +228,8 @@ def milestones(rt: Runtime, tenant_id: str, connection_id: str, refresh: bool = 
         found = list(rt.gateway(conn).describe_milestones())
     except CrmError as exc:
         return MilestoneChoice(hit[1] if hit else [], f"the CRM could not be read just now ({exc}); try again in a moment")
-    with _milestones_lock:
-        _milestones[key] = (now, found)
+    rt.milestone_cache.put(key, now, found)
     return MilestoneChoice(found)
-
-
-def clear_milestone_cache() -> None:
-    with _milestones_lock:
-        _milestones.clear()
 
 
 def rule_for_milestone(m_: Milestone) -> str:
@@ -402,13 +311,13 @@ def audit_log(rt: Runtime, tenant_id: str, *, entity_type: str | None = None, en
 
 def audit_entity_types(rt: Runtime, tenant_id: str) -> list[str]:
     with rt.uow(tenant_id) as uow:
-        return sorted(uow.session.scalars(select(m.AuditRow.entity_type).where(m.AuditRow.tenant_id == tenant_id).distinct()))
+        return uow.audit.entity_types()
 
 
 def users_and_keys(rt: Runtime, tenant_id: str) -> tuple[list[Any], list[dict[str, Any]]]:
     with rt.uow(tenant_id) as uow:
         users = uow.users.list()
-        orgs = {uid: org for uid, org in uow.session.execute(select(m.UserRow.id, m.UserRow.salesforce_org_id).where(m.UserRow.tenant_id == tenant_id))}
+        orgs = uow.users.salesforce_org_ids()
         for u in users:
             u.salesforce_org_id = orgs.get(u.id)  # type: ignore[attr-defined]
         return users, uow.api_keys.list()
@@ -422,12 +331,11 @@ def get_user(rt: Runtime, tenant_id: str, user_id: str):
 def referral_owners(rt: Runtime, tenant_id: str) -> list[str]:
     """CRM owner ids seen on referrals, for the reports' owner filter."""
     with rt.uow(tenant_id) as uow:
-        return sorted(o for o in uow.session.scalars(select(m.ReferralRow.crm_owner_id).where(
-            m.ReferralRow.tenant_id == tenant_id, m.ReferralRow.crm_owner_id.is_not(None)).distinct()) if o)
+        return uow.referrals.owners()
 
 
-__all__ = ["review_queue", "ledger", "ledger_csv", "csv_safe", "connections_overview", "sync_log", "retry_failed_writes",
-           "request_sync", "milestones", "preview_count", "audit_log", "users_and_keys", "NotFound"]
+__all__ = ["review_queue", "ledger", "ledger_csv", "csv_safe", "connections_overview", "sync_log", "milestones",
+           "preview_count", "audit_log", "users_and_keys", "NotFound"]
 
 
 @dataclass

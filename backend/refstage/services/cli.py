@@ -7,24 +7,19 @@ from pathlib import Path
 
 import click
 
+from refstage.cli_support import runtime, tenant_id_of
 from refstage.domain.audit import Actor, ActorKind
 from refstage.domain.errors import DomainError, InvalidInput, RuleError
 
 CLI_ACTOR = Actor(ActorKind.PERSON, None, "cli")
 
 
-def _rt():
-    from refstage.cli_support import runtime
-
-    return runtime()
-
-
-def _tenant_id(rt, slug: str) -> str:
-    with rt.uow() as uow:
-        tenant = uow.tenants.by_slug(slug)
-    if tenant is None:
-        raise click.ClickException(f"no tenant {slug!r}")
-    return tenant.id
+def _program_id(rt, tenant_id: str, program_slug: str) -> str:
+    with rt.uow(tenant_id) as uow:
+        p = uow.programs.by_slug(program_slug)
+    if p is None:
+        raise click.ClickException(f"no program {program_slug!r}")
+    return p.id
 
 
 def _fail(exc: DomainError) -> click.ClickException:
@@ -47,7 +42,7 @@ def tenant_create(name: str, slug: str | None, admin_email: str | None, admin_pa
     """Create a workspace (tenant) called NAME, optionally with its first admin."""
     from refstage.services import tenants
 
-    rt = _rt()
+    rt = runtime()
     try:
         t = tenants.create_tenant(rt, name, slug)
         if admin_email:
@@ -60,7 +55,7 @@ def tenant_create(name: str, slug: str | None, admin_email: str | None, admin_pa
 @tenant.command("list")
 def tenant_list() -> None:
     """Every workspace: slug, id, name."""
-    rt = _rt()
+    rt = runtime()
     with rt.uow() as uow:
         for t in uow.tenants.list():
             click.echo(f"{t.slug}\t{t.id}\t{t.name}")
@@ -77,9 +72,9 @@ def tenant_add_user(tenant_slug: str, email: str, role: str, password: str) -> N
     """Add a console user EMAIL to the workspace TENANT_SLUG."""
     from refstage.services import tenants
 
-    rt = _rt()
+    rt = runtime()
     try:
-        user = tenants.add_user(rt, _tenant_id(rt, tenant_slug), email, role, password)
+        user = tenants.add_user(rt, tenant_id_of(rt, tenant_slug), email, role, password)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo(f"user {user.email} ({user.role.value})")
@@ -92,9 +87,9 @@ def tenant_api_key(tenant_slug: str, name: str) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     from refstage.services import tenants
 
-    rt = _rt()
+    rt = runtime()
     try:
-        click.echo(tenants.create_api_key(rt, _tenant_id(rt, tenant_slug), name, CLI_ACTOR))
+        click.echo(tenants.create_api_key(rt, tenant_id_of(rt, tenant_slug), name, CLI_ACTOR))
     except DomainError as exc:
         raise _fail(exc) from exc
 
@@ -115,9 +110,9 @@ def program_create(tenant_slug: str, definition: Path) -> None:
         data = json.loads(definition.read_text())
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"{definition} is not valid JSON: {exc}") from exc
-    rt = _rt()
+    rt = runtime()
     try:
-        p = programs.create_program(rt, _tenant_id(rt, tenant_slug), data, CLI_ACTOR)
+        p = programs.create_program(rt, tenant_id_of(rt, tenant_slug), data, CLI_ACTOR)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo(f"program {p.slug} ({p.id}) created as draft; rule: {p.rule.describe()}")
@@ -131,14 +126,11 @@ def program_status(tenant_slug: str, program_slug: str, status: str) -> None:
     """Put a program live or pause it (going live checks the rule against the CRM)."""
     from refstage.services import programs
 
-    rt = _rt()
-    tenant_id = _tenant_id(rt, tenant_slug)
-    with rt.uow(tenant_id) as uow:
-        p = uow.programs.by_slug(program_slug)
-    if p is None:
-        raise click.ClickException(f"no program {program_slug!r}")
+    rt = runtime()
+    tenant_id = tenant_id_of(rt, tenant_slug)
+    program_id = _program_id(rt, tenant_id, program_slug)
     try:
-        programs.set_program_status(rt, tenant_id, p.id, status, CLI_ACTOR)
+        programs.set_program_status(rt, tenant_id, program_id, status, CLI_ACTOR)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo(f"program {program_slug} is {status}")
@@ -151,19 +143,16 @@ def program_enrol(tenant_slug: str, program_slug: str) -> None:
     """Enrol advocates from the program's CRM source now and write their codes and links back."""
     from refstage.services import enrolment
 
-    rt = _rt()
-    tenant_id = _tenant_id(rt, tenant_slug)
-    with rt.uow(tenant_id) as uow:
-        p = uow.programs.by_slug(program_slug)
-    if p is None:
-        raise click.ClickException(f"no program {program_slug!r}")
+    rt = runtime()
+    tenant_id = tenant_id_of(rt, tenant_slug)
+    program_id = _program_id(rt, tenant_id, program_slug)
 
     def show(progress):
         click.echo(f"\rseen {progress.seen}  enrolled {progress.enrolled}  already {progress.already}  "
                    f"links written {progress.links_written}  failed {progress.links_failed}", nl=False, err=True)
 
     try:
-        result = enrolment.run_enrolment(rt, tenant_id, p.id, on_progress=show)
+        result = enrolment.run_enrolment(rt, tenant_id, program_id, on_progress=show)
     except DomainError as exc:
         raise _fail(exc) from exc
     click.echo("", err=True)

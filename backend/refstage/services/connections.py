@@ -1,5 +1,7 @@
-"""Connecting a tenant to a Salesforce org: start (authorize URL, state + PKCE kept server-side),
-finish (code → tokens sealed in the Vault, org/user/instance recorded), disconnect (revoke).
+"""A tenant's CRM connections, whichever the CRM: what the Salesforce and Pipedrive connectors
+(services.salesforce_connect, services.pipedrive_connect) share — the OAuth flow's state and owner,
+the pending connection a connect starts from, reconnecting the same org, recording a connection as
+connected or disconnected — and listing, alerts and the dispatch of a connection to its connector.
 
 The OAuth state is `<connection id>.<secret>`: the id finds the tenant, the secret (stored only as a
 hash, single-use, ten minutes) proves the callback belongs to the flow this tenant started. A callback
@@ -18,12 +20,13 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
-from refstage.domain.errors import InvalidInput, NotFound
-from refstage.services import push_keys
+from refstage.domain.errors import InvalidInput
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ class FlowOwner:
 
 NOT_YOURS = ("this sign-in was not started from this console session; sign in to Refstage as an admin of the "
              "workspace and start connecting again from Connections")
-CONNECT_HOST_KEY = "connect_login_host"
+UNKNOWN_SIGN_IN = "unknown or expired sign-in; start connecting again"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,19 @@ class ConnectFailed(InvalidInput):
         super().__init__({"connection": message})
 
 
+@dataclass(frozen=True)
+class PendingFlow:
+    """An OAuth callback whose state matched a live flow its owner started; `data` is what the start sealed."""
+    tenant_id: str
+    connection_id: str
+    sealed: str
+    data: dict[str, Any]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.system(self.data.get("actor") or "oauth")
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -91,127 +107,119 @@ def _audit(uow, tenant_id: str, conn: CrmConnection, action: str, actor: Actor, 
     uow.audit.append([AuditEntry(tenant_id, "connection", conn.id, action, actor, at, before, after, reason)])
 
 
-def _checked_owner(owner: FlowOwner, tenant_id: str) -> None:
+def _label(kind: CrmKind) -> str:
+    return kind.value.capitalize()
+
+
+def check_owner(owner: FlowOwner, tenant_id: str) -> None:
+    """A console session starts flows for its own tenant only."""
     if owner.channel == BROWSER and owner.tenant_id != tenant_id:
         raise InvalidInput({"connection": NOT_YOURS})
 
 
-def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Salesforce", login_host: str = "production",
-                    connection_id: str | None = None) -> CrmConnection:
-    """The API's half of connecting (no browser at hand): a pending connection and its login host. An
-    admin then opens the console's authorize link, which starts the flow bound to their session."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, login_host_url
+def connection_to_connect(rt: Runtime, uow, tenant_id: str, kind: CrmKind, *, actor: Actor, name: str | None,
+                          connection_id: str | None, now: dt.datetime) -> CrmConnection:
+    """The connection being reconnected (`connection_id`, of this CRM), else the pending one a new connect starts from."""
+    if connection_id:
+        conn = uow.connections.get(connection_id)
+        if conn.kind != kind:
+            raise InvalidInput({"connection": f"not a {_label(kind)} connection"})
+        return conn
+    return pending_connection(rt, uow, tenant_id, kind, name, actor, now)
 
-    try:
-        host = login_host_url(login_host, OAuthApp.from_settings(rt.settings).hosts)
-    except ValueError as exc:
-        raise InvalidInput({"login_host": str(exc)}) from None
+
+def prepare(rt: Runtime, tenant_id: str, kind: CrmKind, *, actor: Actor, name: str, connection_id: str | None,
+            settings: dict[str, Any] | None = None) -> CrmConnection:
+    """The API's half of connecting (no browser at hand): a pending connection, with what the start will
+    need in its `settings`. An admin then opens the console's authorize link, which starts the flow
+    bound to their session."""
     with rt.uow(tenant_id) as uow:
-        conn = _pending_connection(rt, uow, tenant_id, actor, name, connection_id, rt.now())
-        conn.settings[CONNECT_HOST_KEY] = host
-        uow.connections.save(conn)
+        conn = connection_to_connect(rt, uow, tenant_id, kind, actor=actor, name=name, connection_id=connection_id,
+                                     now=rt.now())
+        if settings:
+            conn.settings.update(settings)
+            uow.connections.save(conn)
         uow.commit()
     return conn
 
 
-def _pending_connection(rt: Runtime, uow, tenant_id: str, actor: Actor, name: str, connection_id: str | None,
-                        now: dt.datetime) -> CrmConnection:
-    if connection_id:
-        conn = uow.connections.get(connection_id)
-        if conn.kind != CrmKind.SALESFORCE:
-            raise InvalidInput({"connection": "not a Salesforce connection"})
-        return conn
-    return pending_connection(rt, uow, tenant_id, CrmKind.SALESFORCE, name, actor, now)
-
-
-def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Salesforce",
-                  login_host: str | None = None, connection_id: str | None = None) -> ConnectStart:
-    """A new connection (or a reconnect of an existing one): returns the URL to send the admin to. Only
-    `owner` can finish the flow. Without `login_host`, a prepared connection's host (or production)."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, authorize_url, login_host_url, pkce_pair
-
-    _checked_owner(owner, tenant_id)
-    app = OAuthApp.from_settings(rt.settings)
-    if login_host is None and connection_id:
-        with rt.uow(tenant_id) as uow:
-            prepared = uow.connections.get(connection_id)
-        login_host = prepared.settings.get(CONNECT_HOST_KEY) or prepared.login_host
-    try:
-        host = login_host_url(login_host or "production", app.hosts)
-    except ValueError as exc:
-        raise InvalidInput({"login_host": str(exc)}) from None
+def open_flow(rt: Runtime, tenant_id: str, kind: CrmKind, *, actor: Actor, owner: FlowOwner, name: str,
+              connection_id: str | None, authorize_url: Callable[[str], str], sealed_extra: dict[str, Any] | None = None,
+              forget: tuple[str, ...] = ()) -> ConnectStart:
+    """Seal a new flow on the connection (state hash, expiry, owner, and the CRM's `sealed_extra`), drop
+    the `forget` settings it replaces, and return the CRM's authorize URL for the state. The caller has
+    checked the owner (`check_owner`) and the CRM's settings."""
     now = rt.now()
     secret = secrets.token_urlsafe(32)
-    verifier, _ = pkce_pair()
     with rt.uow(tenant_id) as uow:
-        conn = _pending_connection(rt, uow, tenant_id, actor, name, connection_id, now)
-        conn.settings.pop(CONNECT_HOST_KEY, None)
-        conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), "verifier": verifier, "login_host": host,
+        conn = connection_to_connect(rt, uow, tenant_id, kind, actor=actor, name=name, connection_id=connection_id,
+                                     now=now)
+        for key in forget:
+            conn.settings.pop(key, None)
+        conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), **(sealed_extra or {}),
                                                     "expires": (now + STATE_TTL).isoformat(), "actor": actor.label,
                                                     **owner.sealed_fields()})
         uow.connections.save(conn)
         uow.commit()
     state = f"{conn.id}.{secret}"
-    return ConnectStart(conn.id, authorize_url(app, host, state, verifier), state)
+    return ConnectStart(conn.id, authorize_url(state), state)
 
 
-def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
-    """The OAuth callback: check the flow is `owner`'s, exchange the code (with the PKCE verifier),
-    record the org, seal the tokens."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, exchange_code, identity, org_and_user
-
+def checked_callback(rt: Runtime, kind: CrmKind, code: str, state: str, *, owner: FlowOwner) -> PendingFlow:
+    """The flow an OAuth callback answers, once the state matches a live flow of this CRM and `owner`
+    is the one who started it. Nothing is spent or exchanged here."""
     connection_id, _, secret = (state or "").partition(".")
     if not connection_id or not secret or not code:
         raise ConnectFailed("the sign-in answer is incomplete; start connecting again")
     with rt.uow() as uow:
         tenant_id = uow.directory.tenant_for_connection(connection_id)
     if tenant_id is None:
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+        raise ConnectFailed(UNKNOWN_SIGN_IN)
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
         sealed = conn.settings.get(PENDING_KEY)
-    if not sealed:
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+    if conn.kind != kind or not sealed:
+        raise ConnectFailed(UNKNOWN_SIGN_IN)
     pending = rt.vault.open(sealed)
     if not hmac.compare_digest(pending["state_hash"], _hash(secret)) or \
             dt.datetime.fromisoformat(pending["expires"]) < rt.now():
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
+        raise ConnectFailed(UNKNOWN_SIGN_IN)
     if not owner.owns(pending, tenant_id):
-        log.warning("Salesforce callback for connection %s refused: not the session that started it", connection_id)
+        log.warning("%s callback for connection %s refused: not the session that started it", _label(kind), connection_id)
         raise ConnectFailed(NOT_YOURS)
-    app = OAuthApp.from_settings(rt.settings)
-    token = exchange_code(app, pending["login_host"], code, pending["verifier"])
-    org_id, user_id = org_and_user(token["id"])
-    ident = identity(token, app)
+    return PendingFlow(tenant_id, connection_id, sealed, pending)
+
+
+def spend(conn: CrmConnection, flow: PendingFlow) -> None:
+    """A flow finishes once: its sealed state leaves the connection (the caller saves and commits)."""
+    if conn.settings.get(PENDING_KEY) != flow.sealed:
+        raise ConnectFailed("this sign-in was already used; start connecting again")
+    conn.settings.pop(PENDING_KEY, None)
+
+
+def store_connected(rt: Runtime, tenant_id: str, connection_id: str, *, org_id: str, org_noun: str, actor: Actor,
+                    record: Callable[[Any, CrmConnection], tuple[dict[str, Any], dict[str, Any]]],
+                    flow: PendingFlow | None = None) -> CrmConnection:
+    """Make the connection active on the CRM account `org_id`, in one transaction: spend `flow` if given,
+    refuse another account than the one it had, hand the tokens to the existing connection of the same
+    account (`same_org_connection`), let the connector `record(uow, conn)` what it learnt (it returns the
+    credentials to seal and extra audit fields), then seal, save and audit."""
     now = rt.now()
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
-        if conn.settings.get(PENDING_KEY) != sealed:
-            raise ConnectFailed("this sign-in was already used; start connecting again")
-        if conn.external_org_id and conn.external_org_id[:15] != org_id[:15]:
-            raise ConnectFailed(f"this connection belongs to org {conn.external_org_id}; you signed in to {org_id}")
-        conn.settings.pop(PENDING_KEY, None)
-        conn = same_org_connection(uow, tenant_id, conn, org_id, Actor.system(pending.get("actor") or "oauth"), now)
+        if flow is not None:
+            spend(conn, flow)
+        if conn.external_org_id and not same_org(conn.kind, conn.external_org_id, org_id):
+            raise ConnectFailed(f"this connection belongs to {org_noun} {conn.external_org_id}; you signed in to {org_id}")
+        conn = same_org_connection(uow, tenant_id, conn, org_id, actor, now)
         before = {"status": conn.status.value, "org": conn.external_org_id}
-        creds = {k: token.get(k) for k in ("access_token", "refresh_token", "instance_url", "id", "issued_at", "scope",
-                                           "token_type")}
-        conn.settings.pop(PENDING_KEY, None)
-        issued = int(token.get("issued_at") or 0)
-        if issued and "sync_from" not in conn.settings:
-            # Salesforce's clock at connect time: the first sync reads changes from here (minus the overlap).
-            conn.settings["sync_from"] = dt.datetime.fromtimestamp(issued / 1000, dt.timezone.utc).isoformat()
-        conn.external_org_id = ident.get("organization_id") or org_id
-        conn.external_user_id = ident.get("user_id") or user_id
-        conn.external_username = ident.get("username")
-        conn.instance_url = token.get("instance_url")
-        conn.login_host = pending["login_host"]
-        push_keys.issue_if_missing(rt, conn)  # the secret its Outbound Messages must carry
+        credentials, audited = record(uow, conn)
         conn.status = ConnectionStatus.ACTIVE
         conn.status_message = None
         uow.connections.save(conn)
-        uow.connections.store_credentials(conn.id, rt.vault.seal(creds))
-        _audit(uow, tenant_id, conn, "connected", Actor.system(pending.get("actor") or "oauth"), now, before,
-               {"status": "active", "org": conn.external_org_id, "user": conn.external_username})
+        uow.connections.store_credentials(conn.id, rt.vault.seal(credentials))
+        _audit(uow, tenant_id, conn, "connected", actor, now, before,
+               {"status": "active", "org": conn.external_org_id, "user": conn.external_username, **audited})
         uow.commit()
     return conn
 
@@ -258,19 +266,17 @@ def same_org_connection(uow, tenant_id: str, conn: CrmConnection, org_id: str, a
     return conn
 
 
-def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
-    """Revoke the tokens at Salesforce (best effort: a revoke that fails is logged) and forget them."""
-    from refstage.adapters.crm.salesforce.auth import LOGIN_HOSTS, OAuthApp, revoke
-
+def with_credentials(rt: Runtime, tenant_id: str, connection_id: str) -> tuple[CrmConnection, dict[str, Any] | None]:
+    """The connection and its opened credentials (None when it has none), for a connector to revoke them."""
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
         sealed = uow.connections.credentials(connection_id)
-    if sealed:
-        tokens = rt.vault.open(sealed)
-        token = tokens.get("refresh_token") or tokens.get("access_token")
-        if token and conn.kind == CrmKind.SALESFORCE:
-            if not revoke(OAuthApp.from_settings(rt.settings), conn.login_host or LOGIN_HOSTS["production"], token):
-                log.warning("Salesforce did not confirm revoking the tokens of connection %s", connection_id)
+    return conn, rt.vault.open(sealed) if sealed else None
+
+
+def mark_disconnected(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
+    """After the connector revoked what it could: the connection stops (nothing is deleted) and its
+    credentials are forgotten."""
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
         before = {"status": conn.status.value}
@@ -282,6 +288,28 @@ def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor)
         _audit(uow, tenant_id, conn, "disconnected", actor, rt.now(), before, {"status": "disconnected"})
         uow.commit()
     return conn
+
+
+def _connector(kind: CrmKind):
+    """The CRM's own connect module (imported here, not at the top: both import this module)."""
+    if kind == CrmKind.PIPEDRIVE:
+        from refstage.services import pipedrive_connect as connector
+    else:
+        from refstage.services import salesforce_connect as connector  # type: ignore[no-redef]
+    return connector
+
+
+def start_prepared(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor, owner: FlowOwner) -> ConnectStart:
+    """Start the flow of an existing (prepared, or to be reconnected) connection with its CRM's connector."""
+    kind = get_connection(rt, tenant_id, connection_id).kind
+    return _connector(kind).start_connect(rt, tenant_id, actor=actor, owner=owner, connection_id=connection_id)
+
+
+def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
+    """Disconnect with the connection's own CRM connector: it revokes what it can at the CRM, then the
+    connection is marked disconnected."""
+    kind = get_connection(rt, tenant_id, connection_id).kind
+    return _connector(kind).disconnect(rt, tenant_id, connection_id, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -351,7 +379,7 @@ def get_connection(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnec
         return uow.connections.get(connection_id)
 
 
-__all__ = ["start_connect", "prepare_connect", "finish_connect", "FlowOwner", "disconnect", "pending_connection",
-           "same_org_connection", "alerts", "ConnectionAlert", "usable_connection_ids", "oauth_configured",
-           "list_connections", "get_connection", "ConnectStart",
-           "ConnectFailed", "NotFound"]
+__all__ = ["FlowOwner", "ConnectStart", "ConnectFailed", "PendingFlow", "NOT_YOURS", "check_owner", "prepare",
+           "open_flow", "checked_callback", "store_connected", "pending_connection", "same_org_connection",
+           "with_credentials", "mark_disconnected", "start_prepared", "disconnect", "alerts", "ConnectionAlert",
+           "usable_connection_ids", "oauth_configured", "list_connections", "get_connection"]

@@ -271,6 +271,12 @@ def _set_enrol_watermark(uow: UnitOfWork, connection_id: str, key: str, value: d
     uow.sync_state.set_watermark(connection_id, key, value)
 
 
+def list_advocates(rt: Runtime, tenant_id: str, **filters) -> list[Advocate]:
+    """AdvocateRepository.list filters: program_id, limit, offset."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return uow.advocates.list(**filters)
+
+
 def get_advocate_by_code(rt: Runtime, code: str) -> tuple[Advocate, Program] | None:
     from refstage.domain.codes import is_well_formed, normalise_code
 

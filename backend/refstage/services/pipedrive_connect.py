@@ -2,25 +2,20 @@
 the Vault) or a personal API token; then provisioning (our custom fields, the deal webhook with
 per-connection HTTP basic credentials); disconnect (webhook removed, token revoked).
 
-Mirrors services/connections.py (Salesforce): the same state format `<connection id>.<secret>`
-(secret stored only as a hash, sealed, single use, ten minutes), the same audit entries and
-errors, so the web layer treats both CRMs alike. It is a separate module because connections.py
-is written around Salesforce's flow (login hosts, PKCE, identity URL)."""
+The flow's state, owner and bookkeeping are shared with Salesforce (services.connections); this module
+holds what only Pipedrive has: API tokens, the company, custom fields and the webhook."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hmac
 import logging
 import os
-import secrets
 from typing import Any
 
 from refstage.domain.audit import Actor
 from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput
-from refstage.services.connections import (NOT_YOURS, PENDING_KEY, STATE_TTL, ConnectFailed, ConnectStart, FlowOwner,
-                                           _audit, _checked_owner, _hash, pending_connection, same_org_connection)
+from refstage.services import connections
+from refstage.services.connections import ConnectStart, FlowOwner
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 
@@ -35,77 +30,36 @@ def webhook_url(rt: Runtime, connection_id: str) -> str:
 
 def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Pipedrive",
                     connection_id: str | None = None) -> CrmConnection:
-    """The API's half of connecting: a pending connection an admin then authorizes from the console
-    (the flow is bound to that console session; see services.connections.FlowOwner)."""
+    """The API's half of connecting: a pending connection (see connections.prepare)."""
     from refstage.adapters.crm.pipedrive.auth import OAuthApp
 
     OAuthApp.from_settings(rt.settings)  # "not configured" now, not after the admin clicks
-    with rt.uow(tenant_id) as uow:
-        conn = _pending(rt, uow, tenant_id, actor, name, connection_id, rt.now())
-        uow.commit()
-    return conn
+    return connections.prepare(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, name=name, connection_id=connection_id)
 
 
 def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Pipedrive",
                   connection_id: str | None = None) -> ConnectStart:
     from refstage.adapters.crm.pipedrive.auth import OAuthApp, authorize_url
 
-    _checked_owner(owner, tenant_id)
+    connections.check_owner(owner, tenant_id)
     app = OAuthApp.from_settings(rt.settings)
-    now = rt.now()
-    secret = secrets.token_urlsafe(32)
-    with rt.uow(tenant_id) as uow:
-        conn = _pending(rt, uow, tenant_id, actor, name, connection_id, now)
-        conn.settings[PENDING_KEY] = rt.vault.seal({"state_hash": _hash(secret), "expires": (now + STATE_TTL).isoformat(),
-                                                    "actor": actor.label, **owner.sealed_fields()})
-        uow.connections.save(conn)
-        uow.commit()
-    state = f"{conn.id}.{secret}"
-    return ConnectStart(conn.id, authorize_url(app, state), state)
-
-
-def _pending(rt: Runtime, uow, tenant_id: str, actor: Actor, name: str, connection_id: str | None, now: dt.datetime) -> CrmConnection:
-    if connection_id:
-        conn = uow.connections.get(connection_id)
-        if conn.kind != CrmKind.PIPEDRIVE:
-            raise InvalidInput({"connection": "not a Pipedrive connection"})
-        return conn
-    return pending_connection(rt, uow, tenant_id, CrmKind.PIPEDRIVE, name, actor, now)
+    return connections.open_flow(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, owner=owner, name=name,
+                                 connection_id=connection_id, authorize_url=lambda state: authorize_url(app, state))
 
 
 def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
-    """The OAuth callback: check the state and that `owner` started the flow, exchange the code (HTTP Basic client auth), record the
-    company, seal the tokens, provision fields and the webhook."""
+    """The OAuth callback: check the state and that `owner` started the flow, spend the state, exchange
+    the code (HTTP Basic client auth), record the company, seal the tokens, provision fields and the webhook."""
     from refstage.adapters.crm.pipedrive.auth import OAuthApp, StaticOAuthCredentials, exchange_code
 
-    connection_id, _, secret = (state or "").partition(".")
-    if not connection_id or not secret or not code:
-        raise ConnectFailed("the sign-in answer is incomplete; start connecting again")
-    with rt.uow() as uow:
-        tenant_id = uow.directory.tenant_for_connection(connection_id)
-    if tenant_id is None:
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
-    with rt.uow(tenant_id) as uow:
-        conn = uow.connections.get(connection_id)
-        sealed = conn.settings.get(PENDING_KEY)
-    if conn.kind != CrmKind.PIPEDRIVE or not sealed:
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
-    pending = rt.vault.open(sealed)
-    if not hmac.compare_digest(pending["state_hash"], _hash(secret)) or dt.datetime.fromisoformat(pending["expires"]) < rt.now():
-        raise ConnectFailed("unknown or expired sign-in; start connecting again")
-    if not owner.owns(pending, tenant_id):
-        log.warning("Pipedrive callback for connection %s refused: not the session that started it", connection_id)
-        raise ConnectFailed(NOT_YOURS)
-    with rt.uow(tenant_id) as uow:  # single use: spend the state before the code is exchanged
-        conn = uow.connections.get(connection_id)
-        if conn.settings.get(PENDING_KEY) != sealed:
-            raise ConnectFailed("this sign-in was already used; start connecting again")
-        conn.settings.pop(PENDING_KEY, None)
+    flow = connections.checked_callback(rt, CrmKind.PIPEDRIVE, code, state, owner=owner)
+    with rt.uow(flow.tenant_id) as uow:  # single use: spend the state before the code is exchanged
+        conn = uow.connections.get(flow.connection_id)
+        connections.spend(conn, flow)
         uow.connections.save(conn)
         uow.commit()
     tokens = exchange_code(OAuthApp.from_settings(rt.settings), code)
-    return _activate(rt, tenant_id, connection_id, tokens, StaticOAuthCredentials(tokens),
-                     Actor.system(pending.get("actor") or "oauth"))
+    return _activate(rt, flow.tenant_id, flow.connection_id, tokens, StaticOAuthCredentials(tokens), flow.actor)
 
 
 def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: str, api_domain: str,
@@ -125,9 +79,7 @@ def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: s
         domain = checked_api_domain(rt.settings, api_domain.strip())
     except CrmError as exc:
         raise InvalidInput({"api_domain": f"{exc} (a Pipedrive company address, e.g. https://acme.pipedrive.com)"}) from None
-    with rt.uow(tenant_id) as uow:
-        conn = _pending(rt, uow, tenant_id, actor, name, connection_id, rt.now())
-        uow.commit()
+    conn = connections.prepare(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, name=name, connection_id=connection_id)
     secret = {"kind": "api_token", "api_token": token, "api_domain": domain}
     try:
         return _activate(rt, tenant_id, conn.id, secret, ApiTokenCredentials(token, domain), actor)
@@ -158,15 +110,9 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
     company_id = str(me.get("company_id") or "")
     if not company_id:
         raise CrmError("Pipedrive did not say which company this is (users/me)", transient=True)
-    now = rt.now()
-    with rt.uow(tenant_id) as uow:
-        conn = uow.connections.get(connection_id)
-        if conn.external_org_id and conn.external_org_id != company_id:
-            raise ConnectFailed(f"this connection belongs to Pipedrive company {conn.external_org_id}; you signed in to {company_id}")
-        conn = same_org_connection(uow, tenant_id, conn, company_id, actor, now)
-        connection_id = conn.id
-        before = {"status": conn.status.value, "org": conn.external_org_id}
-        old = uow.connections.credentials(connection_id)
+
+    def record(uow, conn: CrmConnection) -> tuple[dict[str, Any], dict[str, Any]]:
+        old = uow.connections.credentials(conn.id)
         webhook = (rt.vault.open(old).get("webhook") if old else None) or new_basic_credentials()
         conn.external_org_id = company_id
         conn.external_user_id = str(me.get("id") or "") or None
@@ -174,15 +120,12 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
         conn.instance_url = credentials.api_domain
         conn.settings["auth"] = secret.get("kind", "oauth")
         conn.settings["company_domain"] = me.get("company_domain")
-        conn.status = ConnectionStatus.ACTIVE
-        conn.status_message = None
-        uow.connections.save(conn)
-        uow.connections.store_credentials(conn.id, rt.vault.seal({**secret, "webhook": webhook}))
-        _audit(uow, tenant_id, conn, "connected", actor, now, before,
-               {"status": "active", "org": company_id, "user": conn.external_username, "auth": conn.settings["auth"]})
-        uow.commit()
-    provision(rt, tenant_id, connection_id)
-    return get(rt, tenant_id, connection_id)
+        return {**secret, "webhook": webhook}, {"auth": conn.settings["auth"]}
+
+    conn = connections.store_connected(rt, tenant_id, connection_id, org_id=company_id, org_noun="Pipedrive company",
+                                       actor=actor, record=record)
+    provision(rt, tenant_id, conn.id)
+    return connections.get_connection(rt, tenant_id, conn.id)
 
 
 def provision(rt: Runtime, tenant_id: str, connection_id: str) -> dict[str, Any]:
@@ -191,7 +134,7 @@ def provision(rt: Runtime, tenant_id: str, connection_id: str) -> dict[str, Any]
     from refstage.adapters.crm.pipedrive import webhooks
     from refstage.adapters.crm.pipedrive.gateway import PipedriveGateway
 
-    conn = get(rt, tenant_id, connection_id)
+    conn = connections.get_connection(rt, tenant_id, connection_id)
     gateway = PipedriveGateway(rt, conn)
     gateway.prepare()
     with rt.uow(tenant_id) as uow:
@@ -214,15 +157,11 @@ def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor)
     """Remove our webhook and revoke the OAuth grant (best effort), then forget the credentials."""
     from refstage.adapters.crm.pipedrive import auth, webhooks
     from refstage.adapters.crm.pipedrive.client import PipedriveClient
-    from refstage.services import connections
 
-    conn = get(rt, tenant_id, connection_id)
+    conn, secret = connections.with_credentials(rt, tenant_id, connection_id)
     if conn.kind != CrmKind.PIPEDRIVE:
         raise InvalidInput({"connection": "not a Pipedrive connection"})
-    with rt.uow(tenant_id) as uow:
-        sealed = uow.connections.credentials(connection_id)
-    if sealed:
-        secret = rt.vault.open(sealed)
+    if secret is not None:
         try:
             client = PipedriveClient(auth.credentials_for(rt, conn), verify=auth.tls_verify(rt.settings))
             if conn.settings.get("webhook_id"):
@@ -235,12 +174,7 @@ def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor)
                     log.warning("Pipedrive did not confirm revoking the tokens of connection %s", connection_id)
             except CrmError as exc:
                 log.warning("revoking the Pipedrive tokens of connection %s failed: %s", connection_id, exc)
-    return connections.disconnect(rt, tenant_id, connection_id, actor=actor)
-
-
-def get(rt: Runtime, tenant_id: str, connection_id: str) -> CrmConnection:
-    with rt.uow(tenant_id) as uow:
-        return uow.connections.get(connection_id)
+    return connections.mark_disconnected(rt, tenant_id, connection_id, actor=actor)
 
 
 __all__ = ["prepare_connect", "start_connect", "finish_connect", "connect_api_token", "provision", "disconnect", "webhook_url"]

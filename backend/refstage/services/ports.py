@@ -44,10 +44,11 @@ class UnitOfWork(Protocol):
 
     Opened with `rt.uow(tenant_id)`; nothing is stored until `commit()`, and work registered with
     `after_commit` (enqueueing jobs) runs only once the commit succeeded. The repositories are scoped to
-    `tenant_id`; `directory` (public code, API key, connection -> tenant) and `sealed_secrets` (the operator's
-    key rotation) are the only cross-tenant ones. A uniqueness race raises `StorageConflict`, a version-checked
-    write that finds its row changed `ConcurrentUpdate`: from `commit()` or, for a repository's batch write, as
-    the `with` block is left."""
+    `tenant_id`; `directory` (public code, API key, connection -> tenant), `sealed_secrets` (the operator's
+    key rotation), `intake_backlog` (the form posts the drain captures), `login_throttle` and
+    `rejected_submissions` (form posts the bot checks refused) are the only cross-tenant ones. A uniqueness race
+    raises `StorageConflict`, a version-checked write that finds its row changed `ConcurrentUpdate`: from
+    `commit()` or, for a repository's batch write, as the `with` block is left."""
 
     tenant_id: str | None
     readonly: bool
@@ -58,6 +59,7 @@ class UnitOfWork(Protocol):
     sealed_secrets: Any
     intake_backlog: Any
     login_throttle: Any
+    rejected_submissions: Any
     # Scoped to tenant_id (present once it is bound).
     users: Any
     api_keys: Any
@@ -70,6 +72,7 @@ class UnitOfWork(Protocol):
     crm_records: Any
     admin_sessions: Any
     attention: Any
+    reports: Any
     inbox: Any
     sync_state: Any
     sync_runs: Any
@@ -77,6 +80,8 @@ class UnitOfWork(Protocol):
     intake: Any
     email_templates: Any
     outbox: Any
+    webhook_endpoints: Any
+    webhook_deliveries: Any
 
     def __enter__(self) -> "UnitOfWork": ...
 
@@ -93,6 +98,9 @@ class UnitOfWork(Protocol):
 
     def take_inserted_rewards(self) -> list: ...
 
+    def ping(self) -> None:
+        """Ask the database for a trivial answer (the health check); raises when it cannot."""
+
     def after_commit(self, fn: Callable[[], None]) -> None: ...
 
     def commit(self) -> None: ...
@@ -101,11 +109,14 @@ class UnitOfWork(Protocol):
 
 
 class FormWrite(Protocol):
-    """The public form's one transaction: count rate limits and store accepted posts (see services.intake)."""
+    """The public form's one transaction: count rate limits and store accepted posts (see services.intake); the
+    other forms' shared counters and their occasional tidy use it too (services.protection)."""
 
     def bump_counters(self, counters: list[tuple[str, int, dt.datetime]]) -> dict[str, int]: ...
 
     def insert_intake(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def drop_expired_counters(self, now: dt.datetime) -> None: ...
 
 
 class UnitOfWorkFactory(Protocol):

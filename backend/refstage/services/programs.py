@@ -175,6 +175,16 @@ def list_programs(rt: Runtime, tenant_id: str) -> list[Program]:
         return uow.programs.list()
 
 
+def by_slugs(rt: Runtime, tenant_slug: str, program_slug: str) -> tuple[Any, Program | None]:
+    """(tenant, program) by their public slugs (the self-enrolment page): (None, None) for an unknown tenant,
+    (tenant, None) for a program it does not have."""
+    with rt.uow(readonly=True) as uow:
+        tenant = uow.tenants.by_slug(tenant_slug)
+        if tenant is None:
+            return None, None
+        return tenant, uow.scope(tenant.id).programs.by_slug(program_slug)
+
+
 def _as_input(p: Program) -> dict[str, Any]:
     return {
         "name": p.name, "slug": p.slug, "connection_id": p.connection_id, "enrolment": p.enrolment.to_dict(),

@@ -1,5 +1,8 @@
 """Protection for the public forms: rate limits shared by every web worker (counters in the database,
-so they hold across gunicorn processes and machines) and the log of posts refused by the bot checks."""
+so they hold across gunicorn processes and machines) and the log of posts refused by the bot checks.
+
+The counters are written through the form's precompiled write (`rt.form_write()`, the `FormWrite` port):
+the same statement the referral form's own transaction counts with (services.intake)."""
 
 from __future__ import annotations
 
@@ -13,10 +16,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
-
-from refstage.adapters.db import hot
-from refstage.adapters.db import models as m
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -43,11 +42,14 @@ def client_fingerprint(rt: Runtime, value: str) -> str:
 
 
 def hit(rt: Runtime, limit: Limit, subject: str) -> Decision:
-    """Count one request of `subject` in the current fixed window; atomic (INSERT … ON CONFLICT DO UPDATE)."""
+    """Count one request of `subject` in the current fixed window, in its own transaction; atomic
+    (INSERT … ON CONFLICT DO UPDATE)."""
     now = rt.now()
-    with rt.session_factory() as session:
-        [decision] = count_in(session, rt, [(limit, subject)], now)
-        session.commit()
+    hits = [(limit, subject)]
+    keys = counters(rt, hits, now)
+    with rt.form_write() as tx:
+        totals = tx.bump_counters(to_add(keys))
+    [decision] = decide(hits, keys, totals, now)
     maybe_tidy(rt, decision.count == 1, now)
     return decision
 
@@ -85,22 +87,8 @@ def to_add(keys: list[tuple[str, dt.datetime]]) -> list[tuple[str, int, dt.datet
 def maybe_tidy(rt: Runtime, new_window: bool, now: dt.datetime) -> None:
     """Now and then, when a counter's window began, drop expired counters (its own small transaction)."""
     if new_window and random.random() < 0.02:
-        with rt.session_factory() as session:
-            session.execute(delete(m.RateLimitRow).where(m.RateLimitRow.expires_at < now))
-            session.commit()
-
-
-def count_in(session: Any, rt: Runtime, hits: list[tuple[Limit, str]], now: dt.datetime) -> list[Decision]:
-    """Count each (limit, subject) inside the caller's transaction, with the intake's own counter upsert
-    (atomic INSERT … ON CONFLICT DO UPDATE, adapters/db/hot.py)."""
-    keys = counters(rt, hits, now)
-    connection = session.connection()
-    cursor = connection.connection.cursor()
-    try:
-        totals = hot.HotTransaction(cursor, connection.dialect).bump_counters(to_add(keys))
-    finally:
-        cursor.close()
-    return decide(hits, keys, totals, now)
+        with rt.form_write() as tx:
+            tx.drop_expired_counters(now)
 
 
 def worst(decisions: list[Decision]) -> Decision | None:
@@ -154,22 +142,16 @@ def check(rt: Runtime, pairs: list[tuple[Limit, str]]) -> Decision | None:
 def record_rejected_submission(rt: Runtime, *, form: str, reason: str, client: str | None, code: str | None = None,
                                tenant_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
     """A post the bot checks refused: logged and kept for review; no referral or advocate is created."""
-    with rt.session_factory() as session:
-        session.add(m.RejectedSubmissionRow(tenant_id=tenant_id, form=form, code=(code or None) and code[:32], reason=reason,
-                                            client=client_fingerprint(rt, client) if client else None,
-                                            detail=detail or {}, at=rt.now()))
-        session.commit()
+    with rt.uow() as uow:
+        uow.rejected_submissions.add(tenant_id=tenant_id, form=form, code=(code or None) and code[:32], reason=reason,
+                                     client=client_fingerprint(rt, client) if client else None, detail=detail or {},
+                                     at=rt.now())
+        uow.commit()
     log.warning("public %s form: submission rejected (%s) for code %s", form, reason, code or "-",
                 extra={"form": form, "reason": reason, "code": code})
 
 
 def rejected_submissions(rt: Runtime, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    with rt.session_factory() as session:
-        q = select(m.RejectedSubmissionRow)
-        if tenant_id is not None:
-            q = q.where(m.RejectedSubmissionRow.tenant_id == tenant_id)
-        rows = session.scalars(q.order_by(m.RejectedSubmissionRow.id.desc()).limit(limit))
-        return [{"id": r.id, "tenant_id": r.tenant_id, "form": r.form, "code": r.code, "reason": r.reason,
-                 "detail": r.detail, "at": r.at} for r in rows]
+    """The refused posts, newest first: every tenant's (the operator's view) or one tenant's."""
+    with rt.uow(readonly=True) as uow:
+        return uow.rejected_submissions.recent(tenant_id, limit)

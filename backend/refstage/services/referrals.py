@@ -300,4 +300,16 @@ def get_referral(rt: Runtime, tenant_id: str, referral_id: str) -> Referral:
         return uow.referrals.get(referral_id)
 
 
+def referral_with_rewards(rt: Runtime, tenant_id: str, referral_id: str) -> tuple[Referral, list]:
+    """A referral and every reward it earned."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return uow.referrals.get(referral_id), uow.rewards.for_referral(referral_id)
+
+
+def list_referrals(rt: Runtime, tenant_id: str, **filters) -> list[Referral]:
+    """ReferralRepository.list filters: program_id, status, advocate_id, limit, offset."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return uow.referrals.list(**filters)
+
+
 __all__ = ["capture_referral", "route_referral", "resolve_duplicate", "FriendInput", "ReferralNotAccepted", "NotFound"]

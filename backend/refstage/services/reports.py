@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-
-from refstage.adapters.db import models as m
 from refstage.domain.errors import InvalidInput
 from refstage.services.runtime import Runtime
 
@@ -41,23 +38,10 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
         raise InvalidInput({"group_by": f"one of {', '.join(GROUPS)}"})
     if period not in PERIODS:
         raise InvalidInput({"period": f"one of {', '.join(PERIODS)}"})
-    R, A, W = m.ReferralRow, m.AdvocateRow, m.RewardRow
+    within = {"program_id": flt.program_id, "since": flt.since, "until": flt.until}
     with rt.uow(tenant_id, readonly=True) as uow:
-        s = uow.session
-        ref_q = select(R.program_id, R.advocate_id, R.crm_owner_id, R.captured_at, R.routed_at, R.qualified_at, R.status).where(R.tenant_id == tenant_id)
-        adv_q = select(A.program_id, A.id, A.enrolled_at).where(A.tenant_id == tenant_id)
-        rew_q = select(W.program_id, W.advocate_id, W.referral_id, W.issued_at, W.amount, W.currency).where(
-            W.tenant_id == tenant_id, W.status == "issued")
-        if flt.program_id:
-            ref_q, adv_q, rew_q = ref_q.where(R.program_id == flt.program_id), adv_q.where(A.program_id == flt.program_id), rew_q.where(W.program_id == flt.program_id)
-        if flt.owner_id:
-            ref_q = ref_q.where(R.crm_owner_id == flt.owner_id)
-            rew_q = rew_q.where(W.referral_id.in_(select(R.id).where(R.crm_owner_id == flt.owner_id)))
-        if flt.since:
-            ref_q, adv_q, rew_q = ref_q.where(R.captured_at >= flt.since), adv_q.where(A.enrolled_at >= flt.since), rew_q.where(W.issued_at >= flt.since)
-        if flt.until:
-            ref_q, adv_q, rew_q = ref_q.where(R.captured_at < flt.until), adv_q.where(A.enrolled_at < flt.until), rew_q.where(W.issued_at < flt.until)
-        owners = dict(s.execute(select(R.id, R.crm_owner_id).where(R.tenant_id == tenant_id)).all()) if group_by == "owner" else {}
+        facts = uow.reports
+        owners = facts.referral_owners() if group_by == "owner" else {}
         rows: dict[str, dict[str, Any]] = {}
 
         def row(key: str | None) -> dict[str, Any]:
@@ -70,9 +54,9 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
                     "period": _bucket(at, period) if at else None}[group_by]
 
         if group_by != "owner":
-            for program_id, advocate_id, enrolled_at in s.execute(adv_q):
+            for program_id, advocate_id, enrolled_at in facts.enrolments(**within):
                 row(key_for(program_id, advocate_id, None, enrolled_at))["enrolments"] += 1
-        for program_id, advocate_id, owner, captured, routed, qualified, status in s.execute(ref_q):
+        for program_id, advocate_id, owner, captured, routed, qualified, status in facts.referrals(owner_id=flt.owner_id, **within):
             r = row(key_for(program_id, advocate_id, owner, captured))
             r["captured"] += 1
             if routed:
@@ -80,7 +64,7 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
             if qualified:
                 r["qualified"] += 1
                 r["_days"].append((qualified - captured).total_seconds() / 86400)
-        for program_id, advocate_id, referral_id, issued_at, amount, currency in s.execute(rew_q):
+        for program_id, advocate_id, referral_id, issued_at, amount, currency in facts.issued_rewards(owner_id=flt.owner_id, **within):
             r = row(key_for(program_id, advocate_id, owners.get(referral_id), issued_at))
             r["rewards_issued"] += 1
             r["rewards_sum"][currency] = str(Decimal(r["rewards_sum"].get(currency, "0")) + Decimal(amount))
@@ -95,5 +79,4 @@ def summary(rt: Runtime, tenant_id: str, flt: ReportFilter, group_by: str = "pro
 
 def count_referrals(rt: Runtime, tenant_id: str) -> dict[str, int]:
     with rt.uow(tenant_id) as uow:
-        return dict(uow.session.execute(select(m.ReferralRow.status, func.count()).where(
-            m.ReferralRow.tenant_id == tenant_id).group_by(m.ReferralRow.status)).all())
+        return uow.referrals.funnel_counts()

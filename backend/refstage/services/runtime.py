@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Protocol
 
 from refstage.adapters.crypto import Vault
 from refstage.config import Settings
 from refstage.domain.connections import CrmConnection
-from refstage.services.ports import CrmGateway, FormWrite, UnitOfWork, UnitOfWorkFactory
+from refstage.services.ports import CrmGateway, FormWrite, Milestone, UnitOfWork, UnitOfWorkFactory
 
 
 class JobQueue(Protocol):
@@ -30,6 +31,28 @@ class RecordingQueue:
 
     def schedule(self, name: str, delay: float, /, **kwargs: Any) -> None:
         self.jobs.append((name, kwargs))  # the delay does not matter where nothing runs
+
+
+class MilestoneCache:
+    """The CRM's stages and statuses per (tenant, connection) with when they were read (a timestamp on the
+    runtime's clock), for the program editor's picker. One per runtime, so one per process; the reader
+    decides what is fresh (services.admin_queries.milestones)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[float, list[Milestone]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[float, list[Milestone]] | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: tuple[str, str], read_at: float, milestones: list[Milestone]) -> None:
+        with self._lock:
+            self._entries[key] = (read_at, milestones)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def utcnow() -> dt.datetime:
@@ -60,6 +83,7 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utcnow
     new_id: Callable[[], str] = new_id
     gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
+    milestone_cache: MilestoneCache = field(default_factory=MilestoneCache)
 
     def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
         return self._storage()(self.session_factory, tenant_id, readonly)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.errors import InvalidInput, NotFound
@@ -102,6 +103,43 @@ def _audit_lock(uow, email: str, failures: int, seconds: int, now: dt.datetime, 
             tenant_id, "user", user_id, "sign_in_locked", Actor.system("login throttle"), now, None,
             {"failures": failures, "locked_seconds": seconds, "client": client})])
     log.warning("console sign-in locked for %s s after %s failures (%s account(s))", seconds, failures, len(accounts))
+
+
+# --- Sign in with Salesforce --------------------------------------------------------------------------------
+def salesforce_app(rt: Runtime) -> Any:
+    """The Salesforce connected app (client id and secret, and `hosts`: where its secret may go); a
+    CrmError when it is not configured."""
+    from refstage.adapters.crm.salesforce.auth import OAuthApp
+
+    return OAuthApp.from_settings(rt.settings)
+
+
+def salesforce_login_host(app: Any, value: str | None) -> str:
+    """`production`, `sandbox` or an allowed My Domain URL as the origin to sign in at; ValueError otherwise."""
+    from refstage.adapters.crm.salesforce.auth import login_host_url
+
+    return login_host_url(value, app.hosts)
+
+
+def salesforce_accounts(rt: Runtime, org_id: str, salesforce_user_id: str) -> list[dict[str, str]]:
+    """The Refstage users an admin linked to this Salesforce identity, one per workspace:
+    [{"tenant_id", "user_id", "tenant", "email"}]. Nobody is created by signing in."""
+    with rt.uow(readonly=True) as uow:
+        matches = uow.directory.users_for_salesforce_identity(org_id, salesforce_user_id)
+        # Salesforce ids come in 15- and 18-character forms: accept a link stored in either.
+        if not matches and len(org_id) == 18 and len(salesforce_user_id) == 18:
+            matches = uow.directory.users_for_salesforce_identity(org_id[:15], salesforce_user_id[:15])
+        accounts = []
+        for tid, uid in matches:
+            user = uow.scope(tid).users.get(uid)
+            accounts.append({"tenant_id": tid, "user_id": uid, "tenant": uow.tenants.get(tid).name, "email": user.email})
+    return accounts
+
+
+def account_user(rt: Runtime, tenant_id: str, user_id: str) -> User:
+    """The user behind one of `salesforce_accounts`, to open a session for."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return uow.users.get(user_id)
 
 
 # --- sessions ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """One sync cycle for one connection: pull changes (only the fields live rules need), observe them,
-write back what changed. Also drains pushed events and pending write-backs. CRM-agnostic: the
-gateway does the talking."""
+write back what changed. Also drains pushed events and pending write-backs, and takes the console's
+"sync now" and "retry failed writes". CRM-agnostic: the gateway does the talking."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import datetime as dt
 import logging
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from refstage.domain.audit import Actor
+from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import CrmConnection
+from refstage.domain.errors import InvalidInput
 from refstage.domain.programs import ProgramStatus
 from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch, ReconnectRequired,
                                      UnitOfWork)
@@ -51,6 +52,17 @@ def _load_cursor(uow: UnitOfWork, connection_id: str) -> dict[str, Any]:
 
 def _save_cursor(uow: UnitOfWork, connection_id: str, cursor: dict[str, Any], now: dt.datetime) -> None:
     uow.sync_state.set_checkpoint(connection_id, CURSOR_KEY, cursor, now)
+
+
+def request_sync(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) -> None:
+    """"Sync now": the worker runs `sync_connection` under the per-connection lock."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        if not conn.usable:
+            raise InvalidInput({"connection": f"this connection is {conn.status.value.replace('_', ' ')}; connect it first"})
+        uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "sync_requested", actor, rt.now())])
+        uow.commit()
+    rt.jobs.enqueue("sync_connection", tenant_id=tenant_id, connection_id=connection_id)
 
 
 def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
@@ -209,6 +221,25 @@ def _referrals(uow, referral_ids: list[str]):
     if missing:
         raise NotFound(f"referral {missing[0]} not found")
     return [found[i] for i in referral_ids]
+
+
+def retry_failed_writes(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor,
+                        pending_ids: Sequence[int] | None = None) -> int:
+    """Re-queue failed record writes (all, or the chosen ones) and ask the worker to write back now.
+
+    Re-queueing replaces the row with a fresh one (attempts 0), as `mark_stale` does, so a write-back
+    already in flight deletes only the row it read."""
+    with rt.uow(tenant_id) as uow:
+        conn = uow.connections.get(connection_id)
+        now = rt.now()
+        count = uow.pending_writes.requeue_failed(connection_id, now, pending_ids)
+        if count:
+            uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "writes_requeued", actor, now, None,
+                                         {"count": count})])
+        uow.commit()
+    if count and conn.usable:
+        rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)
+    return count
 
 
 def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,

@@ -36,7 +36,8 @@ def create_tenant(rt: Runtime, name: str, slug: str | None = None) -> Tenant:
 
 
 def add_user(rt: Runtime, tenant_id: str, email: str, role: Role | str, password: str | None = None,
-             name: str = "", salesforce_identity: tuple[str, str] | None = None) -> User:
+             name: str = "", salesforce_identity: tuple[str, str] | None = None, actor: Actor | None = None) -> User:
+    """`actor`: the person adding the user, for the audit log (set-up commands and the demo add users unaudited)."""
     email = normalise_email(email)
     try:
         role = Role(role)
@@ -48,8 +49,17 @@ def add_user(rt: Runtime, tenant_id: str, email: str, role: Role | str, password
         if uow.users.by_email(email):
             raise Conflict(f"a user {email} exists in this tenant")
         uow.users.add(user, salesforce_org_id=salesforce_identity[0] if salesforce_identity else None)
+        if actor is not None:
+            uow.audit.append([AuditEntry(tenant_id, "user", user.id, "created", actor, rt.now(), None,
+                                         {"email": user.email, "role": user.role.value, "salesforce": bool(salesforce_identity)})])
         uow.commit()
     return user
+
+
+def audit_log(rt: Runtime, tenant_id: str, **filters) -> list[AuditEntry]:
+    """The tenant's audit entries (AuditRepository.list filters: entity, actor, since/until, limit/offset)."""
+    with rt.uow(tenant_id, readonly=True) as uow:
+        return uow.audit.list(**filters)
 
 
 def authenticate(rt: Runtime, email: str, password: str) -> User | None:
@@ -105,6 +115,11 @@ def resolve_api_key(rt: Runtime, plaintext: str) -> tuple[str, str] | None:
 def get_tenant(rt: Runtime, tenant_id: str) -> Tenant:
     with rt.uow() as uow:
         return uow.tenants.get(tenant_id)
+
+
+def tenant_by_slug(rt: Runtime, slug: str) -> Tenant | None:
+    with rt.uow() as uow:
+        return uow.tenants.by_slug(slug)
 
 
 # --- company identity --------------------------------------------------------------------------------

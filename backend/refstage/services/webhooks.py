@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
-
 from refstage.adapters import outbound
-from refstage.adapters.db import models as m
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.errors import DomainError, InvalidInput, NotFound
+from refstage.services.ports import UnitOfWork
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -104,11 +101,6 @@ def _validate(rt: Runtime, url: Any, events: Any, description: Any) -> dict[str,
     return clean
 
 
-def _endpoint_dict(row: m.WebhookEndpointRow) -> dict[str, Any]:
-    return {"id": row.id, "url": row.url, "description": row.description, "events": list(row.events or []),
-            "active": row.active, "created_at": row.created_at, "updated_at": row.updated_at}
-
-
 def _new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
@@ -122,33 +114,22 @@ def create_endpoint(rt: Runtime, tenant_id: str, url: str, events: list[str] | N
     secret = _new_secret()
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        row = m.WebhookEndpointRow(id=rt.new_id(), tenant_id=tenant_id, url=clean["url"], description=clean.get("description", ""),
-                                   secret=rt.vault.seal({"secret": secret}), events=clean["events"], active=True,
-                                   created_at=now, updated_at=now)
-        uow.session.add(row)
-        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", row.id, "created", actor, now, None,
-                                     {"url": row.url, "events": row.events})])
+        endpoint = uow.webhook_endpoints.add(rt.new_id(), url=clean["url"], description=clean.get("description", ""),
+                                             sealed_secret=rt.vault.seal({"secret": secret}), events=clean["events"], now=now)
+        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", endpoint["id"], "created", actor, now, None,
+                                     {"url": endpoint["url"], "events": endpoint["events"]})])
         uow.commit()
-        return _endpoint_dict(row), secret
-
-
-def _endpoint_row(uow, tenant_id: str, endpoint_id: str) -> m.WebhookEndpointRow:
-    row = uow.session.get(m.WebhookEndpointRow, endpoint_id)
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"webhook endpoint {endpoint_id} not found")
-    return row
+    return endpoint, secret
 
 
 def list_endpoints(rt: Runtime, tenant_id: str) -> list[dict[str, Any]]:
     with rt.uow(tenant_id) as uow:
-        rows = uow.session.scalars(select(m.WebhookEndpointRow).where(m.WebhookEndpointRow.tenant_id == tenant_id)
-                                   .order_by(m.WebhookEndpointRow.created_at, m.WebhookEndpointRow.id))
-        return [_endpoint_dict(r) for r in rows]
+        return uow.webhook_endpoints.list()
 
 
 def get_endpoint(rt: Runtime, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
     with rt.uow(tenant_id) as uow:
-        return _endpoint_dict(_endpoint_row(uow, tenant_id, endpoint_id))
+        return uow.webhook_endpoints.get(endpoint_id)
 
 
 def update_endpoint(rt: Runtime, tenant_id: str, endpoint_id: str, data: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -159,31 +140,28 @@ def update_endpoint(rt: Runtime, tenant_id: str, endpoint_id: str, data: dict[st
         clean["active"] = data["active"]
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        row = _endpoint_row(uow, tenant_id, endpoint_id)
-        before = {k: getattr(row, k) for k in clean}
-        for key, value in clean.items():
-            setattr(row, key, value)
-        row.updated_at = now
-        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", row.id, "updated", actor, now, before, dict(clean))])
+        current = uow.webhook_endpoints.get(endpoint_id)
+        before = {k: current[k] for k in clean}
+        endpoint = uow.webhook_endpoints.update(endpoint_id, clean, now)
+        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", endpoint_id, "updated", actor, now, before, dict(clean))])
         uow.commit()
-        return _endpoint_dict(row)
+    return endpoint
 
 
 def rotate_secret(rt: Runtime, tenant_id: str, endpoint_id: str, actor: Actor) -> str:
     secret = _new_secret()
     with rt.uow(tenant_id) as uow:
-        row = _endpoint_row(uow, tenant_id, endpoint_id)
-        row.secret, row.updated_at = rt.vault.seal({"secret": secret}), rt.now()
-        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", row.id, "secret_rotated", actor, rt.now(), None, None)])
+        uow.webhook_endpoints.set_secret(endpoint_id, rt.vault.seal({"secret": secret}), rt.now())
+        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", endpoint_id, "secret_rotated", actor, rt.now(), None, None)])
         uow.commit()
     return secret
 
 
 def delete_endpoint(rt: Runtime, tenant_id: str, endpoint_id: str, actor: Actor) -> None:
     with rt.uow(tenant_id) as uow:
-        row = _endpoint_row(uow, tenant_id, endpoint_id)
-        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", row.id, "deleted", actor, rt.now(), {"url": row.url}, None)])
-        uow.session.delete(row)
+        removed = uow.webhook_endpoints.remove(endpoint_id)
+        uow.audit.append([AuditEntry(tenant_id, "webhook_endpoint", endpoint_id, "deleted", actor, rt.now(),
+                                     {"url": removed["url"]}, None)])
         uow.commit()
 
 
@@ -192,7 +170,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def event_data(uow, event: str, entity_id: str) -> dict[str, Any]:
+def event_data(uow: UnitOfWork, event: str, entity_id: str) -> dict[str, Any]:
     """The payload's `data`: the entity as the JSON API shows it (a stable, documented subset)."""
     if event.startswith("referral."):
         r = uow.referrals.get(entity_id)
@@ -213,10 +191,8 @@ def fan_out(rt: Runtime, tenant_id: str, event: str, entity_id: str) -> list[str
     if event not in WEBHOOK_EVENTS:
         return []
     now = rt.now()
-    created: list[str] = []
     with rt.uow(tenant_id) as uow:
-        endpoints = [e for e in uow.session.scalars(select(m.WebhookEndpointRow).where(
-            m.WebhookEndpointRow.tenant_id == tenant_id, m.WebhookEndpointRow.active.is_(True))) if event in (e.events or [])]
+        endpoints = _subscribed(uow, event)
         if not endpoints:
             return []
         try:
@@ -224,22 +200,36 @@ def fan_out(rt: Runtime, tenant_id: str, event: str, entity_id: str) -> list[str
         except NotFound:
             log.warning("webhook %s: %s no longer exists", event, entity_id)
             return []
-        for endpoint in endpoints:
-            delivery_id = rt.new_id()
-            payload = {"id": delivery_id, "event": event, "created_at": now.isoformat(), "tenant_id": tenant_id, "data": data}
-            row = m.WebhookDeliveryRow(id=delivery_id, tenant_id=tenant_id, endpoint_id=endpoint.id, event=event,
-                                       entity_id=entity_id, payload=payload, status="pending", attempts=0,
-                                       next_attempt_at=now, created_at=now)
-            try:
-                with uow.session.begin_nested():
-                    uow.session.add(row)
-                created.append(delivery_id)
-            except IntegrityError:
-                pass  # this event already went (or is going) to this endpoint
+        # None where this event already went (or is going) to the endpoint.
+        created = [d["id"] for d in _add_deliveries(rt, uow, endpoints, event, entity_id, data, now) if d]
         uow.commit()
-    for delivery_id in created:
-        rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
+    _queue(rt, tenant_id, created)
     return created
+
+
+def _subscribed(uow: UnitOfWork, event: str) -> list[dict[str, Any]]:
+    """The tenant's active endpoints that take this event, oldest first."""
+    return [e for e in uow.webhook_endpoints.list(active_only=True) if event in e["events"]]
+
+
+def _add_deliveries(rt: Runtime, uow: UnitOfWork, endpoints: list[dict[str, Any]], event: str, entity_id: str,
+                    data: dict[str, Any], now: dt.datetime) -> list[dict[str, Any] | None]:
+    """One pending delivery of the event per endpoint; None for an endpoint that already has it."""
+    out = []
+    for endpoint in endpoints:
+        delivery_id = rt.new_id()
+        out.append(uow.webhook_deliveries.add_once(delivery_id, endpoint_id=endpoint["id"], event=event, entity_id=entity_id,
+                                                   payload=_payload(uow, delivery_id, event, data, now), now=now))
+    return out
+
+
+def _payload(uow: UnitOfWork, delivery_id: str, event: str, data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    return {"id": delivery_id, "event": event, "created_at": now.isoformat(), "tenant_id": uow.tenant_id, "data": data}
+
+
+def _queue(rt: Runtime, tenant_id: str, delivery_ids: Iterable[str]) -> None:
+    for delivery_id in delivery_ids:
+        rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
 
 
 @dataclass(frozen=True)
@@ -254,21 +244,15 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
     Returns `delivered`, `retrying` (with `retry_in` seconds), `failed`, or the status it already had."""
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        claimed = uow.session.execute(update(m.WebhookDeliveryRow).where(
-            m.WebhookDeliveryRow.id == delivery_id, m.WebhookDeliveryRow.tenant_id == tenant_id,
-            or_(m.WebhookDeliveryRow.status.in_(["pending", "retrying"]),
-                (m.WebhookDeliveryRow.status == "sending") & (m.WebhookDeliveryRow.next_attempt_at <= now)))
-            .values(status="sending", attempts=m.WebhookDeliveryRow.attempts + 1, next_attempt_at=now + LEASE)).rowcount
+        claimed = uow.webhook_deliveries.claim(delivery_id, now, now + LEASE)
         uow.commit()
-        row = uow.session.get(m.WebhookDeliveryRow, delivery_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"webhook delivery {delivery_id} not found")
+        delivery = uow.webhook_deliveries.get(delivery_id)
         if not claimed:
-            return DeliveryOutcome(row.status)
-        endpoint = uow.session.get(m.WebhookEndpointRow, row.endpoint_id)
-        attempts, payload, event = row.attempts, row.payload, row.event
-        url, sealed = endpoint.url, endpoint.secret
-        active = endpoint.active
+            return DeliveryOutcome(delivery["status"])
+        endpoint = uow.webhook_endpoints.get(delivery["endpoint_id"])
+        attempts, payload, event = delivery["attempts"], delivery["payload"], delivery["event"]
+        url, sealed = endpoint["url"], uow.webhook_endpoints.sealed_secret(endpoint["id"])
+        active = endpoint["active"]
     if not active:
         result = outbound.HttpResult(None, "endpoint disabled")
         final = True
@@ -287,11 +271,11 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
         status, retry_in = "retrying", retry_delay(attempts)
     done = rt.now()
     with rt.uow(tenant_id) as uow:
-        row = uow.session.get(m.WebhookDeliveryRow, delivery_id)
-        row.status, row.last_status_code = status, result.status_code
-        row.last_error = None if result.ok else outbound.sanitise_reason(result.error or "failed")
-        row.delivered_at = done if result.ok else None
-        row.next_attempt_at = done + dt.timedelta(seconds=retry_in) if retry_in is not None else None
+        uow.webhook_deliveries.finish(
+            delivery_id, status=status, status_code=result.status_code,
+            error=None if result.ok else outbound.sanitise_reason(result.error or "failed"),
+            delivered_at=done if result.ok else None,
+            next_attempt_at=done + dt.timedelta(seconds=retry_in) if retry_in is not None else None)
         uow.commit()
     if status != "delivered":
         log.warning("webhook %s %s to %s: attempt %s %s (%s)", event, delivery_id, url, attempts, status, result.error)
@@ -301,72 +285,44 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
 def redeliver(rt: Runtime, tenant_id: str, delivery_id: str, actor: Actor) -> dict[str, Any]:
     """Send a failed (or delivered) event again, from the delivery log."""
     with rt.uow(tenant_id) as uow:
-        row = uow.session.get(m.WebhookDeliveryRow, delivery_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"webhook delivery {delivery_id} not found")
-        if row.status in ("pending", "retrying", "sending"):
-            return _delivery_dict(row)
-        row.status, row.attempts, row.next_attempt_at = "pending", 0, rt.now()
-        uow.audit.append([AuditEntry(tenant_id, "webhook_delivery", row.id, "redeliver", actor, rt.now(), None, None)])
+        delivery = uow.webhook_deliveries.get(delivery_id)
+        if delivery["status"] in ("pending", "retrying", "sending"):
+            return delivery
+        out = uow.webhook_deliveries.requeue(delivery_id, rt.now())
+        uow.audit.append([AuditEntry(tenant_id, "webhook_delivery", delivery_id, "redeliver", actor, rt.now(), None, None)])
         uow.commit()
-        out = _delivery_dict(row)
-    rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
+    _queue(rt, tenant_id, [delivery_id])
     return out
 
 
 def due_deliveries(rt: Runtime, limit: int = 500) -> list[tuple[str, str]]:
     """(tenant_id, delivery_id) whose time has come and whose job may be lost: the periodic sweep."""
-    now = rt.now()
     with rt.uow() as uow:
-        return [tuple(r) for r in uow.session.execute(select(m.WebhookDeliveryRow.tenant_id, m.WebhookDeliveryRow.id).where(
-            m.WebhookDeliveryRow.status.in_(["pending", "retrying", "sending"]),
-            m.WebhookDeliveryRow.next_attempt_at <= now - dt.timedelta(minutes=1))
-            .order_by(m.WebhookDeliveryRow.next_attempt_at).limit(limit))]
-
-
-def _delivery_dict(r: m.WebhookDeliveryRow) -> dict[str, Any]:
-    return {"id": r.id, "endpoint_id": r.endpoint_id, "event": r.event, "entity_id": r.entity_id, "status": r.status,
-            "attempts": r.attempts, "last_status_code": r.last_status_code, "last_error": r.last_error,
-            "next_attempt_at": r.next_attempt_at, "created_at": r.created_at, "delivered_at": r.delivered_at,
-            "payload": r.payload}
+        return uow.directory.webhooks_due(rt.now() - dt.timedelta(minutes=1), limit)
 
 
 def list_deliveries(rt: Runtime, tenant_id: str, *, endpoint_id: str | None = None, status: str | None = None,
                     event: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     with rt.uow(tenant_id) as uow:
-        q = select(m.WebhookDeliveryRow).where(m.WebhookDeliveryRow.tenant_id == tenant_id)
-        if endpoint_id:
-            q = q.where(m.WebhookDeliveryRow.endpoint_id == endpoint_id)
-        if status:
-            q = q.where(m.WebhookDeliveryRow.status == status)
-        if event:
-            q = q.where(m.WebhookDeliveryRow.event == event)
-        rows = uow.session.scalars(q.order_by(m.WebhookDeliveryRow.created_at.desc(), m.WebhookDeliveryRow.id).limit(limit).offset(offset))
-        return [_delivery_dict(r) for r in rows]
+        return uow.webhook_deliveries.list(endpoint_id=endpoint_id, status=status, event=event, limit=limit, offset=offset)
 
 
 def get_delivery(rt: Runtime, tenant_id: str, delivery_id: str) -> dict[str, Any]:
     with rt.uow(tenant_id) as uow:
-        row = uow.session.get(m.WebhookDeliveryRow, delivery_id)
-        if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"webhook delivery {delivery_id} not found")
-        return _delivery_dict(row)
+        return uow.webhook_deliveries.get(delivery_id)
 
 
 def send_test_event(rt: Runtime, tenant_id: str, endpoint_id: str, actor: Actor) -> dict[str, Any]:
     """A `ping` delivery to check an endpoint; goes through the same log and retries."""
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        _endpoint_row(uow, tenant_id, endpoint_id)
+        uow.webhook_endpoints.get(endpoint_id)
         delivery_id = rt.new_id()
-        row = m.WebhookDeliveryRow(id=delivery_id, tenant_id=tenant_id, endpoint_id=endpoint_id, event="ping",
-                                   entity_id=delivery_id, payload={"id": delivery_id, "event": "ping", "created_at": now.isoformat(),
-                                                                   "tenant_id": tenant_id, "data": {}},
-                                   status="pending", attempts=0, next_attempt_at=now, created_at=now)
-        uow.session.add(row)
+        # A ping is its own entity (the delivery's id), so it is never already there.
+        out = uow.webhook_deliveries.add_once(delivery_id, endpoint_id=endpoint_id, event="ping", entity_id=delivery_id,
+                                              payload=_payload(uow, delivery_id, "ping", {}, now), now=now)
         uow.commit()
-        out = _delivery_dict(row)
-    rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
+    _queue(rt, tenant_id, [delivery_id])
     return out
 
 
@@ -384,7 +340,7 @@ class PayoutRequest:
     deliveries: list[dict[str, Any]]
 
 
-def _payout_data(uow, reward_id: str) -> dict[str, Any]:
+def _payout_data(uow: UnitOfWork, reward_id: str) -> dict[str, Any]:
     reward = event_data(uow, PAYOUT_REQUESTED, reward_id)
     w = uow.rewards.get(reward_id)
     referral = event_data(uow, "referral.captured", w.referral_id)
@@ -409,13 +365,9 @@ def payout_requests(rt: Runtime, tenant_id: str, reward_ids: Iterable[str] | Non
         return {}
     out: dict[str, dict[str, Any]] = {}
     with rt.uow(tenant_id) as uow:
-        q = select(m.WebhookDeliveryRow).where(m.WebhookDeliveryRow.tenant_id == tenant_id,
-                                               m.WebhookDeliveryRow.event == PAYOUT_REQUESTED)
-        if ids is not None:
-            q = q.where(m.WebhookDeliveryRow.entity_id.in_(ids))
-        for row in uow.session.scalars(q.order_by(m.WebhookDeliveryRow.created_at, m.WebhookDeliveryRow.id)):
-            entry = out.setdefault(row.entity_id, {"requested_at": row.created_at, "statuses": []})
-            entry["statuses"].append(row.status)
+        for delivery in uow.webhook_deliveries.for_entities(PAYOUT_REQUESTED, ids):
+            entry = out.setdefault(delivery["entity_id"], {"requested_at": delivery["created_at"], "statuses": []})
+            entry["statuses"].append(delivery["status"])
     return out
 
 
@@ -426,50 +378,29 @@ def send_payout(rt: Runtime, tenant_id: str, reward_id: str, actor: Actor) -> Pa
     nothing goes out again and `sent` is False (redeliver from the delivery log instead). The payout
     system confirms by marking the reward paid (`rewards.issue_reward`, the API's `/rewards/{id}/issue`)."""
     now = rt.now()
-    created: list[str] = []
     with rt.uow(tenant_id) as uow:
         reward = uow.rewards.get(reward_id)  # NotFound for another tenant's reward
-        existing = list(uow.session.scalars(select(m.WebhookDeliveryRow).where(
-            m.WebhookDeliveryRow.tenant_id == tenant_id, m.WebhookDeliveryRow.event == PAYOUT_REQUESTED,
-            m.WebhookDeliveryRow.entity_id == reward_id).order_by(m.WebhookDeliveryRow.created_at, m.WebhookDeliveryRow.id)))
+        existing = uow.webhook_deliveries.for_entities(PAYOUT_REQUESTED, [reward_id])
         if existing:
-            return PayoutRequest(False, existing[0].created_at, [_delivery_dict(r) for r in existing])
+            return PayoutRequest(False, existing[0]["created_at"], existing)
         if reward.status.value != "approved":
             raise PayoutNotAllowed(f"only approved rewards can be sent to the payout system (this one is {reward.status.value.replace('_', ' ')})")
-        endpoints = [e for e in uow.session.scalars(select(m.WebhookEndpointRow).where(
-            m.WebhookEndpointRow.tenant_id == tenant_id, m.WebhookEndpointRow.active.is_(True))
-            .order_by(m.WebhookEndpointRow.created_at, m.WebhookEndpointRow.id)) if PAYOUT_REQUESTED in (e.events or [])]
+        endpoints = _subscribed(uow, PAYOUT_REQUESTED)
         if not endpoints:
             raise PayoutNotAllowed(f"no active webhook endpoint is subscribed to {PAYOUT_REQUESTED}; add one first")
         data = _payout_data(uow, reward_id)
-        rows = []
-        for endpoint in endpoints:
-            delivery_id = rt.new_id()
-            payload = {"id": delivery_id, "event": PAYOUT_REQUESTED, "created_at": now.isoformat(), "tenant_id": tenant_id,
-                       "data": data}
-            row = m.WebhookDeliveryRow(id=delivery_id, tenant_id=tenant_id, endpoint_id=endpoint.id, event=PAYOUT_REQUESTED,
-                                       entity_id=reward_id, payload=payload, status="pending", attempts=0,
-                                       next_attempt_at=now, created_at=now)
-            try:
-                with uow.session.begin_nested():
-                    uow.session.add(row)
-                created.append(delivery_id)
-                rows.append(row)
-            except IntegrityError:
-                pass  # a concurrent click got there first (unique on endpoint, event, reward)
+        # None where a concurrent click got there first (unique on endpoint, event, reward).
+        out = [d for d in _add_deliveries(rt, uow, endpoints, PAYOUT_REQUESTED, reward_id, data, now) if d]
+        created = [d["id"] for d in out]
         if not created:
             uow.rollback()
-            existing = list(uow.session.scalars(select(m.WebhookDeliveryRow).where(
-                m.WebhookDeliveryRow.tenant_id == tenant_id, m.WebhookDeliveryRow.event == PAYOUT_REQUESTED,
-                m.WebhookDeliveryRow.entity_id == reward_id)))
-            return PayoutRequest(False, min((r.created_at for r in existing), default=now), [_delivery_dict(r) for r in existing])
+            existing = uow.webhook_deliveries.for_entities(PAYOUT_REQUESTED, [reward_id])
+            return PayoutRequest(False, min((d["created_at"] for d in existing), default=now), existing)
         uow.audit.append([AuditEntry(tenant_id, "reward", reward_id, "payout_requested", actor, now, None,
-                                     {"deliveries": created, "endpoints": [e.id for e in endpoints],
+                                     {"deliveries": created, "endpoints": [e["id"] for e in endpoints],
                                       "amount": data["reward"]["amount"]})])
         uow.commit()
-        out = [_delivery_dict(r) for r in rows]
-    for delivery_id in created:
-        rt.jobs.enqueue("deliver_webhook", tenant_id=tenant_id, delivery_id=delivery_id)
+    _queue(rt, tenant_id, created)
     log.info("payout requested for reward %s: %s deliveries", reward_id, len(created))
     return PayoutRequest(True, now, out)
 

@@ -135,8 +135,7 @@ def create_advocate():
 @require_api_key
 def list_advocates():
     limit, offset = page_args()
-    with rt().uow(g.tenant_id, readonly=True) as uow:
-        items = uow.advocates.list(program_id=request.args.get("program_id"), limit=limit, offset=offset)
+    items = enrolment.list_advocates(rt(), g.tenant_id, program_id=request.args.get("program_id"), limit=limit, offset=offset)
     return jsonify({"data": [advocate_out(a) for a in items], "limit": limit, "offset": offset})
 
 
@@ -161,18 +160,15 @@ def create_referral():
 @require_api_key
 def list_referrals():
     limit, offset = page_args()
-    with rt().uow(g.tenant_id, readonly=True) as uow:
-        items = uow.referrals.list(program_id=request.args.get("program_id"), status=request.args.get("status"),
-                                   advocate_id=request.args.get("advocate_id"), limit=limit, offset=offset)
+    items = referrals.list_referrals(rt(), g.tenant_id, program_id=request.args.get("program_id"), status=request.args.get("status"),
+                                    advocate_id=request.args.get("advocate_id"), limit=limit, offset=offset)
     return jsonify({"data": [referral_out(r) for r in items], "limit": limit, "offset": offset})
 
 
 @bp.get("/referrals/<referral_id>")
 @require_api_key
 def get_referral(referral_id: str):
-    referral = referrals.get_referral(rt(), g.tenant_id, referral_id)
-    with rt().uow(g.tenant_id, readonly=True) as uow:
-        rewards_for = uow.rewards.for_referral(referral_id)
+    referral, rewards_for = referrals.referral_with_rewards(rt(), g.tenant_id, referral_id)
     return jsonify({**referral_out(referral), "rewards": [reward_out(r) for r in rewards_for]})
 
 
@@ -238,9 +234,9 @@ def report_summary():
 @require_api_key
 def audit_log():
     limit, offset = page_args()
-    with rt().uow(g.tenant_id, readonly=True) as uow:
-        entries = uow.audit.list(entity_type=request.args.get("entity_type"), entity_id=request.args.get("entity_id"),
-                                 since=_date_arg("since"), until=_date_arg("until"), limit=limit, offset=offset)
+    entries = tenants.audit_log(rt(), g.tenant_id, entity_type=request.args.get("entity_type"),
+                                entity_id=request.args.get("entity_id"), since=_date_arg("since"), until=_date_arg("until"),
+                                limit=limit, offset=offset)
     out = [schemas.AuditOutSchema().dump({**e.__dict__, "actor": {"kind": e.actor.kind.value, "id": e.actor.id, "label": e.actor.label}}) for e in entries]
     return jsonify({"data": out, "limit": limit, "offset": offset})
 

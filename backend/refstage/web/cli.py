@@ -19,9 +19,9 @@ def serve(host: str, port: int, migrate: bool) -> None:
 
     settings = load_settings()
     if migrate:
-        from refstage.adapters.db.migrate import upgrade
+        from refstage.bootstrap import migrate as apply_migrations
 
-        upgrade(settings.database_url)
+        apply_migrations(settings)
     # The gunicorn beside this interpreter: the virtualenv's bin need not be on PATH. No control socket: by
     # default gunicorn (25.1+) puts it in the user's home, outside the instance folder, shared by every checkout.
     sibling = Path(sys.executable).with_name("gunicorn")

@@ -12,8 +12,6 @@ import secrets
 
 from flask import abort, current_app, request, session
 
-from refstage.web import randomness
-
 SESSION_KEY = "_csrf"
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
@@ -59,7 +57,7 @@ def _now() -> int:
 
 def signed_token(purpose: str) -> str:
     """'issued.nonce.mac' for one public form (purpose names the form and its code or program)."""
-    issued, nonce = str(_now()), randomness.token_urlsafe(12)
+    issued, nonce = str(_now()), secrets.token_urlsafe(12)
     return f"{issued}.{nonce}.{_mac(purpose, issued, nonce)}"
 
 

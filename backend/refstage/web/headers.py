@@ -4,9 +4,9 @@ when the request came over https (directly or, with REFSTAGE_TRUSTED_PROXIES, th
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+import secrets
 
-from refstage.web import randomness
+from flask import Flask, g, request
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'{nonce}; img-src 'self' data:; "
         "form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -22,7 +22,7 @@ def csp_nonce() -> str:
     """The nonce of this response's inline <style>/<script> blocks, made on first use."""
     nonce = getattr(g, "csp_nonce", None)
     if nonce is None:
-        nonce = g.csp_nonce = randomness.token_urlsafe(16)
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
     return nonce
 
 

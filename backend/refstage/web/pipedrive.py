@@ -18,7 +18,7 @@ from refstage.services import inbox, pipedrive_connect
 from refstage.services.ports import CrmError
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
-from refstage.web.oauth_owner import console_owner
+from refstage.web.oauth_owner import finish_oauth_callback
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pipedrive", __name__)
@@ -64,35 +64,11 @@ def start_connect():
 def oauth_callback():
     """Pipedrive redirects the admin's browser here; the state (bound server-side, single use, ten
     minutes, to one pending connection) is the credential."""
-    from flask import flash, redirect, url_for
-
-    from refstage.domain.errors import InvalidInput
-
-    browser = "text/html" in request.headers.get("Accept", "")  # an admin's browser goes back to the console
-
-    def answer_error(code: str, message: str, status: int):
-        if browser:
-            flash(f"Pipedrive connection failed: {message}", "error")
-            return redirect(url_for("admin.connections"), 303)
-        return jsonify({"error": code, "message": message}), status
-
-    if request.args.get("error"):
-        return answer_error("pipedrive_refused", request.args.get("error_description") or request.args["error"], 400)
-    owner = console_owner(create=False)
-    if owner is None:
-        return answer_error("connect_failed", pipedrive_connect.NOT_YOURS, 403)
-    try:
-        conn = pipedrive_connect.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
-    except CrmError as exc:
-        return answer_error("pipedrive_error", str(exc), 502 if exc.transient else 400)
-    except InvalidInput as exc:
-        if not browser:
-            raise
-        return answer_error("connect_failed", "; ".join(str(m) for msgs in exc.errors.values() for m in msgs), 400)
-    if browser:
-        flash(f"Connected to Pipedrive company {conn.external_org_id} as {conn.external_username}.")
-        return redirect(url_for("admin.connections"), 303)
-    return jsonify(_conn_out(conn))
+    return finish_oauth_callback(
+        "Pipedrive", pipedrive_connect.finish_connect,
+        browser="text/html" in request.headers.get("Accept", ""),  # an admin's browser goes back to the console
+        connected=lambda conn: f"Connected to Pipedrive company {conn.external_org_id} as {conn.external_username}.",
+        as_json=_conn_out)
 
 
 @bp.delete("/pipedrive/connections/<connection_id>")

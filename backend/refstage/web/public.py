@@ -25,8 +25,8 @@ from refstage.domain.errors import InvalidInput, NotFound
 from refstage.domain.programs import ProgramStatus
 from refstage.domain.referrals import AdvocateSource, clean_text, normalise_email
 from refstage.services import enrolment, intake, landing as landing_pages, notifications, protection, referrals
+from refstage.services import programs as program_service
 from refstage.services.runtime import Runtime
-from refstage.web import randomness
 from refstage.web.csrf import check_signed, keyed_mac, signed_token
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def referral_page(code: str) -> landing_pages.ReferralPage | None:
 # --- page chrome: CSP with a nonce, brand colour, friendly errors ----------------------------------------
 @bp.before_request
 def _nonce() -> None:
-    g.csp_nonce = randomness.token_urlsafe(16)
+    g.csp_nonce = secrets.token_urlsafe(16)
 
 
 @bp.after_request
@@ -335,12 +335,11 @@ def thanks(code: str):
 
 # --- /join/<tenant>/<program>: self-enrolment ---------------------------------------------------------------
 def _join_program(tenant_slug: str, program_slug: str):
-    with rt().uow() as uow:
-        tenant = uow.tenants.by_slug(tenant_slug) if re.fullmatch(r"[a-z0-9-]{1,64}", tenant_slug or "") else None
-        if tenant is None:
-            return None, None, unavailable("unknown", 404)
-        uow.scope(tenant.id)
-        program = uow.programs.by_slug(program_slug)
+    if not re.fullmatch(r"[a-z0-9-]{1,64}", tenant_slug or ""):
+        return None, None, unavailable("unknown", 404)
+    tenant, program = program_service.by_slugs(rt(), tenant_slug, program_slug)
+    if tenant is None:
+        return None, None, unavailable("unknown", 404)
     if program is None or not program.allow_self_enrolment or program.status == ProgramStatus.DRAFT:
         return None, None, unavailable("unknown", 404)
     if not program.accepts_referrals:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 from xml.sax.saxutils import escape
 
-from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from refstage.domain.errors import InvalidInput
-from refstage.services import connections, inbox
-from refstage.services.ports import CrmError
+from refstage.services import connections, inbox, salesforce_connect
 from refstage.services.runtime import Runtime
 from refstage.web.api import body, require_api_key
-from refstage.web.oauth_owner import console_owner
+from refstage.web.oauth_owner import finish_oauth_callback
 
 log = logging.getLogger(__name__)
 bp = Blueprint("salesforce", __name__)
@@ -39,9 +37,10 @@ def start_connect():
     """A pending connection; `authorize_url` is the console page an admin of this workspace opens (signed
     in) to approve it at Salesforce: the flow is bound to that browser session, not to the API key."""
     data = body()
-    conn = connections.prepare_connect(rt(), g.tenant_id, actor=g.actor, name=str(data.get("name") or "Salesforce"),
-                                       login_host=str(data.get("login_host") or "production"),
-                                       connection_id=data.get("connection_id"))
+    conn = salesforce_connect.prepare_connect(rt(), g.tenant_id, actor=g.actor,
+                                              name=str(data.get("name") or "Salesforce"),
+                                              login_host=str(data.get("login_host") or "production"),
+                                              connection_id=data.get("connection_id"))
     link = rt().settings.base_url + url_for("admin.connection_authorize", connection_id=conn.id)  # not the Host header
     return jsonify({"connection_id": conn.id, "authorize_url": link}), 201
 
@@ -50,32 +49,12 @@ def start_connect():
 def oauth_callback():
     """Salesforce redirects the admin's browser here. The state (bound server-side to one pending
     connection) is the credential; errors from Salesforce are shown, never retried."""
-    browser = request.accept_mimetypes.accept_html  # an admin's browser goes back to the console
-
-    def answer_error(code: str, message: str, status: int):
-        if browser:
-            flash(f"Salesforce connection failed: {message}", "error")
-            return redirect(url_for("admin.connections"), 303)
-        return jsonify({"error": code, "message": message}), status
-
-    if request.args.get("error"):
-        return answer_error("salesforce_refused", request.args.get("error_description") or request.args["error"], 400)
-    owner = console_owner(create=False)
-    if owner is None:
-        return answer_error("connect_failed", connections.NOT_YOURS, 403)
-    try:
-        conn = connections.finish_connect(rt(), request.args.get("code", ""), request.args.get("state", ""), owner=owner)
-    except CrmError as exc:
-        return answer_error("salesforce_error", str(exc), 502 if exc.transient else 400)
-    except InvalidInput as exc:
-        if not browser:
-            raise
-        return answer_error("connect_failed", "; ".join(m for msgs in exc.errors.values() for m in msgs), 400)
-    if browser:
-        flash(f"Connected to Salesforce org {conn.external_org_id} as {conn.external_username}.")
-        return redirect(url_for("admin.connections"), 303)
-    return jsonify({"connection_id": conn.id, "status": conn.status.value, "org_id": conn.external_org_id,
-                    "username": conn.external_username, "instance_url": conn.instance_url})
+    return finish_oauth_callback(
+        "Salesforce", salesforce_connect.finish_connect,
+        browser=request.accept_mimetypes.accept_html,  # an admin's browser goes back to the console
+        connected=lambda conn: f"Connected to Salesforce org {conn.external_org_id} as {conn.external_username}.",
+        as_json=lambda conn: {"connection_id": conn.id, "status": conn.status.value, "org_id": conn.external_org_id,
+                              "username": conn.external_username, "instance_url": conn.instance_url})
 
 
 @bp.get("/salesforce/connections")
@@ -91,7 +70,7 @@ def list_connections():
 @bp.delete("/salesforce/connections/<connection_id>")
 @require_api_key
 def disconnect(connection_id: str):
-    conn = connections.disconnect(rt(), g.tenant_id, connection_id, actor=g.actor)
+    conn = salesforce_connect.disconnect(rt(), g.tenant_id, connection_id, actor=g.actor)
     return jsonify({"id": conn.id, "status": conn.status.value})
 
 

@@ -1,7 +1,7 @@
 """Fixtures for the Pipedrive emulator tests.
 
 `api` is a requests.Session that talks HTTPS to a fresh emulator (verify=emu.ca_path) and checks
-EVERY response it receives against the official OpenAPI files in backend/refstage/emulators/reference (response
+EVERY response it receives against the official OpenAPI files in backend/refstage_devkit/emulators/reference (response
 schema of the matched operation and status), the documented error envelope for errors the files
 do not describe, and the documented OAuth token response. Known bugs of the official files are
 patched in KNOWN_SPEC_BUGS below; each is listed in docs/emulators-pipedrive.md.
@@ -22,9 +22,9 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
-from refstage.emulators.reference import PIPEDRIVE_OPENAPI_DIR as REFERENCE  # vendored, see its README
+from refstage_devkit.emulators.reference import PIPEDRIVE_OPENAPI_DIR as REFERENCE  # vendored, see its README
 
 # Properties the files type as non-nullable that the real API sends as null (open deals have no
 # won_time, a person without an organization has org_id null, the last page has next_cursor null...).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from refstage.emulators.pipedrive.faults import FaultSpec
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.faults import FaultSpec
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
 
 def _person(email: str) -> dict:

@@ -161,7 +161,7 @@ def test_authentication(anon, emu):
 
 
 def test_empty_seed(cert_dir, session_for):
-    from refstage.emulators.pipedrive.server import PipedriveEmulator
+    from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
     with PipedriveEmulator(port=0, seed="empty", cert_dir=cert_dir) as emu:
         s = session_for(emu, emu.api_token)

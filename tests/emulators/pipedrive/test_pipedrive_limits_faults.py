@@ -5,12 +5,25 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from refstage.emulators.pipedrive.faults import FaultSpec
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.faults import FaultSpec
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
+
+
+class _HeldClock:
+    """The emulated clock with wall time held still: only `advance()` moves it, so the 53 requests below fall
+    inside one 2 s window however slowly a loaded machine serves them."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._held = clock.ts() - clock.offset
+
+    def ts(self) -> float:
+        return self._held + self._clock.offset
 
 
 def test_burst_limit_then_429_then_403(cert_dir, session_for, control):
     with PipedriveEmulator(port=0, cert_dir=cert_dir, burst_limit=5) as emu:
+        emu.state.limiter.clock = _HeldClock(emu.state.clock)
         s = session_for(emu, emu.api_token)
         codes = [s.get("/api/v2/deals/1").status_code for _ in range(7)]
         assert codes == [200] * 5 + [429] * 2
@@ -78,7 +91,7 @@ def test_fault_spec_parsing():
 
 
 def test_cli_help_and_bad_faults():
-    from refstage.emulators.pipedrive.cli import pipedrive
+    from refstage_devkit.emulators.pipedrive.cli import pipedrive
 
     runner = CliRunner()
     assert "--faults" in runner.invoke(pipedrive, ["--help"]).output

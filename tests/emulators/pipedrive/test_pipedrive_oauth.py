@@ -81,7 +81,7 @@ def test_deny_bad_login_and_bad_redirect(emu, anon):
 
 
 def test_token_ttl_is_configurable(cert_dir, session_for):
-    from refstage.emulators.pipedrive.server import PipedriveEmulator
+    from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
     with PipedriveEmulator(port=0, seed="empty", cert_dir=cert_dir, token_ttl=5) as emu:
         s = session_for(emu)

@@ -9,7 +9,7 @@ import time
 
 from authlib.integrations.requests_client import OAuth2Session
 
-from refstage.emulators.pipedrive.server import PipedriveEmulator
+from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
 REDIRECT = "http://localhost:8000/oauth/callback"
 

@@ -132,7 +132,7 @@ def test_drop_and_duplicate(api, receiver, control, emu):
 
 
 def test_fault_spec_drops_deterministically(cert_dir, session_for):
-    from refstage.emulators.pipedrive.server import PipedriveEmulator
+    from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
     def run() -> list[str]:
         with PipedriveEmulator(port=0, seed="demo", cert_dir=cert_dir, webhook_time_scale=0.01,
@@ -152,7 +152,7 @@ def test_fault_spec_drops_deterministically(cert_dir, session_for):
 @pytest.mark.slow
 def test_real_time_schedule(cert_dir, session_for, receiver):
     """Unscaled: the first retry comes about 3 s after the failed attempt."""
-    from refstage.emulators.pipedrive.server import PipedriveEmulator
+    from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
 
     with PipedriveEmulator(port=0, cert_dir=cert_dir) as emu:
         s = session_for(emu, emu.api_token)

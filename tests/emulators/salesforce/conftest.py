@@ -11,7 +11,7 @@ import pytest
 from sf_emu_helpers import VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce
 
-from refstage.emulators.salesforce.server import SalesforceEmulator
+from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _trust_emulator_ca(cert_dir: Path) -> Iterator[None]:
-    from refstage.emulators.tls import ensure_certificates
+    from refstage_devkit.emulators.tls import ensure_certificates
 
     paths = ensure_certificates(cert_dir)
     old = os.environ.get("REQUESTS_CA_BUNDLE")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from refstage.emulators.salesforce.server import SalesforceEmulator
+from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
 HERE = Path(__file__).parent
 FIXTURE_METADATA = HERE / "metadata" / "objects"

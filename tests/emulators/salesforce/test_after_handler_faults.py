@@ -7,7 +7,7 @@ import requests
 from sf_emu_helpers import VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce
 
-from refstage.emulators.salesforce.faults import parse_spec
+from refstage_devkit.emulators.salesforce.faults import parse_spec
 
 
 def test_spec_accepts_after_handler_kinds():

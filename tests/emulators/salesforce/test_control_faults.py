@@ -10,7 +10,7 @@ from sf_emu_helpers import VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceGeneralError, SalesforceRefusedRequest
 
-from refstage.emulators.salesforce.faults import Faults, parse_spec
+from refstage_devkit.emulators.salesforce.faults import Faults, parse_spec
 
 
 def test_info_reset_and_seed(api, sf):

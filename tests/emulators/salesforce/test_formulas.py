@@ -12,9 +12,9 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sf_emu_helpers import VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce
 
-from refstage.emulators.salesforce.formulas import (Calculations, Context, Evaluator, FormulaError, Summary, parse,
+from refstage_devkit.emulators.salesforce.formulas import (Calculations, Context, Evaluator, FormulaError, Summary, parse,
                                                     summarize)
-from refstage.emulators.salesforce.schema import Field, SObject, default_metadata_dir
+from refstage_devkit.emulators.salesforce.schema import Field, SObject, default_metadata_dir
 
 
 # Roll-ups the tests add to a copy of the package (its own may change with the package): sums, a max,

@@ -19,7 +19,7 @@ from defusedxml import ElementTree as ET
 from sf_emu_helpers import VERSION, make_emulator, password_token
 from test_outbound_metadata import Receiver
 
-from refstage.emulators.salesforce.deploy import default_package_dir, source_zip
+from refstage_devkit.emulators.salesforce.deploy import default_package_dir, source_zip
 
 MD = "http://soap.sforce.com/2006/04/metadata"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"

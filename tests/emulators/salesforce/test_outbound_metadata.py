@@ -10,7 +10,7 @@ import pytest
 from defusedxml import ElementTree as ET
 from sf_emu_helpers import make_emulator
 
-from refstage.emulators.salesforce.deploy import default_package_dir
+from refstage_devkit.emulators.salesforce.deploy import default_package_dir
 
 ACK = (b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/'
        b'envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from werkzeug.test import Client
 
-from refstage.emulators.salesforce.preview import fixtures
-from refstage.emulators.salesforce.server import App, SalesforceEmulator
+from refstage_devkit.emulators.salesforce.preview import fixtures
+from refstage_devkit.emulators.salesforce.server import App, SalesforceEmulator
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.preview_support import axe_violations, component_text, ensure_preview_built, org_browser, sign_in
 

@@ -9,7 +9,7 @@ import pytest
 from sf_emu_helpers import VERSION, Api, password_token
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from refstage.emulators.salesforce import ids
+from refstage_devkit.emulators.salesforce import ids
 
 
 def test_versions_resources_and_limit_header(shared_api):

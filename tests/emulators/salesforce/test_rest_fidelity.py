@@ -7,7 +7,7 @@ import pytest
 from sf_emu_helpers import VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce
 
-from refstage.emulators.salesforce.schema import default_metadata_dir
+from refstage_devkit.emulators.salesforce.schema import default_metadata_dir
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from sf_emu_helpers import ADMIN, VERSION, Api, make_emulator, password_token
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
-from refstage.emulators.salesforce.schema import default_metadata_dir
+from refstage_devkit.emulators.salesforce.schema import default_metadata_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 NODE_SCRIPT = Path(__file__).parent / "node" / "jsforce_soap.cjs"

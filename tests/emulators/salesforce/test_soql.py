@@ -9,7 +9,7 @@ from sf_emu_helpers import VERSION, password_token
 from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from refstage.emulators.salesforce.soql import date_range
+from refstage_devkit.emulators.salesforce.soql import date_range
 
 
 @pytest.fixture(scope="module")

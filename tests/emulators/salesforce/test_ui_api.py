@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from refstage.emulators.salesforce.preview import fixtures
+from refstage_devkit.emulators.salesforce.preview import fixtures
 
 V = fixtures.VERSION
 

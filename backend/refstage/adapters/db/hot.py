@@ -13,7 +13,7 @@ import time
 from operator import itemgetter
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, bindparam
+from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
@@ -86,21 +86,25 @@ def _with_constants(process: Any) -> Any:
 _PREPARED: dict[tuple[str, str], Prepared] = {}
 
 
+def statement(dialect_name: str, which: str) -> tuple[Any, list[str] | None]:
+    """The Core statement for "counter" (the rate-limit upsert, returning the new count) or "intake" (the
+    submission insert), with the column keys it binds (None: its own bind parameters)."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    if which == "counter":
+        t = m.RateLimitRow.__table__
+        n = bindparam("n", type_=t.c.count.type)
+        return (insert(t).values(key=bindparam("key", type_=t.c.key.type), count=n,
+                                 expires_at=bindparam("expires_at", type_=t.c.expires_at.type))
+                .on_conflict_do_update(index_elements=["key"], set_={"count": t.c.count + n}).returning(t.c.count)), None
+    t = m.ReferralIntakeRow.__table__
+    return insert(t).on_conflict_do_nothing(index_elements=["id"]), [c.name for c in t.c]
+
+
 def _prepared(dialect: Any, which: str) -> Prepared:
     found = _PREPARED.get((dialect.name, which))
     if found is None:
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        if which == "counter":
-            t = m.RateLimitRow.__table__
-            n = bindparam("n", type_=t.c.count.type)
-            stmt = (insert(t).values(key=bindparam("key", type_=t.c.key.type), count=n,
-                                     expires_at=bindparam("expires_at", type_=t.c.expires_at.type))
-                    .on_conflict_do_update(index_elements=["key"], set_={"count": t.c.count + n}).returning(t.c.count))
-            found = Prepared(stmt, dialect)
-        else:
-            t = m.ReferralIntakeRow.__table__
-            found = Prepared(insert(t).on_conflict_do_nothing(index_elements=["id"]), dialect, [c.name for c in t.c])
-        _PREPARED[(dialect.name, which)] = found
+        stmt, column_keys = statement(dialect.name, which)
+        found = _PREPARED[(dialect.name, which)] = Prepared(stmt, dialect, column_keys)
     return found
 
 
@@ -122,6 +126,16 @@ class HotTransaction:
         if rows:
             stmt = _prepared(self.dialect, "intake")
             self.cursor.executemany(stmt.sql, [stmt.args(row) for row in rows])
+
+    def drop_expired_counters(self, now: dt.datetime) -> None:
+        """Delete the counters whose window ended before `now` (the occasional tidy, services.protection)."""
+        key = (self.dialect.name, "expired counters")
+        stmt = _PREPARED.get(key)
+        if stmt is None:
+            t = m.RateLimitRow.__table__
+            stmt = _PREPARED[key] = Prepared(delete(t).where(t.c.expires_at < bindparam("now", type_=t.c.expires_at.type)),
+                                             self.dialect)
+        self.cursor.execute(stmt.sql, stmt.args({"now": now}))
 
 
 def _begin_immediate(cursor: Any, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:

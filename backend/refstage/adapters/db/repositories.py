@@ -61,11 +61,27 @@ class _Scoped:
                 q = q.where(column == value)
         return q
 
-    def _one(self, row_type: type, entity_id: str) -> Any:
+    def _one(self, row_type: type, entity_id: str, what: str | None = None) -> Any:
+        """The tenant's row with this id; NotFound for a missing id and for another tenant's row alike."""
         row = self._rows.get((row_type, entity_id)) or self.session.get(row_type, entity_id)
         if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"{row_type.__tablename__[:-1]} {entity_id} not found")
+            raise NotFound(f"{what or row_type.__tablename__[:-1]} {entity_id} not found")
         return self._keep(row)
+
+    def _add_unless_there(self, row: Any) -> bool:
+        """Insert in a savepoint; False, and nothing stored, when a unique constraint says it is already there
+        (the transaction goes on)."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def _newest_first(self, row_type: Any, filters: Sequence[tuple[Any, Any]], limit: int, offset: int) -> Iterable[Any]:
+        """A page of the tenant's rows of one kind, newest first, with the list views' optional filters."""
+        q = self._filtered(select(row_type).where(row_type.tenant_id == self.tenant_id), *filters)
+        return self.session.scalars(q.order_by(row_type.created_at.desc(), row_type.id).limit(limit).offset(offset))
 
 
 # --- tenants and users --------------------------------------------------------------------------
@@ -132,6 +148,11 @@ class UserRepository(_Scoped):
 
     def set_password_hash(self, user_id: str, password_hash: str) -> None:
         self._one(m.UserRow, user_id).password_hash = password_hash
+
+    def salesforce_org_ids(self) -> dict[str, str | None]:
+        """The Salesforce org each user signs in from, by user id (the users page)."""
+        U = m.UserRow
+        return dict(self.session.execute(select(U.id, U.salesforce_org_id).where(U.tenant_id == self.tenant_id)).all())
 
 
 class ApiKeyRepository(_Scoped):
@@ -610,6 +631,18 @@ class ReferralRepository(_Scoped):
                 out.setdefault(crm_id, []).append(ref_id)
         return out
 
+    def ledger_names(self, referral_ids: Sequence[str]) -> dict[str, tuple[str, str, str]]:
+        """(friend name, friend email, advocate name) by referral id: the names the ledger shows beside a reward."""
+        R, A = m.ReferralRow, m.AdvocateRow
+        ids = list(referral_ids)
+        out: dict[str, tuple[str, str, str]] = {}
+        for start in range(0, len(ids), 900):
+            for referral_id, friend_name, friend_email, advocate_name in self.session.execute(
+                    select(R.id, R.friend_name, R.friend_email, A.name).join(A, A.id == R.advocate_id)
+                    .where(R.tenant_id == self.tenant_id, R.id.in_(ids[start:start + 900]))):
+                out[referral_id] = (friend_name, friend_email, advocate_name)
+        return out
+
     def recent_capture_times(self, advocate_id: str, since: dt.datetime) -> list[dt.datetime]:
         return list(self.session.scalars(select(m.ReferralRow.captured_at).where(
             m.ReferralRow.tenant_id == self.tenant_id, m.ReferralRow.advocate_id == advocate_id, m.ReferralRow.captured_at >= since)))
@@ -751,12 +784,7 @@ class RewardRepository(_Scoped):
                           referral_id=reward.referral_id, recipient=reward.recipient.value, rule_key=reward.rule_key,
                           kind=reward.kind.value)
         self._fill(row, reward)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._add_unless_there(row)
 
     def _fill(self, row: m.RewardRow, r: Reward) -> None:
         row.advocate_id, row.amount, row.currency, row.status = r.advocate_id, r.amount.amount, r.amount.currency, r.status.value
@@ -891,11 +919,23 @@ class AuditRepository(_Scoped):
         if until:
             q = q.where(m.AuditRow.at < until)
         rows = self.session.scalars(q.order_by(m.AuditRow.id.desc()).limit(limit).offset(offset))
-        return [
-            AuditEntry(r.tenant_id, r.entity_type, r.entity_id, r.action, Actor(ActorKind(r.actor_kind), r.actor_id, r.actor_label),
-                       r.at, r.before, r.after, r.reason, r.id)
-            for r in rows
-        ]
+        return [_audit_entry(r) for r in rows]
+
+    def latest(self, entity_type: str, entity_id: str, action: str) -> AuditEntry | None:
+        """The newest entry of one action on one entity (what routing found when it marked a duplicate)."""
+        A = m.AuditRow
+        row = self.session.scalar(select(A).where(A.tenant_id == self.tenant_id, A.entity_type == entity_type,
+                                                  A.entity_id == entity_id, A.action == action).order_by(A.id.desc()).limit(1))
+        return _audit_entry(row) if row is not None else None
+
+    def entity_types(self) -> list[str]:
+        """The kinds of entity the log holds (the log page's filter)."""
+        return sorted(self.session.scalars(select(m.AuditRow.entity_type).where(m.AuditRow.tenant_id == self.tenant_id).distinct()))
+
+
+def _audit_entry(r: m.AuditRow) -> AuditEntry:
+    return AuditEntry(r.tenant_id, r.entity_type, r.entity_id, r.action, Actor(ActorKind(r.actor_kind), r.actor_id, r.actor_label),
+                      r.at, r.before, r.after, r.reason, r.id)
 
 
 # --- CRM record states -----------------------------------------------------------------------------
@@ -951,15 +991,10 @@ class InboxRepository(_Scoped):
             if key in seen:
                 continue
             seen.add(key)
-            try:
-                with self.session.begin_nested():
-                    self.session.add(E(tenant_id=self.tenant_id, connection_id=connection_id, source=source,
-                                       dedupe_key=key, object_type=change.object[:40], object_id=change.id[:40],
-                                       changed_at=change.changed_at, payload=change.payload, received_at=now,
-                                       attempts=0))
-                stored += 1
-            except IntegrityError:
-                continue
+            stored += self._add_unless_there(E(
+                tenant_id=self.tenant_id, connection_id=connection_id, source=source, dedupe_key=key,
+                object_type=change.object[:40], object_id=change.id[:40], changed_at=change.changed_at,
+                payload=change.payload, received_at=now, attempts=0))
         return stored
 
     def pending(self, connection_id: str, limit: int) -> list[InboxEntry]:
@@ -1036,12 +1071,8 @@ class OutboxRepository(_Scoped):
         row = m.OutboxRow(id=email_id, tenant_id=self.tenant_id, dedupe_key=dedupe_key, event=event, entity_id=entity_id,
                           program_id=program_id, to_address=to, subject=subject, body=body, status="pending", attempts=0,
                           created_at=now)
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            return None  # a concurrent job stored it first; that job delivers it
-        return row.id
+        # Not stored: a concurrent job stored it first; that job delivers it.
+        return row.id if self._add_unless_there(row) else None
 
     def claim(self, email_id: str) -> bool:
         """Mark a pending or retrying email as being sent (one attempt more); False if it is in no such state."""
@@ -1051,10 +1082,7 @@ class OutboxRepository(_Scoped):
             .values(status="sending", attempts=O.attempts + 1)).rowcount)
 
     def get(self, email_id: str) -> dict[str, Any]:
-        row = self.session.get(m.OutboxRow, email_id)
-        if row is None or row.tenant_id != self.tenant_id:
-            raise NotFound(f"email {email_id} not found")
-        return _outbox_dict(row)
+        return _outbox_dict(self._one(m.OutboxRow, email_id, "email"))
 
     def finish(self, email_id: str, status: str, error: str | None, transport: str, sent_at: dt.datetime | None) -> None:
         O = m.OutboxRow
@@ -1064,8 +1092,7 @@ class OutboxRepository(_Scoped):
     def list(self, *, event: str | None = None, status: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:
         O = m.OutboxRow
-        q = self._filtered(select(O).where(O.tenant_id == self.tenant_id), (O.event, event), (O.status, status))
-        return [_outbox_dict(r) for r in self.session.scalars(q.order_by(O.created_at.desc(), O.id).limit(limit).offset(offset))]
+        return [_outbox_dict(r) for r in self._newest_first(O, [(O.event, event), (O.status, status)], limit, offset)]
 
 
 # --- sync state, runs and the write-back queue ----------------------------------------------------------
@@ -1115,6 +1142,14 @@ class SyncRunRepository(_Scoped):
         self.session.execute(update(m.SyncRunRow).where(m.SyncRunRow.id == run_id, m.SyncRunRow.tenant_id == self.tenant_id)
                              .values(status=status, finished_at=finished_at, stats=stats, api_calls=api_calls, error=error))
 
+    def recent(self, connection_id: str, limit: int) -> list[dict[str, Any]]:
+        """A connection's latest runs, newest first (the sync log)."""
+        S = m.SyncRunRow
+        rows = self.session.scalars(select(S).where(S.tenant_id == self.tenant_id, S.connection_id == connection_id)
+                                    .order_by(S.started_at.desc(), S.id).limit(limit))
+        return [{"id": r.id, "kind": r.kind, "status": r.status, "started_at": r.started_at, "finished_at": r.finished_at,
+                 "stats": dict(r.stats or {}), "api_calls": r.api_calls, "error": r.error} for r in rows]
+
 
 class PendingWriteRepository(_Scoped):
     """The write-back queue (filled by UnitOfWork.mark_stale) and the per-record log of failed writes."""
@@ -1139,6 +1174,49 @@ class PendingWriteRepository(_Scoped):
         self.session.add(m.RecordSyncRow(tenant_id=self.tenant_id, connection_id=connection_id, entity_type=entity_type,
                                          entity_id=entity_id, operation="mirror", status="failed",
                                          message=message[:2000], at=at))
+
+    def counts(self, connection_id: str) -> tuple[int, int]:
+        """(queued, of which failed at least once) for one connection."""
+        P = m.PendingWriteRow
+        queued = self.session.scalar(select(func.count()).select_from(P).where(
+            P.tenant_id == self.tenant_id, P.connection_id == connection_id)) or 0
+        failed = self.session.scalar(select(func.count()).select_from(P).where(
+            P.tenant_id == self.tenant_id, P.connection_id == connection_id, P.attempts > 0)) or 0
+        return int(queued), int(failed)
+
+    def most_retried(self, connection_id: str, limit: int) -> list[dict[str, Any]]:
+        """The queue as the sync log shows it: the writes that failed most often first."""
+        P = m.PendingWriteRow
+        rows = self.session.scalars(select(P).where(P.tenant_id == self.tenant_id, P.connection_id == connection_id)
+                                    .order_by(P.attempts.desc(), P.id).limit(limit))
+        return [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "enqueued_at": r.enqueued_at,
+                 "attempts": r.attempts, "last_error": r.last_error} for r in rows]
+
+    def write_log(self, connection_id: str, limit: int) -> list[dict[str, Any]]:
+        """The per-record log of writes to the CRM, newest first."""
+        L = m.RecordSyncRow
+        rows = self.session.scalars(select(L).where(L.tenant_id == self.tenant_id, L.connection_id == connection_id)
+                                    .order_by(L.at.desc(), L.id.desc()).limit(limit))
+        return [{"id": r.id, "entity_type": r.entity_type, "entity_id": r.entity_id, "operation": r.operation,
+                 "crm_object": r.crm_object, "crm_id": r.crm_id, "status": r.status, "message": r.message, "at": r.at}
+                for r in rows]
+
+    def requeue_failed(self, connection_id: str, now: dt.datetime, row_ids: Sequence[int] | None = None) -> int:
+        """Put failed writes (all, or the given rows) back at the end of the queue with no attempts; how many.
+
+        Each is replaced by a fresh row, as UnitOfWork.mark_stale does, so a write-back already in flight
+        deletes only the row it read."""
+        P = m.PendingWriteRow
+        q = select(P.id, P.entity_type, P.entity_id).where(P.tenant_id == self.tenant_id, P.connection_id == connection_id,
+                                                           P.attempts > 0)
+        if row_ids is not None:
+            q = q.where(P.id.in_(list(row_ids)))
+        failed = self.session.execute(q).all()
+        for row_id, entity_type, entity_id in failed:
+            self.session.execute(delete(P).where(P.id == row_id))
+            self.session.add(P(tenant_id=self.tenant_id, connection_id=connection_id, entity_type=entity_type,
+                               entity_id=entity_id, enqueued_at=now, attempts=0))
+        return len(failed)
 
 
 # --- operator tasks -------------------------------------------------------------------------------------
@@ -1205,6 +1283,29 @@ class IntakeBacklog:
                 "processed_at": row.processed_at, "referral_id": row.referral_id, "refused_reason": row.refused_reason}
 
 
+class RejectedSubmissionLog:
+    """Public form posts the bot checks refused, of every tenant (deliberately cross-tenant: a refused post may
+    name no tenant, or a code that does not exist)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, *, tenant_id: str | None, form: str, code: str | None, reason: str, client: str | None,
+            detail: dict[str, Any], at: dt.datetime) -> None:
+        self.session.add(m.RejectedSubmissionRow(tenant_id=tenant_id, form=form, code=code, reason=reason, client=client,
+                                                 detail=detail, at=at))
+
+    def recent(self, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first; only one tenant's when `tenant_id` is given."""
+        S = m.RejectedSubmissionRow
+        q = select(S)
+        if tenant_id is not None:
+            q = q.where(S.tenant_id == tenant_id)
+        rows = self.session.scalars(q.order_by(S.id.desc()).limit(limit))
+        return [{"id": r.id, "tenant_id": r.tenant_id, "form": r.form, "code": r.code, "reason": r.reason,
+                 "detail": r.detail, "at": r.at} for r in rows]
+
+
 # --- cross-tenant resolution ----------------------------------------------------------------------------
 class Directory:
     """The only look-ups that do not start from a tenant: they find which tenant a public input belongs to."""
@@ -1268,9 +1369,74 @@ class Directory:
         return [tuple(row) for row in self.session.execute(select(O.tenant_id, O.id).where(
             O.status.in_(["pending", "retrying"]), O.created_at <= created_before).order_by(O.created_at).limit(limit))]
 
+    def webhooks_due(self, due_before: dt.datetime, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, delivery id) of webhook deliveries not finished whose next attempt was due before then,
+        soonest first (the sweep re-queues them)."""
+        W = m.WebhookDeliveryRow
+        return [tuple(row) for row in self.session.execute(select(W.tenant_id, W.id).where(
+            W.status.in_(["pending", "retrying", "sending"]), W.next_attempt_at <= due_before)
+            .order_by(W.next_attempt_at).limit(limit))]
+
     def tenants_with_pending_work(self) -> list[str]:
         q1 = select(m.ReferralRow.tenant_id).where(m.ReferralRow.status == "captured").distinct()
         return list(self.session.scalars(q1))
+
+
+class ReportRepository(_Scoped):
+    """The facts the reports group and count, as plain rows streamed to the caller; optional filters narrow
+    each to a program, a CRM owner and a time range [since, until)."""
+
+    def enrolments(self, *, program_id: str | None = None, since: dt.datetime | None = None,
+                   until: dt.datetime | None = None) -> Iterable[tuple[str, str, dt.datetime]]:
+        """(program id, advocate id, enrolled at) per advocate enrolled in the range."""
+        A = m.AdvocateRow
+        q = select(A.program_id, A.id, A.enrolled_at).where(A.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(A.program_id == program_id)
+        if since:
+            q = q.where(A.enrolled_at >= since)
+        if until:
+            q = q.where(A.enrolled_at < until)
+        return self.session.execute(q)
+
+    def referrals(self, *, program_id: str | None = None, owner_id: str | None = None, since: dt.datetime | None = None,
+                  until: dt.datetime | None = None) -> Iterable[tuple[Any, ...]]:
+        """(program id, advocate id, CRM owner id, captured, routed, qualified at, status) per referral captured
+        in the range."""
+        R = m.ReferralRow
+        q = select(R.program_id, R.advocate_id, R.crm_owner_id, R.captured_at, R.routed_at, R.qualified_at, R.status).where(
+            R.tenant_id == self.tenant_id)
+        if program_id:
+            q = q.where(R.program_id == program_id)
+        if owner_id:
+            q = q.where(R.crm_owner_id == owner_id)
+        if since:
+            q = q.where(R.captured_at >= since)
+        if until:
+            q = q.where(R.captured_at < until)
+        return self.session.execute(q)
+
+    def issued_rewards(self, *, program_id: str | None = None, owner_id: str | None = None,
+                       since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterable[tuple[Any, ...]]:
+        """(program id, advocate id, referral id, issued at, amount, currency) per reward issued in the range;
+        with `owner_id`, only rewards of referrals that owner holds."""
+        R, W = m.ReferralRow, m.RewardRow
+        q = select(W.program_id, W.advocate_id, W.referral_id, W.issued_at, W.amount, W.currency).where(
+            W.tenant_id == self.tenant_id, W.status == "issued")
+        if program_id:
+            q = q.where(W.program_id == program_id)
+        if owner_id:
+            q = q.where(W.referral_id.in_(select(R.id).where(R.tenant_id == self.tenant_id, R.crm_owner_id == owner_id)))
+        if since:
+            q = q.where(W.issued_at >= since)
+        if until:
+            q = q.where(W.issued_at < until)
+        return self.session.execute(q)
+
+    def referral_owners(self) -> dict[str, str | None]:
+        """The CRM owner of every referral, by referral id (rewards grouped by owner)."""
+        R = m.ReferralRow
+        return dict(self.session.execute(select(R.id, R.crm_owner_id).where(R.tenant_id == self.tenant_id)).all())
 
 
 class AttentionRepository(_Scoped):

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -15,6 +15,7 @@ from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
 from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
+from refstage.adapters.db import webhook_repositories as webhook_r
 from refstage.adapters.db.bulk_insert import insert_many
 from refstage.domain.audit import Actor, Change
 from refstage.services.ports import StorageConflict
@@ -70,6 +71,7 @@ class UnitOfWork:
         self.directory = r.Directory(self.session)
         self.sealed_secrets = r.SealedSecrets(self.session)
         self.intake_backlog = r.IntakeBacklog(self.session)
+        self.rejected_submissions = r.RejectedSubmissionLog(self.session)
         self.login_throttle = auth_r.LoginThrottleRepository(self.session)
         if self.tenant_id:
             self._scope(self.tenant_id)
@@ -89,6 +91,7 @@ class UnitOfWork:
         self.crm_records = r.CrmRecordRepository(s, tenant_id)
         self.admin_sessions = auth_r.AdminSessionRepository(s, tenant_id)
         self.attention = r.AttentionRepository(s, tenant_id)
+        self.reports = r.ReportRepository(s, tenant_id)
         self.inbox = r.InboxRepository(s, tenant_id)
         self.sync_state = r.SyncStateRepository(s, tenant_id)
         self.sync_runs = r.SyncRunRepository(s, tenant_id)
@@ -96,6 +99,8 @@ class UnitOfWork:
         self.intake = r.IntakeRepository(s, tenant_id)
         self.email_templates = r.EmailTemplateRepository(s, tenant_id)
         self.outbox = r.OutboxRepository(s, tenant_id)
+        self.webhook_endpoints = webhook_r.WebhookEndpointRepository(s, tenant_id)
+        self.webhook_deliveries = webhook_r.WebhookDeliveryRepository(s, tenant_id)
 
     def scope(self, tenant_id: str) -> "UnitOfWork":
         """Bind the tenant once it is known (after a Directory look-up)."""
@@ -174,6 +179,9 @@ class UnitOfWork:
             ])
             self._stale = {}
             self._stale_created = set()
+
+    def ping(self) -> None:
+        self.session.execute(text("SELECT 1"))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)

@@ -178,12 +178,6 @@ class OidcError(Exception):
     pass
 
 
-def _oauth_app():
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, login_host_url
-
-    return OAuthApp.from_settings(rt().settings), login_host_url
-
-
 def _discover(login_host: str, hosts) -> dict[str, Any]:
     """The provider's OpenID configuration, trusted only when it names `login_host` (an allow-listed
     origin) as its issuer and puts its authorization, token and key endpoints on that same origin."""
@@ -222,8 +216,8 @@ def _pkce() -> tuple[str, str]:
 @public
 def login_salesforce():
     try:
-        app, login_host_url = _oauth_app()
-        login_host = login_host_url(request.form.get("login_host") or _login_host_default(), app.hosts)
+        app = sign_in_service.salesforce_app(rt())
+        login_host = sign_in_service.salesforce_login_host(app, request.form.get("login_host") or _login_host_default())
         doc = _discover(login_host, app.hosts)
     except ValueError as exc:
         return _oidc_failed(str(exc))
@@ -285,9 +279,9 @@ def login_salesforce_callback():
     if not code:
         return _oidc_failed("no authorization code in the answer")
     try:
-        app, login_host_url = _oauth_app()
+        app = sign_in_service.salesforce_app(rt())
         # Checked again before the client secret leaves: the host must still be on today's allow-list.
-        login_host = login_host_url(str(pending.get("login_host") or ""), app.hosts)
+        login_host = sign_in_service.salesforce_login_host(app, str(pending.get("login_host") or ""))
         if pending.get("issuer") != login_host:
             raise OidcError("the sign-in does not belong to an allowed Salesforce host")
         token_endpoint = app.hosts.same_origin(str(pending["token_endpoint"]), login_host)
@@ -310,24 +304,14 @@ def login_salesforce_callback():
     except (OAuthError, requests.RequestException, ValueError) as exc:
         return _oidc_failed(f"the token exchange failed ({exc})", 401)
     org_id, sf_user_id = str(claims["organization_id"]), str(claims["user_id"])
-    with rt().uow() as uow:
-        matches = uow.directory.users_for_salesforce_identity(org_id, sf_user_id)
-        # Salesforce ids come in 15- and 18-character forms: accept a link stored in either.
-        if not matches and len(org_id) == 18 and len(sf_user_id) == 18:
-            matches = uow.directory.users_for_salesforce_identity(org_id[:15], sf_user_id[:15])
-        choices = []
-        for tid, uid in matches:
-            user = uow.scope(tid).users.get(uid)
-            choices.append({"tenant_id": tid, "user_id": uid, "tenant": uow.tenants.get(tid).name, "email": user.email})
+    choices = sign_in_service.salesforce_accounts(rt(), org_id, sf_user_id)
     target = pending.get("next") or url_for("admin.home")
     session.pop(OIDC_KEY, None)
     if not choices:
         return _oidc_failed(f"no Refstage account is linked to this Salesforce user ({claims.get('preferred_username') or sf_user_id}). "
                             "Ask an admin to add you with your Salesforce user id.", 403)
     if len(choices) == 1:
-        with rt().uow(choices[0]["tenant_id"]) as uow:
-            user = uow.users.get(choices[0]["user_id"])
-        _sign_in(user)
+        _sign_in(sign_in_service.account_user(rt(), choices[0]["tenant_id"], choices[0]["user_id"]))
         return redirect(target)
     # Several workspaces trust this identity: let the person pick one (ids kept server-side in the session).
     csrf = session.get(CSRF_SESSION_KEY)
@@ -348,9 +332,7 @@ def login_choose():
         picked = request.form.get("tenant_id")
         for choice in pending["choices"]:
             if choice["tenant_id"] == picked:
-                with rt().uow(picked) as uow:
-                    user = uow.users.get(choice["user_id"])
-                _sign_in(user)
+                _sign_in(sign_in_service.account_user(rt(), picked, choice["user_id"]))
                 return redirect(pending["next"])
         abort(400)
     return render_template("admin/choose.html", choices=pending["choices"])

@@ -5,29 +5,33 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
-from refstage.services import admin_queries, push_keys
+from refstage.services import admin_queries, push_keys, sync
+from refstage.services import connections as connection_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, back_or, requires, rt, tenant_id
 
-# Connecting, reconnecting and disconnecting are the Salesforce connector's use cases
-# (services.connections); the console only collects the admin's input and sends the browser to Salesforce.
-
-
-def _connections_service():
-    try:
-        from refstage.services import connections as svc
-    except ImportError:  # pragma: no cover - a build without the connector
-        return None
-    return svc
-
-
-def _disconnect_service():
-    svc = _connections_service()
-    return getattr(svc, "disconnect", None) if svc else None
+# Connecting, reconnecting and disconnecting are the connectors' use cases (services.salesforce_connect,
+# services.pipedrive_connect, services.connections); the console only collects the admin's input and sends
+# the browser to the CRM.
 
 
 def _errors_text(exc: InvalidInput) -> str:
     return "; ".join(str(m) for msgs in exc.errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
+
+
+def _to_the_crm(start):
+    """Send the browser to the CRM's sign-in page of the flow `start()` opens, or back to Connections saying why not."""
+    from refstage.services.ports import CrmError
+
+    try:
+        started = start()
+    except InvalidInput as exc:
+        flash(_errors_text(exc), "error")
+        return redirect(url_for("admin.connections"))
+    except CrmError as exc:
+        flash(f"Cannot connect: {exc}", "error")
+        return redirect(url_for("admin.connections"))
+    return redirect(started.authorize_url)
 
 
 @bp.context_processor
@@ -37,8 +41,7 @@ def _connection_alerts():
 
     if not getattr(g, "admin_user", None) or not getattr(g, "tenant_id", None):
         return {}
-    svc = _connections_service()
-    return {"connection_alerts": svc.alerts(rt(), g.tenant_id) if svc else []}
+    return {"connection_alerts": connection_service.alerts(rt(), g.tenant_id)}
 
 
 @bp.route("/connections")
@@ -47,38 +50,22 @@ def connections():
     from refstage.domain.connections import CrmKind
 
     views = admin_queries.connections_overview(rt(), tenant_id())
-    svc = _connections_service()
-    return render_template("admin/connections.html", views=views, can_connect=bool(svc and hasattr(svc, "start_connect")),
-                           can_disconnect=_disconnect_service() is not None,
-                           salesforce_oauth=svc.oauth_configured(rt(), CrmKind.SALESFORCE) if svc else False,
-                           pipedrive_oauth=svc.oauth_configured(rt(), CrmKind.PIPEDRIVE) if svc else False,
+    return render_template("admin/connections.html", views=views,
+                           salesforce_oauth=connection_service.oauth_configured(rt(), CrmKind.SALESFORCE),
+                           pipedrive_oauth=connection_service.oauth_configured(rt(), CrmKind.PIPEDRIVE),
                            push_urls=push_keys.endpoint_urls(rt(), tenant_id()))
 
 
 @bp.route("/connections/connect", methods=["POST"])
 @requires(*ADMIN)
 def connection_connect():
-    """Start the connector's OAuth flow (new connection, or reconnect with `connection_id`)."""
-    svc = _connections_service()
-    if svc is None or not hasattr(svc, "start_connect"):
-        flash("Connecting a CRM is not available in this build.", "error")
-        return redirect(url_for("admin.connections"))
-    from refstage.services.ports import CrmError
-
+    """Start Salesforce's OAuth flow (new connection, or reconnect with `connection_id`)."""
+    from refstage.services import salesforce_connect
     from refstage.web.oauth_owner import console_owner
 
-    try:
-        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
-                                    name=request.form.get("name") or "Salesforce",
-                                    login_host=request.form.get("login_host") or "production",
-                                    connection_id=request.form.get("connection_id") or None)
-    except InvalidInput as exc:
-        flash(_errors_text(exc), "error")
-        return redirect(url_for("admin.connections"))
-    except CrmError as exc:
-        flash(f"Cannot connect: {exc}", "error")
-        return redirect(url_for("admin.connections"))
-    return redirect(started.authorize_url)
+    return _to_the_crm(lambda: salesforce_connect.start_connect(
+        rt(), tenant_id(), actor=actor(), owner=console_owner(create=True), name=request.form.get("name") or "Salesforce",
+        login_host=request.form.get("login_host") or "production", connection_id=request.form.get("connection_id") or None))
 
 
 @bp.route("/connections/pipedrive", methods=["POST"])
@@ -116,32 +103,18 @@ def connection_connect_pipedrive():
 def connection_authorize(connection_id: str):
     """The link the API hands out for a prepared connection: the signed-in admin's browser is sent to the
     CRM with a state only this session can finish."""
-    from refstage.domain.connections import CrmKind
-    from refstage.services import connections as sf_connect
-    from refstage.services import pipedrive_connect
-    from refstage.services.ports import CrmError
     from refstage.web.oauth_owner import console_owner
 
-    with rt().uow(tenant_id()) as uow:
-        conn = uow.connections.get(connection_id)  # 404 for another tenant's connection
-    svc = pipedrive_connect if conn.kind == CrmKind.PIPEDRIVE else sf_connect
-    try:
-        started = svc.start_connect(rt(), tenant_id(), actor=actor(), owner=console_owner(create=True),
-                                    connection_id=connection_id)
-    except InvalidInput as exc:
-        flash("; ".join(m for msgs in exc.errors.values() for m in msgs), "error")
-        return redirect(url_for("admin.connections"))
-    except CrmError as exc:
-        flash(f"Cannot connect: {exc}", "error")
-        return redirect(url_for("admin.connections"))
-    return redirect(started.authorize_url)
+    # another tenant's connection is NotFound: 404
+    return _to_the_crm(lambda: connection_service.start_prepared(rt(), tenant_id(), connection_id, actor=actor(),
+                                                                 owner=console_owner(create=True)))
 
 
 @bp.route("/connections/<connection_id>/sync", methods=["POST"])
 @requires(*ADMIN)
 def connection_sync(connection_id: str):
     try:
-        admin_queries.request_sync(rt(), tenant_id(), connection_id, actor())
+        sync.request_sync(rt(), tenant_id(), connection_id, actor())
         flash("Sync queued: the worker runs it in the background.")
     except InvalidInput as exc:
         flash(_errors_text(exc), "error")
@@ -152,20 +125,10 @@ def connection_sync(connection_id: str):
 @requires(*ADMIN)
 def connection_disconnect(connection_id: str):
     """GET: what disconnecting will stop, and a confirm button. POST with confirm=yes: disconnect."""
-    disconnect = _disconnect_service()
-    if disconnect is None:
-        flash("Disconnecting is not available in this build.", "error")
-        return redirect(url_for("admin.connections"))
     if request.method == "GET" or request.form.get("confirm") != "yes":
         impact = admin_queries.disconnect_impact(rt(), tenant_id(), connection_id)  # 404 for another tenant's id
         return render_template("admin/connection_disconnect.html", impact=impact)
-    conn = _connections_service().get_connection(rt(), tenant_id(), connection_id)  # 404 for another tenant's
-    if conn.kind.value == "pipedrive":
-        from refstage.services import pipedrive_connect
-
-        pipedrive_connect.disconnect(rt(), tenant_id(), connection_id, actor=actor())
-    else:
-        disconnect(rt(), tenant_id(), connection_id, actor=actor())
+    conn = connection_service.disconnect(rt(), tenant_id(), connection_id, actor=actor())  # 404 for another tenant's
     flash(f"{conn.name} disconnected: Refstage no longer calls this CRM and its tokens were revoked. "
           "Use Reconnect on its card to connect the same org again.")
     return redirect(url_for("admin.connections"))
@@ -185,8 +148,8 @@ def connection_retry(connection_id: str):
     if request.form.get("scope") == "selected" and not ids:
         flash("Select the failed writes to retry, or use Retry all failed.", "error")
         return redirect(url_for("admin.connection_log", connection_id=connection_id))
-    count = admin_queries.retry_failed_writes(rt(), tenant_id(), connection_id, actor(),
-                                              None if request.form.get("scope") == "all" else ids)
+    count = sync.retry_failed_writes(rt(), tenant_id(), connection_id, actor(),
+                                     None if request.form.get("scope") == "all" else ids)
     flash(f"{count} failed write(s) queued again." if count else "Nothing to retry.")
     return redirect(url_for("admin.connection_log", connection_id=connection_id))
 

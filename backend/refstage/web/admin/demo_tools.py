@@ -12,6 +12,8 @@ from typing import Any
 import requests
 from flask import abort, current_app, flash, redirect, render_template, url_for
 
+from refstage.services import programs as program_service
+from refstage.services import referrals as referral_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import requires, rt, tenant_id
 
@@ -24,12 +26,20 @@ def _urls() -> tuple[str | None, str | None]:
     return os.environ.get("REFSTAGE_DEMO_SALESFORCE_URL"), os.environ.get("REFSTAGE_DEMO_PIPEDRIVE_URL")
 
 
+def _sf_admin() -> tuple[str, str]:
+    """The emulated org's admin sign-in. The credentials belong to the emulator (refstage-devkit), so
+    `refstage demo` hands them to the web process in its environment; the product carries none."""
+    return os.environ.get("REFSTAGE_DEMO_SALESFORCE_USERNAME", ""), os.environ.get("REFSTAGE_DEMO_SALESFORCE_PASSWORD", "")
+
+
 def _sf_token(sf: str) -> str:
     cache = current_app.extensions.setdefault("demo_sf_token", {})
     if sf not in cache:
+        username, password = _sf_admin()
         r = requests.post(f"{sf}/services/oauth2/token", data={
-            "grant_type": "password", "client_id": "refstage-demo", "client_secret": "refstage-demo-secret",
-            "username": "admin@refstage.test", "password": "refstage-demo"}, timeout=10)
+            "grant_type": "password", "client_id": os.environ.get("REFSTAGE_DEMO_SALESFORCE_CLIENT_ID", ""),
+            "client_secret": os.environ.get("REFSTAGE_DEMO_SALESFORCE_CLIENT_SECRET", ""),
+            "username": username, "password": password}, timeout=10)
         r.raise_for_status()
         cache[sf] = r.json()["access_token"]
     return cache[sf]
@@ -47,16 +57,15 @@ def _sf(method: str, sf: str, path: str, **kw: Any) -> requests.Response:
 @requires("admin")
 def demo_tools():
     sf, pd = _urls()
-    with rt().uow(tenant_id()) as uow:
-        referrals = uow.referrals.list(limit=50)
-        programs = {p.id: p for p in uow.programs.list()}
+    referrals = referral_service.list_referrals(rt(), tenant_id(), limit=50)
+    programs = {p.id: p for p in program_service.list_programs(rt(), tenant_id())}
     waiting = sum(1 for r in referrals if r.status.value == "captured")  # the page refreshes itself meanwhile
-    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting)
+    return render_template("admin/demo.html", referrals=referrals, programs=programs, sf=sf, pd=pd, waiting=waiting,
+                           sf_admin=_sf_admin())
 
 
 def _referral(referral_id: str):
-    with rt().uow(tenant_id()) as uow:
-        return uow.referrals.get(referral_id)
+    return referral_service.get_referral(rt(), tenant_id(), referral_id)
 
 
 @bp.post("/demo/<referral_id>/convert")

@@ -15,6 +15,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import InvalidInput
 from refstage.services import notifications as n
+from refstage.services import programs as program_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, actor, requires, rt, tenant_id
 
@@ -48,8 +49,7 @@ def _event(event: str) -> str:
 
 
 def _program(program_id: str):
-    with rt().uow(tenant_id()) as uow:
-        return uow.programs.get(program_id)  # NotFound (404) across tenants
+    return program_service.get_program(rt(), tenant_id(), program_id)  # NotFound (404) across tenants
 
 
 def _unavailable(event: str, subject: str, body: str) -> list[str]:

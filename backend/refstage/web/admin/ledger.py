@@ -8,6 +8,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from refstage.domain.errors import DomainError, InvalidInput
 from refstage.domain.rewards import RewardStatus
 from refstage.services import admin_queries, rewards
+from refstage.services import programs as program_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ADMIN, ALL, actor, back_or, requires, rt, tenant_id
 
@@ -33,8 +34,7 @@ def _filters():
 def ledger():
     status, program_id = _filters()
     rows = admin_queries.ledger(rt(), tenant_id(), status=status, program_id=program_id)
-    with rt().uow(tenant_id()) as uow:
-        programs = uow.programs.list()
+    programs = program_service.list_programs(rt(), tenant_id())
     can_send = payout_sender() is not None
     sent = {}
     if can_send:
@@ -90,10 +90,8 @@ def ledger_send(reward_id: str):
         return redirect(url_for("admin.ledger"))
     from refstage.services.webhooks import PayoutNotAllowed
 
-    with rt().uow(tenant_id()) as uow:
-        uow.rewards.get(reward_id)  # 404 for another tenant's reward
     try:
-        result = send(rt(), tenant_id(), reward_id, actor())
+        result = send(rt(), tenant_id(), reward_id, actor())  # NotFound (404) for another tenant's reward
     except PayoutNotAllowed as exc:
         flash(f"Not sent to the payout system: {exc}.", "error")
         return redirect(back_or(url_for("admin.ledger")))

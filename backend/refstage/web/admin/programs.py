@@ -193,8 +193,9 @@ def _new_program_defaults() -> dict[str, Any]:
 
 
 def _connections():
-    with rt().uow(tenant_id()) as uow:
-        return uow.connections.list()
+    from refstage.services.connections import list_connections
+
+    return list_connections(rt(), tenant_id())
 
 
 def _render(values: dict[str, Any], program=None, errors: dict[str, list[str]] | None = None, status: int = 200,

@@ -9,6 +9,7 @@ from flask import render_template, request
 
 from refstage.domain.errors import InvalidInput
 from refstage.services import admin_queries, reports
+from refstage.services import programs as program_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ALL, requires, rt, tenant_id
 from refstage.web.admin.charts import bar_chart
@@ -41,10 +42,9 @@ def reports_page():
     program_id = args.get("program") or None
     owner_id = args.get("owner") or None
     since, until = _date(args.get("since")), _date(args.get("until"))
-    with rt().uow(tenant_id()) as uow:
-        programs = uow.programs.list()
-        if program_id:
-            uow.programs.get(program_id)  # 404 for another tenant's program
+    programs = program_service.list_programs(rt(), tenant_id())
+    if program_id:
+        program_service.get_program(rt(), tenant_id(), program_id)  # 404 for another tenant's program
     flt = reports.ReportFilter(
         program_id=program_id, owner_id=owner_id,
         since=dt.datetime.combine(since, dt.time(), dt.timezone.utc) if since else None,

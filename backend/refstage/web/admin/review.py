@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from refstage.domain.errors import DomainError, InvalidInput, NotFound
 from refstage.services import admin_queries, referrals, rewards
+from refstage.services import programs as program_service
 from refstage.web.admin import bp
 from refstage.web.admin.auth import ALL, actor, requires, rt, tenant_id
 
@@ -26,8 +27,7 @@ REASON_TEXT = {
 def review():
     program_id = request.args.get("program") or None
     items, duplicates = admin_queries.review_queue(rt(), tenant_id(), program_id=program_id)
-    with rt().uow(tenant_id()) as uow:
-        programs = uow.programs.list()
+    programs = program_service.list_programs(rt(), tenant_id())
     return render_template("admin/review.html", items=items, duplicates=duplicates, reason_text=REASON_TEXT,
                            programs=programs, program_id=program_id or "")
 

@@ -48,13 +48,7 @@ def user_create():
     if not errors:
         try:
             user = tenants.add_user(rt(), tenant_id(), values["email"], values["role"], password or None,
-                                    values["name"].strip(), identity)
-            from refstage.domain.audit import AuditEntry
-
-            with rt().uow(tenant_id()) as uow:
-                uow.audit.append([AuditEntry(tenant_id(), "user", user.id, "created", actor(), rt().now(), None,
-                                             {"email": user.email, "role": user.role.value, "salesforce": bool(identity)})])
-                uow.commit()
+                                    values["name"].strip(), identity, actor=actor())
             flash(f"User {user.email} added as {user.role.value}.")
             return redirect(url_for("admin.users"))
         except InvalidInput as exc:

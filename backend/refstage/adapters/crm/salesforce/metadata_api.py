@@ -1,5 +1,5 @@
 """The Metadata API's `deploy` and `checkDeployStatus` over SOAP (`/services/Soap/m/<version>`), with the
-request and result shapes of the vendored v65 WSDL (emulators/reference/salesforce-wsdl/metadata-v65.wsdl):
+request and result shapes of the vendored v65 WSDL (wsdl/metadata-v65.wsdl here):
 DeployOptions in its xsd:sequence order, DeployResult / DeployMessage / RunTestsResult parsed in full.
 
 simple-salesforce has a deploy helper, but it posts to a `deployRequest` sub-path, parses with the

@@ -1,5 +1,5 @@
 """Validates Metadata API XML against the official v65 schema: the <types> of the vendored
-emulators/reference/salesforce-wsdl/metadata-v65.wsdl (Salesforce's forcedotcom/wsdl, BSD-3-Clause).
+wsdl/metadata-v65.wsdl here (Salesforce's forcedotcom/wsdl, BSD-3-Clause).
 
 For each element: its name must be one the type declares, children must come in xsd:sequence order,
 an element may repeat only if maxOccurs is unbounded, every minOccurs≥1 element must be present, and
@@ -53,7 +53,7 @@ def _local(qname: str) -> str:
 
 
 def _wsdl_text() -> str:
-    return resources.files("refstage").joinpath("emulators", "reference", "salesforce-wsdl", "metadata-v65.wsdl").read_text("utf-8")
+    return resources.files("refstage.adapters.crm.salesforce").joinpath("wsdl", "metadata-v65.wsdl").read_text("utf-8")
 
 
 @functools.lru_cache(maxsize=1)

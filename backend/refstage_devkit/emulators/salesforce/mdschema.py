@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from defusedxml import ElementTree as ET
 
 MD_URI = "http://soap.sforce.com/2006/04/metadata"
 XSD = "{http://www.w3.org/2001/XMLSchema}"
-WSDL_PATH = Path(__file__).resolve().parents[1] / "reference" / "salesforce-wsdl" / "metadata-v65.wsdl"
+# The product validates its own bundles against the same file, so it ships it (refstage.adapters.crm.salesforce).
+WSDL_PATH = Path(str(resources.files("refstage.adapters.crm.salesforce").joinpath("wsdl", "metadata-v65.wsdl")))
 
 
 @dataclass

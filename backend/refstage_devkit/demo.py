@@ -63,7 +63,7 @@ def _install_push_path(sf, hook: str) -> None:
     from xml.sax.saxutils import escape
 
     from refstage.adapters.crm.salesforce.push_installer import TEMPLATE_FILES, template_text
-    from refstage.emulators.salesforce.deploy import deploy_files
+    from refstage_devkit.emulators.salesforce.deploy import deploy_files
 
     values = {"integration_user": escape(sf.org.admin_username), "endpoint_url": escape(hook), "flow_status": "Active"}
     files = {}
@@ -79,8 +79,8 @@ def _install_push_path(sf, hook: str) -> None:
 
 
 def _connect_salesforce(rt, tenant_id: str, sf) -> str:
-    from refstage.emulators.salesforce.consent import browser_consent
-    from refstage.services import connections
+    from refstage_devkit.emulators.salesforce.consent import browser_consent
+    from refstage.services import salesforce_connect as connections
 
     owner = connections.FlowOwner.terminal()  # the seed starts and finishes the flow itself
     started = connections.start_connect(rt, tenant_id, actor=SEED_ACTOR, owner=owner, name="Acme org (emulated)",
@@ -190,7 +190,7 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     from refstage.adapters.db.migrate import upgrade
     from refstage.bootstrap import build_runtime
     from refstage.config import load_settings
-    from refstage.emulators.tls import ensure_certificates
+    from refstage_devkit.emulators.tls import ensure_certificates
     from refstage.logs import configure_logging
 
     configure_logging(json_output=False)
@@ -199,8 +199,8 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
     _log_to(log_file)
     sf = pd = None
     if not no_emulators:
-        from refstage.emulators.pipedrive.server import PipedriveEmulator
-        from refstage.emulators.salesforce.server import SalesforceEmulator
+        from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
+        from refstage_devkit.emulators.salesforce.server import SalesforceEmulator
 
         certs = ensure_certificates(instance.parent / "certs")
         # Standard trust mechanisms, for us and for every child process: never verification off.
@@ -215,6 +215,12 @@ def demo(port: int, salesforce_port: int, pipedrive_port: int, keep: bool, no_em
             raise click.ClickException(f"could not start the CRM emulators on ports {salesforce_port}/{pipedrive_port} "
                                        f"(choose others with --salesforce-port/--pipedrive-port): {exc}") from exc
         os.environ["REFSTAGE_DEMO_SALESFORCE_URL"] = sf.base_url
+        # 'Play the rep' in the console signs in to the emulated org as its admin: the product carries no
+        # demo credentials, so they reach the web process from here.
+        os.environ["REFSTAGE_DEMO_SALESFORCE_CLIENT_ID"] = sf.org.client_id
+        os.environ["REFSTAGE_DEMO_SALESFORCE_CLIENT_SECRET"] = sf.org.client_secret
+        os.environ["REFSTAGE_DEMO_SALESFORCE_USERNAME"] = sf.org.admin_username
+        os.environ["REFSTAGE_DEMO_SALESFORCE_PASSWORD"] = sf.org.admin_password
         os.environ["REFSTAGE_DEMO_PIPEDRIVE_URL"] = pd.base_url
     settings = load_settings()
     upgrade(settings.database_url)

@@ -543,7 +543,7 @@ def _first(root: Any, tag: str) -> Any:
 
 def default_metadata_dir() -> Path:
     """The repository package's objects folder: what a new org installs, through the deploy, by default."""
-    # backend/refstage/emulators/salesforce/schema.py -> the repository root is parents[4]
+    # backend/refstage_devkit/emulators/salesforce/schema.py -> the repository root is parents[4]
     return Path(__file__).resolve().parents[4] / "sfdx" / "force-app" / "main" / "default" / "objects"
 
 

@@ -1,6 +1,6 @@
 """The Pipedrive emulator's Flask app and the in-process runner.
 
-    from refstage.emulators.pipedrive.server import PipedriveEmulator
+    from refstage_devkit.emulators.pipedrive.server import PipedriveEmulator
     with PipedriveEmulator(port=0, seed="demo", cert_dir=tmp) as emu:
         requests.get(emu.base_url + "/api/v2/deals", headers={"x-api-token": emu.api_token},
                      verify=emu.ca_path)
@@ -20,7 +20,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from refstage.emulators.tls import ensure_certificates
+from refstage_devkit.emulators.tls import ensure_certificates
 
 from . import api_v1, api_v2, control, oauth
 from .company import ApiError, Company

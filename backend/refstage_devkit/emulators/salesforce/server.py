@@ -19,7 +19,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from refstage.emulators.tls import ensure_certificates
+from refstage_devkit.emulators.tls import ensure_certificates
 
 from . import ids
 from .errors import SFError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from refstage.emulators.tls import DEFAULT_CERT_DIR
+from refstage_devkit.emulators.tls import DEFAULT_CERT_DIR
 
 
 @click.command("salesforce", context_settings={"auto_envvar_prefix": "REFSTAGE_SF"})

@@ -940,7 +940,7 @@ def install_source(org: Org, source_dir: Path, types: set[str] | None = None,
 
 
 def default_package_dir() -> Path:
-    # backend/refstage/emulators/salesforce/deploy.py -> the repository root is parents[4]
+    # backend/refstage_devkit/emulators/salesforce/deploy.py -> the repository root is parents[4]
     return Path(__file__).resolve().parents[4] / "sfdx" / "force-app"
 
 

@@ -1,4 +1,5 @@
-"""`refstage connection ...`: connect a tenant to Salesforce from a terminal (headless servers)."""
+"""`refstage connection ...`: connect a tenant to its CRMs (Salesforce, Pipedrive) from a terminal
+(headless servers), with the same services the console calls."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 
+from refstage.cli_support import runtime, tenant_id_of
 from refstage.domain.audit import Actor
 
 SETTINGS_HELP = ("Connecting Salesforce needs the External Client App's REFSTAGE_SALESFORCE_CLIENT_ID and "
@@ -35,18 +37,23 @@ def _polite():
 
 
 def _runtime():
-    from refstage.cli_support import runtime
     from refstage.services.runtime import RecordingQueue
 
     return runtime(queue=RecordingQueue())
 
 
-def _tenant_id(rt, slug: str) -> str:
-    with rt.uow() as uow:
-        tenant = uow.tenants.by_slug(slug)
-    if tenant is None:
-        raise click.ClickException(f"no tenant {slug!r}")
-    return tenant.id
+def _finish(redirect_url: str, crm: str, finish_connect, *, reason_keys: tuple[str, ...]):
+    """Finish a flow this terminal started, from the URL the CRM redirected to (it carries the code and
+    state, or the CRM's refusal: the first of `reason_keys` it has)."""
+    from refstage.services.connections import FlowOwner
+
+    query = parse_qs(urlsplit(redirect_url).query)
+    if "error" in query:
+        reason = next(query[key] for key in reason_keys if key in query)[0]
+        raise click.ClickException(f"{crm} refused: {reason}")
+    with _polite():
+        return finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0],
+                              owner=FlowOwner.terminal())
 
 
 @click.group()
@@ -67,11 +74,12 @@ def add_salesforce(tenant: str, login_host: str, name: str, connection_id: str |
     Needs REFSTAGE_SALESFORCE_CLIENT_ID and REFSTAGE_SALESFORCE_CLIENT_SECRET (the External Client
     App's consumer key and secret) in the environment, as the server has them. Connecting an org the
     tenant already has reconnects that connection (same programs, same history)."""
-    from refstage.services.connections import FlowOwner, start_connect
+    from refstage.services.connections import FlowOwner
+    from refstage.services.salesforce_connect import start_connect
 
     rt = _runtime()
     with _polite():
-        started = start_connect(rt, _tenant_id(rt, tenant), actor=Actor.system("cli"), owner=FlowOwner.terminal(),
+        started = start_connect(rt, tenant_id_of(rt, tenant), actor=Actor.system("cli"), owner=FlowOwner.terminal(),
                                 name=name, login_host=login_host, connection_id=connection_id)
     click.echo(f"connection {started.connection_id} is pending. Open this URL, sign in and allow access:\n")
     click.echo(started.authorize_url)
@@ -83,13 +91,9 @@ def add_salesforce(tenant: str, login_host: str, name: str, connection_id: str |
 @click.argument("redirect_url")
 def finish(redirect_url: str) -> None:
     """Complete a connection from the callback URL (it carries the code and state)."""
-    from refstage.services.connections import FlowOwner, finish_connect
+    from refstage.services.salesforce_connect import finish_connect
 
-    query = parse_qs(urlsplit(redirect_url).query)
-    if "error" in query:
-        raise click.ClickException(f"Salesforce refused: {query.get('error_description', query['error'])[0]}")
-    with _polite():
-        conn = finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0], owner=FlowOwner.terminal())
+    conn = _finish(redirect_url, "Salesforce", finish_connect, reason_keys=("error_description", "error"))
     click.echo(f"connected {conn.id} to org {conn.external_org_id} as {conn.external_username} ({conn.instance_url})")
 
 
@@ -107,16 +111,14 @@ def add_pipedrive(tenant: str, api_domain: str | None, api_token: str | None, oa
     """Connect TENANT to a Pipedrive company: with an API token (checked at once), or print the OAuth
     URL to open (then run `refstage connection finish-pipedrive '<redirect URL>'`)."""
     from refstage.services import pipedrive_connect
+    from refstage.services.connections import FlowOwner
 
     rt = _runtime()
-    tenant_id = _tenant_id(rt, tenant)
+    tenant_id = tenant_id_of(rt, tenant)
     with _polite():
         if oauth:
-            from refstage.services.connections import FlowOwner
-
             started = pipedrive_connect.start_connect(rt, tenant_id, actor=Actor.system("cli"), owner=FlowOwner.terminal(),
-                                                      name=name,
-                                                      connection_id=connection_id)
+                                                      name=name, connection_id=connection_id)
             click.echo(f"connection {started.connection_id} is pending. Open this URL, sign in and allow access:\n")
             click.echo(started.authorize_url)
             click.echo("\nThen paste the URL Pipedrive redirected to:  refstage connection finish-pipedrive '<redirect URL>'")
@@ -133,16 +135,9 @@ def add_pipedrive(tenant: str, api_domain: str | None, api_token: str | None, oa
 @click.argument("redirect_url")
 def finish_pipedrive(redirect_url: str) -> None:
     """Complete a Pipedrive OAuth connection from the URL Pipedrive redirected to."""
-    from refstage.services import pipedrive_connect
+    from refstage.services.pipedrive_connect import finish_connect
 
-    query = parse_qs(urlsplit(redirect_url).query)
-    if "error" in query:
-        raise click.ClickException(f"Pipedrive refused: {query['error'][0]}")
-    with _polite():
-        from refstage.services.connections import FlowOwner
-
-        conn = pipedrive_connect.finish_connect(_runtime(), query.get("code", [""])[0], query.get("state", [""])[0],
-                                                owner=FlowOwner.terminal())
+    conn = _finish(redirect_url, "Pipedrive", finish_connect, reason_keys=("error",))
     click.echo(f"connected {conn.id} to Pipedrive company {conn.external_org_id} as {conn.external_username}")
 
 
@@ -153,7 +148,7 @@ def list_(tenant: str) -> None:
     from refstage.services.connections import list_connections
 
     rt = _runtime()
-    for c in list_connections(rt, _tenant_id(rt, tenant)):
+    for c in list_connections(rt, tenant_id_of(rt, tenant)):
         click.echo(f"{c.id}  {c.kind.value:10}  {c.status.value:18}  {c.external_org_id or '-':18}  {c.name}")
 
 
@@ -163,13 +158,11 @@ def list_(tenant: str) -> None:
 @click.confirmation_option(prompt="Disconnect? Syncing stops and the tokens are revoked (reconnect later with --reconnect)")
 def disconnect_(tenant: str, connection_id: str) -> None:
     """Revoke the tokens at the CRM and mark the connection disconnected (nothing is deleted)."""
-    from refstage.services import connections, pipedrive_connect
+    from refstage.services.connections import disconnect
 
     rt = _runtime()
-    tenant_id = _tenant_id(rt, tenant)
+    tenant_id = tenant_id_of(rt, tenant)
     with _polite():
-        kind = connections.get_connection(rt, tenant_id, connection_id).kind.value
-        disconnect = pipedrive_connect.disconnect if kind == "pipedrive" else connections.disconnect
         conn = disconnect(rt, tenant_id, connection_id, actor=Actor.system("cli"))
     click.echo(f"{conn.id}: {conn.status.value}")
 
@@ -184,7 +177,7 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
     from refstage.services import push_path
 
     rt = _runtime()
-    tenant_id = _tenant_id(rt, tenant)
+    tenant_id = tenant_id_of(rt, tenant)
     try:
         if not push_path.request_install(rt, tenant_id, connection_id, actor=Actor.system("cli")):
             raise click.ClickException("a push-path deploy is already queued or running for this connection")
@@ -211,12 +204,10 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
 @click.option("--callback-url", help="OAuth callback (default: <base URL>/salesforce/oauth/callback).")
 def external_client_app(output: Path, contact_email: str, base_url: str | None, callback_url: str | None) -> None:
     """Write the External Client App for this Refstage installation, ready for `sf project deploy start`."""
-    from refstage.adapters.crm.salesforce.eca_bundle import write_bundle
-    from refstage.config import load_settings
+    from refstage.services.salesforce_connect import write_external_client_app
 
     try:
-        write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
-                     callback_url=callback_url)
+        write_external_client_app(output, contact_email=contact_email, base_url=base_url, callback_url=callback_url)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote the External Client App 'Refstage' to {output}. Deploy it to your org with:\n")
@@ -234,7 +225,7 @@ def push_url(tenant: str, connection_id: str) -> None:
     from refstage.services.push_keys import outbound_message_url
 
     rt = _runtime()
-    click.echo(outbound_message_url(rt, _tenant_id(rt, tenant), connection_id))
+    click.echo(outbound_message_url(rt, tenant_id_of(rt, tenant), connection_id))
 
 
 @connection.command("rotate-push-key")
@@ -252,12 +243,13 @@ def rotate_push_key_(tenant: str, connection_id: str, yes: bool) -> None:
         click.confirm(f"Rotate the push key of connection {connection_id}? Pushes using the old key are refused "
                       "at once (the periodic sync still reads every change).", abort=True)
     rt = _runtime()
-    url = rotate_push_key(rt, _tenant_id(rt, tenant), connection_id, Actor.system("cli"))
+    tenant_id = tenant_id_of(rt, tenant)
+    url = rotate_push_key(rt, tenant_id, connection_id, Actor.system("cli"))
     if url:
         click.echo("Push key rotated. Point the org's Outbound Messages at:\n")
         click.echo(url)
     else:  # Pipedrive: this process queues nothing for a worker, so the webhook is re-created here
         from refstage.services.pipedrive_connect import provision
 
-        provision(rt, _tenant_id(rt, tenant), connection_id)
+        provision(rt, tenant_id, connection_id)
         click.echo("Push credentials rotated; the Pipedrive webhook was re-created with them.")

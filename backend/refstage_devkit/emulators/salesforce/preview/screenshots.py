@@ -1,6 +1,6 @@
 """Screenshots of the rep's record pages for docs/install-salesforce.md ("What your reps will see").
 
-``python -m refstage.emulators.salesforce.preview.screenshots [--out docs/images]`` starts an emulated org with the
+``python -m refstage_devkit.emulators.salesforce.preview.screenshots [--out docs/images]`` starts an emulated org with the
 records the Jest fixtures come from, signs in, and captures the Opportunity page (attributed and not) and the
 Account page with the package's components, as built by ``make preview``. Needs Playwright and Debian's Chromium
 (``make browser``).

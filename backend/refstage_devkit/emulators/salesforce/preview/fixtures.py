@@ -4,7 +4,7 @@ Each scenario loads a handful of records (with the ids the Jest tests name) into
 fixture is the org's answer to the request the component's wire adapter makes: the fields and optional
 fields of its ``getRecord``, the related list, fields and sort of its ``getRelatedListRecords``, the record
 type and field of its ``getPicklistValues``, and the GraphQL document of its ``graphql`` wire, read from the
-component's source. ``python -m refstage.emulators.salesforce.preview.fixtures`` rewrites the files;
+component's source. ``python -m refstage_devkit.emulators.salesforce.preview.fixtures`` rewrites the files;
 ``--check`` (run by tests/emulators/salesforce/test_ui_api.py) fails when a file and the org disagree, and
 tests/emulators/salesforce/test_preview_pages.py checks that the compiled components send exactly these requests.
 """
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([str(prettier), "--write", "--log-level=warn", *map(str, written)], check=True)
     if drift:
         print("fixtures differ from the emulated org's UI API answers (regenerate with "
-              "`python -m refstage.emulators.salesforce.preview.fixtures`):\n  " + "\n  ".join(drift))
+              "`python -m refstage_devkit.emulators.salesforce.preview.fixtures`):\n  " + "\n  ".join(drift))
         return 1
     return 0
 

@@ -7,8 +7,8 @@ import importlib
 import click
 
 _EMULATORS = {
-    "salesforce": ("refstage.emulators.salesforce.cli", "salesforce"),
-    "pipedrive": ("refstage.emulators.pipedrive.cli", "pipedrive"),
+    "salesforce": ("refstage_devkit.emulators.salesforce.cli", "salesforce"),
+    "pipedrive": ("refstage_devkit.emulators.pipedrive.cli", "pipedrive"),
 }
 
 
