@@ -24,6 +24,21 @@ class StorageConflict(Exception):
     detail: str = ""
 
 
+class ConcurrentUpdate(StorageConflict):
+    """A row read in this unit of work was changed by another worker before ours was written (optimistic locking:
+    its version moved). Nothing was written; read again and redo the work."""
+
+
+class RecordState:
+    """The newest known state of one CRM record (kept for the records referrals link to)."""
+
+    __slots__ = ("pk", "object", "crm_id", "fields", "modified_at", "deleted", "dirty")
+
+    def __init__(self, pk, obj, crm_id, fields, modified_at, deleted):
+        self.pk, self.object, self.crm_id = pk, obj, crm_id
+        self.fields, self.modified_at, self.deleted, self.dirty = fields, modified_at, deleted, False
+
+
 class UnitOfWork(Protocol):
     """One transaction over the tenant's repositories, as the services use it (implemented in `adapters.db`).
 
@@ -31,8 +46,9 @@ class UnitOfWork(Protocol):
     `after_commit` (enqueueing jobs) runs only once the commit succeeded. The repositories are scoped to
     `tenant_id`; `directory` (public code, API key, connection -> tenant), `sealed_secrets` (the operator's
     key rotation), `intake_backlog` (the form posts the drain captures), `login_throttle` and
-    `rejected_submissions` (form posts the bot checks refused) are the only cross-tenant ones. `commit()` raises
-    `StorageConflict` on a uniqueness race."""
+    `rejected_submissions` (form posts the bot checks refused) are the only cross-tenant ones. A uniqueness race
+    raises `StorageConflict`, a version-checked write that finds its row changed `ConcurrentUpdate`: from
+    `commit()` or, for a repository's batch write, as the `with` block is left."""
 
     tenant_id: str | None
     readonly: bool

@@ -8,19 +8,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
-
-from refstage.adapters.db import models as m
-from refstage.adapters.db.repositories import RecordState
 from refstage.domain import qualification
 from refstage.domain.audit import Actor
 from refstage.domain.money import Money
 from refstage.domain.programs import Program
 from refstage.domain.referrals import CrmRefs, Referral, ReferralStatus
 from refstage.domain.rewards import AdvocateHistory, Reward, RewardRule, RewardStatus, period_start
-from refstage.services.ports import ChangedRecord
+from refstage.services.ports import ChangedRecord, RecordState, StorageConflict
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -78,7 +72,7 @@ def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records
                 try:
                     total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor))
                     break
-                except (StaleDataError, IntegrityError) as exc:
+                except StorageConflict as exc:
                     # Another worker stored the same record or moved the same referral meanwhile:
                     # re-read and apply again; the second pass sees their work and adds nothing twice.
                     log.info("concurrent update while observing changes (%s); retrying chunk (attempt %s)",

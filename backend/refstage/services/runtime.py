@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Protocol
 
@@ -59,8 +59,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# The variant nibble of a version-4 UUID (binary 10xx) for each random hex digit.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its usual text form, exactly as str(uuid.uuid4()) gives it, but written without
+    the UUID object: half the cost, and a big sync makes two ids per change."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, literal_column, select, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -28,6 +29,7 @@ from refstage.domain.review import Flag, ReviewPolicy
 from refstage.domain.rewards import Recipient, Reward, RewardKind, RewardRule, RewardStatus
 from refstage.domain.rules import Rule
 from refstage.domain.tenants import Role, Tenant, User
+from refstage.services.ports import ConcurrentUpdate, RecordState
 
 
 def _now() -> dt.datetime:
@@ -484,6 +486,11 @@ def in_tenant(column: Any, tenant_id: str) -> Any:
     return _NotAnIndexKey(column) == tenant_id
 
 
+class StaleVersion(ConcurrentUpdate, StaleDataError):
+    """A version-checked write found the row changed by another worker. Services catch it as `ConcurrentUpdate`;
+    it is also SQLAlchemy's StaleDataError, as the ORM's own version check raises."""
+
+
 # --- referrals ----------------------------------------------------------------------------------------
 _REF_FIELDS = ("lead_id", "contact_id", "account_id", "opportunity_id", "person_id", "deal_id")
 
@@ -558,11 +565,9 @@ class ReferralRepository(_Scoped):
 
     def save_many(self, referrals: Sequence[Referral]) -> None:
         """Write referrals read with get_many in one executemany, checking each row's version:
-        if another worker changed one meanwhile, StaleDataError (the caller retries)."""
+        if another worker changed one meanwhile, StaleVersion (the caller retries)."""
         if not referrals:
             return
-        from sqlalchemy.orm.exc import StaleDataError
-
         T = m.ReferralRow.__table__
         now = _now()
         params = []
@@ -586,7 +591,7 @@ class ReferralRepository(_Scoped):
 
         changed = execute_many(self.session, "referrals.save_many", statement, params)
         if changed != len(params):
-            raise StaleDataError(f"{len(params) - changed} referral(s) changed by another worker")
+            raise StaleVersion(f"{len(params) - changed} referral(s) changed by another worker")
         for r in referrals:
             self._versions[r.id] += 1
 
@@ -826,6 +831,7 @@ class RewardRepository(_Scoped):
         if not rewards:
             return []
         rows = []
+        now = _now()  # one time for the statement: the datetime's text is then converted once, not per row
         for reward in rewards:
             row = {"id": reward.id, "version": 1, "tenant_id": self.tenant_id, "created_at": reward.created_at,
                    "program_id": reward.program_id, "referral_id": reward.referral_id, "recipient": reward.recipient.value,
@@ -833,7 +839,7 @@ class RewardRepository(_Scoped):
                    "amount": reward.amount.amount, "currency": reward.amount.currency, "status": reward.status.value,
                    "hold_until": reward.hold_until, "flags": [f.to_dict() for f in reward.flags], "decided_by": reward.decided_by,
                    "decision_comment": reward.decision_comment, "decided_at": reward.decided_at, "issued_at": reward.issued_at,
-                   "payout_reference": reward.payout_reference, "updated_at": _now()}
+                   "payout_reference": reward.payout_reference, "updated_at": now}
             rows.append(row)
         try:
             with self.session.begin_nested():
@@ -887,12 +893,16 @@ class RewardRepository(_Scoped):
 # --- audit --------------------------------------------------------------------------------------------
 class AuditRepository(_Scoped):
     def append(self, entries: Iterable[AuditEntry]) -> None:
-        rows = [
+        self.append_rows([
             {"tenant_id": self.tenant_id, "entity_type": e.entity_type, "entity_id": e.entity_id, "action": e.action,
              "actor_kind": e.actor.kind.value, "actor_id": e.actor.id, "actor_label": e.actor.label, "at": e.at,
              "before": e.before, "after": e.after, "reason": e.reason}
             for e in entries
-        ]
+        ])
+
+    def append_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Entries already as the table's rows (the unit of work builds them as changes are recorded): tenant_id,
+        entity_type, entity_id, action, actor_kind, actor_id, actor_label, at, before, after, reason."""
         insert_many(self.session, m.AuditRow.__table__, rows)
 
     def list(self, *, entity_type: str | None = None, entity_id: str | None = None, actor_kind: str | None = None,
@@ -929,14 +939,6 @@ def _audit_entry(r: m.AuditRow) -> AuditEntry:
 
 
 # --- CRM record states -----------------------------------------------------------------------------
-class RecordState:
-    __slots__ = ("pk", "object", "crm_id", "fields", "modified_at", "deleted", "dirty")
-
-    def __init__(self, pk, obj, crm_id, fields, modified_at, deleted):
-        self.pk, self.object, self.crm_id = pk, obj, crm_id
-        self.fields, self.modified_at, self.deleted, self.dirty = fields, modified_at, deleted, False
-
-
 class CrmRecordRepository(_Scoped):
     """Newest known state of CRM records, read and written in batches (Core statements, no ORM rows)."""
 

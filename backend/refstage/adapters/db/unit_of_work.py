@@ -9,6 +9,7 @@ from typing import Callable
 from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from refstage.adapters.db import hot
 from refstage.adapters.db import models as m
@@ -16,7 +17,7 @@ from refstage.adapters.db import auth_repositories as auth_r
 from refstage.adapters.db import repositories as r
 from refstage.adapters.db import webhook_repositories as webhook_r
 from refstage.adapters.db.bulk_insert import insert_many
-from refstage.domain.audit import Actor, AuditEntry, Change
+from refstage.domain.audit import Actor, Change
 from refstage.services.ports import StorageConflict
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ class Conflict(StorageConflict, IntegrityError):
         self.detail = str(error.orig)
 
 
+def _as_storage_conflict(exc: BaseException | None) -> Exception | None:
+    """SQLAlchemy's uniqueness and version-check errors as the ports' exceptions (still instances of SQLAlchemy's,
+    for code that catches those); None for anything else, and for errors already translated."""
+    if isinstance(exc, StorageConflict) or exc is None:
+        return None
+    if isinstance(exc, IntegrityError):
+        return Conflict(exc)
+    if isinstance(exc, StaleDataError):
+        return r.StaleVersion(str(exc))
+    return None
+
+
 class UnitOfWork:
     """The concrete unit of work over SQLAlchemy; services see it through `services.ports.UnitOfWork`."""
 
@@ -43,7 +56,7 @@ class UnitOfWork:
         self.tenant_id = tenant_id
         self.readonly = readonly
         self._after_commit: list[Callable[[], None]] = []
-        self._audit: list[AuditEntry] = []
+        self._audit_rows: list[dict] = []
         self._stale: dict[tuple[str, str, str], dt.datetime] = {}
         self._stale_created: set[tuple[str, str, str]] = set()
         self.pending_rewards: list = []
@@ -100,14 +113,20 @@ class UnitOfWork:
                 self.session.rollback()
         finally:
             self.session.close()
+        storage_error = _as_storage_conflict(exc)
+        if storage_error is not None:
+            raise storage_error from exc
 
     def record(self, changes: list[Change], actor: Actor, default_id: str | None = None) -> None:
         """Stamp entity changes with the actor; they are appended to the audit log with the commit."""
         if not changes:
             return
-        self._audit.extend(
-            AuditEntry(self.tenant_id or "", c.entity_type, c.entity_id or default_id or "", c.action, actor, c.at,
-                       c.before, c.after, c.reason)
+        # Straight to the audit table's rows: a big sync records hundreds of thousands of changes.
+        kind, actor_id, label = actor.kind.value, actor.id, actor.label
+        self._audit_rows.extend(
+            {"tenant_id": self.tenant_id, "entity_type": c.entity_type, "entity_id": c.entity_id or default_id or "",
+             "action": c.action, "actor_kind": kind, "actor_id": actor_id, "actor_label": label, "at": c.at,
+             "before": c.before, "after": c.after, "reason": c.reason}
             for c in changes
         )
         changes.clear()
@@ -139,9 +158,9 @@ class UnitOfWork:
         return inserted
 
     def _flush_buffers(self) -> None:
-        if self._audit:
-            self.audit.append(self._audit)
-            self._audit = []
+        if self._audit_rows:
+            self.audit.append_rows(self._audit_rows)
+            self._audit_rows = []
         if self._stale:
             # Grouped so each DELETE is equality + `entity_id IN`, which both databases answer from the unique
             # index (SQLite scans the whole queue for a row-value IN list: quadratic on a big sync).
@@ -173,10 +192,11 @@ class UnitOfWork:
         try:
             self._flush_buffers()
             self.session.commit()
-        except IntegrityError as exc:
-            if isinstance(exc, Conflict):
+        except (IntegrityError, StaleDataError) as exc:
+            storage_error = _as_storage_conflict(exc)
+            if storage_error is None:
                 raise
-            raise Conflict(exc) from exc
+            raise storage_error from exc
         pending, self._after_commit = self._after_commit, []
         for fn in pending:
             # Enqueueing follow-up work must not undo a commit; anything dropped here is picked
@@ -189,7 +209,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         self.session.rollback()
         self._after_commit.clear()
-        self._audit = []
+        self._audit_rows = []
         self._stale = {}
         self._stale_created = set()
         self.pending_rewards = []
