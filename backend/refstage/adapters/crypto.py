@@ -7,9 +7,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from refstage.services.ports import CredentialsUnreadable  # the services catch the port's error
 
-class CredentialsUnreadable(RuntimeError):
-    """Stored credentials cannot be decrypted with any configured key."""
+__all__ = ["Vault", "CredentialsUnreadable"]
 
 
 class Vault:

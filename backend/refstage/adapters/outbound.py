@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import urllib3
 
+from refstage.services.ports import TargetRefused  # raised here, caught by the services
+
 USER_AGENT = "Refstage-Webhooks/1.0"
 
 
@@ -126,15 +128,6 @@ class HttpResult:
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "169.254.169.253", "100.100.100.200", "168.63.129.16", "fd00:ec2::254", "fd00:ec2::23"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class TargetRefused(ValueError):
-    """A webhook URL we will not contact; `reason` is short and safe to show to the endpoint's owner."""
-
-    def __init__(self, reason: str, *, permanent: bool = True):
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
 
 
 def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address):

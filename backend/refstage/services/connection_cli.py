@@ -204,10 +204,11 @@ def install_push_path(tenant: str, connection_id: str, endpoint_url: str | None)
 @click.option("--callback-url", help="OAuth callback (default: <base URL>/salesforce/oauth/callback).")
 def external_client_app(output: Path, contact_email: str, base_url: str | None, callback_url: str | None) -> None:
     """Write the External Client App for this Refstage installation, ready for `sf project deploy start`."""
+    from refstage.bootstrap import adapter_ports  # no workspace: the bundle needs no database
     from refstage.services.salesforce_connect import write_external_client_app
 
     try:
-        write_external_client_app(output, contact_email=contact_email, base_url=base_url, callback_url=callback_url)
+        write_external_client_app(adapter_ports()["salesforce"], output, contact_email=contact_email, base_url=base_url, callback_url=callback_url)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote the External Client App 'Refstage' to {output}. Deploy it to your org with:\n")

@@ -353,12 +353,9 @@ def oauth_configured(rt: Runtime, kind: CrmKind) -> bool:
     console offers the alternatives (a Pipedrive API token) and names the missing settings."""
     from refstage.services.ports import CrmError
 
-    if kind == CrmKind.SALESFORCE:
-        from refstage.adapters.crm.salesforce.auth import OAuthApp
-    else:
-        from refstage.adapters.crm.pipedrive.auth import OAuthApp  # type: ignore[assignment]
+    connector = rt.salesforce if kind == CrmKind.SALESFORCE else rt.pipedrive
     try:
-        OAuthApp.from_settings(rt.settings)
+        connector.OAuthApp.from_settings(rt.settings)
     except CrmError:
         return False
     return True

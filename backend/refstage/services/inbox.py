@@ -16,6 +16,7 @@ from refstage.domain.connections import ConnectionStatus, CrmConnection, CrmKind
 from refstage.domain.errors import NotFound
 from refstage.domain.inbox import PushedChange
 from refstage.services import push_keys
+from refstage.services.ports import CredentialsUnreadable, MalformedPush
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,10 @@ def _connection(rt: Runtime, connection_id: str) -> tuple[str, CrmConnection] | 
         return None
 
 
-def _claimed(stamp: Any):
+def _claimed(rt: Runtime, stamp: Any):
     """The time a push claims, kept for troubleshooting only (never compared with the CRM's own)."""
-    from refstage.adapters.crm.salesforce.sync import parse_time
-
     try:
-        return parse_time(stamp) if isinstance(stamp, str) else None
+        return rt.salesforce.parse_time(stamp) if isinstance(stamp, str) else None
     except ValueError:
         return None
 
@@ -87,9 +86,7 @@ def _claimed(stamp: Any):
 def receive_outbound_message(rt: Runtime, connection_id: str, push_key: str, body: bytes) -> PushReceipt:
     """An Outbound Message posted to the connection's keyed endpoint. Refusals (PushRefused) say as
     little as possible: unknown connection and wrong key answer alike."""
-    from refstage.adapters.crm.salesforce import outbound_message as om
-
-    if len(body) > om.MAX_BODY:
+    if len(body) > rt.salesforce.MAX_MESSAGE_BODY:
         raise PushRefused(413, "message too large", "too_large")
     found = _connection(rt, connection_id)
     if found is None or found[1].kind != CrmKind.SALESFORCE:
@@ -102,8 +99,8 @@ def receive_outbound_message(rt: Runtime, connection_id: str, push_key: str, bod
     if conn.status != ConnectionStatus.ACTIVE or not conn.external_org_id:
         raise PushRefused(403, "this endpoint does not take messages now", "inactive")
     try:
-        message = om.parse(body)
-    except om.MalformedMessage as exc:
+        message = rt.salesforce.parse_outbound_message(body)
+    except MalformedPush as exc:
         raise PushRefused(400, f"malformed message: {exc}", "malformed") from None
     if message.organization_id[:15] != conn.external_org_id[:15]:
         log.warning("outbound message for connection %s from another org refused", connection_id)
@@ -111,7 +108,7 @@ def receive_outbound_message(rt: Runtime, connection_id: str, push_key: str, bod
     changes = []
     for note in message.notifications:
         delivery = note.notification_id or note.stamp or ""
-        changes.append(PushedChange(note.object, note.id, f"{note.object}:{note.id}:{delivery}", _claimed(note.stamp),
+        changes.append(PushedChange(note.object, note.id, f"{note.object}:{note.id}:{delivery}", _claimed(rt, note.stamp),
                                     {"fields": note.fields, "notification_id": note.notification_id}))
     return record_crm_push(rt, tenant_id, connection_id, SALESFORCE_SOURCE, changes)
 
@@ -122,9 +119,7 @@ def receive_pipedrive_webhook(rt: Runtime, connection_id: str, user: str | None,
     """A webhook delivery with the HTTP Basic credentials Pipedrive was given for this connection.
     `read_payload` returns the parsed JSON body (None if it is not JSON); it is called only once the
     credentials are checked, so a stranger's body is never parsed."""
-    from refstage.adapters.crm.pipedrive.webhooks import MalformedDelivery, check_basic, parse_delivery
-    from refstage.adapters.crypto import CredentialsUnreadable
-
+    pd = rt.pipedrive
     found = _connection(rt, connection_id)
     expected = None
     if found is not None and found[1].kind == CrmKind.PIPEDRIVE:
@@ -134,7 +129,7 @@ def receive_pipedrive_webhook(rt: Runtime, connection_id: str, user: str | None,
             expected = rt.vault.open(sealed).get("webhook") if sealed else None
         except CredentialsUnreadable:
             expected = None
-    if not check_basic(expected or {"user": "x", "password": "x"}, user, password) or expected is None:
+    if not pd.check_basic(expected or {"user": "x", "password": "x"}, user, password) or expected is None:
         if found is not None:
             log.warning("Pipedrive webhook for connection %s refused: bad credentials", connection_id)
         raise PushRefused(401, "unauthorized", "unauthorized")
@@ -147,8 +142,8 @@ def receive_pipedrive_webhook(rt: Runtime, connection_id: str, user: str | None,
     if payload is None:
         raise PushRefused(400, "the body is not JSON", "bad_request")
     try:
-        delivery = parse_delivery(payload, conn.settings.get("custom_names") or {})
-    except MalformedDelivery as exc:
+        delivery = pd.parse_delivery(payload, conn.settings.get("custom_names") or {})
+    except MalformedPush as exc:
         raise PushRefused(400, str(exc), "bad_request") from None
     if delivery.record is None:
         return PushReceipt(0, 0, ignored=delivery.entity)

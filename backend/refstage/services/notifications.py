@@ -19,7 +19,6 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from refstage.adapters import outbound
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.codes import referral_link
 from refstage.domain.errors import InvalidInput, NotFound
@@ -391,7 +390,7 @@ def deliver_email(rt: Runtime, tenant_id: str, outbox_id: str) -> str:
         to, subject, body, attempts = email["to"], email["subject"], email["body"], email["attempts"]
     smtp_url = rt.settings.smtp_url
     if smtp_url:
-        result = outbound.send_email(smtp_url, rt.settings.mail_from, to, subject, body)
+        result = rt.outbound.send_email(smtp_url, rt.settings.mail_from, to, subject, body)
         if result.ok:
             status, error = "sent", None
         else:

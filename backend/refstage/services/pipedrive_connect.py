@@ -31,43 +31,37 @@ def webhook_url(rt: Runtime, connection_id: str) -> str:
 def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Pipedrive",
                     connection_id: str | None = None) -> CrmConnection:
     """The API's half of connecting: a pending connection (see connections.prepare)."""
-    from refstage.adapters.crm.pipedrive.auth import OAuthApp
-
-    OAuthApp.from_settings(rt.settings)  # "not configured" now, not after the admin clicks
+    rt.pipedrive.OAuthApp.from_settings(rt.settings)  # "not configured" now, not after the admin clicks
     return connections.prepare(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, name=name, connection_id=connection_id)
 
 
 def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner, name: str = "Pipedrive",
                   connection_id: str | None = None) -> ConnectStart:
-    from refstage.adapters.crm.pipedrive.auth import OAuthApp, authorize_url
-
+    pd = rt.pipedrive
     connections.check_owner(owner, tenant_id)
-    app = OAuthApp.from_settings(rt.settings)
+    app = pd.OAuthApp.from_settings(rt.settings)
     return connections.open_flow(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, owner=owner, name=name,
-                                 connection_id=connection_id, authorize_url=lambda state: authorize_url(app, state))
+                                 connection_id=connection_id, authorize_url=lambda state: pd.authorize_url(app, state))
 
 
 def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
     """The OAuth callback: check the state and that `owner` started the flow, spend the state, exchange
     the code (HTTP Basic client auth), record the company, seal the tokens, provision fields and the webhook."""
-    from refstage.adapters.crm.pipedrive.auth import OAuthApp, StaticOAuthCredentials, exchange_code
-
+    pd = rt.pipedrive
     flow = connections.checked_callback(rt, CrmKind.PIPEDRIVE, code, state, owner=owner)
     with rt.uow(flow.tenant_id) as uow:  # single use: spend the state before the code is exchanged
         conn = uow.connections.get(flow.connection_id)
         connections.spend(conn, flow)
         uow.connections.save(conn)
         uow.commit()
-    tokens = exchange_code(OAuthApp.from_settings(rt.settings), code)
-    return _activate(rt, flow.tenant_id, flow.connection_id, tokens, StaticOAuthCredentials(tokens), flow.actor)
+    tokens = pd.exchange_code(pd.OAuthApp.from_settings(rt.settings), code)
+    return _activate(rt, flow.tenant_id, flow.connection_id, tokens, pd.StaticOAuthCredentials(tokens), flow.actor)
 
 
 def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: str, api_domain: str,
                       name: str = "Pipedrive", connection_id: str | None = None) -> CrmConnection:
     """The alternative to OAuth: a personal API token (checked against /users/me, then sealed)."""
     from urllib.parse import urlsplit
-
-    from refstage.adapters.crm.pipedrive.auth import ApiTokenCredentials, checked_api_domain
 
     token = (api_token or "").strip()
     parts = urlsplit((api_domain or "").strip())
@@ -76,13 +70,13 @@ def connect_api_token(rt: Runtime, tenant_id: str, *, actor: Actor, api_token: s
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or parts.query:
         raise InvalidInput({"api_domain": "the company's https:// address, e.g. https://acme.pipedrive.com"})
     try:
-        domain = checked_api_domain(rt.settings, api_domain.strip())
+        domain = rt.pipedrive.checked_api_domain(rt.settings, api_domain.strip())
     except CrmError as exc:
         raise InvalidInput({"api_domain": f"{exc} (a Pipedrive company address, e.g. https://acme.pipedrive.com)"}) from None
     conn = connections.prepare(rt, tenant_id, CrmKind.PIPEDRIVE, actor=actor, name=name, connection_id=connection_id)
     secret = {"kind": "api_token", "api_token": token, "api_domain": domain}
     try:
-        return _activate(rt, tenant_id, conn.id, secret, ApiTokenCredentials(token, domain), actor)
+        return _activate(rt, tenant_id, conn.id, secret, rt.pipedrive.ApiTokenCredentials(token, domain), actor)
     except (CrmError, InvalidInput) as exc:
         if connection_id is None:
             _forget_unfinished(rt, tenant_id, conn.id)
@@ -101,11 +95,8 @@ def _forget_unfinished(rt: Runtime, tenant_id: str, connection_id: str) -> None:
 
 def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str, Any], credentials: Any,
               actor: Actor) -> CrmConnection:
-    from refstage.adapters.crm.pipedrive.auth import tls_verify
-    from refstage.adapters.crm.pipedrive.client import PipedriveClient
-    from refstage.adapters.crm.pipedrive.webhooks import new_basic_credentials
-
-    client = PipedriveClient(credentials, verify=tls_verify(rt.settings))
+    pd = rt.pipedrive
+    client = pd.PipedriveClient(credentials, verify=pd.tls_verify(rt.settings))
     me = client.get("v1", "users/me") or {}
     company_id = str(me.get("company_id") or "")
     if not company_id:
@@ -113,7 +104,7 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
 
     def record(uow, conn: CrmConnection) -> tuple[dict[str, Any], dict[str, Any]]:
         old = uow.connections.credentials(conn.id)
-        webhook = (rt.vault.open(old).get("webhook") if old else None) or new_basic_credentials()
+        webhook = (rt.vault.open(old).get("webhook") if old else None) or pd.new_basic_credentials()
         conn.external_org_id = company_id
         conn.external_user_id = str(me.get("id") or "") or None
         conn.external_username = me.get("email")
@@ -131,18 +122,16 @@ def _activate(rt: Runtime, tenant_id: str, connection_id: str, secret: dict[str,
 def provision(rt: Runtime, tenant_id: str, connection_id: str) -> dict[str, Any]:
     """Our custom fields (created if missing) and one deal webhook pointing at this connection's
     receiver. Safe to repeat: existing fields are found by name, stale webhooks to our URL replaced."""
-    from refstage.adapters.crm.pipedrive import webhooks
-    from refstage.adapters.crm.pipedrive.gateway import PipedriveGateway
-
+    pd = rt.pipedrive
     conn = connections.get_connection(rt, tenant_id, connection_id)
-    gateway = PipedriveGateway(rt, conn)
+    gateway = pd.gateway(rt, conn)
     gateway.prepare()
     with rt.uow(tenant_id) as uow:
         basic = rt.vault.open(uow.connections.credentials(connection_id) or "").get("webhook")
     url = webhook_url(rt, connection_id)
-    for hook_id in webhooks.existing(gateway.client, url):
-        webhooks.unregister(gateway.client, hook_id)
-    hook_id = webhooks.register(gateway.client, url, basic)
+    for hook_id in pd.existing_webhooks(gateway.client, url):
+        pd.unregister_webhook(gateway.client, hook_id)
+    hook_id = pd.register_webhook(gateway.client, url, basic)
     with rt.uow(tenant_id) as uow:
         conn = uow.connections.get(connection_id)
         conn.settings.update(gateway.connection.settings)
@@ -155,22 +144,20 @@ def provision(rt: Runtime, tenant_id: str, connection_id: str) -> dict[str, Any]
 
 def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
     """Remove our webhook and revoke the OAuth grant (best effort), then forget the credentials."""
-    from refstage.adapters.crm.pipedrive import auth, webhooks
-    from refstage.adapters.crm.pipedrive.client import PipedriveClient
-
+    pd = rt.pipedrive
     conn, secret = connections.with_credentials(rt, tenant_id, connection_id)
     if conn.kind != CrmKind.PIPEDRIVE:
         raise InvalidInput({"connection": "not a Pipedrive connection"})
     if secret is not None:
         try:
-            client = PipedriveClient(auth.credentials_for(rt, conn), verify=auth.tls_verify(rt.settings))
+            client = pd.PipedriveClient(pd.credentials_for(rt, conn), verify=pd.tls_verify(rt.settings))
             if conn.settings.get("webhook_id"):
-                webhooks.unregister(client, int(conn.settings["webhook_id"]))
+                pd.unregister_webhook(client, int(conn.settings["webhook_id"]))
         except CrmError as exc:
             log.warning("could not remove the Pipedrive webhook of connection %s: %s", connection_id, exc)
         if secret.get("kind") == "oauth" and secret.get("refresh_token"):
             try:
-                if not auth.revoke(auth.OAuthApp.from_settings(rt.settings), secret["refresh_token"]):
+                if not pd.revoke(pd.OAuthApp.from_settings(rt.settings), secret["refresh_token"]):
                     log.warning("Pipedrive did not confirm revoking the tokens of connection %s", connection_id)
             except CrmError as exc:
                 log.warning("revoking the Pipedrive tokens of connection %s failed: %s", connection_id, exc)

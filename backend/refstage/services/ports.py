@@ -1,7 +1,8 @@
 """Ports the services need from the outside world, in domain terms.
 
 The CRM port is implemented by `adapters.crm.salesforce` and `adapters.crm.pipedrive`; the domain
-never sees a SOQL string or a Pipedrive field hash.
+never sees a SOQL string or a Pipedrive field hash. Services reach every adapter through these ports, handed to
+them on the runtime by the composition root (`refstage.bootstrap`), never by importing `refstage.adapters`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,23 @@ class StorageConflict(Exception):
 class ConcurrentUpdate(StorageConflict):
     """A row read in this unit of work was changed by another worker before ours was written (optimistic locking:
     its version moved). Nothing was written; read again and redo the work."""
+
+
+class CredentialsUnreadable(RuntimeError):
+    """Stored credentials cannot be decrypted with any configured key (raised by the runtime's vault)."""
+
+
+class MalformedPush(ValueError):
+    """A CRM's push (an Outbound Message, a webhook delivery) is not in the shape its format requires."""
+
+
+class TargetRefused(ValueError):
+    """A webhook URL we will not contact; `reason` is short and safe to show to the endpoint's owner."""
+
+    def __init__(self, reason: str, *, permanent: bool = True):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
 
 
 class RecordState:
@@ -347,3 +365,100 @@ class CrmGateway(abc.ABC):
         """The object's fields as the CRM describes them, by lower-cased API name (rules are checked
         against it on save and go-live); None when this CRM cannot say, or has no such object."""
         return None
+
+
+class Vault(Protocol):
+    """Seals and opens the secrets stored with connections; `open` raises CredentialsUnreadable."""
+
+    def seal(self, data: dict[str, Any]) -> str: ...
+
+    def open(self, token: str) -> dict[str, Any]: ...
+
+    def rotate(self, token: str) -> str: ...
+
+
+class SalesforceConnector(Protocol):
+    """What the services use of Salesforce beyond the gateway (implemented by `adapters.crm.salesforce.connector`):
+    the connected app and its OAuth flow, the Outbound Message format, the push-path installer, the ECA bundle."""
+
+    OAuthApp: Any  # `.from_settings(settings)`; a CrmError when the app is not configured
+    LOGIN_HOSTS: Mapping[str, str]
+    MAX_MESSAGE_BODY: int
+
+    def login_host_url(self, value: str | None, hosts: Any = None) -> str:
+        """The origin to sign in at; ValueError when the host is not allowed."""
+
+    def pkce_pair(self) -> tuple[str, str]: ...
+
+    def authorize_url(self, app: Any, login_host: str, state: str, code_verifier: str) -> str: ...
+
+    def exchange_code(self, app: Any, login_host: str, code: str, code_verifier: str) -> dict[str, Any]: ...
+
+    def identity(self, token: dict[str, Any], app: Any = None) -> dict[str, Any]: ...
+
+    def org_and_user(self, identity_url: str) -> tuple[str, str]: ...
+
+    def revoke(self, app: Any, login_host: str, token: str) -> bool: ...
+
+    def parse_outbound_message(self, xml: bytes) -> Any:
+        """The message's organization id and notifications; MalformedPush when it is not one."""
+
+    def parse_time(self, value: Any) -> dt.datetime | None: ...
+
+    def push_path_installer(self, rt: Any, connection: Any) -> Any: ...
+
+    def write_bundle(self, output: Any, **kwargs: str) -> list[Any]:
+        """The External Client App bundle written into an empty folder; ValueError names bad input."""
+
+
+class PipedriveConnector(Protocol):
+    """What the services use of Pipedrive beyond the CRM port (implemented by `adapters.crm.pipedrive.connector`):
+    OAuth and API tokens, the API client, and the deal webhook with its HTTP Basic credentials."""
+
+    OAuthApp: Any  # `.from_settings(settings)`; a CrmError when the app is not configured
+    ApiTokenCredentials: Any
+    StaticOAuthCredentials: Any
+    PipedriveClient: Any
+
+    def tls_verify(self, settings: Any) -> bool | str: ...
+
+    def checked_api_domain(self, settings: Any, api_domain: str) -> str: ...
+
+    def authorize_url(self, app: Any, state: str) -> str: ...
+
+    def exchange_code(self, app: Any, code: str) -> dict[str, Any]: ...
+
+    def credentials_for(self, rt: Any, connection: Any, app: Any = None) -> Any: ...
+
+    def revoke(self, app: Any, token: str) -> bool: ...
+
+    def gateway(self, rt: Any, connection: Any) -> Any:
+        """The connection's PipedriveGateway (`prepare()`, `client`, `connection`)."""
+
+    def new_basic_credentials(self) -> dict[str, str]: ...
+
+    def check_basic(self, expected: Mapping[str, str] | None, user: str | None, password: str | None) -> bool: ...
+
+    def parse_delivery(self, body: Any, custom_names: Mapping[str, Mapping[str, str]]) -> Any:
+        """The delivery's event, entity and record; MalformedPush when it is not a webhook payload."""
+
+    def existing_webhooks(self, client: Any, url: str) -> list[int]: ...
+
+    def register_webhook(self, client: Any, url: str, basic: Mapping[str, str]) -> int: ...
+
+    def unregister_webhook(self, client: Any, webhook_id: int) -> None: ...
+
+
+class OutboundSender(Protocol):
+    """Mail and webhook POSTs to the outside world (implemented by `adapters.outbound`)."""
+
+    HttpResult: Any  # (status_code, error): what one POST did
+
+    def send_email(self, smtp_url: str, mail_from: str, to: str, subject: str, body: str) -> Any: ...
+
+    def check_webhook_url(self, url: str, *, allow_private: bool = False) -> None:
+        """TargetRefused when the URL is one we will not contact."""
+
+    def post_json(self, url: str, body: bytes, headers: dict[str, str], *, allow_private: bool = False) -> Any: ...
+
+    def sanitise_reason(self, text: str, limit: int = 200) -> str: ...

@@ -116,14 +116,12 @@ def rotate_push_key(rt: Runtime, tenant_id: str, connection_id: str, actor: Acto
             _mark_installed_push_path_stale(conn)
             uow.connections.save(conn)
         elif conn.kind == CrmKind.PIPEDRIVE:
-            from refstage.adapters.crm.pipedrive.webhooks import new_basic_credentials
-
             sealed = uow.connections.credentials(connection_id)
             if not sealed:
                 raise InvalidInput({"connection": "this connection is not connected; connect it first"})
             secret = rt.vault.open(sealed)
             had = bool(secret.get("webhook"))
-            uow.connections.store_credentials(connection_id, rt.vault.seal({**secret, "webhook": new_basic_credentials()}))
+            uow.connections.store_credentials(connection_id, rt.vault.seal({**secret, "webhook": rt.pipedrive.new_basic_credentials()}))
         else:  # pragma: no cover - a CRM kind without pushes
             raise InvalidInput({"connection": "this connection takes no pushes"})
         uow.audit.append([AuditEntry(tenant_id, "connection", connection_id, "push_key_rotated", actor, now,

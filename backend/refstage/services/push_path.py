@@ -42,9 +42,7 @@ def endpoint_url_for(rt: Runtime, tenant_id: str, connection_id: str) -> str:
 
 
 def installer_for(rt: Runtime, connection: CrmConnection) -> Any:
-    from refstage.adapters.crm.salesforce.push_installer import SalesforcePushPathInstaller
-
-    return SalesforcePushPathInstaller(rt, connection)
+    return rt.salesforce.push_path_installer(rt, connection)
 
 
 def state(connection: CrmConnection) -> dict[str, Any]:

@@ -8,10 +8,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Protocol
 
-from refstage.adapters.crypto import Vault
 from refstage.config import Settings
 from refstage.domain.connections import CrmConnection
-from refstage.services.ports import CrmGateway, FormWrite, Milestone, UnitOfWork, UnitOfWorkFactory
+from refstage.services.ports import (
+    CrmGateway, FormWrite, Milestone, OutboundSender, PipedriveConnector, SalesforceConnector, UnitOfWork,
+    UnitOfWorkFactory, Vault,
+)
 
 
 class JobQueue(Protocol):
@@ -70,8 +72,14 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
+GatewayFactory = Callable[["Runtime", CrmConnection], CrmGateway]
+
+
 @dataclass
 class Runtime:
+    """The services' dependencies. The adapters behind the ports are wired in by `refstage.bootstrap`, the
+    only place that builds a Runtime; services never import `refstage.adapters`."""
+
     settings: Settings
     # The storage adapter's session factory: opaque here; only adapters (the unit of work, the form's hot path)
     # open sessions with it.
@@ -82,7 +90,13 @@ class Runtime:
     jobs: JobQueue = field(default_factory=RecordingQueue)
     clock: Callable[[], dt.datetime] = utcnow
     new_id: Callable[[], str] = new_id
-    gateway_factory: Callable[["Runtime", CrmConnection], CrmGateway] | None = None
+    # Which CRM adapter serves a connection (set by bootstrap); `gateway_factory`, when set, replaces it
+    # (tests put a fake CRM there, and None back for the real one).
+    crm_gateways: GatewayFactory | None = None
+    gateway_factory: GatewayFactory | None = None
+    salesforce: SalesforceConnector | None = None
+    pipedrive: PipedriveConnector | None = None
+    outbound: OutboundSender | None = None
     milestone_cache: MilestoneCache = field(default_factory=MilestoneCache)
 
     def uow(self, tenant_id: str | None = None, *, readonly: bool = False) -> UnitOfWork:
@@ -101,8 +115,7 @@ class Runtime:
         return self.clock()
 
     def gateway(self, connection: CrmConnection) -> CrmGateway:
-        if self.gateway_factory is None:
-            from refstage.adapters.crm.factory import gateway_for
-
-            return gateway_for(self, connection)
-        return self.gateway_factory(self, connection)
+        factory = self.gateway_factory or self.crm_gateways
+        if factory is None:
+            raise RuntimeError("this runtime has no CRM adapters: build it with refstage.bootstrap.build_runtime")
+        return factory(self, connection)

@@ -17,17 +17,16 @@ from refstage.domain.connections import CrmConnection, CrmKind
 from refstage.domain.errors import InvalidInput
 from refstage.services import connections, push_keys
 from refstage.services.connections import ConnectStart, FlowOwner
+from refstage.services.ports import SalesforceConnector
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 CONNECT_HOST_KEY = "connect_login_host"
 
 
-def _login_host(login_host: str, app) -> str:
-    from refstage.adapters.crm.salesforce.auth import login_host_url
-
+def _login_host(rt: Runtime, login_host: str, app) -> str:
     try:
-        return login_host_url(login_host, app.hosts)
+        return rt.salesforce.login_host_url(login_host, app.hosts)
     except ValueError as exc:
         raise InvalidInput({"login_host": str(exc)}) from None
 
@@ -35,9 +34,7 @@ def _login_host(login_host: str, app) -> str:
 def prepare_connect(rt: Runtime, tenant_id: str, *, actor: Actor, name: str = "Salesforce", login_host: str = "production",
                     connection_id: str | None = None) -> CrmConnection:
     """The API's half of connecting: a pending connection and its login host (see connections.prepare)."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp
-
-    host = _login_host(login_host, OAuthApp.from_settings(rt.settings))
+    host = _login_host(rt, login_host, rt.salesforce.OAuthApp.from_settings(rt.settings))
     return connections.prepare(rt, tenant_id, CrmKind.SALESFORCE, actor=actor, name=name, connection_id=connection_id,
                                settings={CONNECT_HOST_KEY: host})
 
@@ -46,31 +43,29 @@ def start_connect(rt: Runtime, tenant_id: str, *, actor: Actor, owner: FlowOwner
                   login_host: str | None = None, connection_id: str | None = None) -> ConnectStart:
     """A new connection (or a reconnect of an existing one): returns the URL to send the admin to. Only
     `owner` can finish the flow. Without `login_host`, a prepared connection's host (or production)."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, authorize_url, pkce_pair
-
+    sf = rt.salesforce
     connections.check_owner(owner, tenant_id)
-    app = OAuthApp.from_settings(rt.settings)
+    app = sf.OAuthApp.from_settings(rt.settings)
     if login_host is None and connection_id:
         prepared = connections.get_connection(rt, tenant_id, connection_id)
         login_host = prepared.settings.get(CONNECT_HOST_KEY) or prepared.login_host
-    host = _login_host(login_host or "production", app)
-    verifier, _ = pkce_pair()
+    host = _login_host(rt, login_host or "production", app)
+    verifier, _ = sf.pkce_pair()
     return connections.open_flow(rt, tenant_id, CrmKind.SALESFORCE, actor=actor, owner=owner, name=name,
                                  connection_id=connection_id, forget=(CONNECT_HOST_KEY,),
                                  sealed_extra={"verifier": verifier, "login_host": host},
-                                 authorize_url=lambda state: authorize_url(app, host, state, verifier))
+                                 authorize_url=lambda state: sf.authorize_url(app, host, state, verifier))
 
 
 def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> CrmConnection:
     """The OAuth callback: check the flow is `owner`'s, exchange the code (with the PKCE verifier),
     record the org, seal the tokens. The state is spent with the tokens stored, in one transaction."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp, exchange_code, identity, org_and_user
-
+    sf = rt.salesforce
     flow = connections.checked_callback(rt, CrmKind.SALESFORCE, code, state, owner=owner)
-    app = OAuthApp.from_settings(rt.settings)
-    token = exchange_code(app, flow.data["login_host"], code, flow.data["verifier"])
-    org_id, user_id = org_and_user(token["id"])
-    ident = identity(token, app)
+    app = sf.OAuthApp.from_settings(rt.settings)
+    token = sf.exchange_code(app, flow.data["login_host"], code, flow.data["verifier"])
+    org_id, user_id = sf.org_and_user(token["id"])
+    ident = sf.identity(token, app)
 
     def record(uow, conn: CrmConnection) -> tuple[dict[str, Any], dict[str, Any]]:
         issued = int(token.get("issued_at") or 0)
@@ -93,25 +88,23 @@ def finish_connect(rt: Runtime, code: str, state: str, *, owner: FlowOwner) -> C
 
 def disconnect(rt: Runtime, tenant_id: str, connection_id: str, *, actor: Actor) -> CrmConnection:
     """Revoke the tokens at Salesforce (best effort: a revoke that fails is logged) and forget them."""
-    from refstage.adapters.crm.salesforce.auth import LOGIN_HOSTS, OAuthApp, revoke
-
+    sf = rt.salesforce
     conn, tokens = connections.with_credentials(rt, tenant_id, connection_id)
     token = tokens and (tokens.get("refresh_token") or tokens.get("access_token"))
     if token and conn.kind == CrmKind.SALESFORCE:
-        if not revoke(OAuthApp.from_settings(rt.settings), conn.login_host or LOGIN_HOSTS["production"], token):
+        if not sf.revoke(sf.OAuthApp.from_settings(rt.settings), conn.login_host or sf.LOGIN_HOSTS["production"], token):
             log.warning("Salesforce did not confirm revoking the tokens of connection %s", connection_id)
     return connections.mark_disconnected(rt, tenant_id, connection_id, actor=actor)
 
 
-def write_external_client_app(output: Path, *, contact_email: str, base_url: str | None = None,
-                              callback_url: str | None = None) -> list[Path]:
+def write_external_client_app(salesforce: SalesforceConnector, output: Path, *, contact_email: str,
+                              base_url: str | None = None, callback_url: str | None = None) -> list[Path]:
     """The External Client App bundle for this installation, written into the empty folder `output`
     (base URL: REFSTAGE_BASE_URL unless given). ValueError names what is wrong with the input."""
-    from refstage.adapters.crm.salesforce.eca_bundle import write_bundle
     from refstage.config import load_settings
 
-    return write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
-                        callback_url=callback_url)
+    return salesforce.write_bundle(output, base_url=base_url or load_settings().base_url, contact_email=contact_email,
+                                   callback_url=callback_url)
 
 
 __all__ = ["prepare_connect", "start_connect", "finish_connect", "disconnect", "write_external_client_app",

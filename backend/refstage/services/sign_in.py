@@ -109,16 +109,12 @@ def _audit_lock(uow, email: str, failures: int, seconds: int, now: dt.datetime, 
 def salesforce_app(rt: Runtime) -> Any:
     """The Salesforce connected app (client id and secret, and `hosts`: where its secret may go); a
     CrmError when it is not configured."""
-    from refstage.adapters.crm.salesforce.auth import OAuthApp
-
-    return OAuthApp.from_settings(rt.settings)
+    return rt.salesforce.OAuthApp.from_settings(rt.settings)
 
 
-def salesforce_login_host(app: Any, value: str | None) -> str:
+def salesforce_login_host(rt: Runtime, app: Any, value: str | None) -> str:
     """`production`, `sandbox` or an allowed My Domain URL as the origin to sign in at; ValueError otherwise."""
-    from refstage.adapters.crm.salesforce.auth import login_host_url
-
-    return login_host_url(value, app.hosts)
+    return rt.salesforce.login_host_url(value, app.hosts)
 
 
 def salesforce_accounts(rt: Runtime, org_id: str, salesforce_user_id: str) -> list[dict[str, str]]:

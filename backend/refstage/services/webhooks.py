@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from refstage.adapters import outbound
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.errors import DomainError, InvalidInput, NotFound
-from refstage.services.ports import UnitOfWork
+from refstage.services.ports import TargetRefused, UnitOfWork
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,8 @@ def _validate(rt: Runtime, url: Any, events: Any, description: Any) -> dict[str,
             errors["url"] = ["webhooks go over https in production"]
         else:
             try:
-                outbound.check_webhook_url(url, allow_private=_private_targets_allowed(rt))
-            except outbound.TargetRefused as exc:
+                rt.outbound.check_webhook_url(url, allow_private=_private_targets_allowed(rt))
+            except TargetRefused as exc:
                 errors["url"] = [f"{exc.reason}; webhooks go to public internet hosts only"]
             else:
                 clean["url"] = url
@@ -254,14 +253,14 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
         url, sealed = endpoint["url"], uow.webhook_endpoints.sealed_secret(endpoint["id"])
         active = endpoint["active"]
     if not active:
-        result = outbound.HttpResult(None, "endpoint disabled")
+        result = rt.outbound.HttpResult(None, "endpoint disabled")
         final = True
     else:
         secret = rt.vault.open(sealed)["secret"]
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {SIGNATURE_HEADER: sign(secret, body, int(now.timestamp())), "Refstage-Event": event,
                    "Refstage-Delivery": delivery_id, "Refstage-Attempt": str(attempts)}
-        result = outbound.post_json(url, body, headers, allow_private=_private_targets_allowed(rt))
+        result = rt.outbound.post_json(url, body, headers, allow_private=_private_targets_allowed(rt))
         final = not result.retryable
     if result.ok:
         status, retry_in = "delivered", None
@@ -273,7 +272,7 @@ def deliver(rt: Runtime, tenant_id: str, delivery_id: str) -> DeliveryOutcome:
     with rt.uow(tenant_id) as uow:
         uow.webhook_deliveries.finish(
             delivery_id, status=status, status_code=result.status_code,
-            error=None if result.ok else outbound.sanitise_reason(result.error or "failed"),
+            error=None if result.ok else rt.outbound.sanitise_reason(result.error or "failed"),
             delivered_at=done if result.ok else None,
             next_attempt_at=done + dt.timedelta(seconds=retry_in) if retry_in is not None else None)
         uow.commit()

@@ -217,7 +217,7 @@ def _pkce() -> tuple[str, str]:
 def login_salesforce():
     try:
         app = sign_in_service.salesforce_app(rt())
-        login_host = sign_in_service.salesforce_login_host(app, request.form.get("login_host") or _login_host_default())
+        login_host = sign_in_service.salesforce_login_host(rt(), app, request.form.get("login_host") or _login_host_default())
         doc = _discover(login_host, app.hosts)
     except ValueError as exc:
         return _oidc_failed(str(exc))
@@ -281,7 +281,7 @@ def login_salesforce_callback():
     try:
         app = sign_in_service.salesforce_app(rt())
         # Checked again before the client secret leaves: the host must still be on today's allow-list.
-        login_host = sign_in_service.salesforce_login_host(app, str(pending.get("login_host") or ""))
+        login_host = sign_in_service.salesforce_login_host(rt(), app, str(pending.get("login_host") or ""))
         if pending.get("issuer") != login_host:
             raise OidcError("the sign-in does not belong to an allowed Salesforce host")
         token_endpoint = app.hosts.same_origin(str(pending["token_endpoint"]), login_host)

@@ -16,13 +16,13 @@ from typing import Any, Mapping
 
 from refstage.adapters.crm.pipedrive.client import PipedriveClient
 from refstage.adapters.crm.pipedrive.records import deal_record, parse_time, person_record
-from refstage.services.ports import ChangedRecord
+from refstage.services.ports import ChangedRecord, MalformedPush
 
 WEBHOOK_NAME = "Refstage deal changes"
 ENTITIES = {"deal": "Deal", "person": "Person"}
 
 
-class MalformedDelivery(ValueError):
+class MalformedDelivery(MalformedPush):
     """The body is not a v2.0 webhook payload."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from defusedxml import ElementTree as ET
 from defusedxml.common import DefusedXmlException
 
+from refstage.services.ports import MalformedPush
+
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OM_NS = "http://soap.sforce.com/2005/09/outbound"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -26,7 +28,7 @@ _SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _SOBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(MalformedPush):
     """The body is not a Salesforce Outbound Message."""
 
 
