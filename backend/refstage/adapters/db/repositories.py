@@ -1382,6 +1382,19 @@ class Directory:
         return list(self.session.scalars(q1))
 
 
+def _narrowed(q: Any, conditions: Sequence[tuple[Any, Any]], when: Any, since: dt.datetime | None,
+              until: dt.datetime | None) -> Any:
+    """`q` with each (condition, value) applied when its value was given, and `when` within [since, until)."""
+    for condition, value in conditions:
+        if value:
+            q = q.where(condition)
+    if since:
+        q = q.where(when >= since)
+    if until:
+        q = q.where(when < until)
+    return q
+
+
 class ReportRepository(_Scoped):
     """The facts the reports group and count, as plain rows streamed to the caller; optional filters narrow
     each to a program, a CRM owner and a time range [since, until)."""
@@ -1391,13 +1404,7 @@ class ReportRepository(_Scoped):
         """(program id, advocate id, enrolled at) per advocate enrolled in the range."""
         A = m.AdvocateRow
         q = select(A.program_id, A.id, A.enrolled_at).where(A.tenant_id == self.tenant_id)
-        if program_id:
-            q = q.where(A.program_id == program_id)
-        if since:
-            q = q.where(A.enrolled_at >= since)
-        if until:
-            q = q.where(A.enrolled_at < until)
-        return self.session.execute(q)
+        return self.session.execute(_narrowed(q, [(A.program_id == program_id, program_id)], A.enrolled_at, since, until))
 
     def referrals(self, *, program_id: str | None = None, owner_id: str | None = None, since: dt.datetime | None = None,
                   until: dt.datetime | None = None) -> Iterable[tuple[Any, ...]]:
@@ -1406,15 +1413,8 @@ class ReportRepository(_Scoped):
         R = m.ReferralRow
         q = select(R.program_id, R.advocate_id, R.crm_owner_id, R.captured_at, R.routed_at, R.qualified_at, R.status).where(
             R.tenant_id == self.tenant_id)
-        if program_id:
-            q = q.where(R.program_id == program_id)
-        if owner_id:
-            q = q.where(R.crm_owner_id == owner_id)
-        if since:
-            q = q.where(R.captured_at >= since)
-        if until:
-            q = q.where(R.captured_at < until)
-        return self.session.execute(q)
+        return self.session.execute(_narrowed(
+            q, [(R.program_id == program_id, program_id), (R.crm_owner_id == owner_id, owner_id)], R.captured_at, since, until))
 
     def issued_rewards(self, *, program_id: str | None = None, owner_id: str | None = None,
                        since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterable[tuple[Any, ...]]:
@@ -1423,15 +1423,9 @@ class ReportRepository(_Scoped):
         R, W = m.ReferralRow, m.RewardRow
         q = select(W.program_id, W.advocate_id, W.referral_id, W.issued_at, W.amount, W.currency).where(
             W.tenant_id == self.tenant_id, W.status == "issued")
-        if program_id:
-            q = q.where(W.program_id == program_id)
-        if owner_id:
-            q = q.where(W.referral_id.in_(select(R.id).where(R.tenant_id == self.tenant_id, R.crm_owner_id == owner_id)))
-        if since:
-            q = q.where(W.issued_at >= since)
-        if until:
-            q = q.where(W.issued_at < until)
-        return self.session.execute(q)
+        held_by_owner = W.referral_id.in_(select(R.id).where(R.tenant_id == self.tenant_id, R.crm_owner_id == owner_id))
+        return self.session.execute(_narrowed(
+            q, [(W.program_id == program_id, program_id), (held_by_owner, owner_id)], W.issued_at, since, until))
 
     def referral_owners(self) -> dict[str, str | None]:
         """The CRM owner of every referral, by referral id (rewards grouped by owner)."""
