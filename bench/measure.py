@@ -40,7 +40,14 @@ def main() -> None:
 
         install(os.environ["REFSTAGE_BENCH_TIMELINE"])
 
+    profiler = None
+    if os.environ.get("REFSTAGE_BENCH_PROFILE"):  # a development aid: pyinstrument's CPU profile to that file
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.002)
     baseline_rss = _peak_rss_mb()
+    if profiler:
+        profiler.start()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if op == "sync":
         from refstage.services.sync import run_sync
@@ -64,6 +71,10 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown op {op}")
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if profiler:
+        profiler.stop()
+        with open(os.environ["REFSTAGE_BENCH_PROFILE"], "w") as out:
+            out.write(profiler.output_text(unicode=False, color=False, show_all=False))
     print(json.dumps({**result, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline_rss}))
 
 
