@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from bench.common import ROOT, bench_env
+from bench.common import ROOT, bench_env, refresh_statistics
 from bench.salesforce_org import CLIENT_ID, CLIENT_SECRET, Org
 
 
@@ -59,6 +59,7 @@ def connect(rt, org: Org, program: dict, settings: dict | None = None) -> tuple[
 def measure(op: str, env: dict[str, str], *, timeline: str | None = None, **args) -> dict:
     """Run one measured operation in a fresh process: its wall time, CPU time and peak RSS are ours alone.
     With `timeline`, its phases are timed into that file (bench/timeline.py)."""
+    refresh_statistics()  # PostgreSQL: current statistics before each measured step, as autovacuum keeps them
     if timeline:
         from bench.timeline import ENV
 

@@ -227,11 +227,13 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
             return stats
         chunk = uow.referrals.get_many(list(touched))
         cache = _RecordCache(uow, connection_id, states)
-        cache.load(linked_records(chunk))
-        for referral in chunk:
-            _follow_conversion(uow, cache, connection_id, referral, now)
-        cache.load(linked_records(chunk))  # conversion may have linked an opportunity, account, contact
-        for obj, ids in linked_records(chunk).items():
+        wanted = linked_records(chunk)
+        cache.load(wanted)
+        converted = [_follow_conversion(uow, cache, connection_id, referral, now) for referral in chunk]
+        if any(converted):  # conversion linked an opportunity, account or contact: their states too
+            wanted = linked_records(chunk)
+            cache.load(wanted)
+        for obj, ids in wanted.items():
             missing = {i for i in ids if cache.get(obj, i) is None}
             if missing:
                 stats.unseen.setdefault(obj, set()).update(missing)
@@ -286,17 +288,18 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
     return stats
 
 
-def _follow_conversion(uow, cache: _RecordCache, connection_id: str, referral: Referral, now: dt.datetime) -> None:
+def _follow_conversion(uow, cache: _RecordCache, connection_id: str, referral: Referral, now: dt.datetime) -> bool:
+    """Link the records the referral's converted lead became; whether its references changed."""
     state = cache.get("Lead", referral.crm.lead_id)
     if state is None or not state.fields.get("IsConverted"):
-        return
+        return False
     refs = CrmRefs(**{col: state.fields.get(name) for name, col in CONVERSION_FIELDS.items()})
     if refs.opportunity_id and refs.opportunity_id != referral.crm.opportunity_id:
         holders = uow.referrals.find_by_crm(connection_id, opportunity_id=refs.opportunity_id)
         if any(h.id != referral.id for h in holders):
             # Two referred leads merged into one deal: the first referral keeps the attribution.
             refs.opportunity_id = None
-    referral.update_crm_refs(refs, now)
+    return referral.update_crm_refs(refs, now)
 
 
 def referrals_needing_fields(programs: Iterable[Program]) -> dict[str, set[str]]:
