@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,20 +34,55 @@ _EMPTIED: set[str] = set()
 
 
 def refresh_statistics() -> None:
-    """On PostgreSQL, ANALYZE the benchmark database after a set-up step, as autovacuum does in a real install.
-    This machine's server runs with autovacuum off: without statistics the planner read the sync's batch look-ups
-    through the wrong index (1.5 s a batch instead of 1 ms, docs/performance.md), a state no production install
-    is in. Nothing to do on SQLite, whose planner needs no statistics for these queries."""
+    """On PostgreSQL, ANALYZE the benchmark database before a measured step. This machine's server runs with
+    autovacuum off, so without this its tables would have no planner statistics, a state no production install
+    is in (docs/decisions/2026-12-02-postgresql-statistics.md). Nothing to do on SQLite."""
     if bench_database() != "postgresql":
         return
+    _analyze(os.environ["REFSTAGE_BENCH_DATABASE_URL"], None)
+
+
+def _analyze(url: str, tables: list[str] | None) -> None:
     from sqlalchemy import create_engine
 
-    engine = create_engine(os.environ["REFSTAGE_BENCH_DATABASE_URL"], isolation_level="AUTOCOMMIT")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+            conn.exec_driver_sql("ANALYZE" + (" " + ", ".join(f'"{t}"' for t in tables) if tables else ""))
     finally:
         engine.dispose()
+
+
+class AutoAnalyze(threading.Thread):
+    """Autovacuum's analyze part, for a server that runs without it: every `naptime` seconds, ANALYZE each table
+    changed by more than 50 rows + 10 % since its last analyze (PostgreSQL's defaults: autovacuum_naptime 60 s,
+    autovacuum_analyze_threshold 50, autovacuum_analyze_scale_factor 0.1). Without it a table that grows from empty
+    during a sync keeps the statistics of an empty table, and batch look-ups on it are planned as if it were."""
+
+    def __init__(self, url: str, naptime: float = 60.0) -> None:
+        super().__init__(name="bench-autoanalyze", daemon=True)
+        self.url, self.naptime = url, naptime
+        self.passes = 0
+
+    def run(self) -> None:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        while True:
+            time.sleep(self.naptime)
+            try:
+                with engine.connect() as conn:
+                    due = [name for (name,) in conn.exec_driver_sql(
+                        "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                        "WHERE s.schemaname = 'public' AND s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)")]
+                    for name in due:
+                        conn.exec_driver_sql(f'ANALYZE "{name}"')
+                self.passes += 1
+            except Exception:  # noqa: BLE001 - the schema is dropped between benchmarks; the next pass tries again
+                continue
+
+
+_AUTOANALYZE: list[AutoAnalyze] = []
 
 
 def _production_path_env(instance: Path) -> dict[str, str]:
@@ -70,6 +106,9 @@ def _production_path_env(instance: Path) -> dict[str, str]:
         engine.dispose()
         redis.Redis.from_url(redis_url).flushdb()
         _EMPTIED.add(str(instance))
+        if not _AUTOANALYZE:  # one for the whole run, as the server's own autovacuum would be
+            _AUTOANALYZE.append(AutoAnalyze(url))
+            _AUTOANALYZE[0].start()
     return {"DATABASE_URL": url, "REDIS_URL": redis_url}
 
 

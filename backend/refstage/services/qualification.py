@@ -31,6 +31,7 @@ LINK_FIELD = {
 # Lead conversion: follow the lookups Salesforce sets, so attribution survives conversion.
 CONVERSION_FIELDS = {"ConvertedOpportunityId": "opportunity_id", "ConvertedAccountId": "account_id", "ConvertedContactId": "contact_id"}
 CHUNK = 2000
+_NO_HISTORY = AdvocateHistory(qualified_count=1)  # frozen: shared by every rule that reads no history
 MAX_RETRIES = 5
 
 
@@ -178,7 +179,7 @@ class _ChunkHistory:
             if rule.key in cache:
                 return cache[rule.key]
             if rule.tier_at is None and rule.cap_period is None:
-                return AdvocateHistory(qualified_count=1)  # nothing in this rule depends on history
+                return _NO_HISTORY  # nothing in this rule depends on history
             total, count = None, 0
             if rule.cap_period:
                 totals, count = self._period_totals(rule, referral.advocate_id)
