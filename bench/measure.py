@@ -48,6 +48,7 @@ def main() -> None:
     baseline_rss = _peak_rss_mb()
     if profiler:
         profiler.start()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if op == "sync":
         from refstage.services.sync import run_sync
@@ -75,7 +76,11 @@ def main() -> None:
         profiler.stop()
         with open(os.environ["REFSTAGE_BENCH_PROFILE"], "w") as out:
             out.write(profiler.output_text(unicode=False, color=False, show_all=False))
-    print(json.dumps({**result, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline_rss}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # cpu_s split: our Python and SQLite's C in user time; system calls (file and socket I/O) in system time.
+    print(json.dumps({**result, "wall_s": wall, "cpu_s": cpu, "cpu_user_s": usage.ru_utime - usage0.ru_utime,
+                      "cpu_system_s": usage.ru_stime - usage0.ru_stime, "peak_rss_mb": _peak_rss_mb(),
+                      "baseline_rss_mb": baseline_rss}))
 
 
 if __name__ == "__main__":

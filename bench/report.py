@@ -229,6 +229,12 @@ def write_report(path: Path) -> None:
              "run's), the date and the machine that produced them. Compare the two columns with care when their modes "
              "or dates differ.",
              "",
+             "PostgreSQL statistics: this machine's PostgreSQL server runs with autovacuum off, so on PostgreSQL the "
+             "benchmarks do its analyze part themselves (`bench.common.AutoAnalyze`, PostgreSQL's default thresholds, "
+             "and an ANALYZE before each measured step), as a production server's autovacuum would; runs before "
+             "2026-12-02 08:00 UTC did not, and their batch look-ups were planned without statistics "
+             "(docs/decisions/2026-12-02-postgresql-statistics.md). The server's own CPU is not in our figures.",
+             "",
              "The speed check (`bench.common.python_speed_ms`: a fixed pure-Python loop, best of 5, lower is faster) is a "
              "rough guide to how fast the machine ran. Machines of the same kind here run at different speeds at different "
              "times, and the check, taken once before the run, does not always catch a slow spell; (a)'s `seed_seconds` "

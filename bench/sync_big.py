@@ -49,6 +49,7 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
         mirrored = org.query_ids("SELECT Id FROM Referral_Reward__c LIMIT 1")
         result = {"opportunities": total, "linked": linked, "seed_seconds": seeded.get("seconds"), "wall_s": ours["wall_s"],
                   "api_calls": ours["api_calls"], "peak_rss_mb": ours["peak_rss_mb"], "cpu_s": ours["cpu_s"],
+                  "cpu_user_s": ours.get("cpu_user_s"), "cpu_system_s": ours.get("cpu_system_s"),
                   "emulator_cpu_s": emulator_cpu, "baseline_rss_mb": ours["baseline_rss_mb"], "status": ours["status"], "pulled": ours["pulled"],
                   "qualified": ours["qualified"], "rewards_created": ours["rewards_created"], "written": ours["written"],
                   "write_failures": ours["write_failures"], "rewards_visible_in_org": bool(mirrored),
