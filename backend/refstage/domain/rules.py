@@ -191,6 +191,12 @@ def field_value(record: Mapping[str, Any], field: str) -> Any:
     return value
 
 
+# What as_number made of a text: a mass update compares the same few values ("Closed Won", a stage name) millions of
+# times, and Decimal's refusal of a non-number is an exception each time. Decimals are immutable; kept small.
+_TEXT_NUMBERS: dict[str, Decimal | None] = {}
+_UNSEEN = object()
+
+
 def as_number(value: Any) -> Decimal | None:
     """A CRM value read as a finite Decimal (numbers, numeric text, Pipedrive money); None if it is not one."""
     kind = value.__class__
@@ -205,11 +211,18 @@ def as_number(value: Any) -> Decimal | None:
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-        return number if number.is_finite() else None
+        found = _TEXT_NUMBERS.get(value, _UNSEEN)
+        if found is _UNSEEN:
+            try:
+                number = Decimal(value.strip())
+            except InvalidOperation:
+                found = None
+            else:
+                found = number if number.is_finite() else None
+            if len(_TEXT_NUMBERS) >= 4096:
+                _TEXT_NUMBERS.clear()
+            _TEXT_NUMBERS[value] = found
+        return found
     if isinstance(value, Mapping) and "value" in value:  # Pipedrive money {"value", "currency"}
         return as_number(value["value"])
     return None

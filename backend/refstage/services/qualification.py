@@ -30,7 +30,7 @@ LINK_FIELD = {
 }
 # Lead conversion: follow the lookups Salesforce sets, so attribution survives conversion.
 CONVERSION_FIELDS = {"ConvertedOpportunityId": "opportunity_id", "ConvertedAccountId": "account_id", "ConvertedContactId": "contact_id"}
-CHUNK = 2000
+CHUNK = 5000
 _NO_HISTORY = AdvocateHistory(qualified_count=1)  # frozen: shared by every rule that reads no history
 MAX_RETRIES = 5
 

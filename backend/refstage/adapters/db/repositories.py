@@ -966,10 +966,13 @@ class CrmRecordRepository(_Scoped):
                 {"tenant_id": self.tenant_id, "connection_id": connection_id, "object_name": s.object, "crm_id": s.crm_id,
                  "fields": s.fields, "modified_at": s.modified_at, "deleted": s.deleted, "updated_at": now} for s in new])
         if changed:
-            self.session.execute(
-                update(T).where(T.c.id == bindparam("b_pk")).values(fields=bindparam("b_fields"), modified_at=bindparam("b_mod"),
-                                                                    deleted=bindparam("b_del"), updated_at=bindparam("b_now")),
-                [{"b_pk": s.pk, "b_fields": s.fields, "b_mod": s.modified_at, "b_del": s.deleted, "b_now": now} for s in changed])
+            def statement():
+                return update(T).where(T.c.id == bindparam("b_pk", type_=T.c.id.type)).values(
+                    fields=bindparam("b_fields", type_=T.c.fields.type), modified_at=bindparam("b_mod", type_=T.c.modified_at.type),
+                    deleted=bindparam("b_del", type_=T.c.deleted.type), updated_at=bindparam("b_now", type_=T.c.updated_at.type))
+
+            execute_many(self.session, "crm_records.write", statement, [
+                {"b_pk": s.pk, "b_fields": s.fields, "b_mod": s.modified_at, "b_del": s.deleted, "b_now": now} for s in changed])
 
 
 # --- inbox of CRM pushes ------------------------------------------------------------------------------
