@@ -218,3 +218,68 @@ def test_enrolment_batch_writes_store_what_the_orm_reads_and_stay_in_their_tenan
         assert [row[0] for row in uow.advocates.pending_links(world.program.id, 10)] == [mine[1].id]
     with rt.uow(other.id) as uow:
         assert uow.advocates.get(theirs.id).link_written_at is None
+
+
+def test_write_back_queue_reads_each_reward_parent_and_removes_exactly_the_rows_given(rt, world):
+    """queued_with_parents joins the queued rewards to their referral; remove() deletes runs of consecutive ids by
+    range and the rest by id, so a row between two removed ones (re-queued meanwhile) and another tenant's stay."""
+    from refstage.adapters.db import models as m
+
+    ref = _referral(rt, world)
+    reward = Reward(id=rt.new_id(), tenant_id=world.tenant.id, program_id=world.program.id, referral_id=ref.id,
+                    recipient=Recipient.ADVOCATE, rule_key="adv", kind=RewardKind.FIXED, amount=Money("5", "USD"),
+                    status=RewardStatus.APPROVED, created_at=rt.now())
+    other = tenants.create_tenant(rt, "Other", "other-q")
+    now = rt.now()
+    with rt.uow(world.tenant.id) as uow:
+        assert uow.rewards.add(reward)
+        uow.session.execute(text("DELETE FROM pending_writes"))
+        rows = [m.PendingWriteRow(tenant_id=world.tenant.id, connection_id=world.connection.id, entity_type="referral",
+                                  entity_id=f"r{i}", enqueued_at=now, attempts=0) for i in range(30)]
+        rows[3] = m.PendingWriteRow(tenant_id=world.tenant.id, connection_id=world.connection.id, entity_type="reward",
+                                    entity_id=reward.id, enqueued_at=now, attempts=0)
+        rows[4] = m.PendingWriteRow(tenant_id=world.tenant.id, connection_id=world.connection.id, entity_type="reward",
+                                    entity_id="gone", enqueued_at=now, attempts=0)
+        rows[20] = m.PendingWriteRow(tenant_id=other.id, connection_id=world.connection.id, entity_type="referral",
+                                     entity_id="theirs", enqueued_at=now, attempts=0)
+        for row in rows:
+            uow.session.add(row)
+            uow.session.flush()  # ids in list order
+        uow.commit()
+    ids = [row.id for row in rows]
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        queued = list(uow.pending_writes.queued_with_parents(world.connection.id, 100))
+        assert list(uow.pending_writes.queued_with_parents(world.connection.id, 2)) == queued[:2]
+    assert [tuple(q) for q in queued] == [
+        (row.id, row.entity_type, row.entity_id, ref.id if row.entity_id == reward.id else None)
+        for row in rows if row.tenant_id == world.tenant.id]
+    kept = {ids[15], ids[27]}  # one inside a long run, one between singles
+    remove = [i for i in ids if i not in kept and i != ids[20]] + [ids[20]]  # another tenant's id is not ours
+    with rt.uow(world.tenant.id) as uow:
+        uow.pending_writes.remove(remove[::-1])  # any order
+        uow.commit()
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        left = {row[0] for row in uow.session.execute(text("SELECT id FROM pending_writes"))}
+    assert left == kept | {ids[20]}
+
+
+def test_live_fields_are_the_known_states_of_records_not_deleted(rt, world):
+    from refstage.services.ports import RecordState
+
+    at = rt.now()
+    with rt.uow(world.tenant.id) as uow:
+        uow.crm_records.write(world.connection.id, [
+            RecordState(None, "Opportunity", "006A", {"StageName": "Won", "Referral__c": "a0B1"}, at, False),
+            RecordState(None, "Opportunity", "006B", {}, at, False),
+            RecordState(None, "Opportunity", "006C", {"StageName": "Lost"}, at, True),
+            RecordState(None, "Account", "001A", {"Name": "Acme"}, at, False)], at)
+        uow.commit()
+    wanted = {"Opportunity": {"006A", "006B", "006C", "006Z"}, "Account": ["001A"]}
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        live = uow.crm_records.live_fields(world.connection.id, wanted)
+        loaded = uow.crm_records.load(world.connection.id, wanted)
+    assert live == {key: state.fields for key, state in loaded.items() if not state.deleted} == {
+        ("Opportunity", "006A"): {"StageName": "Won", "Referral__c": "a0B1"}, ("Opportunity", "006B"): {},
+        ("Account", "001A"): {"Name": "Acme"}}
+    with rt.uow(tenants.create_tenant(rt, "Other", "other-f").id, readonly=True) as uow:
+        assert uow.crm_records.live_fields(world.connection.id, wanted) == {}

@@ -233,6 +233,9 @@ class DeferredRewards(Sequence):
     def __len__(self) -> int:
         return len(self._loaded())
 
+    def __iter__(self) -> Iterator[Reward]:  # the list's own iterator, not one __getitem__ per reward
+        return iter(self._loaded())
+
     def release(self) -> None:
         self._items, self._load = None, None
 

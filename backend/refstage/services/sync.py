@@ -260,18 +260,20 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
     loaded batch by batch as the gateway asks for them, so memory does not grow with the backlog."""
     # The queue rows, compactly: a backlog of hundreds of thousands must not cost hundreds of megabytes.
     row_ids, entity_ids, is_reward = array("q"), [], bytearray()
+    parents: dict[str, str] = {}  # {reward id: referral id} of the queued rewards still stored
     with rt.uow(tenant_id, readonly=True) as uow:
-        for pid, entity_type, entity_id in uow.pending_writes.queued(connection.id, limit):
+        for pid, entity_type, entity_id, referral_id in uow.pending_writes.queued_with_parents(connection.id, limit):
             row_ids.append(pid)
             entity_ids.append(entity_id)
             is_reward.append(entity_type == "reward")
+            if referral_id is not None:
+                parents[entity_id] = referral_id
         if not row_ids:
             return 0
-        parents = uow.rewards.parents(sorted({e for e, r in zip(entity_ids, is_reward) if r}))
     # A reward's mirror needs its referral's mirror to exist first (master-detail): they travel together.
     referral_ids = sorted({e for e, r in zip(entity_ids, is_reward) if not r} | set(parents.values()))
     rewards_of: dict[str, list[str]] = {}
-    for reward_id, referral_id in parents.items():
+    for reward_id, referral_id in sorted(parents.items()):  # each referral's rewards in id order
         rewards_of.setdefault(referral_id, []).append(reward_id)
     reward_count = len(parents)
     del parents
@@ -291,11 +293,10 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
                 advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
                 for program_id in {r.program_id for r in referrals} - set(programs):
                     programs[program_id] = uow.programs.get(program_id)
-                states = uow.crm_records.load(connection.id, linked_records(referrals))
+                states = uow.crm_records.live_fields(connection.id, linked_records(referrals))
             # Rewards are read when the gateway asks: a bulk writer sends the referrals' job first.
             rewards = DeferredRewards(load_rewards([w for ref in chunk for w in rewards_of.get(ref, [])]))
-            yield MirrorBatch([(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals], rewards,
-                              {key: state.fields for key, state in states.items() if not state.deleted})
+            yield MirrorBatch([(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals], rewards, states)
 
     gateway = gateway or rt.gateway(connection)
     result = gateway.mirror_all(batches(), len(referral_ids) + reward_count)

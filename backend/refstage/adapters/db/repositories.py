@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from itertools import chain
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, func, literal_column, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator
 
 from refstage.adapters.db import models as m
 from refstage.adapters.db.bulk_insert import execute_many, insert_many
@@ -555,12 +558,14 @@ class ReferralRepository(_Scoped):
         T = m.ReferralRow.__table__
         out: list[Referral] = []
         self._versions: dict[str, int] = getattr(self, "_versions", {})
-        columns = [T.c[name] for name in _REFERRAL_COLUMNS]
-        for start in range(0, len(referral_ids), 900):
-            for *values, version in self.session.execute(select(*columns, T.c.version).where(
-                    in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + 900]))):
+        columns = _read_columns(T, (*_REFERRAL_COLUMNS, "version"))
+        connection = self.session.connection()  # Core rows: the ORM's execution machinery adds nothing here
+        versions = self._versions
+        for start in range(0, len(referral_ids), _CHUNK):
+            for *values, version in connection.execute(select(*columns).where(
+                    in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + _CHUNK]))).all():
                 out.append(_referral_from(values))
-                self._versions[values[0]] = version
+                versions[values[0]] = version
         return out
 
     def save_many(self, referrals: Sequence[Referral]) -> None:
@@ -733,15 +738,56 @@ _ENUM_VALUES: dict[Any, dict[str, Any]] = {
 }
 
 
+_UNKNOWN = object()
+# The stored JSON texts most rows carry, answered without a decode. Empty containers come back immutable:
+# the converters copy them (or test them for truth) and never hand them out.
+_JSON_TEXTS: dict[Any, Any] = {None: None, "null": None, "[]": (), "{}": MappingProxyType({})}
+
+
+class _ReadJSON(TypeDecorator):
+    """JSON for batch reads: the texts in _JSON_TEXTS from the table, any other by the engine's own decoder.
+    Where the driver decodes (PostgreSQL) nothing changes."""
+
+    impl = JSON
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        decode = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
+        if decode is None:
+            return None
+        texts = _JSON_TEXTS
+
+        def process(value: Any) -> Any:
+            found = texts.get(value, _UNKNOWN)
+            return decode(value) if found is _UNKNOWN else found
+
+        return process
+
+
+_READ_JSON = _ReadJSON()
+
+
+def _read_columns(table: Any, names: Sequence[str]) -> list[Any]:
+    """The columns to select for a batch read, JSON ones with _ReadJSON's decoding."""
+    return [type_coerce(c, _READ_JSON) if isinstance(c.type, JSON) else c for c in (table.c[n] for n in names)]
+
+
+# Ids per IN (...): SQLite before 3.32 allowed 999 variables per statement; psycopg allows 65,535.
+_CHUNK = 900
+
+
 def _read_many(session: Session, table: Any, names: Sequence[str], tenant_id: str, ids: Sequence[str],
                convert: Callable[[Sequence[Any]], Any]) -> list[Any]:
     """Read-only batch load by id (Core rows of `names`, id first; no identity map): in the order asked; NotFound
     if one is missing. UTCDateTime columns come back aware from Core rows as from the ORM."""
     found: dict[str, Any] = {}
     unique = list(dict.fromkeys(ids))
-    columns = [table.c[name] for name in names]
-    for start in range(0, len(unique), 900):
-        for row in session.execute(select(*columns).where(in_tenant(table.c.tenant_id, tenant_id), table.c.id.in_(unique[start:start + 900]))):
+    columns = _read_columns(table, names)
+    # The session's connection: Core rows need none of the ORM's execution machinery.
+    connection = session.connection()
+    for start in range(0, len(unique), _CHUNK):
+        for row in connection.execute(select(*columns).where(in_tenant(table.c.tenant_id, tenant_id),
+                                                             table.c.id.in_(unique[start:start + _CHUNK]))).all():
             found[row[0]] = convert(row)
     missing = [i for i in unique if i not in found]
     if missing:
@@ -756,14 +802,21 @@ _REWARD_COLUMNS = ("id", "tenant_id", "program_id", "referral_id", "recipient", 
 _REWARD_VALUES = attrgetter(*_REWARD_COLUMNS)  # an ORM row's values, in that order
 
 
-def _reward_from(v: Sequence[Any]) -> Reward:
-    """From the values of _REWARD_COLUMNS, in that order."""
+def _reward_from(v: Sequence[Any], money: dict[tuple[Any, str], Money] | None = None) -> Reward:
+    """From the values of _REWARD_COLUMNS, in that order. `money`: Money already made, by (stored amount,
+    currency); a batch read's rewards mostly share a few amounts, and Money is immutable."""
     (id_, tenant_id, program_id, referral_id, recipient, rule_key, kind, amount, currency, status, created_at,
      advocate_id, hold_until, flags, decided_by, decision_comment, decided_at, issued_at, payout_reference) = v
+    if money is None:
+        value = Money(Decimal(amount), currency)
+    else:
+        value = money.get((amount, currency))
+        if value is None:
+            value = money[(amount, currency)] = Money(Decimal(amount), currency)
     return Reward(
         id=id_, tenant_id=tenant_id, program_id=program_id, referral_id=referral_id,
         recipient=_enum(Recipient, recipient), rule_key=rule_key, kind=_enum(RewardKind, kind),
-        amount=Money(Decimal(amount), currency), status=_enum(RewardStatus, status), created_at=created_at,
+        amount=value, status=_enum(RewardStatus, status), created_at=created_at,
         advocate_id=advocate_id, hold_until=hold_until, flags=[Flag.from_dict(f) for f in flags] if flags else [],
         decided_by=decided_by, decision_comment=decision_comment, decided_at=decided_at,
         issued_at=issued_at, payout_reference=payout_reference,
@@ -802,16 +855,9 @@ class RewardRepository(_Scoped):
 
     def get_many(self, reward_ids: Sequence[str]) -> list[Reward]:
         """Read-only batch load (write-back): one query per 900 ids."""
-        return _read_many(self.session, m.RewardRow.__table__, _REWARD_COLUMNS, self.tenant_id, reward_ids, _reward_from)
-
-    def parents(self, reward_ids: Sequence[str]) -> dict[str, str]:
-        """{reward id: referral id}, two columns only (the write-back plans its batches with it)."""
-        T = m.RewardRow.__table__
-        out: dict[str, str] = {}
-        for start in range(0, len(reward_ids), 900):
-            out.update(self.session.execute(select(T.c.id, T.c.referral_id).where(
-                in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(reward_ids[start:start + 900]))).all())
-        return out
+        money: dict[tuple[Any, str], Money] = {}
+        return _read_many(self.session, m.RewardRow.__table__, _REWARD_COLUMNS, self.tenant_id, reward_ids,
+                          lambda v: _reward_from(v, money))
 
     def for_referral(self, referral_id: str) -> list[Reward]:
         rows = self.session.scalars(select(m.RewardRow).where(m.RewardRow.tenant_id == self.tenant_id, m.RewardRow.referral_id == referral_id))
@@ -955,6 +1001,23 @@ class CrmRecordRepository(_Scoped):
                     if modified_at is not None and modified_at.tzinfo is None:
                         modified_at = modified_at.replace(tzinfo=dt.timezone.utc)
                     out[(obj, crm_id)] = RecordState(pk, obj, crm_id, dict(fields or {}), modified_at, bool(deleted))
+        return out
+
+    def live_fields(self, connection_id: str, wanted: dict[str, Iterable[str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """{(object, id): fields} of the wanted records known and not deleted: load()'s answer as the write-back
+        uses it, without the record states around it. Read-only: the dicts are not copied."""
+        T = m.CrmRecordRow.__table__
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        connection = self.session.connection()
+        columns = _read_columns(T, ("crm_id", "fields"))
+        for obj, ids in wanted.items():
+            ids = list(ids)
+            for start in range(0, len(ids), _CHUNK):
+                rows = connection.execute(select(*columns).where(
+                    in_tenant(T.c.tenant_id, self.tenant_id), T.c.connection_id == connection_id, T.c.object_name == obj,
+                    T.c.crm_id.in_(ids[start:start + _CHUNK]), T.c.deleted.is_(False))).all()
+                for crm_id, fields in rows:
+                    out[(obj, crm_id)] = fields if fields.__class__ is dict else dict(fields or {})
         return out
 
     def write(self, connection_id: str, states: Iterable[RecordState], now: dt.datetime) -> None:
@@ -1163,11 +1226,35 @@ class PendingWriteRepository(_Scoped):
         return self.session.execute(select(P.id, P.entity_type, P.entity_id).where(
             P.tenant_id == self.tenant_id, P.connection_id == connection_id).order_by(P.id).limit(limit))
 
+    def queued_with_parents(self, connection_id: str, limit: int) -> Iterable[tuple[int, str, str, str | None]]:
+        """queued()'s rows, each with its reward's referral id (None for a referral, or a reward no longer stored):
+        one join instead of asking for the rewards by id. Streamed."""
+        P, R = m.PendingWriteRow.__table__, m.RewardRow.__table__
+        reward = and_(P.c.entity_type == "reward", R.c.id == P.c.entity_id, in_tenant(R.c.tenant_id, self.tenant_id))
+        result = self.session.connection().execute(
+            select(P.c.id, P.c.entity_type, P.c.entity_id, R.c.referral_id).select_from(P.outerjoin(R, reward))
+            .where(P.c.tenant_id == self.tenant_id, P.c.connection_id == connection_id).order_by(P.c.id).limit(limit))
+        return chain.from_iterable(result.partitions(5_000))
+
     def remove(self, row_ids: Sequence[int]) -> None:
-        """By row id: an entity re-queued meanwhile has a new row, which stays."""
+        """By row id: an entity re-queued meanwhile has a new row, which stays. Runs of consecutive ids go by range
+        (every id of such a run is one asked for, so the range holds no other row); the rest by IN (...)."""
         P = m.PendingWriteRow
-        for start in range(0, len(row_ids), 900):
-            self.session.execute(delete(P).where(P.tenant_id == self.tenant_id, P.id.in_(list(row_ids[start:start + 900]))))
+        ids = sorted(row_ids)
+        single: list[int] = []
+        start = 0
+        while start < len(ids):
+            end = start
+            while end + 1 < len(ids) and ids[end + 1] == ids[end] + 1:
+                end += 1
+            if end - start >= 8:
+                # >= and <= rather than BETWEEN: the session can apply them to loaded rows without a RETURNING fetch.
+                self.session.execute(delete(P).where(P.tenant_id == self.tenant_id, P.id >= ids[start], P.id <= ids[end]))
+            else:
+                single.extend(ids[start:end + 1])
+            start = end + 1
+        for start in range(0, len(single), _CHUNK):
+            self.session.execute(delete(P).where(P.tenant_id == self.tenant_id, P.id.in_(single[start:start + _CHUNK])))
 
     def record_failure(self, row_id: int, connection_id: str, entity_type: str, entity_id: str, message: str,
                        at: dt.datetime) -> None:

@@ -9,7 +9,7 @@ import io
 import logging
 import tempfile
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from simple_salesforce.bulk2 import Operation, SFBulk2Type
 
@@ -251,17 +251,33 @@ class CsvSpool:
         self.file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", newline="")
         self.writer: Any = None
         self.columns: list[str] = []
+        self._given: Sequence[str] | None = None  # the columns add_values() was first given
         self.rows = 0
 
     def add(self, row: dict[str, Any]) -> None:
         if self.writer is None:
-            self.columns = list(row)
-            self.writer = csv.writer(self.file, lineterminator="\n")
-            self.writer.writerow(self.columns)
+            self._start(list(row))
         # A column the row lacks is written empty (Bulk leaves the field as it is); keys beyond the columns are ignored.
         self.writer.writerow(["#N/A" if v is None else "true" if v is True else "false" if v is False else v
                               for v in (row.get(k, "") for k in self.columns)])
         self.rows += 1
+
+    def add_values(self, columns: Sequence[str], values: Sequence[Any]) -> None:
+        """A row as its values in the order of `columns` (every row of the spool has the same): no dict to build
+        and look up for a backlog's rows. Cells as add() writes them."""
+        if self.writer is None:
+            self._start(list(columns))
+            self._given = columns
+        elif columns is not self._given and list(columns) != self.columns:
+            raise ValueError(f"a row with columns {list(columns)} in a spool of {self.columns}")
+        self.writer.writerow(["#N/A" if v is None else "true" if v is True else "false" if v is False else v
+                              for v in values])
+        self.rows += 1
+
+    def _start(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.writer = csv.writer(self.file, lineterminator="\n")
+        self.writer.writerow(columns)
 
     def payload(self) -> bytes:
         self.file.flush()

@@ -44,6 +44,15 @@ REVIEW_REASONS = {r.value for r in Reason}
 CUSTOMER_TYPE_PREFIX = "Customer"
 # Fixed key prefixes of the standard objects a push can name (the first three characters of their ids).
 KEY_PREFIX = {"Lead": "00Q", "Contact": "003", "Account": "001", "Opportunity": "006"}
+# The write-back's columns, in the order the row builders give their values.
+REFERRAL_FIELDS = (EXTERNAL_ID, "Program__c", "Advocate__c", "Referred_Lead__c", "Referred_Contact__c",
+                   "Referred_Account__c", "Referred_Opportunity__c", "Friend_Name__c", "Friend_Email__c",
+                   "Friend_Company__c", "Referral_Code__c", "Status__c", "Source__c", "Review_Reason__c",
+                   "Captured_Date__c", "Routed_Date__c", "Qualified_Date__c", "Rewarded_Date__c")
+_REWARD_REST = ("Recipient__c", "Amount__c", "Currency_Code__c", "Type__c", "Status__c", "Hold_Until__c",
+                "Issued_Date__c", "Review_Reason__c")
+REWARD_FIELDS_BY_ID = (EXTERNAL_ID, "Referral__c", *_REWARD_REST)
+REWARD_FIELDS_BY_REFERENCE = (EXTERNAL_ID, f"Referral__r.{EXTERNAL_ID}", *_REWARD_REST)
 
 
 # Types of the standard fields enrolment reads, fixed by Salesforce (lower-case names, as the describe map).
@@ -58,12 +67,42 @@ def _split_name(name: str) -> tuple[str | None, str]:
     return " ".join(parts[:-1])[:40], parts[-1][:80]
 
 
+_UTC = dt.timezone.utc
+_last_dt: tuple[Any, Any] = (None, None)
+
+
 def _dt(value: dt.datetime | None) -> str | None:
-    return soql.datetime_literal(value) if value else None
+    """soql.datetime_literal, faster for a backlog's rows: the same text by isoformat (milliseconds truncated, as
+    there), and the last value's text again for an equal value (rows of one batch share their timestamps)."""
+    global _last_dt
+    if not value:
+        return None
+    seen, text = _last_dt
+    if value == seen:  # the same instant: the same UTC text
+        return text
+    if value.tzinfo is None or value.year < 1000:  # the error, or strftime's unpadded year, as there
+        text = soql.datetime_literal(value)
+    else:
+        text = (value if value.tzinfo is _UTC else value.astimezone(_UTC)).replace(tzinfo=None).isoformat(
+            "T", "milliseconds") + "Z"
+    _last_dt = (value, text)  # one assignment: a thread reading it sees a matching pair
+    return text
+
+
+_last_date: tuple[Any, Any] = (None, None)
 
 
 def _date(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).date().isoformat() if value else None
+    """The UTC date; the last value's text again for an equal value (a batch's rewards share their hold date)."""
+    global _last_date
+    if not value:
+        return None
+    seen, text = _last_date
+    if value == seen:
+        return text
+    text = (value if value.tzinfo is _UTC else value.astimezone(_UTC)).date().isoformat()
+    _last_date = (value, text)
+    return text
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -568,7 +607,7 @@ class SalesforceGateway(CrmGateway):
                     if program.id not in program_ids:
                         failed[referral.id] = failed.get(program.id) or "its program was not mirrored"
                         continue
-                    referrals.add(self._referral_row(referral, advocate, program_ids[program.id]))
+                    referrals.add_values(REFERRAL_FIELDS, self._referral_values(referral, advocate, program_ids[program.id]))
                     written.add(referral.id)
                     in_batch.append(referral)
                 targets = self._link_rows(in_batch, batch.record_states)
@@ -585,7 +624,7 @@ class SalesforceGateway(CrmGateway):
                     if reward.referral_id not in written:
                         failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
                         continue
-                    rewards.add(self._reward_row(reward, None))
+                    rewards.add_values(REWARD_FIELDS_BY_REFERENCE, self._reward_values(reward, reward.referral_id))
                 release = getattr(batch_rewards, "release", None)
                 if release is not None:
                     release()
@@ -666,29 +705,38 @@ class SalesforceGateway(CrmGateway):
 
     @staticmethod
     def _referral_row(referral: Referral, advocate: Advocate, program_sf_id: str | None) -> dict[str, Any]:
+        return dict(zip(REFERRAL_FIELDS, SalesforceGateway._referral_values(referral, advocate, program_sf_id)))
+
+    @staticmethod
+    def _referral_values(referral: Referral, advocate: Advocate, program_sf_id: str | None) -> tuple[Any, ...]:
+        """A Referral__c row's values, in the order of REFERRAL_FIELDS (a Bulk CSV row needs no dict)."""
         advocate_contact = advocate.crm_contact_id or (advocate.crm_id if advocate.crm_object == "Contact" else None)
-        reason = next((f.reason.value for f in referral.flags if f.reason.value in REVIEW_REASONS), None)
+        reason = None
+        if referral.flags:
+            reason = next((f.reason.value for f in referral.flags if f.reason.value in REVIEW_REASONS), None)
         if referral.status_reason in REVIEW_REASONS:
             reason = referral.status_reason
-        return {
-            EXTERNAL_ID: referral.id, "Program__c": program_sf_id, "Advocate__c": advocate_contact,
-            "Referred_Lead__c": referral.crm.lead_id, "Referred_Contact__c": referral.crm.contact_id,
-            "Referred_Account__c": referral.crm.account_id, "Referred_Opportunity__c": referral.crm.opportunity_id,
-            "Friend_Name__c": referral.friend_name, "Friend_Email__c": referral.friend_email,
-            "Friend_Company__c": referral.friend_company, "Referral_Code__c": advocate.code,
-            "Status__c": referral.status.value, "Source__c": referral.source.value, "Review_Reason__c": reason,
-            "Captured_Date__c": _dt(referral.captured_at), "Routed_Date__c": _dt(referral.routed_at),
-            "Qualified_Date__c": _dt(referral.qualified_at), "Rewarded_Date__c": _dt(referral.rewarded_at),
-        }
+        crm = referral.crm
+        return (referral.id, program_sf_id, advocate_contact, crm.lead_id, crm.contact_id, crm.account_id,
+                crm.opportunity_id, referral.friend_name, referral.friend_email, referral.friend_company, advocate.code,
+                referral.status.value, referral.source.value, reason, _dt(referral.captured_at), _dt(referral.routed_at),
+                _dt(referral.qualified_at), _dt(referral.rewarded_at))
 
     @staticmethod
     def _reward_row(reward: Reward, referral_sf_id: str | None) -> dict[str, Any]:
         """The parent by Salesforce id, or (None: a Bulk write) by the referral's external id."""
-        reason = next((f.reason.value for f in reward.flags if f.reason.value in REVIEW_REASONS), None)
-        parent = {"Referral__c": referral_sf_id} if referral_sf_id else {f"Referral__r.{EXTERNAL_ID}": reward.referral_id}
-        return {
-            EXTERNAL_ID: reward.id, **parent, "Recipient__c": reward.recipient.value,
-            "Amount__c": float(reward.amount.amount), "Currency_Code__c": reward.amount.currency,
-            "Type__c": reward.kind.value, "Status__c": reward.status.value, "Hold_Until__c": _date(reward.hold_until),
-            "Issued_Date__c": _date(reward.issued_at), "Review_Reason__c": reason,
-        }
+        if referral_sf_id:
+            return dict(zip(REWARD_FIELDS_BY_ID, SalesforceGateway._reward_values(reward, referral_sf_id)))
+        return dict(zip(REWARD_FIELDS_BY_REFERENCE, SalesforceGateway._reward_values(reward, reward.referral_id)))
+
+    @staticmethod
+    def _reward_values(reward: Reward, parent: str) -> tuple[Any, ...]:
+        """A Referral_Reward__c row's values, in the order of REWARD_FIELDS_BY_ID (`parent`: a Salesforce id) or
+        REWARD_FIELDS_BY_REFERENCE (`parent`: the referral's id)."""
+        reason = None
+        if reward.flags:
+            reason = next((f.reason.value for f in reward.flags if f.reason.value in REVIEW_REASONS), None)
+        amount = reward.amount
+        return (reward.id, parent, reward.recipient.value, float(amount.amount), amount.currency, reward.kind.value,
+                reward.status.value, _date(reward.hold_until), _date(reward.issued_at), reason)
+
