@@ -56,22 +56,24 @@ class UTCDateTime(TypeDecorator):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
         utc = dt.timezone.utc
-        last: tuple[Any, Any] = (None, None)
+        # Texts of recent values, by identity: a big sync binds millions of datetimes, most of them one of a few
+        # `now`s again. A dict, not a single last value: one processor serves every datetime column of a row.
+        recent: dict[int, tuple[dt.datetime, str]] = {}
 
         def process(value: dt.datetime | None) -> str | None:
-            # The text SQLAlchemy's SQLite DATETIME stores ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC), written in one
-            # step: a big sync binds millions of datetimes, most of them the same `now` again (hence `last`).
-            nonlocal last
+            # The text SQLAlchemy's SQLite DATETIME stores ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC), in one step.
             if value is None:
                 return None
-            seen, text = last
-            if value is seen:
-                return text
+            seen = recent.get(id(value))
+            if seen is not None and seen[0] is value:
+                return seen[1]
             tz = value.tzinfo
             if tz is None:
                 raise ValueError("naive datetime given to the database")
             text = (value if tz is utc else value.astimezone(utc)).replace(tzinfo=None).isoformat(" ", "microseconds")
-            last = (value, text)  # one assignment: a thread reading it sees a matching pair
+            if len(recent) >= 64:
+                recent.clear()
+            recent[id(value)] = (value, text)  # the value itself is kept: its id cannot be reused meanwhile
             return text
 
         return process
@@ -81,23 +83,24 @@ class UTCDateTime(TypeDecorator):
             return super().result_processor(dialect, coltype)
         fallback = super().result_processor(dialect, coltype)
         utc = dt.timezone.utc
-        last: tuple[Any, Any] = (None, None)
+        recent: dict[str, dt.datetime] = {}  # as in bind_processor: one processor reads every datetime column
 
         def process(value: str | None) -> dt.datetime | None:
             # The stored text straight to an aware datetime (batch reads convert hundreds of thousands of them,
             # many the same); anything fromisoformat does not read goes the usual way.
-            nonlocal last
             if value is None:
                 return None
-            seen, parsed = last
-            if value == seen:
+            parsed = recent.get(value)
+            if parsed is not None:
                 return parsed
             try:
                 parsed = dt.datetime.fromisoformat(value)
             except (TypeError, ValueError):
                 return fallback(value)
             parsed = parsed.replace(tzinfo=utc) if parsed.tzinfo is None else parsed.astimezone(utc)
-            last = (value, parsed)
+            if len(recent) >= 64:
+                recent.clear()
+            recent[value] = parsed
             return parsed
 
         return process
