@@ -99,3 +99,19 @@ def big_change_set(total: int, linked: int, *, naive: bool = True, naive_limit_s
 
 def run(quick: bool) -> dict:
     return big_change_set(100_000, 10_000, naive_limit_s=120.0) if quick else big_change_set(1_000_000, 100_000)
+
+
+if __name__ == "__main__":
+    # `python -m bench.sync_big [OPPORTUNITIES]`: (a) without the naive and competent sides, for A/B runs of our own
+    # cost (10 % of the opportunities linked and changed); REFSTAGE_BENCH_PROFILE=FILE adds a pyinstrument profile.
+    import json
+    import sys
+
+    from bench.common import python_speed_ms
+
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    speed = python_speed_ms()
+    figures = big_change_set(size, size // 10, naive=False)
+    print(json.dumps({"speed_check_ms": speed, **{k: figures.get(k) for k in (
+        "opportunities", "linked", "wall_s", "cpu_s", "cpu_user_s", "cpu_system_s", "emulator_cpu_s", "api_calls",
+        "pulled", "rewards_created", "written", "peak_rss_mb", "seed_seconds")}}))
