@@ -263,6 +263,28 @@ def test_write_back_queue_reads_each_reward_parent_and_removes_exactly_the_rows_
     assert left == kept | {ids[20]}
 
 
+def test_a_write_back_that_read_the_newest_queue_row_leaves_its_re_queued_row_alone(rt, world):
+    """Re-queueing replaces the row; the new row must not get the old row's id back (SQLite reuses the largest
+    id without AUTOINCREMENT), or the write-back that read the old row deletes the newer change with it."""
+    with rt.uow(world.tenant.id) as uow:
+        uow.session.execute(text("DELETE FROM pending_writes"))
+        uow.mark_stale(world.connection.id, "referral", "older", rt.now())
+        uow.mark_stale(world.connection.id, "referral", "newest", rt.now())
+        uow.commit()
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        read = {entity_id: row_id for row_id, _, entity_id in uow.pending_writes.queued(world.connection.id, 10)}
+    with rt.uow(world.tenant.id) as uow:  # the entity changes again while the write-back is in the CRM
+        uow.mark_stale(world.connection.id, "referral", "newest", rt.now())
+        uow.commit()
+    with rt.uow(world.tenant.id) as uow:  # the write-back finishes: it removes the rows it read
+        uow.pending_writes.remove(sorted(read.values()))
+        uow.commit()
+    with rt.uow(world.tenant.id, readonly=True) as uow:
+        left = [(entity_id, row_id) for row_id, _, entity_id in uow.pending_writes.queued(world.connection.id, 10)]
+    assert [entity_id for entity_id, _ in left] == ["newest"]
+    assert left[0][1] > max(read.values())
+
+
 def test_live_fields_are_the_known_states_of_records_not_deleted(rt, world):
     from refstage.services.ports import RecordState
 

@@ -32,6 +32,23 @@ def test_values_orjson_refuses_fall_back_to_the_standard_module():
         json_codec.dumps({"when": object()})
 
 
+def test_integers_beyond_64_bits_read_back_exact():
+    assert json_codec.loads(json_codec.dumps({"n": 2**70})) == {"n": 2**70}
+    assert json_codec.loads(b'{"n": 18446744073709551616}') == {"n": 2**64}
+
+
+def test_what_the_standard_module_refused_is_still_refused():
+    for value in ({"when": dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)}, [dt.date(2026, 12, 2)]):
+        with pytest.raises(TypeError):
+            json_codec.dumps(value)
+
+
+def test_str_subclasses_are_written_as_their_text():
+    from refstage.domain.rewards import RewardStatus
+
+    assert json_codec.loads(json_codec.dumps({"status": RewardStatus.APPROVED})) == {"status": "approved"}
+
+
 def test_texts_the_standard_module_wrote_before_still_read():
     assert json_codec.loads('{"x": NaN}')["x"] != json_codec.loads('{"x": NaN}')["x"]  # NaN
     assert json_codec.loads('{"a": 1, "b": [1, 2]}') == {"a": 1, "b": [1, 2]}

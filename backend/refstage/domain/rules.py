@@ -219,9 +219,10 @@ def as_number(value: Any) -> Decimal | None:
                 found = None
             else:
                 found = number if number.is_finite() else None
-            if len(_TEXT_NUMBERS) >= 4096:
-                _TEXT_NUMBERS.clear()
-            _TEXT_NUMBERS[value] = found
+            if len(value) <= 64:  # short texts only: the memo stays small whatever the CRM holds
+                if len(_TEXT_NUMBERS) >= 4096:
+                    _TEXT_NUMBERS.clear()
+                _TEXT_NUMBERS[value] = found
         return found
     if isinstance(value, Mapping) and "value" in value:  # Pipedrive money {"value", "currency"}
         return as_number(value["value"])

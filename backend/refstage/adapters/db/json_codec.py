@@ -5,16 +5,23 @@ reward flags, CRM record fields); the standard module spent several times orjson
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: x} stores as {"1": x}, as json.dumps does
+# {1: x} stores as {"1": x}, as json.dumps does. Datetimes, dataclasses and str subclasses go to the standard module,
+# which writes a str subclass as text and refuses the others, as before: a datetime that reaches a JSON column is a bug.
+_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+            | orjson.OPT_PASSTHROUGH_SUBCLASS)
+# orjson reads an integer of 2**64 or more as a float; the standard module keeps it exact.
+_LONG_INTEGER, _LONG_INTEGER_BYTES = re.compile(r"\d{20}"), re.compile(rb"\d{20}")
 # Texts most JSON columns hold: answered without a parse (a new list or dict each time: callers may mutate).
 _EMPTY_LIST, _EMPTY_DICT, _NULL = "[]", "{}", "null"
 
 
 def dumps(value: Any) -> str:
+    """JSON text. NaN and infinities are written as null (PostgreSQL's json refuses them; SQLite kept them)."""
     try:
         return orjson.dumps(value, option=_OPTIONS).decode()
     except (orjson.JSONEncodeError, TypeError):
@@ -29,6 +36,8 @@ def loads(text: str | bytes) -> Any:
         return {}
     if text == _NULL:
         return None
+    if (_LONG_INTEGER if isinstance(text, str) else _LONG_INTEGER_BYTES).search(text):
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

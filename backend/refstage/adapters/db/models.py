@@ -414,7 +414,10 @@ class PendingWriteRow(Base):
     """Entities whose CRM mirror is out of date. A write-back job drains it; re-queueing is harmless."""
 
     __tablename__ = "pending_writes"
-    __table_args__ = (UniqueConstraint("connection_id", "entity_type", "entity_id", name="uq_pending_writes_entity"),)
+    # AUTOINCREMENT (SQLite): the write-back deletes the rows it read by id, so an id must never come back
+    # (migration 0005).
+    __table_args__ = (UniqueConstraint("connection_id", "entity_type", "entity_id", name="uq_pending_writes_entity"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     connection_id: Mapped[str] = mapped_column(ForeignKey("crm_connections.id", ondelete="CASCADE"))
