@@ -58,7 +58,7 @@ def test_many_faulty_cycles_then_two_clean_ones(rt, client, emu, size, record):
     referral_ids, failures, converted = [], 0, set()
     for cycle in range(cycles):
         for adv in advocates[cycle * per_cycle:(cycle + 1) * per_cycle]:
-            ref = capture_referral(rt, adv.code, FriendInput(f"Friend {adv.id[:6]}", f"f-{adv.id[:8]}@newco.example", "NewCo", None, True))
+            ref = capture_referral(rt, adv.code, FriendInput(f"Friend {adv.id[-6:]}", f"f-{adv.id[-12:]}@newco.example", "NewCo", None, True))
             referral_ids.append(ref.id)
         emu.control.set_faults(_faults(cycle))
         try:

@@ -37,7 +37,7 @@ def require_api_key(fn: Callable[..., Any]) -> Callable[..., Any]:
             resp[0].headers["WWW-Authenticate"] = 'Bearer realm="refstage"'
             return resp
         g.tenant_id, g.api_key_id = found
-        g.actor = Actor(ActorKind.API_KEY, found[1], f"api-key:{found[1][:8]}")
+        g.actor = Actor(ActorKind.API_KEY, found[1], f"api-key:…{found[1][-8:]}")  # ids start with their creation time
         return fn(*args, **kwargs)
 
     return wrapper

@@ -55,7 +55,7 @@ def review_rewards():
             flash(f"{len(result.done)} reward(s) {verb}." + (f" {len(result.failed)} could not be changed." if result.failed else ""),
                   "error" if result.failed and not result.done else "info")
             for rid, why in result.failed.items():
-                flash(f"Reward {rid[:8]}: {why}", "error")
+                flash(f"Reward …{rid[-8:]}: {why}", "error")  # the random tail: ids start with their creation time
         else:
             comment = (request.form.get(f"comment_{target}") or request.form.get("comment") or "").strip() or None
             if approve:
