@@ -39,16 +39,12 @@ def refresh_statistics() -> None:
     is in (docs/decisions/2026-12-02-postgresql-statistics.md). Nothing to do on SQLite."""
     if bench_database() != "postgresql":
         return
-    _analyze(os.environ["REFSTAGE_BENCH_DATABASE_URL"], None)
-
-
-def _analyze(url: str, tables: list[str] | None) -> None:
     from sqlalchemy import create_engine
 
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(os.environ["REFSTAGE_BENCH_DATABASE_URL"], isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE" + (" " + ", ".join(f'"{t}"' for t in tables) if tables else ""))
+            conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
 

@@ -7,17 +7,15 @@ import datetime as dt
 from decimal import Decimal
 from itertools import chain
 from operator import attrgetter
-from types import MappingProxyType
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import JSON, and_, bindparam, delete, func, literal_column, select, type_coerce, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
-from sqlalchemy.types import TypeDecorator
 
 from refstage.adapters.db import models as m
 from refstage.adapters.db.bulk_insert import execute_many, insert_many
@@ -738,38 +736,10 @@ _ENUM_VALUES: dict[Any, dict[str, Any]] = {
 }
 
 
-_UNKNOWN = object()
-# The stored JSON texts most rows carry, answered without a decode. Empty containers come back immutable:
-# the converters copy them (or test them for truth) and never hand them out.
-_JSON_TEXTS: dict[Any, Any] = {None: None, "null": None, "[]": (), "{}": MappingProxyType({})}
-
-
-class _ReadJSON(TypeDecorator):
-    """JSON for batch reads: the texts in _JSON_TEXTS from the table, any other by the engine's own decoder.
-    Where the driver decodes (PostgreSQL) nothing changes."""
-
-    impl = JSON
-    cache_ok = True
-
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        decode = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
-        if decode is None:
-            return None
-        texts = _JSON_TEXTS
-
-        def process(value: Any) -> Any:
-            found = texts.get(value, _UNKNOWN)
-            return decode(value) if found is _UNKNOWN else found
-
-        return process
-
-
-_READ_JSON = _ReadJSON()
-
-
 def _read_columns(table: Any, names: Sequence[str]) -> list[Any]:
-    """The columns to select for a batch read, JSON ones with _ReadJSON's decoding."""
-    return [type_coerce(c, _READ_JSON) if isinstance(c.type, JSON) else c for c in (table.c[n] for n in names)]
+    """The columns to select for a batch read (JSON ones are decoded by the engine's codec, which answers the
+    common empty texts without a parse: adapters/db/json_codec.py)."""
+    return [table.c[n] for n in names]
 
 
 # Ids per IN (...): SQLite before 3.32 allowed 999 variables per statement; psycopg allows 65,535.
