@@ -45,9 +45,16 @@ def main() -> None:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.002)
+    cprofile = None
+    if os.environ.get("REFSTAGE_BENCH_CPROFILE"):  # a development aid: cProfile's statistics (self time) to that file
+        import cProfile
+
+        cprofile = cProfile.Profile()
     baseline_rss = _peak_rss_mb()
     if profiler:
         profiler.start()
+    if cprofile:
+        cprofile.enable()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if op == "sync":
@@ -72,6 +79,9 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown op {op}")
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if cprofile:
+        cprofile.disable()
+        cprofile.dump_stats(os.environ["REFSTAGE_BENCH_CPROFILE"])
     if profiler:
         profiler.stop()
         with open(os.environ["REFSTAGE_BENCH_PROFILE"], "w") as out:

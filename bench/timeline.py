@@ -24,11 +24,11 @@ def install(path: str) -> None:
     from refstage.adapters.crm.salesforce.gateway import SalesforceGateway
     from refstage.services import sync
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     events: list[list] = []
 
-    def event(*what) -> None:
-        events.append([round(time.perf_counter() - started, 3), *what])
+    def event(*what) -> None:  # [wall s, this process's CPU s, what...]
+        events.append([round(time.perf_counter() - started, 3), round(time.process_time() - cpu_started, 3), *what])
 
     def timed(owner, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -41,6 +41,38 @@ def install(path: str) -> None:
                 event(f"{label} end")
 
         setattr(owner, name, wrapper)
+
+    tallies: dict[str, list[float]] = {}
+
+    def tallied(owner, name: str) -> None:
+        # Called thousands of times: summed (calls, wall, CPU), not one event per call.
+        original = getattr(owner, name)
+        tally = tallies.setdefault(f"{getattr(owner, '__name__', owner)}.{name}", [0, 0.0, 0.0])
+
+        def wrapper(*args, **kwargs):
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                tally[0] += 1
+                tally[1] += time.perf_counter() - wall0
+                tally[2] += time.process_time() - cpu0
+
+        setattr(owner, name, wrapper)
+
+    from refstage.adapters.db import repositories, unit_of_work
+    from refstage.domain import qualification as domain_qualification
+    from refstage.services import qualification as service_qualification
+
+    for owner, name in ((service_qualification, "_observe_chunk"), (service_qualification, "_store_records"),
+                        (domain_qualification, "observe"), (unit_of_work.UnitOfWork, "commit"),
+                        (unit_of_work.UnitOfWork, "_flush_buffers"), (unit_of_work.UnitOfWork, "flush_pending_rewards"),
+                        (repositories.ReferralRepository, "get_many"), (repositories.ReferralRepository, "save_many"),
+                        (repositories.RewardRepository, "get_many"), (repositories.RewardRepository, "for_referrals"),
+                        (repositories.AuditRepository, "append_rows"), (repositories.CrmRecordRepository, "load"),
+                        (repositories.CrmRecordRepository, "live_fields"), (repositories.AdvocateRepository, "get_many"),
+                        (bulk.CsvSpool, "add_values")):
+        tallied(owner, name)
 
     timed(sync, "observe_crm_changes", "observe")
     timed(sync, "write_back_all", "write-back")
@@ -74,20 +106,37 @@ def install(path: str) -> None:
         return send(self, method, url, *args, **kwargs)
 
     requests.Session.request = sent
-    atexit.register(lambda: Path(path).write_text(json.dumps(events)))
+    def write() -> None:
+        for label, (calls, wall, cpu) in tallies.items():
+            events.append([0.0, 0.0, "tally", label, calls, round(wall, 3), round(cpu, 3)])
+        Path(path).write_text(json.dumps(events))
+
+    atexit.register(write)
 
 
 def summary(events: list[list]) -> list[str]:
-    """The events with the time since the one before, and the observation's total."""
-    lines, previous, observing, began = [], 0.0, 0.0, None
-    for at, what, *detail in events:
-        lines.append(f"{at:9.2f} s  (+{at - previous:6.2f})  {what}  {' '.join(map(str, detail))}".rstrip())
-        previous = at
-        if what == "observe start":
-            began = at
-        elif what == "observe end" and began is not None:
-            observing += at - began
-    lines.append(f"observation in all: {observing:.2f} s")
+    """The events with the wall and CPU time since the one before, and each phase's totals."""
+    lines, previous, previous_cpu = [], 0.0, 0.0
+    began: dict[str, tuple[float, float]] = {}
+    totals: dict[str, list[float]] = {}
+    for at, cpu, what, *detail in events:
+        if what == "tally":
+            label, calls, wall, tally_cpu = detail
+            lines.append(f"{label}: {calls} calls, {wall:.2f} s wall, {tally_cpu:.2f} s CPU")
+            continue
+        lines.append(f"{at:9.2f} s  (+{at - previous:6.2f}, CPU +{cpu - previous_cpu:6.2f})  {what}  "
+                     f"{' '.join(map(str, detail))}".rstrip())
+        previous, previous_cpu = at, cpu
+        phase, _, edge = what.rpartition(" ")
+        if edge == "start":
+            began[phase] = (at, cpu)
+        elif edge == "end" and phase in began:
+            wall0, cpu0 = began.pop(phase)
+            total = totals.setdefault(phase, [0.0, 0.0])
+            total[0] += at - wall0
+            total[1] += cpu - cpu0
+    for phase, (wall, cpu) in totals.items():
+        lines.append(f"{phase} in all: {wall:.2f} s wall, {cpu:.2f} s CPU")
     return lines
 
 

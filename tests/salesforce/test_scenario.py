@@ -110,3 +110,19 @@ def test_bulk_write_back_sends_the_referrals_job_before_reading_rewards(rt, clie
     assert timeline.index("submit Referral_Reward__c") > max(i for i, e in enumerate(timeline) if e == "rewards read")
     state = final_state(rt, admin, tenant_id, program_id)
     assert state["org_referrals"] == 30 and state["org_rewards"] == 60 and state["pending_writes"] == 0
+
+    # The deals reopen. This sync's own observation moves the referrals and their rewards, over the threshold: they
+    # go through the bulk jobs straight from the observation, no reward read back from the database.
+    admin.update("Opportunity", [{"Id": o["Id"], "StageName": "Negotiation/Review"} for o in opps])
+    del timeline[:]
+    reopened = run_sync(rt, tenant_id, connection_id)
+    assert reopened.status == "succeeded", reopened.error
+    assert reopened.observe.disqualified == 30 and reopened.observe.rewards_changed == 60
+    assert reopened.written == 90 and reopened.write_failures == 0
+    assert "rewards read" not in timeline and timeline[:2] == ["submit Referral__c", "submit Referral_Reward__c"]
+    with rt.uow(tenant_id) as uow:
+        stored = sorted(uow.session.scalars(select(m.RewardRow.status)))
+    assert "approved" not in stored  # the regression moved every reward
+    assert sorted(r["Status__c"] for r in admin.query("SELECT Status__c FROM Referral_Reward__c")) == stored
+    assert {r["Status__c"] for r in admin.query("SELECT Status__c FROM Referral__c")} == {"disqualified"}
+    assert final_state(rt, admin, tenant_id, program_id)["pending_writes"] == 0

@@ -112,6 +112,12 @@ class UnitOfWork(Protocol):
 
     def mark_stale(self, connection_id: str, entity_type: str, entity_id: str, at: dt.datetime) -> None: ...
 
+    # {(connection id, entity type, entity id): queue row id} of the rows this unit of work queued, filled at
+    # commit once track_queue_rows() was called.
+    queued_rows: dict[tuple[str, str, str], int]
+
+    def track_queue_rows(self) -> None: ...
+
     def flush_pending_rewards(self) -> None: ...
 
     def take_inserted_rewards(self) -> list: ...
@@ -334,9 +340,10 @@ class CrmGateway(abc.ABC):
         """Write referrals and rewards to the CRM. `record_states` is the last known state of the records the
         referrals point at ({(object, id): fields}), so the adapter can skip what the CRM already has."""
 
-    def mirror_all(self, batches: Iterable[MirrorBatch], size: int) -> WriteResult:
-        """Write a large backlog (`size` entities in all), holding one batch in memory at a time. By default one
-        mirror() per batch; an adapter with a bulk path writes them all in as few jobs as it can."""
+    def mirror_all(self, batches: Iterable[MirrorBatch], size: int | None) -> WriteResult:
+        """Write a large backlog (`size` entities in all; None when the batches are made as they are asked for, as
+        a sync observes), holding one batch in memory at a time. By default one mirror() per batch; an adapter
+        with a bulk path writes them all in as few jobs as it can."""
         ok: list[str] = []
         failed: dict[str, str] = {}
         calls = 0

@@ -14,7 +14,7 @@ from refstage.domain.money import Money
 from refstage.domain.programs import Program
 from refstage.domain.referrals import CrmRefs, Referral, ReferralStatus
 from refstage.domain.rewards import AdvocateHistory, Reward, RewardRule, RewardStatus, period_start
-from refstage.services.ports import ChangedRecord, RecordState, StorageConflict
+from refstage.services.ports import ChangedRecord, MirrorBatch, RecordState, StorageConflict
 from refstage.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,34 @@ class ObserveStats:
             self.unseen.setdefault(obj, set()).update(ids)
 
 
+@dataclass
+class QueuedMirror:
+    """What one observed chunk queued for write-back, as the write-back would read it back (its referrals with
+    advocate and program, its rewards, their records' states), and the queue rows it wrote for them."""
+    batch: MirrorBatch
+    rows: dict[tuple[str, str], int]  # {(entity type, entity id): queue row id}
+
+
+class MirrorFeed:
+    """Collects each committed chunk's QueuedMirror, so the sync that observed them can mirror them straight away
+    instead of reading back hundreds of thousands of rows it has just written. Taken chunk by chunk: memory holds
+    what the latest changes queued, not the whole sync."""
+
+    def __init__(self) -> None:
+        self._ready: list[QueuedMirror] = []
+
+    def add(self, queued: QueuedMirror) -> None:
+        self._ready.append(queued)
+
+    def take(self) -> list[QueuedMirror]:
+        ready, self._ready = self._ready, []
+        return ready
+
+
 def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records: Sequence[ChangedRecord],
-                        actor: Actor | None = None) -> ObserveStats:
-    """Apply CRM record states in order of modification; the same state applied twice changes nothing."""
+                        actor: Actor | None = None, feed: MirrorFeed | None = None) -> ObserveStats:
+    """Apply CRM record states in order of modification; the same state applied twice changes nothing. With a
+    `feed`, what each chunk queued for write-back is handed to it too, once the chunk is committed."""
     actor = actor or Actor.sync(connection_id)
     total = ObserveStats()
     ordered = sorted(records, key=lambda r: (r.modified_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc), r.id))
@@ -71,7 +96,7 @@ def observe_crm_changes(rt: Runtime, tenant_id: str, connection_id: str, records
             chunk = group[start:start + CHUNK]
             for attempt in range(MAX_RETRIES):
                 try:
-                    total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor))
+                    total.add(_observe_chunk(rt, tenant_id, connection_id, chunk, actor, feed))
                     break
                 except StorageConflict as exc:
                     # Another worker stored the same record or moved the same referral meanwhile:
@@ -204,11 +229,15 @@ class _ChunkHistory:
             period[reward.advocate_id] = (totals, count + 1)
 
 
-def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Sequence[ChangedRecord], actor: Actor) -> ObserveStats:
+def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Sequence[ChangedRecord], actor: Actor,
+                   feed: MirrorFeed | None = None) -> ObserveStats:
     stats = ObserveStats(records=len(records))
     now = rt.now()
     notifications: list[tuple[str, str]] = []
+    queued = None
     with rt.uow(tenant_id) as uow:
+        if feed is not None:
+            uow.track_queue_rows()
         uow.connections.get(connection_id)  # the connection must be this tenant's
         # Only records linked to a referral matter. An unlinked one (say, an opportunity whose lead's
         # conversion we have not seen yet) is not kept: the poll re-reads it from its watermark.
@@ -243,6 +272,8 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
         programs: dict[str, Program] = {}
         history = _ChunkHistory(uow, chunk, now)
         to_save: list[Referral] = []
+        stale_referrals: list[Referral] = []
+        stale_rewards: list[Reward] = []
         for referral in chunk:
             program = programs.get(referral.program_id) or uow.programs.get(referral.program_id)
             programs[program.id] = program
@@ -252,6 +283,7 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
                     to_save.append(referral)
                     uow.record(referral.changes, actor, referral.id)
                     uow.mark_stale(connection_id, "referral", referral.id, now)
+                    stale_referrals.append(referral)
                 continue
             existing = {r.identity: r for r in rewards_by_referral.get(referral.id, [])}
             before = referral.status
@@ -273,20 +305,49 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
                 uow.record(reward.changes, actor, reward.id)
                 stats.rewards_changed += 1
                 uow.mark_stale(connection_id, "reward", reward.id, now)
+                stale_rewards.append(reward)
             if changed:
                 uow.mark_stale(connection_id, "referral", referral.id, now)
+                stale_referrals.append(referral)
         uow.referrals.save_many(to_save)
         for reward in uow.take_inserted_rewards():
             uow.record(reward.changes, actor, reward.id)
             stats.rewards_created += 1
             uow.mark_stale(connection_id, "reward", reward.id, now, created_here=True)
+            stale_rewards.append(reward)
             if reward.status == RewardStatus.APPROVED:
                 notifications.append(("reward.approved", reward.id))
+        batch = None
+        if feed is not None and (stale_referrals or stale_rewards):
+            batch = _mirror_batch(uow, chunk, stale_referrals, stale_rewards, programs, cache)
         uow.commit()
+        if batch is not None:
+            queued = QueuedMirror(batch, {(t, e): row_id for (c, t, e), row_id in uow.queued_rows.items()
+                                          if c == connection_id})
+    if queued is not None:
+        feed.add(queued)
     if notifications:
         # One job for the batch: a mass update qualifies tens of thousands at once.
         rt.jobs.enqueue("notify_many", tenant_id=tenant_id, events=notifications)
     return stats
+
+
+def _mirror_batch(uow, chunk: Sequence[Referral], stale_referrals: list[Referral], stale_rewards: list[Reward],
+                  programs: dict[str, Program], cache: _RecordCache) -> MirrorBatch:
+    """The write-back's batch for what this chunk queued, made from what the chunk holds: the queued referrals and
+    the referrals of queued rewards (a reward's mirror needs its referral's), in chunk order; the rewards by
+    referral and id; the last known state of the records the referrals point at."""
+    wanted = {r.id for r in stale_referrals} | {w.referral_id for w in stale_rewards}
+    referrals = [r for r in chunk if r.id in wanted]
+    advocates = {a.id: a for a in uow.advocates.get_many(sorted({r.advocate_id for r in referrals}))}
+    states: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj, ids in linked_records(referrals).items():
+        for crm_id in ids:
+            state = cache.get(obj, crm_id)
+            if state is not None and not state.deleted:
+                states[(obj, crm_id)] = state.fields
+    rewards = sorted(stale_rewards, key=lambda w: (w.referral_id, w.id))
+    return MirrorBatch([(r, advocates[r.advocate_id], programs[r.program_id]) for r in referrals], rewards, states)
 
 
 def _follow_conversion(uow, cache: _RecordCache, connection_id: str, referral: Referral, now: dt.datetime) -> bool:

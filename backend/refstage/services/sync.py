@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from refstage.domain.audit import Actor, AuditEntry
 from refstage.domain.connections import CrmConnection
@@ -16,7 +16,8 @@ from refstage.domain.errors import InvalidInput
 from refstage.domain.programs import ProgramStatus
 from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch, ReconnectRequired,
                                      UnitOfWork)
-from refstage.services.qualification import LINK_FIELD, ObserveStats, linked_records, observe_crm_changes, referrals_needing_fields
+from refstage.services.qualification import (LINK_FIELD, MirrorFeed, ObserveStats, QueuedMirror, linked_records,
+                                              observe_crm_changes, referrals_needing_fields)
 from refstage.services.referrals import mark_reconnect_required
 from refstage.services.runtime import Runtime
 
@@ -82,16 +83,24 @@ def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
         gateway = rt.gateway(connection)
         fields = referrals_needing_fields(programs)
         if fields:
-            for batch in gateway.iter_changes(fields, cursor):
-                report.api_calls += batch.api_calls
-                report.pulled += len(batch.records)
-                if batch.records:
-                    report.observe.add(observe_crm_changes(rt, tenant_id, connection_id, batch.records))
-                with rt.uow(tenant_id) as uow:
-                    _save_cursor(uow, connection_id, batch.cursor, rt.now())  # checkpoint after each batch
-                    uow.commit()
-                if on_progress:
-                    on_progress(report)
+            feed = MirrorFeed()
+
+            def observed() -> Iterator[QueuedMirror]:
+                for batch in gateway.iter_changes(fields, cursor):
+                    report.api_calls += batch.api_calls
+                    report.pulled += len(batch.records)
+                    if batch.records:
+                        report.observe.add(observe_crm_changes(rt, tenant_id, connection_id, batch.records, feed=feed))
+                    with rt.uow(tenant_id) as uow:
+                        _save_cursor(uow, connection_id, batch.cursor, rt.now())  # checkpoint after each batch
+                        uow.commit()
+                    if on_progress:
+                        on_progress(report)
+                    yield from feed.take()
+
+            # What the changes queue for write-back is mirrored as it is observed, from memory: the write-back
+            # below then reads only what was queued before this sync, or by others meanwhile.
+            _mirror_observed(rt, tenant_id, connection, gateway, observed(), report)
             _fetch_unseen(rt, tenant_id, connection_id, gateway, fields, report)
         drain_events(rt, tenant_id, connection_id, report, gateway=gateway)
         write_back_all(rt, tenant_id, connection, report, gateway)
@@ -240,6 +249,38 @@ def retry_failed_writes(rt: Runtime, tenant_id: str, connection_id: str, actor: 
     if count and conn.usable:
         rt.jobs.enqueue("write_back", tenant_id=tenant_id, connection_id=connection_id)
     return count
+
+
+def _mirror_observed(rt: Runtime, tenant_id: str, connection: CrmConnection, gateway, observed: Iterable[QueuedMirror],
+                     report: SyncReport) -> None:
+    """Mirror what the observation queued, batch by batch as it is observed, then settle those queue rows as
+    write_back does: removed by row id once written (an entity queued again meanwhile has a new row, which stays),
+    failures recorded on their row. If the observation stops part-way, nothing is settled: the rows stay queued."""
+    rows: dict[tuple[str, str], int] = {}
+
+    def batches():
+        for queued in observed:
+            rows.update(queued.rows)
+            yield queued.batch
+
+    result = gateway.mirror_all(batches(), None)
+    if not rows:
+        report.api_calls += result.api_calls
+        return
+    written = None if result.all_but_failed else set(result.ok)
+    now = rt.now()
+    with rt.uow(tenant_id) as uow:
+        done = [row_id for (_, entity_id), row_id in rows.items()
+                if (entity_id not in result.failed if written is None else entity_id in written)]
+        uow.pending_writes.remove(done)
+        failed = [(row_id, entity_type, entity_id) for (entity_type, entity_id), row_id in rows.items()
+                  if entity_id in result.failed]
+        for row_id, entity_type, entity_id in failed:
+            uow.pending_writes.record_failure(row_id, connection.id, entity_type, entity_id, result.failed[entity_id], now)
+        uow.commit()
+    report.written += len(done)
+    report.write_failures += len(failed)
+    report.api_calls += result.api_calls
 
 
 def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,

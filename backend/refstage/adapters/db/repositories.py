@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import and_, bindparam, delete, func, literal_column, select, update
@@ -500,6 +500,8 @@ _REFERRAL_COLUMNS = ("id", "tenant_id", "program_id", "advocate_id", "friend_nam
                      "friend_phone", "source", "consent_at", "consent_version", "captured_at", "status", *_REF_FIELDS,
                      "crm_owner_id", "flags", "routed_at", "qualified_at", "rewarded_at", "status_reason", "last_observed_at")
 _REFERRAL_VALUES = attrgetter(*_REFERRAL_COLUMNS)  # an ORM row's values, in that order
+_LINK_COLUMNS = (*_REF_FIELDS, "crm_owner_id")
+_links_of = itemgetter(*(_REFERRAL_COLUMNS.index(name) for name in _LINK_COLUMNS))  # a row's CRM links, as a tuple
 
 
 def _referral_from(v: Sequence[Any]) -> Referral:
@@ -552,51 +554,66 @@ class ReferralRepository(_Scoped):
         return _referral(self._one(m.ReferralRow, referral_id))
 
     def get_many(self, referral_ids: Sequence[str]) -> list[Referral]:
-        """Batch read for the sync path; pair with save_many (versions are remembered)."""
+        """Batch read for the sync path; pair with save_many (versions and CRM links are remembered)."""
         T = m.ReferralRow.__table__
         out: list[Referral] = []
         self._versions: dict[str, int] = getattr(self, "_versions", {})
+        self._links_read: dict[str, tuple] = getattr(self, "_links_read", {})
         columns = _read_columns(T, (*_REFERRAL_COLUMNS, "version"))
         connection = self.session.connection()  # Core rows: the ORM's execution machinery adds nothing here
-        versions = self._versions
+        versions, links_read = self._versions, self._links_read
         for start in range(0, len(referral_ids), _CHUNK):
             for *values, version in connection.execute(select(*columns).where(
                     in_tenant(T.c.tenant_id, self.tenant_id), T.c.id.in_(referral_ids[start:start + _CHUNK]))).all():
                 out.append(_referral_from(values))
                 versions[values[0]] = version
+                links_read[values[0]] = _links_of(values)
         return out
 
     def save_many(self, referrals: Sequence[Referral]) -> None:
-        """Write referrals read with get_many in one executemany, checking each row's version:
-        if another worker changed one meanwhile, StaleVersion (the caller retries)."""
+        """Write referrals read with get_many in one executemany per column set, checking each row's version:
+        if another worker changed one meanwhile, StaleVersion (the caller retries). The CRM link columns are
+        written only for referrals whose links changed since the read (a conversion): each is in an index, and
+        rewriting six unchanged index entries per row cost SQLite several times the rest of the update."""
         if not referrals:
             return
         T = m.ReferralRow.__table__
         now = _now()
-        params = []
+        same_links, new_links = [], []
         for r in referrals:
             p = {"b_id": r.id, "b_version": self._versions[r.id]}
             for name in ("status_reason", "routed_at", "qualified_at", "rewarded_at", "last_observed_at"):
                 p[name] = getattr(r, name)
             p["status"] = r.status._value_  # the attribute itself: Enum's `value` property costs a call per row
-            for name in _REF_FIELDS:
-                p[name] = getattr(r.crm, name)
-            p["crm_owner_id"] = r.crm.owner_id
             p["flags"] = [f.to_dict() for f in r.flags]
             p["updated_at"] = now
-            params.append(p)
+            crm = r.crm
+            links = (crm.lead_id, crm.contact_id, crm.account_id, crm.opportunity_id, crm.person_id, crm.deal_id, crm.owner_id)
+            if links == self._links_read.get(r.id):
+                same_links.append(p)
+            else:
+                p.update(zip(_LINK_COLUMNS, links))
+                new_links.append(p)
 
-        def statement():
-            values = {k: bindparam(k, type_=T.c[k].type) for k in params[0] if not k.startswith("b_")}
-            return update(T).where(T.c.id == bindparam("b_id", type_=T.c.id.type),
-                                   T.c.version == bindparam("b_version", type_=T.c.version.type)).values(
-                version=T.c.version + literal_column("1"), **values)  # a literal: no parameter to pass
+        def statement_for(params: list[dict[str, Any]]):
+            def statement():
+                values = {k: bindparam(k, type_=T.c[k].type) for k in params[0] if not k.startswith("b_")}
+                return update(T).where(T.c.id == bindparam("b_id", type_=T.c.id.type),
+                                       T.c.version == bindparam("b_version", type_=T.c.version.type)).values(
+                    version=T.c.version + literal_column("1"), **values)  # a literal: no parameter to pass
+            return statement
 
-        changed = execute_many(self.session, "referrals.save_many", statement, params)
-        if changed != len(params):
-            raise StaleVersion(f"{len(params) - changed} referral(s) changed by another worker")
+        changed = 0
+        for key, params in (("referrals.save_many", same_links), ("referrals.save_many.links", new_links)):
+            if params:
+                changed += execute_many(self.session, key, statement_for(params), params)
+        if changed != len(referrals):
+            raise StaleVersion(f"{len(referrals) - changed} referral(s) changed by another worker")
         for r in referrals:
             self._versions[r.id] += 1
+            crm = r.crm
+            self._links_read[r.id] = (crm.lead_id, crm.contact_id, crm.account_id, crm.opportunity_id, crm.person_id,
+                                      crm.deal_id, crm.owner_id)
 
     def connection_id(self, referral_id: str) -> str | None:
         return self._one(m.ReferralRow, referral_id).connection_id

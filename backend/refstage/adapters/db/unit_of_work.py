@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -61,6 +61,8 @@ class UnitOfWork:
         self._stale_created: set[tuple[str, str, str]] = set()
         self.pending_rewards: list = []
         self._inserted_rewards: list = []
+        self._track_queue_rows = False
+        self.queued_rows: dict[tuple[str, str, str], int] = {}
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._factory()
@@ -145,6 +147,11 @@ class UnitOfWork:
         else:
             self._stale_created.discard(key)
 
+    def track_queue_rows(self) -> None:
+        """At commit, fill `queued_rows` ({(connection id, entity type, entity id): queue row id}) with the rows
+        this unit of work queued, so the caller can remove exactly those once it has written the entities."""
+        self._track_queue_rows = True
+
     def flush_pending_rewards(self) -> None:
         """Insert the rewards gathered so far, at most once per identity (see RewardRepository.add_many)."""
         if self.pending_rewards:
@@ -173,10 +180,20 @@ class UnitOfWork:
                 for start in range(0, len(ids), 900):
                     self.session.execute(delete(P).where(P.c.connection_id == c, P.c.entity_type == t,
                                                          P.c.entity_id.in_(ids[start:start + 900])))
+            # The unique key allows one row per entity, and in this transaction that row is the one just inserted.
+            # Ids only grow (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so only rows above the largest id
+            # before the insert need looking at.
+            before = self.session.execute(select(func.max(P.c.id))).scalar() if self._track_queue_rows else None
             insert_many(self.session, m.PendingWriteRow.__table__, [
                 {"tenant_id": self.tenant_id, "connection_id": c, "entity_type": t, "entity_id": e, "enqueued_at": at, "attempts": 0}
                 for (c, t, e), at in self._stale.items()
             ])
+            if self._track_queue_rows:
+                connection = self.session.connection()
+                for row_id, c, t, e in connection.execute(select(P.c.id, P.c.connection_id, P.c.entity_type, P.c.entity_id).where(
+                        P.c.id > (before or 0), P.c.tenant_id == self.tenant_id)):
+                    if (c, t, e) in self._stale:
+                        self.queued_rows[(c, t, e)] = row_id
             self._stale = {}
             self._stale_created = set()
 
@@ -214,3 +231,4 @@ class UnitOfWork:
         self._stale_created = set()
         self.pending_rewards = []
         self._inserted_rewards = []
+        self.queued_rows = {}

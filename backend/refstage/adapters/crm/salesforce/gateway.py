@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from refstage.adapters.crm.salesforce import soql
@@ -579,11 +580,22 @@ class SalesforceGateway(CrmGateway):
         ok = [i for i in [*referral_ids, *reward_ids] if i not in failed]
         return WriteResult(ok=ok, failed=failed, api_calls=self.api_calls - start)
 
-    def mirror_all(self, batches: Iterable[MirrorBatch], size: int) -> WriteResult:
+    def mirror_all(self, batches: Iterable[MirrorBatch], size: int | None) -> WriteResult:
         """A large backlog in three Bulk jobs at most (Referral__c, then Referral_Reward__c and the records'
         Referral__c links together), their CSV spooled to disk batch by batch: API calls do not grow with the
         backlog, nor memory with it. Children name their parent by external id, so no Salesforce ids are needed.
-        The referrals' job is sent before the rewards are read and spooled, so Salesforce works on it meanwhile."""
+        Rewards read on demand (DeferredRewards) are read and spooled after the referrals' job is sent, so
+        Salesforce works on it meanwhile; rewards given in memory are spooled with their batch, not kept.
+        `size` None: the first batches decide, up to the bulk threshold."""
+        if size is None:
+            head: list[MirrorBatch] = []
+            size, rest = 0, iter(batches)
+            for batch in rest:
+                head.append(batch)
+                size += len(batch.referrals) + len(batch.rewards)
+                if size > self.bulk_write_threshold:
+                    break
+            batches = chain(head, rest)
         if size <= self.bulk_write_threshold:
             return super().mirror_all(batches, size)
         start = self.api_calls
@@ -617,17 +629,14 @@ class SalesforceGateway(CrmGateway):
                     for rid, ref in by_record.items():
                         links[obj].add({"Id": rid, f"Referral__r.{EXTERNAL_ID}": ref})
                         link_owner.setdefault(obj, {})[rid] = ref
-                reward_batches.append(batch.rewards)
+                if getattr(batch.rewards, "release", None) is None:
+                    self._spool_rewards(batch.rewards, written, failed, rewards)
+                else:
+                    reward_batches.append(batch.rewards)
             referral_job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID) if referrals.rows else None
             for batch_rewards in reward_batches:
-                for reward in batch_rewards:
-                    if reward.referral_id not in written:
-                        failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
-                        continue
-                    rewards.add_values(REWARD_FIELDS_BY_REFERENCE, self._reward_values(reward, reward.referral_id))
-                release = getattr(batch_rewards, "release", None)
-                if release is not None:
-                    release()
+                self._spool_rewards(batch_rewards, written, failed, rewards)
+                batch_rewards.release()
             del reward_batches[:]
             if referral_job is not None:
                 failed.update(self.bulk.finish_failed("Referral__c", referral_job, referrals.rows, EXTERNAL_ID))
@@ -651,6 +660,14 @@ class SalesforceGateway(CrmGateway):
         finally:
             for spool in (referrals, rewards, *links.values()):
                 spool.close()
+
+    def _spool_rewards(self, batch_rewards: Iterable[Reward], written: set[str], failed: dict[str, str],
+                       spool: CsvSpool) -> None:
+        for reward in batch_rewards:
+            if reward.referral_id not in written:
+                failed[reward.id] = failed.get(reward.referral_id) or "its referral was not mirrored"
+                continue
+            spool.add_values(REWARD_FIELDS_BY_REFERENCE, self._reward_values(reward, reward.referral_id))
 
     @staticmethod
     def _link_rows(referrals: Sequence[Referral], record_states: Mapping[tuple[str, str], Mapping[str, Any]]
