@@ -106,7 +106,25 @@ def install(path: str) -> None:
         return send(self, method, url, *args, **kwargs)
 
     requests.Session.request = sent
+    import gc
+
+    collections: dict[int, list[float]] = {}  # generation: [collections, wall s, objects collected]
+    gc_started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started[:] = [time.perf_counter()]
+        elif gc_started:
+            tally = collections.setdefault(info["generation"], [0, 0.0, 0])
+            tally[0] += 1
+            tally[1] += time.perf_counter() - gc_started[0]
+            tally[2] += info["collected"]
+
+    gc.callbacks.append(on_gc)
+
     def write() -> None:
+        for generation, (count, wall, collected) in sorted(collections.items()):
+            tallies[f"garbage collection, generation {generation}"] = [count, wall, wall]
         for label, (calls, wall, cpu) in tallies.items():
             events.append([0.0, 0.0, "tally", label, calls, round(wall, 3), round(cpu, 3)])
         Path(path).write_text(json.dumps(events))

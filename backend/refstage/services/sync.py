@@ -19,7 +19,7 @@ from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards,
 from refstage.services.qualification import (LINK_FIELD, MirrorFeed, ObserveStats, QueuedMirror, linked_records,
                                               observe_crm_changes, referrals_needing_fields)
 from refstage.services.referrals import mark_reconnect_required
-from refstage.services.runtime import Runtime
+from refstage.services.runtime import Runtime, bulk_work
 
 log = logging.getLogger(__name__)
 CURSOR_KEY = "changes"
@@ -68,6 +68,12 @@ def request_sync(rt: Runtime, tenant_id: str, connection_id: str, actor: Actor) 
 
 def run_sync(rt: Runtime, tenant_id: str, connection_id: str,
              on_progress: Callable[[SyncReport], None] | None = None) -> SyncReport:
+    with bulk_work():
+        return _run_sync(rt, tenant_id, connection_id, on_progress)
+
+
+def _run_sync(rt: Runtime, tenant_id: str, connection_id: str,
+              on_progress: Callable[[SyncReport], None] | None) -> SyncReport:
     report = SyncReport(connection_id)
     started = rt.now()
     run_id = rt.new_id()
@@ -256,25 +262,29 @@ def _mirror_observed(rt: Runtime, tenant_id: str, connection: CrmConnection, gat
     """Mirror what the observation queued, batch by batch as it is observed, then settle those queue rows as
     write_back does: removed by row id once written (an entity queued again meanwhile has a new row, which stays),
     failures recorded on their row. If the observation stops part-way, nothing is settled: the rows stay queued."""
-    rows: dict[tuple[str, str], int] = {}
+    # The rows compactly, as write_back keeps them: a big sync settles hundreds of thousands.
+    row_ids, entity_ids, is_reward = array("q"), [], bytearray()
 
     def batches():
         for queued in observed:
-            rows.update(queued.rows)
+            for (entity_type, entity_id), row_id in queued.rows.items():
+                row_ids.append(row_id)
+                entity_ids.append(entity_id)
+                is_reward.append(entity_type == "reward")
             yield queued.batch
 
     result = gateway.mirror_all(batches(), None)
-    if not rows:
+    if not row_ids:
         report.api_calls += result.api_calls
         return
     written = None if result.all_but_failed else set(result.ok)
     now = rt.now()
     with rt.uow(tenant_id) as uow:
-        done = [row_id for (_, entity_id), row_id in rows.items()
+        done = [row_id for row_id, entity_id in zip(row_ids, entity_ids)
                 if (entity_id not in result.failed if written is None else entity_id in written)]
         uow.pending_writes.remove(done)
-        failed = [(row_id, entity_type, entity_id) for (entity_type, entity_id), row_id in rows.items()
-                  if entity_id in result.failed]
+        failed = [(row_id, "reward" if reward else "referral", entity_id)
+                  for row_id, entity_id, reward in zip(row_ids, entity_ids, is_reward) if entity_id in result.failed]
         for row_id, entity_type, entity_id in failed:
             uow.pending_writes.record_failure(row_id, connection.id, entity_type, entity_id, result.failed[entity_id], now)
         uow.commit()
