@@ -322,8 +322,12 @@ def _observe_chunk(rt: Runtime, tenant_id: str, connection_id: str, records: Seq
             batch = _mirror_batch(uow, chunk, stale_referrals, stale_rewards, programs, cache)
         uow.commit()
         if batch is not None:
-            queued = QueuedMirror(batch, {(t, e): row_id for (c, t, e), row_id in uow.queued_rows.items()
-                                          if c == connection_id})
+            # Keyed by the entities' own id strings (the gateway keeps those too), not the database's copies.
+            found = uow.queued_rows
+            rows = {(kind, e.id): found[(connection_id, kind, e.id)]
+                    for kind, entities in (("referral", stale_referrals), ("reward", stale_rewards))
+                    for e in entities if (connection_id, kind, e.id) in found}
+            queued = QueuedMirror(batch, rows)
     if queued is not None:
         feed.add(queued)
     if notifications:

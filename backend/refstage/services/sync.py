@@ -271,7 +271,9 @@ def _mirror_observed(rt: Runtime, tenant_id: str, connection: CrmConnection, gat
                 row_ids.append(row_id)
                 entity_ids.append(entity_id)
                 is_reward.append(entity_type == "reward")
-            yield queued.batch
+            batch, queued = queued.batch, None
+            yield batch
+            batch = None  # not kept while the next chunk is observed
 
     result = gateway.mirror_all(batches(), None)
     if not row_ids:

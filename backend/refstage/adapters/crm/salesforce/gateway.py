@@ -633,6 +633,8 @@ class SalesforceGateway(CrmGateway):
                     self._spool_rewards(batch.rewards, written, failed, rewards)
                 else:
                     reward_batches.append(batch.rewards)
+                # Not kept while the next batch is made (a sync observes its next chunk meanwhile).
+                batch = in_batch = targets = new = None  # type: ignore[assignment]
             referral_job = self.bulk.submit("Referral__c", "upsert", referrals, EXTERNAL_ID) if referrals.rows else None
             for batch_rewards in reward_batches:
                 self._spool_rewards(batch_rewards, written, failed, rewards)
