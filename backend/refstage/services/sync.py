@@ -15,7 +15,7 @@ from refstage.domain.connections import CrmConnection
 from refstage.domain.errors import InvalidInput
 from refstage.domain.programs import ProgramStatus
 from refstage.services.ports import (BudgetExhausted, CrmError, DeferredRewards, MirrorBatch, ReconnectRequired,
-                                     UnitOfWork)
+                                     UnitOfWork, WriteResult)
 from refstage.services.qualification import (LINK_FIELD, MirrorFeed, ObserveStats, QueuedMirror, linked_records,
                                               observe_crm_changes, referrals_needing_fields)
 from refstage.services.referrals import mark_reconnect_required
@@ -259,9 +259,8 @@ def retry_failed_writes(rt: Runtime, tenant_id: str, connection_id: str, actor: 
 
 def _mirror_observed(rt: Runtime, tenant_id: str, connection: CrmConnection, gateway, observed: Iterable[QueuedMirror],
                      report: SyncReport) -> None:
-    """Mirror what the observation queued, batch by batch as it is observed, then settle those queue rows as
-    write_back does: removed by row id once written (an entity queued again meanwhile has a new row, which stays),
-    failures recorded on their row. If the observation stops part-way, nothing is settled: the rows stay queued."""
+    """Mirror what the observation queued, batch by batch as it is observed, then settle exactly those queue rows
+    as write_back does. If the observation stops part-way, nothing is settled: the rows stay queued."""
     # The rows compactly, as write_back keeps them: a big sync settles hundreds of thousands.
     row_ids, entity_ids, is_reward = array("q"), [], bytearray()
 
@@ -279,20 +278,7 @@ def _mirror_observed(rt: Runtime, tenant_id: str, connection: CrmConnection, gat
     if not row_ids:
         report.api_calls += result.api_calls
         return
-    written = None if result.all_but_failed else set(result.ok)
-    now = rt.now()
-    with rt.uow(tenant_id) as uow:
-        done = [row_id for row_id, entity_id in zip(row_ids, entity_ids)
-                if (entity_id not in result.failed if written is None else entity_id in written)]
-        uow.pending_writes.remove(done)
-        failed = [(row_id, "reward" if reward else "referral", entity_id)
-                  for row_id, entity_id, reward in zip(row_ids, entity_ids, is_reward) if entity_id in result.failed]
-        for row_id, entity_type, entity_id in failed:
-            uow.pending_writes.record_failure(row_id, connection.id, entity_type, entity_id, result.failed[entity_id], now)
-        uow.commit()
-    report.written += len(done)
-    report.write_failures += len(failed)
-    report.api_calls += result.api_calls
+    _settle(rt, tenant_id, connection, result, row_ids, entity_ids, is_reward, report)
 
 
 def write_back_all(rt: Runtime, tenant_id: str, connection: CrmConnection, report: SyncReport | None = None,
@@ -353,6 +339,13 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
 
     gateway = gateway or rt.gateway(connection)
     result = gateway.mirror_all(batches(), len(referral_ids) + reward_count)
+    return _settle(rt, tenant_id, connection, result, row_ids, entity_ids, is_reward, report)
+
+
+def _settle(rt: Runtime, tenant_id: str, connection: CrmConnection, result: WriteResult, row_ids: array,
+            entity_ids: list[str], is_reward: bytearray, report: SyncReport | None) -> int:
+    """After a mirror: remove the queue rows of what was written (by row id: an entity queued again meanwhile has
+    a new row, which stays) and record the failures on their rows. Returns how many rows were written."""
     if result.all_but_failed:
         written = None
     else:
@@ -362,7 +355,7 @@ def write_back(rt: Runtime, tenant_id: str, connection: CrmConnection, report: S
     with rt.uow(tenant_id) as uow:
         done = [pid for pid, entity_id in zip(row_ids, entity_ids)
                 if (entity_id not in result.failed if written is None else entity_id in written)]
-        uow.pending_writes.remove(done)  # by row id: an entity re-queued meanwhile has a new row, which stays
+        uow.pending_writes.remove(done)
         failed = [(pid, "reward" if r else "referral", entity_id)
                   for pid, entity_id, r in zip(row_ids, entity_ids, is_reward) if entity_id in result.failed]
         for pid, entity_type, entity_id in failed:

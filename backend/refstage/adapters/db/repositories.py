@@ -504,6 +504,11 @@ _LINK_COLUMNS = (*_REF_FIELDS, "crm_owner_id")
 _links_of = itemgetter(*(_REFERRAL_COLUMNS.index(name) for name in _LINK_COLUMNS))  # a row's CRM links, as a tuple
 
 
+def _links(crm: CrmRefs) -> tuple:
+    """A referral's CRM links in _LINK_COLUMNS' order, as _links_of reads them from a row."""
+    return (crm.lead_id, crm.contact_id, crm.account_id, crm.opportunity_id, crm.person_id, crm.deal_id, crm.owner_id)
+
+
 def _referral_from(v: Sequence[Any]) -> Referral:
     """From the values of _REFERRAL_COLUMNS, in that order (a Core row of them, or an ORM row's attributes)."""
     (id_, tenant_id, program_id, advocate_id, friend_name, friend_email, friend_company, friend_phone, source,
@@ -587,8 +592,7 @@ class ReferralRepository(_Scoped):
             p["status"] = r.status._value_  # the attribute itself: Enum's `value` property costs a call per row
             p["flags"] = [f.to_dict() for f in r.flags]
             p["updated_at"] = now
-            crm = r.crm
-            links = (crm.lead_id, crm.contact_id, crm.account_id, crm.opportunity_id, crm.person_id, crm.deal_id, crm.owner_id)
+            links = _links(r.crm)
             if links == self._links_read.get(r.id):
                 same_links.append(p)
             else:
@@ -611,9 +615,7 @@ class ReferralRepository(_Scoped):
             raise StaleVersion(f"{len(referrals) - changed} referral(s) changed by another worker")
         for r in referrals:
             self._versions[r.id] += 1
-            crm = r.crm
-            self._links_read[r.id] = (crm.lead_id, crm.contact_id, crm.account_id, crm.opportunity_id, crm.person_id,
-                                      crm.deal_id, crm.owner_id)
+            self._links_read[r.id] = _links(r.crm)
 
     def connection_id(self, referral_id: str) -> str | None:
         return self._one(m.ReferralRow, referral_id).connection_id
